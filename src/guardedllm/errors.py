@@ -1,0 +1,372 @@
+"""Every error guardedllm raises, in one tree.
+
+    GuardedLLMError
+    ├── ConfigError                    the registry / config file is invalid (lists every problem)
+    ├── InvalidRequestError            the caller's arguments cannot be sent (bad messages, ...)
+    ├── ModelNotFoundError             unknown alias locally, or the vendor's 404 model-not-found
+    ├── ContextWindowExceededError     the request does not fit the model, refused before sending
+    ├── BudgetExceededError            the worst-case cost is over a cap, refused before sending
+    ├── CircuitOpenError               the deployment's breaker is open; nothing was sent
+    ├── DeadlineExceededError          the call's one deadline ran out (attempts attached)
+    ├── TransportError                 no HTTP answer: connect failure, timeout, dropped connection
+    │   ├── ConnectError
+    │   ├── TimeoutError
+    │   └── ConnectionDroppedError
+    ├── ResponseFormatError            the vendor answered with something we cannot parse
+    ├── StreamInterruptedError         a stream broke after chunks reached the caller
+    ├── ProviderError                  the vendor answered with an error status
+    │   ├── BadRequestError            400, 422
+    │   ├── AuthenticationError        401
+    │   ├── PermissionDeniedError      403
+    │   ├── NotFoundError              404 (ModelNotFoundError when it names the model)
+    │   ├── RequestTimeoutError        408
+    │   ├── ConflictError              409
+    │   ├── RequestTooLargeError       413
+    │   ├── RateLimitedError           429, or a local limit whose wait is too long
+    │   ├── ServerError                5xx
+    │   └── OverloadedError            529, or a vendor "overloaded" error
+    └── AllRoutesFailedError           every deployment in the plan failed (attempts attached)
+
+Rules: the vendor status maps to a class through ``STATUS_ERRORS`` (a table, not an if-chain);
+every message says what happened and what to do next; errors about attempts carry the attempts;
+no message, repr or attribute ever holds an API key (bodies are excerpted and scrubbed).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import attrs
+
+if TYPE_CHECKING:
+    from guardedllm.types import Attempt, ChatCompletionChunk
+
+__all__ = [
+    "STATUS_ERRORS",
+    "AllRoutesFailedError",
+    "AuthenticationError",
+    "BadRequestError",
+    "BudgetExceededError",
+    "CircuitOpenError",
+    "ConfigError",
+    "ConfigProblem",
+    "ConflictError",
+    "ConnectError",
+    "ConnectionDroppedError",
+    "ContextWindowExceededError",
+    "DeadlineExceededError",
+    "GuardedLLMError",
+    "InvalidRequestError",
+    "ModelNotFoundError",
+    "NotFoundError",
+    "OverloadedError",
+    "PermissionDeniedError",
+    "ProviderError",
+    "RateLimitedError",
+    "RequestTimeoutError",
+    "RequestTooLargeError",
+    "ResponseFormatError",
+    "ServerError",
+    "StreamInterruptedError",
+    "TimeoutError",
+    "TransportError",
+    "error_for_status",
+    "scrub_secrets",
+]
+
+# Longest vendor body excerpt an error keeps: enough to read the vendor's message, short
+# enough that a huge HTML error page does not flood logs.
+BODY_EXCERPT_CHARS = 500
+
+# Shapes of API keys we know (OpenAI sk-..., Anthropic sk-ant-..., Google AIza...) and bearer
+# headers. Anything in a vendor body or a message that looks like one is masked.
+_SECRET_PATTERNS = re.compile(
+    r"(sk-[A-Za-z0-9_\-]{8,}|AIza[0-9A-Za-z_\-]{20,}|(?i:bearer)\s+[A-Za-z0-9._\-]{8,})"
+)
+
+
+def scrub_secrets(text: str) -> str:
+    """Mask anything in ``text`` that looks like an API key."""
+    return _SECRET_PATTERNS.sub("[redacted]", text)
+
+
+class GuardedLLMError(Exception):
+    """Base of every error guardedllm raises."""
+
+
+@attrs.frozen(kw_only=True)
+class ConfigProblem:
+    """One thing wrong with a config: where (a dotted key) and what."""
+
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.message}"
+
+
+class ConfigError(GuardedLLMError):
+    """The config is invalid. ``problems`` lists every problem found, each with its key."""
+
+    def __init__(self, problems: Sequence[ConfigProblem], *, source: str | None = None) -> None:
+        self.problems = tuple(problems)
+        self.source = source
+        where = f" in {source}" if source else ""
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        count = len(self.problems)
+        noun = "problem" if count == 1 else "problems"
+        super().__init__(
+            f"{count} config {noun}{where}:\n{lines}\n"
+            "Fix each key listed above; `guardedllm check CONFIG` re-runs this validation."
+        )
+
+
+class InvalidRequestError(GuardedLLMError):
+    """The arguments to a call cannot make a valid request; nothing was sent."""
+
+
+class _AttemptsMixin:
+    attempts: tuple[Attempt, ...] = ()
+
+
+class ContextWindowExceededError(GuardedLLMError):
+    """The request (input plus reserved output) does not fit the model's context window."""
+
+    def __init__(self, message: str, *, input_tokens: int = 0, context_window: int = 0) -> None:
+        super().__init__(message)
+        self.input_tokens = input_tokens
+        self.context_window = context_window
+
+
+class BudgetExceededError(GuardedLLMError):
+    """The call's worst-case cost is over a cap or spend budget; nothing was sent."""
+
+    def __init__(self, message: str, *, cost_usd: float = 0.0, limit_usd: float = 0.0) -> None:
+        super().__init__(message)
+        self.cost_usd = cost_usd
+        self.limit_usd = limit_usd
+
+
+class CircuitOpenError(GuardedLLMError):
+    """The deployment's circuit breaker is open; the call failed without touching the network."""
+
+    def __init__(self, message: str, *, deployment: str, retry_in_s: float | None = None) -> None:
+        super().__init__(message)
+        self.deployment = deployment
+        self.retry_in_s = retry_in_s
+
+
+class DeadlineExceededError(GuardedLLMError, _AttemptsMixin):
+    """The call's deadline ran out; ``attempts`` says what was tried in the time."""
+
+    def __init__(
+        self, message: str, *, deadline_s: float, attempts: Sequence[Attempt] = ()
+    ) -> None:
+        super().__init__(message)
+        self.deadline_s = deadline_s
+        self.attempts = tuple(attempts)
+
+
+class TransportError(GuardedLLMError):
+    """No HTTP answer came back: the connection failed, timed out or was dropped."""
+
+    def __init__(self, message: str, *, deployment: str | None = None) -> None:
+        super().__init__(message)
+        self.deployment = deployment
+
+
+class ConnectError(TransportError):
+    """Could not connect to the provider (refused, DNS, TLS)."""
+
+
+class TimeoutError(TransportError):
+    """The provider did not answer in time."""
+
+
+class ConnectionDroppedError(TransportError):
+    """The connection closed before a complete answer arrived."""
+
+
+class ResponseFormatError(GuardedLLMError):
+    """The provider's answer could not be parsed (malformed JSON, garbage SSE, truncated body)."""
+
+    def __init__(self, message: str, *, deployment: str | None = None, excerpt: str = "") -> None:
+        super().__init__(message)
+        self.deployment = deployment
+        self.excerpt = scrub_secrets(excerpt[:BODY_EXCERPT_CHARS])
+
+
+class StreamInterruptedError(GuardedLLMError):
+    """A stream broke after chunks had reached the caller; ``received`` holds them."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        received: Sequence[ChatCompletionChunk] = (),
+        deployment: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.received = tuple(received)
+        self.deployment = deployment
+
+    @property
+    def partial_content(self) -> str:
+        """The text the stream delivered before it broke."""
+        parts: list[str] = []
+        for chunk in self.received:
+            for choice in chunk.choices:
+                if choice.delta.content:
+                    parts.append(choice.delta.content)
+        return "".join(parts)
+
+
+class ProviderError(GuardedLLMError):
+    """The provider answered with an error status.
+
+    ``status`` is the HTTP status (None for a local decision with the same meaning),
+    ``code`` the vendor's error code or type, ``request_id`` the vendor's request id
+    (quote it to the vendor's support), ``retry_after`` the wait the vendor asked for, in seconds.
+    """
+
+    advice = "Check the request and the provider's status page."
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+        deployment: str | None = None,
+        body: str = "",
+    ) -> None:
+        super().__init__(scrub_secrets(message))
+        self.status = status
+        self.code = code
+        self.request_id = request_id
+        self.retry_after = retry_after
+        self.deployment = deployment
+        self.body = scrub_secrets(body[:BODY_EXCERPT_CHARS])
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(status={self.status!r}, code={self.code!r}, "
+            f"request_id={self.request_id!r}, deployment={self.deployment!r})"
+        )
+
+
+class BadRequestError(ProviderError):
+    advice = "The provider rejected the request as invalid; fix the arguments (not retried)."
+
+
+class AuthenticationError(ProviderError):
+    advice = "Check that the provider's api_key_env variable holds a valid key (not retried)."
+
+
+class PermissionDeniedError(ProviderError):
+    advice = "The key lacks access to this model or resource; check the account (not retried)."
+
+
+class NotFoundError(ProviderError):
+    advice = "Check the provider's base_url and the deployment's model id (not retried)."
+
+
+class ModelNotFoundError(NotFoundError):
+    advice = (
+        "The model id does not exist for this provider or environment; check the registry "
+        "and run `guardedllm check` / `guardedllm smoke` (not retried)."
+    )
+
+
+class RequestTimeoutError(ProviderError):
+    advice = "The provider timed out the request; it is retried while the deadline allows."
+
+
+class ConflictError(ProviderError):
+    advice = "The provider reported a conflict; it is retried while the deadline allows."
+
+
+class RequestTooLargeError(ProviderError):
+    advice = "Shorten the input or lower max_tokens (not retried)."
+
+
+class RateLimitedError(ProviderError):
+    advice = "Slow down, raise the limit with the provider, or allow a longer deadline."
+
+
+class ServerError(ProviderError):
+    advice = "The provider failed; it is retried or falls back while the deadline allows."
+
+
+class OverloadedError(ServerError):
+    advice = "The provider is overloaded; it is retried or falls back while the deadline allows."
+
+
+class AllRoutesFailedError(GuardedLLMError, _AttemptsMixin):
+    """Every deployment in the plan failed or was skipped; ``attempts`` tells each story."""
+
+    def __init__(self, message: str, *, attempts: Sequence[Attempt] = ()) -> None:
+        super().__init__(message)
+        self.attempts = tuple(attempts)
+
+    @property
+    def last_error(self) -> BaseException | None:
+        """The error of the last attempt, if any attempt failed with one."""
+        return self.__cause__
+
+
+STATUS_ERRORS: dict[int, type[ProviderError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    408: RequestTimeoutError,
+    409: ConflictError,
+    413: RequestTooLargeError,
+    422: BadRequestError,
+    429: RateLimitedError,
+    529: OverloadedError,
+}
+
+
+def error_for_status(
+    status: int,
+    vendor_message: str,
+    *,
+    code: str | None = None,
+    request_id: str | None = None,
+    retry_after: float | None = None,
+    deployment: str | None = None,
+    body: str = "",
+    model_not_found: bool = False,
+    overloaded: bool = False,
+) -> ProviderError:
+    """Build the typed error for a vendor error status.
+
+    ``model_not_found`` / ``overloaded`` come from the wire format, which knows how its vendor
+    says so; they refine the class the status alone would give.
+    """
+    cls: type[ProviderError]
+    if model_not_found:
+        cls = ModelNotFoundError
+    elif overloaded:
+        cls = OverloadedError
+    else:
+        cls = STATUS_ERRORS.get(status, ServerError if status >= 500 else ProviderError)
+    who = f"{deployment}: " if deployment else ""
+    rid = f" (request id {request_id})" if request_id else ""
+    wait = f" Retry after {retry_after:g} s." if retry_after is not None else ""
+    message = f"{who}provider answered {status}: {vendor_message}{rid}.{wait} {cls.advice}"
+    return cls(
+        message,
+        status=status,
+        code=code,
+        request_id=request_id,
+        retry_after=retry_after,
+        deployment=deployment,
+        body=body,
+    )

@@ -1,0 +1,146 @@
+"""An incremental Server-Sent Events parser: feed bytes as they arrive, get whole events back.
+
+Follows the WHATWG event-stream rules: lines end in CRLF, LF or CR; a blank line dispatches the
+event; ``data`` lines join with LF; a line starting with ``:`` is a comment; an unknown field is
+ignored. It holds at most ``max_buffer`` undispatched bytes so a server that never ends a line
+cannot exhaust memory. Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import codecs
+
+import attrs
+
+from guardedllm.errors import ResponseFormatError
+
+__all__ = ["SSEParser", "ServerSentEvent"]
+
+# One event larger than this is not a chat stream we understand: the biggest real events
+# (a long tool-call argument delta) are kilobytes.
+DEFAULT_MAX_BUFFER = 8 * 1024 * 1024
+
+
+@attrs.frozen(kw_only=True)
+class ServerSentEvent:
+    event: str = "message"
+    data: str = ""
+    id: str | None = None
+    retry: int | None = None
+
+
+class SSEParser:
+    """Turns a byte stream into ``ServerSentEvent`` values, one ``feed`` at a time."""
+
+    def __init__(self, *, max_buffer: int = DEFAULT_MAX_BUFFER) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
+        self._text = ""
+        self._max_buffer = max_buffer
+        self._event = ""
+        self._data: list[str] = []
+        self._id: str | None = None
+        self._retry: int | None = None
+        self._pending_cr = False
+        self._first = True
+
+    def feed(self, data: bytes) -> list[ServerSentEvent]:
+        """Parse more bytes; return the events they complete (possibly none)."""
+        try:
+            text = self._decoder.decode(data)
+        except UnicodeDecodeError as exc:
+            raise ResponseFormatError(
+                f"The event stream is not valid UTF-8 ({exc.reason}); the provider sent a "
+                "corrupt stream. Retry the call; report it to the provider if it persists.",
+                excerpt=data[:200].decode("utf-8", "replace"),
+            ) from None
+        if self._first and text:
+            text = text.removeprefix("\ufeff")
+            self._first = False
+        return self._consume(text)
+
+    def close(self) -> list[ServerSentEvent]:
+        """End of input: a final line without a newline still counts; no event is dispatched
+        without its blank line (per the spec, an unterminated event is dropped)."""
+        try:
+            text = self._decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise ResponseFormatError(
+                "The event stream ended inside a UTF-8 character: the stream was truncated."
+            ) from None
+        events = self._consume(text)
+        if self._text:
+            self._line(self._text)
+            self._text = ""
+        return events
+
+    @property
+    def has_partial_event(self) -> bool:
+        """True while an event has begun but its blank line has not arrived."""
+        return bool(self._text or self._data)
+
+    def _consume(self, text: str) -> list[ServerSentEvent]:
+        if self._pending_cr and text.startswith("\n"):
+            text = text[1:]
+        self._pending_cr = False
+        buffer = self._text + text
+        events: list[ServerSentEvent] = []
+        start = 0
+        length = len(buffer)
+        while start < length:
+            cr = buffer.find("\r", start)
+            lf = buffer.find("\n", start)
+            if cr == -1 and lf == -1:
+                break
+            if cr == -1 or (lf != -1 and lf < cr):
+                end, nxt = lf, lf + 1
+            elif cr + 1 < length:
+                end = cr
+                nxt = cr + 2 if buffer[cr + 1] == "\n" else cr + 1
+            else:  # a CR at the very end: its LF may come in the next feed
+                end, nxt = cr, cr + 1
+                self._pending_cr = True
+            event = self._line(buffer[start:end])
+            if event is not None:
+                events.append(event)
+            start = nxt
+        self._text = buffer[start:]
+        if len(self._text) > self._max_buffer:
+            raise ResponseFormatError(
+                f"An event-stream line exceeded {self._max_buffer} bytes without ending; the "
+                "provider's stream is malformed. Retry the call.",
+                excerpt=self._text[:200],
+            )
+        return events
+
+    def _line(self, line: str) -> ServerSentEvent | None:
+        if not line:
+            return self._dispatch()
+        if line.startswith(":"):
+            return None
+        name, sep, value = line.partition(":")
+        if sep and value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._event = value
+        elif name == "id":
+            if "\0" not in value:
+                self._id = value
+        elif name == "retry" and value.isdigit():
+            self._retry = int(value)
+        return None
+
+    def _dispatch(self) -> ServerSentEvent | None:
+        if not self._data:  # the spec drops an event with no data lines
+            self._event = ""
+            return None
+        event = ServerSentEvent(
+            event=self._event or "message",
+            data="\n".join(self._data),
+            id=self._id,
+            retry=self._retry,
+        )
+        self._event = ""
+        self._data = []
+        return event

@@ -1,0 +1,155 @@
+"""The contract every wire format meets, and the helpers they share.
+
+A wire format is pure: it builds an ``httpx.Request`` from a ``ChatRequest`` and a ``Target``,
+and turns response bytes into OpenAI-shaped values or typed errors. It never sends, sleeps or
+reads a clock; the drivers do that. Building an ``httpx.Request`` is not I/O: it is a value.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import attrs
+import httpx
+
+from guardedllm.errors import ProviderError, ResponseFormatError
+from guardedllm.types import ChatCompletion, ChatCompletionChunk, ChatRequest, Usage
+
+__all__ = [
+    "StreamDecoder",
+    "Target",
+    "WireFormat",
+    "decode_json",
+    "first_header",
+    "retry_after_seconds",
+]
+
+
+@attrs.frozen(kw_only=True)
+class Target:
+    """Where one attempt goes: a deployment resolved to a concrete endpoint and model.
+
+    ``api_key`` is read from the provider's environment variable when the call is made and
+    lives only here, for the one attempt; it is never part of a repr.
+    """
+
+    deployment: str
+    provider: str
+    kind: str
+    base_url: str
+    model: str
+    api_key: str | None = attrs.field(default=None, repr=False)
+    api_version: str | None = None
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+
+    def url(self, path: str) -> str:
+        """``base_url`` joined with ``path`` (exactly one slash between them)."""
+        return self.base_url.rstrip("/") + "/" + path.lstrip("/")
+
+
+class StreamDecoder(Protocol):
+    """Turns a vendor's streamed body into OpenAI-shaped chunks, incrementally.
+
+    ``feed`` may raise a ``ProviderError`` (the vendor sent an error event) or a
+    ``ResponseFormatError`` (garbage). ``close`` is called at the end of the bytes: it raises
+    ``ResponseFormatError`` when the vendor's terminal event never came, so a cut stream is never
+    reported as complete.
+    """
+
+    @property
+    def done(self) -> bool:
+        """True once the vendor's terminal event has arrived."""
+        ...
+
+    @property
+    def usage(self) -> Usage | None:
+        """The usage the stream reported, once it has."""
+        ...
+
+    def feed(self, data: bytes) -> list[ChatCompletionChunk]: ...
+
+    def close(self) -> list[ChatCompletionChunk]: ...
+
+
+class WireFormat(Protocol):
+    """One vendor API: request building, response parsing, error mapping. Pure."""
+
+    def build_request(self, request: ChatRequest, target: Target) -> httpx.Request:
+        """The HTTP request for ``request`` at ``target``, streaming if ``request.stream``.
+
+        Raises ``InvalidRequestError`` when the request uses something this vendor cannot
+        express (say so by name; never drop a parameter silently).
+        """
+        ...
+
+    def parse_response(self, body: bytes, target: Target) -> ChatCompletion:
+        """Parse a 2xx non-streaming body. Raises ``ResponseFormatError`` on malformed bodies."""
+        ...
+
+    def parse_error(
+        self, status: int, headers: httpx.Headers, body: bytes, target: Target, *, now: float
+    ) -> ProviderError:
+        """The typed error for a non-2xx answer. ``now`` (Unix time) resolves an HTTP-date
+        Retry-After."""
+        ...
+
+    def stream_decoder(self, target: Target) -> StreamDecoder:
+        """A fresh decoder for one streamed 2xx body."""
+        ...
+
+
+def decode_json(body: bytes, target: Target, *, what: str = "response") -> Any:
+    """``body`` as JSON, or a ``ResponseFormatError`` saying which deployment sent garbage."""
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        excerpt = body[:200].decode("utf-8", "replace")
+        raise ResponseFormatError(
+            f"{target.deployment}: the {what} from {target.provider} is not valid JSON "
+            f"({exc}); {len(body)} bytes received. The body may be truncated or the base_url "
+            "may point at something that is not this vendor's API.",
+            deployment=target.deployment,
+            excerpt=excerpt,
+        ) from None
+
+
+def first_header(headers: httpx.Headers, *names: str) -> str | None:
+    """The value of the first of ``names`` present in ``headers``."""
+    for name in names:
+        value: str | None = headers.get(name)
+        if value:
+            return value
+    return None
+
+
+def retry_after_seconds(headers: httpx.Headers, *, now: float) -> float | None:
+    """The wait a response asks for, in seconds, or None.
+
+    ``retry-after-ms`` (OpenAI, Anthropic) is the most precise and wins; ``Retry-After`` may be
+    delta-seconds or an HTTP-date (RFC 9110 §10.2.3), resolved against ``now`` (Unix time).
+    A negative or unparseable value is ignored rather than guessed at.
+    """
+    ms = headers.get("retry-after-ms")
+    if ms is not None:
+        try:
+            value = float(ms) / 1000.0
+        except ValueError:
+            value = -1.0
+        if value >= 0:
+            return value
+    raw = headers.get("retry-after")
+    if raw is None:
+        return None
+    raw = raw.strip()
+    try:
+        seconds = float(raw)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(raw)
+        except (TypeError, ValueError, IndexError):
+            return None
+        seconds = max(0.0, when.timestamp() - now)
+    return seconds if seconds >= 0 else None

@@ -1,0 +1,260 @@
+"""Request, response, usage and chunk values.
+
+Responses follow the OpenAI Chat Completions shape whatever vendor served the call, attribute
+for attribute (``resp.choices[0].message.content``, ``resp.usage.prompt_tokens``,
+``resp.usage.prompt_tokens_details.cached_tokens``), so code written against the openai package
+keeps working. Every value is a frozen attrs class: safe to share between threads and tasks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import attrs
+
+__all__ = [
+    "Attempt",
+    "ChatCompletion",
+    "ChatCompletionChunk",
+    "ChatCompletionMessage",
+    "ChatRequest",
+    "Choice",
+    "ChoiceDelta",
+    "ChoiceDeltaToolCall",
+    "ChoiceDeltaToolCallFunction",
+    "ChunkChoice",
+    "CompletionTokensDetails",
+    "FinishReason",
+    "Function",
+    "GuardInfo",
+    "PromptTokensDetails",
+    "ToolCall",
+    "Usage",
+]
+
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "function_call"]
+
+# Every JSON-ish value we pass through untouched (messages, tools, response_format).
+JSON = Any
+
+
+def _to_dict(value: Any) -> Any:
+    """Plain-data form of a value, as the OpenAI SDK's ``model_dump()`` gives it."""
+    if attrs.has(type(value)):
+        return {
+            f.name: _to_dict(getattr(value, f.name))
+            for f in attrs.fields(type(value))
+            if f.name != "guard"
+        }
+    if isinstance(value, (list, tuple)):
+        return [_to_dict(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _to_dict(v) for k, v in value.items()}
+    return value
+
+
+class _Dumpable:
+    __slots__ = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """This value as plain data (dicts, lists, numbers, strings), OpenAI-shaped."""
+        result: dict[str, Any] = _to_dict(self)
+        return result
+
+    model_dump = to_dict
+
+
+# --------------------------------------------------------------------------- request
+
+
+@attrs.frozen(kw_only=True)
+class ChatRequest:
+    """One OpenAI-shaped chat request, as the caller gave it, before routing.
+
+    ``messages``, ``tools``, ``tool_choice`` and ``response_format`` keep the OpenAI JSON shape;
+    each wire format translates them for its vendor. ``extra`` holds further OpenAI parameters
+    (``presence_penalty``, ``logit_bias``, ...): OpenAI-kind providers send them as they are,
+    other vendors refuse a request that carries one they cannot express.
+    """
+
+    model: str
+    messages: tuple[Mapping[str, JSON], ...]
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] | None = None
+    seed: int | None = None
+    tools: tuple[Mapping[str, JSON], ...] | None = None
+    tool_choice: str | Mapping[str, JSON] | None = None
+    response_format: Mapping[str, JSON] | None = None
+    stream: bool = False
+    user: str | None = None
+    extra: Mapping[str, JSON] = attrs.field(factory=dict)
+
+
+# --------------------------------------------------------------------------- response
+
+
+@attrs.frozen(kw_only=True)
+class Function(_Dumpable):
+    name: str
+    arguments: str  # JSON text, as OpenAI sends it
+
+
+@attrs.frozen(kw_only=True)
+class ToolCall(_Dumpable):
+    id: str
+    function: Function
+    type: Literal["function"] = "function"
+
+
+@attrs.frozen(kw_only=True)
+class ChatCompletionMessage(_Dumpable):
+    content: str | None
+    role: Literal["assistant"] = "assistant"
+    tool_calls: tuple[ToolCall, ...] | None = None
+    refusal: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Choice(_Dumpable):
+    index: int
+    message: ChatCompletionMessage
+    finish_reason: FinishReason | None
+    logprobs: None = None
+
+
+@attrs.frozen(kw_only=True)
+class PromptTokensDetails(_Dumpable):
+    cached_tokens: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class CompletionTokensDetails(_Dumpable):
+    reasoning_tokens: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class Usage(_Dumpable):
+    """Token counts as the vendor reported them, in OpenAI's terms.
+
+    ``prompt_tokens`` includes cached input tokens (Anthropic reports them apart; the wire
+    format adds them back), ``completion_tokens`` includes reasoning tokens.
+    """
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    prompt_tokens_details: PromptTokensDetails = attrs.field(factory=PromptTokensDetails)
+    completion_tokens_details: CompletionTokensDetails = attrs.field(
+        factory=CompletionTokensDetails
+    )
+
+    @classmethod
+    def of(
+        cls,
+        prompt_tokens: int,
+        completion_tokens: int,
+        *,
+        cached_tokens: int = 0,
+        reasoning_tokens: int = 0,
+    ) -> Usage:
+        return cls(
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            total_tokens=prompt_tokens + completion_tokens,
+            prompt_tokens_details=PromptTokensDetails(cached_tokens=cached_tokens),
+            completion_tokens_details=CompletionTokensDetails(reasoning_tokens=reasoning_tokens),
+        )
+
+
+@attrs.frozen(kw_only=True)
+class Attempt(_Dumpable):
+    """One try of one deployment within a call.
+
+    ``outcome`` is "ok", "error" (the attempt was sent and failed) or "skipped" (the plan
+    passed over this deployment without sending; ``error`` says why).
+    """
+
+    deployment: str
+    provider: str
+    number: int
+    outcome: Literal["ok", "error", "skipped"]
+    status: int | None = None
+    latency_s: float = 0.0
+    error: str | None = None
+    error_type: str | None = None
+    retry_reason: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class GuardInfo(_Dumpable):
+    """What guardedllm did for one call: which deployment answered and how it got there."""
+
+    requested: str
+    route: str
+    route_reason: str
+    deployment: str | None
+    attempts: tuple[Attempt, ...]
+    estimate: Any = None  # guardedllm.estimate.Estimate for the deployment that answered
+    cost_usd: float | None = None
+    latency_s: float = 0.0
+
+
+@attrs.frozen(kw_only=True)
+class ChatCompletion(_Dumpable):
+    id: str
+    created: int
+    model: str
+    choices: tuple[Choice, ...]
+    usage: Usage | None
+    object: Literal["chat.completion"] = "chat.completion"
+    system_fingerprint: str | None = None
+    guard: GuardInfo | None = attrs.field(default=None, eq=False, repr=False)
+
+
+# --------------------------------------------------------------------------- stream chunks
+
+
+@attrs.frozen(kw_only=True)
+class ChoiceDeltaToolCallFunction(_Dumpable):
+    name: str | None = None
+    arguments: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ChoiceDeltaToolCall(_Dumpable):
+    index: int
+    id: str | None = None
+    function: ChoiceDeltaToolCallFunction | None = None
+    type: Literal["function"] | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ChoiceDelta(_Dumpable):
+    content: str | None = None
+    role: Literal["assistant"] | None = None
+    tool_calls: tuple[ChoiceDeltaToolCall, ...] | None = None
+    refusal: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ChunkChoice(_Dumpable):
+    index: int
+    delta: ChoiceDelta
+    finish_reason: FinishReason | None = None
+    logprobs: None = None
+
+
+@attrs.frozen(kw_only=True)
+class ChatCompletionChunk(_Dumpable):
+    """One streamed piece. The last chunk of a stream carries ``usage`` and no choices."""
+
+    id: str
+    created: int
+    model: str
+    choices: tuple[ChunkChoice, ...]
+    usage: Usage | None = None
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    system_fingerprint: str | None = None
