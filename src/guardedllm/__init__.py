@@ -1,1 +1,34 @@
-"""guardedllm."""
+"""guardedllm: call large language models behind guards.
+
+A drop-in, OpenAI-shaped client over OpenAI, Anthropic, Gemini and OpenAI-compatible APIs, with
+a validated model registry, pre-flight token and cost estimates, routing and fallback, retries
+within one deadline, and typed errors. Importing it does no work: no network, no file parsing.
+"""
+
+from guardedllm import errors
+from guardedllm.aclient import AsyncClient, AsyncStream
+from guardedllm.client import Client, Stream
+from guardedllm.errors import GuardedLLMError
+from guardedllm.estimate import Estimate
+from guardedllm.policy import Policy
+from guardedllm.registry import Registry
+from guardedllm.types import ChatCompletion, ChatCompletionChunk, GuardInfo, Usage
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "AsyncClient",
+    "AsyncStream",
+    "ChatCompletion",
+    "ChatCompletionChunk",
+    "Client",
+    "Estimate",
+    "GuardInfo",
+    "GuardedLLMError",
+    "Policy",
+    "Registry",
+    "Stream",
+    "Usage",
+    "__version__",
+    "errors",
+]

@@ -93,7 +93,13 @@ def scrub_secrets(text: str) -> str:
 
 
 class GuardedLLMError(Exception):
-    """Base of every error guardedllm raises."""
+    """Base of every error guardedllm raises.
+
+    ``attempts`` is what the call tried before failing (empty for errors raised before any
+    attempt, such as config errors); the engine fills it in on the way out.
+    """
+
+    attempts: tuple[Attempt, ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -127,10 +133,6 @@ class InvalidRequestError(GuardedLLMError):
     """The arguments to a call cannot make a valid request; nothing was sent."""
 
 
-class _AttemptsMixin:
-    attempts: tuple[Attempt, ...] = ()
-
-
 class ContextWindowExceededError(GuardedLLMError):
     """The request (input plus reserved output) does not fit the model's context window."""
 
@@ -158,7 +160,7 @@ class CircuitOpenError(GuardedLLMError):
         self.retry_in_s = retry_in_s
 
 
-class DeadlineExceededError(GuardedLLMError, _AttemptsMixin):
+class DeadlineExceededError(GuardedLLMError):
     """The call's deadline ran out; ``attempts`` says what was tried in the time."""
 
     def __init__(
@@ -306,7 +308,7 @@ class OverloadedError(ServerError):
     advice = "The provider is overloaded; it is retried or falls back while the deadline allows."
 
 
-class AllRoutesFailedError(GuardedLLMError, _AttemptsMixin):
+class AllRoutesFailedError(GuardedLLMError):
     """Every deployment in the plan failed or was skipped; ``attempts`` tells each story."""
 
     def __init__(self, message: str, *, attempts: Sequence[Attempt] = ()) -> None:

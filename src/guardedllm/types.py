@@ -89,8 +89,13 @@ class ChatRequest:
     tool_choice: str | Mapping[str, JSON] | None = None
     response_format: Mapping[str, JSON] | None = None
     stream: bool = False
+    # Whether the caller asked for the usage-only last chunk (stream_options.include_usage).
+    # Streams always request usage from the vendor, to price the call; this only decides
+    # whether the caller sees that chunk, as with the openai package.
+    stream_include_usage: bool = False
     user: str | None = None
     extra: Mapping[str, JSON] = attrs.field(factory=dict)
+    extra_headers: Mapping[str, str] = attrs.field(factory=dict)
 
 
 # --------------------------------------------------------------------------- response

@@ -44,6 +44,9 @@ class Target:
     api_key: str | None = attrs.field(default=None, repr=False)
     api_version: str | None = None
     headers: Mapping[str, str] = attrs.field(factory=dict)
+    # The deployment's output ceiling: vendors that require max_tokens (Anthropic) get this
+    # when the caller gave none.
+    max_output_tokens: int | None = None
 
     def url(self, path: str) -> str:
         """``base_url`` joined with ``path`` (exactly one slash between them)."""

@@ -1,0 +1,35 @@
+"""The model registry: providers, deployments, aliases, routes and environments.
+
+Load a config with ``Registry.from_toml(path, env="prod")``; loading validates the base config
+and every ``[env.*]`` view and raises ``ConfigError`` listing every problem with its key.
+``registry.resolve(name)`` turns a name application code uses into an ordered plan of
+deployments; ``registry.compare_environments(["staging", "prod"])`` lists the names that reach
+different vendor models in different environments.
+"""
+
+from __future__ import annotations
+
+from guardedllm.registry._model import (
+    CAPABILITIES,
+    DEFAULT_BASE_URLS,
+    PROVIDER_KINDS,
+    Defaults,
+    Deployment,
+    ProviderConfig,
+    Route,
+)
+from guardedllm.registry._registry import Registry, compare_environments
+from guardedllm.registry._resolve import Resolution
+
+__all__ = [
+    "CAPABILITIES",
+    "DEFAULT_BASE_URLS",
+    "PROVIDER_KINDS",
+    "Defaults",
+    "Deployment",
+    "ProviderConfig",
+    "Registry",
+    "Resolution",
+    "Route",
+    "compare_environments",
+]

@@ -1,0 +1,162 @@
+"""Turn the keyword arguments of ``chat.completions.create`` into a validated ``ChatRequest``.
+
+Shared by both clients, so the two accept exactly the same arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from guardedllm.errors import InvalidRequestError
+from guardedllm.types import ChatRequest
+
+__all__ = ["OPENAI_EXTRA_PARAMS", "chat_request"]
+
+# Chat Completions parameters that are passed through to OpenAI-kind providers as they are.
+# Other vendors refuse a request carrying one (by name), rather than dropping it silently.
+OPENAI_EXTRA_PARAMS = frozenset(
+    {
+        "audio",
+        "frequency_penalty",
+        "logit_bias",
+        "logprobs",
+        "metadata",
+        "modalities",
+        "n",
+        "parallel_tool_calls",
+        "prediction",
+        "presence_penalty",
+        "prompt_cache_key",
+        "reasoning_effort",
+        "safety_identifier",
+        "service_tier",
+        "store",
+        "top_logprobs",
+        "verbosity",
+        "web_search_options",
+    }
+)
+
+_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+
+
+def _fail(message: str) -> InvalidRequestError:
+    return InvalidRequestError(message)
+
+
+def _messages(messages: Any) -> tuple[Mapping[str, Any], ...]:
+    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
+        raise _fail(
+            "messages must be a list of message dicts like "
+            '[{"role": "user", "content": "Hello"}]; got ' + type(messages).__name__
+        )
+    if not messages:
+        raise _fail("messages is empty; give at least one message.")
+    for index, message in enumerate(messages):
+        if not isinstance(message, Mapping):
+            raise _fail(
+                f"messages[{index}] is a {type(message).__name__}, not a dict; each message is "
+                '{"role": ..., "content": ...}.'
+            )
+        role = message.get("role")
+        if role not in _ROLES:
+            raise _fail(f"messages[{index}] has role {role!r}; use one of {sorted(_ROLES)}.")
+    return tuple(messages)
+
+
+def _positive_int(name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _fail(f"{name} must be a positive integer; got {value!r}.")
+    return value
+
+
+def _number(name: str, value: Any, low: float, high: float) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise _fail(f"{name} must be a number from {low:g} to {high:g}; got {value!r}.")
+    return float(value)
+
+
+def _stop(value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, Sequence) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise _fail(f"stop must be a string or a list of strings; got {value!r}.")
+
+
+def _dicts(name: str, value: Any) -> tuple[Mapping[str, Any], ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, Sequence) and all(isinstance(v, Mapping) for v in value):
+        return tuple(value)
+    raise _fail(f"{name} must be a list of dicts in the OpenAI format; got {value!r}.")
+
+
+def chat_request(
+    *,
+    model: str,
+    messages: Any,
+    stream: bool = False,
+    max_tokens: int | None = None,
+    max_completion_tokens: int | None = None,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    stop: str | Sequence[str] | None = None,
+    seed: int | None = None,
+    tools: Sequence[Mapping[str, Any]] | None = None,
+    tool_choice: str | Mapping[str, Any] | None = None,
+    response_format: Mapping[str, Any] | None = None,
+    stream_options: Mapping[str, Any] | None = None,
+    user: str | None = None,
+    extra_headers: Mapping[str, str] | None = None,
+    extra_body: Mapping[str, Any] | None = None,
+    **params: Any,
+) -> ChatRequest:
+    """Validate ``create``'s arguments. Raises ``InvalidRequestError`` naming the bad one."""
+    if not isinstance(model, str) or not model:
+        raise _fail("model must be a non-empty alias, route or model name.")
+    unknown = sorted(set(params) - OPENAI_EXTRA_PARAMS)
+    if unknown:
+        raise _fail(
+            f"unknown parameter(s) {', '.join(unknown)}; pass vendor-specific parameters in "
+            "extra_body={...}."
+        )
+    tokens = _positive_int("max_tokens", max_tokens)
+    completion_tokens = _positive_int("max_completion_tokens", max_completion_tokens)
+    if tokens is not None and completion_tokens is not None and tokens != completion_tokens:
+        raise _fail("max_tokens and max_completion_tokens disagree; give only one.")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise _fail(f"seed must be an integer; got {seed!r}.")
+    if tool_choice is not None and not isinstance(tool_choice, (str, Mapping)):
+        raise _fail(f"tool_choice must be a string or a dict; got {tool_choice!r}.")
+    if response_format is not None and not isinstance(response_format, Mapping):
+        raise _fail(f"response_format must be a dict; got {response_format!r}.")
+    if stream_options is not None and not stream:
+        raise _fail("stream_options is only allowed with stream=True.")
+    extra = dict(params)
+    if extra_body:
+        extra.update(extra_body)
+    return ChatRequest(
+        model=model,
+        messages=_messages(messages),
+        max_tokens=tokens if tokens is not None else completion_tokens,
+        temperature=_number("temperature", temperature, 0.0, 2.0),
+        top_p=_number("top_p", top_p, 0.0, 1.0),
+        stop=_stop(stop),
+        seed=seed,
+        tools=_dicts("tools", tools),
+        tool_choice=tool_choice,
+        response_format=response_format,
+        stream=bool(stream),
+        stream_include_usage=bool(stream_options and stream_options.get("include_usage")),
+        user=user,
+        extra=extra,
+        extra_headers=dict(extra_headers or {}),
+    )

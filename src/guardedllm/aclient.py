@@ -1,0 +1,257 @@
+"""``AsyncClient``: the async driver. It runs the engine's steps with ``httpx.AsyncClient`` and
+``anyio.sleep``, on asyncio or trio; every decision is the engine's (see ``engine.py``)."""
+
+from __future__ import annotations
+
+import builtins
+import os
+import random as _random
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from types import TracebackType
+from typing import Any, cast
+
+import anyio
+import httpx
+
+from guardedllm import defaults
+from guardedllm._request import chat_request
+from guardedllm._transport import DefaultAsyncTransport
+from guardedllm.engine import (
+    Answered,
+    BodyBuffer,
+    Engine,
+    Failed,
+    Send,
+    Sleep,
+    StreamStart,
+    StreamStarted,
+    stream_ended_early,
+    transport_error,
+)
+from guardedllm.errors import GuardedLLMError
+from guardedllm.estimate import Estimate
+from guardedllm.policy import Policy
+from guardedllm.registry import Registry
+from guardedllm.types import ChatCompletion, ChatCompletionChunk, ChatRequest, GuardInfo
+
+__all__ = ["AsyncClient", "AsyncStream"]
+
+
+class AsyncStream:
+    """The chunks of a streamed call, as ``openai.AsyncStream`` gives them.
+
+    ``async for`` over it, or use ``async with`` so that leaving early closes the connection.
+    ``guard`` describes the call; its ``cost_usd`` is set once the stream has completed.
+    A stream that breaks after its first chunk raises ``StreamInterruptedError``.
+    """
+
+    def __init__(
+        self, start: StreamStart, response: httpx.Response, body: AsyncIterator[bytes]
+    ) -> None:
+        self._tracker = start.tracker
+        self.response = response
+        self._chunks = self._generate(start, response, body)
+
+    @property
+    def guard(self) -> GuardInfo:
+        return self._tracker.guard
+
+    @property
+    def completed(self) -> bool:
+        """True once the vendor's terminal event has arrived."""
+        return self._tracker.completed
+
+    async def _generate(
+        self, start: StreamStart, response: httpx.Response, body: AsyncIterator[bytes]
+    ) -> AsyncGenerator[ChatCompletionChunk, None]:
+        tracker = start.tracker
+        try:
+            for chunk in tracker.first(start.first_chunks):
+                yield chunk
+            async for data in body:
+                for chunk in tracker.feed(data):
+                    yield chunk
+            for chunk in tracker.finish():
+                yield chunk
+        except httpx.TransportError as exc:
+            raise tracker.interrupted(transport_error(exc, tracker.target)) from exc
+        finally:
+            with anyio.CancelScope(shield=True):
+                await response.aclose()
+
+    def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
+        return self._chunks
+
+    async def __anext__(self) -> ChatCompletionChunk:
+        return await self._chunks.__anext__()
+
+    async def aclose(self) -> None:
+        """Stop reading and release the connection."""
+        await self._chunks.aclose()
+
+    async def __aenter__(self) -> AsyncStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+class _AsyncCompletions:
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def create(
+        self,
+        *,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        stream: bool = False,
+        policy: Policy | None = None,
+        timeout: float | None = None,
+        **params: Any,
+    ) -> Any:
+        """Send a chat completion, OpenAI-style. Returns a ``ChatCompletion``, or an
+        ``AsyncStream`` of ``ChatCompletionChunk`` with ``stream=True``. ``policy`` overrides the
+        guards for this call; ``timeout`` bounds each HTTP attempt."""
+        request = chat_request(model=model, messages=messages, stream=stream, **params)
+        if timeout is not None:
+            policy = Policy(timeout_s=timeout).over(policy)
+        return await self._client._call(request, policy)
+
+
+class _AsyncChat:
+    def __init__(self, client: AsyncClient) -> None:
+        self.completions = _AsyncCompletions(client)
+
+
+class AsyncClient:
+    """The async twin of ``Client``: same arguments, same guards, same results.
+
+    By default it sends through aiohttp's connection pool under asyncio and httpx's under trio
+    (see ``_transport.py`` for the measurement behind that). ``http_client`` lets you bring your
+    own ``httpx.AsyncClient``; the client then does not close it. Use one ``AsyncClient`` per
+    event loop, and close it (``async with`` or ``aclose``) in that loop.
+    """
+
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        policy: Policy | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        environ: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        random: Callable[[], float] = _random.random,
+    ) -> None:
+        if http_client is not None and transport is not None:
+            raise TypeError("give http_client or transport, not both")
+        self._engine = Engine(registry, policy=policy, environ=environ, clock=clock, random=random)
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.AsyncClient(
+            transport=transport or DefaultAsyncTransport(),
+            timeout=defaults.TIMEOUT_S,
+            follow_redirects=False,
+        )
+        self._sleep = sleep
+        self.chat = _AsyncChat(self)
+
+    @classmethod
+    def from_config(
+        cls, path: str | os.PathLike[str], *, env: str | None = None, **kwargs: Any
+    ) -> AsyncClient:
+        """A client for the config file at ``path``, with environment ``env`` applied."""
+        return cls(Registry.from_toml(path, env=env), **kwargs)
+
+    @property
+    def registry(self) -> Registry:
+        return self._engine.registry
+
+    def estimate(
+        self,
+        *,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        policy: Policy | None = None,
+        **params: Any,
+    ) -> Estimate:
+        """Tokens, worst-case cost and context fit of a call, without sending it (no I/O, so
+        not a coroutine)."""
+        return self._engine.estimate(chat_request(model=model, messages=messages, **params), policy)
+
+    async def _call(
+        self, request: ChatRequest, policy: Policy | None
+    ) -> ChatCompletion | AsyncStream:
+        flow = self._engine.run(request, policy)
+        try:
+            step = next(flow)
+            while True:
+                outcome: Answered | StreamStarted | Failed | None = None
+                if isinstance(step, Sleep):
+                    await self._sleep(step.seconds)
+                else:
+                    outcome = await self._send(step)
+                step = flow.send(outcome)
+        except StopIteration as done:
+            result: ChatCompletion | StreamStart = done.value
+        if isinstance(result, StreamStart):
+            response, body = cast("tuple[httpx.Response, AsyncIterator[bytes]]", result.handle)
+            return AsyncStream(result, response, body)
+        return result
+
+    async def _send(self, step: Send) -> Answered | StreamStarted | Failed:
+        # The attempt's timeout is also a hard cap on the whole attempt (connect, headers and
+        # body, or a stream's first chunk), so a server that trickles bytes cannot outlast it.
+        response: httpx.Response | None = None
+        keep_open = False
+        try:
+            with anyio.fail_after(step.timeout_s):
+                response = await self._http.send(step.request, stream=True)
+                body = response.aiter_bytes()
+                if step.decoder is not None and response.status_code < 300:
+                    async for data in body:
+                        chunks = step.decoder.feed(data)
+                        if chunks:
+                            keep_open = True
+                            return StreamStarted(
+                                first_chunks=tuple(chunks),
+                                handle=(response, body),
+                                decoder=step.decoder,
+                            )
+                    step.decoder.close()
+                    return Failed(error=stream_ended_early(step.target))
+                buffer = BodyBuffer(step.max_body_bytes, step.target)
+                async for data in body:
+                    buffer.add(data)
+                return Answered(
+                    status=response.status_code, headers=response.headers, body=buffer.value()
+                )
+        except builtins.TimeoutError:
+            late = httpx.TimeoutException(f"no answer within {step.timeout_s:.2f} s")
+            return Failed(error=transport_error(late, step.target))
+        except httpx.TransportError as exc:
+            return Failed(error=transport_error(exc, step.target))
+        except GuardedLLMError as exc:
+            return Failed(error=exc)
+        finally:
+            if response is not None and not keep_open:
+                with anyio.CancelScope(shield=True):
+                    await response.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool (unless it was your own ``http_client``)."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

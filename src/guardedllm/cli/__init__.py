@@ -1,0 +1,103 @@
+"""The ``guardedllm`` command: check, smoke, estimate and demo.
+
+Each subcommand lives in its own module and returns an exit status; ``main`` only parses
+arguments and dispatches. Errors the user can fix print as one clear message, not a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from guardedllm.errors import GuardedLLMError
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="guardedllm",
+        description="Guarded LLM calls: validate configs, smoke-test deployments, estimate "
+        "cost, and see the guards at work.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check = commands.add_parser(
+        "check",
+        help="validate a config; exit 1 listing every problem",
+        description="Validate CONFIG and every environment overlay. With two or more --env, "
+        "also report every alias, route or model that reaches a different vendor model or "
+        "provider between them (the staging/prod mismatch behind 404 storms).",
+    )
+    check.add_argument("config", metavar="CONFIG", help="path to a guardedllm TOML file")
+    check.add_argument(
+        "--env", action="append", default=[], metavar="NAME", help="environment (repeatable)"
+    )
+
+    smoke = commands.add_parser(
+        "smoke",
+        help="send a 1-token prompt to every deployment an environment's aliases reach",
+        description="For each alias and route of the environment, send a minimal prompt "
+        "(max_tokens 1, one attempt, no fallback) to every deployment it resolves to; print "
+        "a table and exit 1 if any failed.",
+    )
+    smoke.add_argument("config", metavar="CONFIG")
+    smoke.add_argument("--env", metavar="NAME", help="environment to test (default: the base)")
+    smoke.add_argument(
+        "--timeout", type=float, default=20.0, metavar="SECONDS", help="per deployment"
+    )
+
+    estimate = commands.add_parser(
+        "estimate",
+        help="tokens, worst-case cost and context fit of a request, without sending it",
+    )
+    estimate.add_argument("config", metavar="CONFIG")
+    estimate.add_argument("--model", required=True, metavar="NAME", help="alias, route or model")
+    estimate.add_argument(
+        "--messages", required=True, metavar="FILE.json", help="a JSON list of messages"
+    )
+    estimate.add_argument("--tools", metavar="FILE.json", help="a JSON list of tools")
+    estimate.add_argument("--max-tokens", type=int, metavar="N")
+    estimate.add_argument("--env", metavar="NAME")
+
+    commands.add_parser(
+        "demo",
+        help="a short scripted story against a built-in fake provider (no keys, no network)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "check":
+            from guardedllm.cli._check import run_check
+
+            return run_check(args.config, args.env)
+        if args.command == "smoke":
+            from guardedllm.cli._smoke import run_smoke
+
+            return run_smoke(args.config, env=args.env, timeout_s=args.timeout)
+        if args.command == "estimate":
+            from guardedllm.cli._estimate import run_estimate
+
+            return run_estimate(
+                args.config,
+                model=args.model,
+                messages_path=args.messages,
+                tools_path=args.tools,
+                max_tokens=args.max_tokens,
+                env=args.env,
+            )
+        from guardedllm.cli._demo import run_demo
+
+        return run_demo()
+    except GuardedLLMError as exc:
+        print(f"guardedllm {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

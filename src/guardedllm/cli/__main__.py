@@ -1,0 +1,5 @@
+import sys
+
+from guardedllm.cli import main
+
+sys.exit(main())

@@ -1,0 +1,82 @@
+"""``guardedllm smoke CONFIG --env NAME``: one tiny real call to every deployment an
+environment's aliases and routes reach, so a missing model fails CI, not production."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+
+import httpx
+
+from guardedllm.cli._table import format_table
+from guardedllm.client import Client
+from guardedllm.errors import GuardedLLMError, ProviderError
+from guardedllm.policy import Policy
+from guardedllm.registry import Registry
+from guardedllm.types import Attempt
+
+__all__ = ["run_smoke", "smoke_rows"]
+
+SMOKE_MESSAGES = ({"role": "user", "content": "Reply with the word OK."},)
+
+
+def _row(name: str, deployment: str, attempt: Attempt | None, error: str | None) -> list[str]:
+    status = "-" if attempt is None or attempt.status is None else str(attempt.status)
+    latency = "-" if attempt is None else f"{attempt.latency_s * 1000:.0f} ms"
+    return [name, deployment, status, latency, "ok" if error is None else f"FAIL {error}"]
+
+
+def smoke_rows(
+    registry: Registry,
+    *,
+    timeout_s: float,
+    http_client: httpx.Client | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> list[list[str]]:
+    """One row per (alias or route, deployment): [name, deployment, status, latency, result].
+    Each deployment is called once, however many names reach it."""
+    policy = Policy(max_attempts=1, deadline_s=timeout_s, timeout_s=timeout_s)
+    results: dict[str, tuple[Attempt | None, str | None]] = {}
+    rows: list[list[str]] = []
+    with Client(registry, policy=policy, http_client=http_client, environ=environ) as client:
+        for name in [*registry.aliases, *registry.routes]:
+            for deployment in registry.resolve(name).deployments:
+                if deployment.name not in results:
+                    results[deployment.name] = _call(client, deployment.name)
+                attempt, error = results[deployment.name]
+                rows.append(_row(name, deployment.name, attempt, error))
+    return rows
+
+
+def _call(client: Client, deployment: str) -> tuple[Attempt | None, str | None]:
+    try:
+        response = client.chat.completions.create(
+            model=deployment, messages=SMOKE_MESSAGES, max_tokens=1
+        )
+    except GuardedLLMError as exc:
+        cause = exc.__cause__ if isinstance(exc.__cause__, GuardedLLMError) else exc
+        code = f" ({cause.code})" if isinstance(cause, ProviderError) and cause.code else ""
+        attempt = exc.attempts[-1] if exc.attempts else None
+        return attempt, f"{type(cause).__name__}{code}"
+    assert response.guard is not None
+    return response.guard.attempts[-1], None
+
+
+def run_smoke(path: str, *, env: str | None, timeout_s: float) -> int:
+    registry = Registry.from_toml(path, env=env)
+    rows = smoke_rows(registry, timeout_s=timeout_s)
+    print(format_table(["name", "deployment", "status", "latency", "result"], rows))
+    failed = {row[1] for row in rows if row[4] != "ok"}
+    where = f"environment {env!r}" if env else "the base config"
+    if not rows:
+        print(f"guardedllm smoke: {where} has no aliases or routes to test.", file=sys.stderr)
+        return 1
+    if failed:
+        print(
+            f"guardedllm smoke: {len(failed)} deployment(s) failed in {where}: "
+            f"{', '.join(sorted(failed))}. Fix the model ids or credentials before deploying.",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"guardedllm smoke: all {len({row[1] for row in rows})} deployment(s) answered.")
+    return 0

@@ -1,0 +1,239 @@
+"""``Client``: the synchronous driver. It runs the engine's steps with ``httpx.Client`` and
+``time.sleep``; every decision is the engine's (see ``engine.py``)."""
+
+from __future__ import annotations
+
+import os
+import random as _random
+import time
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any, cast
+
+import httpx
+
+from guardedllm import defaults
+from guardedllm._request import chat_request
+from guardedllm.engine import (
+    Answered,
+    BodyBuffer,
+    Engine,
+    Failed,
+    Send,
+    Sleep,
+    StreamStart,
+    StreamStarted,
+    stream_ended_early,
+    transport_error,
+)
+from guardedllm.errors import GuardedLLMError
+from guardedllm.estimate import Estimate
+from guardedllm.policy import Policy
+from guardedllm.registry import Registry
+from guardedllm.types import ChatCompletion, ChatCompletionChunk, GuardInfo
+
+__all__ = ["Client", "Stream"]
+
+
+class Stream:
+    """The chunks of a streamed call, as ``openai.Stream`` gives them.
+
+    Iterate it, or use it as a context manager so that leaving early closes the connection.
+    ``guard`` describes the call; its ``cost_usd`` is set once the stream has completed.
+    A stream that breaks after its first chunk raises ``StreamInterruptedError``.
+    """
+
+    def __init__(self, start: StreamStart, response: httpx.Response, body: Iterator[bytes]):
+        self._tracker = start.tracker
+        self.response = response
+        self._chunks = self._generate(start, response, body)
+
+    @property
+    def guard(self) -> GuardInfo:
+        return self._tracker.guard
+
+    @property
+    def completed(self) -> bool:
+        """True once the vendor's terminal event has arrived."""
+        return self._tracker.completed
+
+    def _generate(
+        self, start: StreamStart, response: httpx.Response, body: Iterator[bytes]
+    ) -> Generator[ChatCompletionChunk, None, None]:
+        tracker = start.tracker
+        try:
+            yield from tracker.first(start.first_chunks)
+            for data in body:
+                yield from tracker.feed(data)
+            yield from tracker.finish()
+        except httpx.TransportError as exc:
+            raise tracker.interrupted(transport_error(exc, tracker.target)) from exc
+        finally:
+            response.close()
+
+    def __iter__(self) -> Iterator[ChatCompletionChunk]:
+        return self._chunks
+
+    def __next__(self) -> ChatCompletionChunk:
+        return next(self._chunks)
+
+    def close(self) -> None:
+        """Stop reading and release the connection."""
+        self._chunks.close()
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class _Completions:
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def create(
+        self,
+        *,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        stream: bool = False,
+        policy: Policy | None = None,
+        timeout: float | None = None,
+        **params: Any,
+    ) -> Any:
+        """Send a chat completion, OpenAI-style. Returns a ``ChatCompletion``, or a ``Stream``
+        of ``ChatCompletionChunk`` with ``stream=True``. ``policy`` overrides the guards for this
+        call; ``timeout`` bounds each HTTP attempt (the policy's deadline bounds the call)."""
+        request = chat_request(model=model, messages=messages, stream=stream, **params)
+        if timeout is not None:
+            policy = Policy(timeout_s=timeout).over(policy)
+        return self._client._call(request, policy)
+
+
+class _Chat:
+    def __init__(self, client: Client) -> None:
+        self.completions = _Completions(client)
+
+
+class Client:
+    """A guarded, OpenAI-shaped chat client over every provider in a registry.
+
+    ``Client.from_config("guardedllm.toml", env="prod")`` loads and validates a config;
+    ``Client(registry=...)`` takes one built in code. ``http_client`` lets you bring your own
+    ``httpx.Client`` (proxies, certificates, a test transport); the client then does not close
+    it. ``clock``, ``sleep`` and ``random`` exist for tests on virtual time.
+    """
+
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        policy: Policy | None = None,
+        http_client: httpx.Client | None = None,
+        transport: httpx.BaseTransport | None = None,
+        environ: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        random: Callable[[], float] = _random.random,
+    ) -> None:
+        if http_client is not None and transport is not None:
+            raise TypeError("give http_client or transport, not both")
+        self._engine = Engine(registry, policy=policy, environ=environ, clock=clock, random=random)
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.Client(
+            transport=transport, timeout=defaults.TIMEOUT_S, follow_redirects=False
+        )
+        self._sleep = sleep
+        self.chat = _Chat(self)
+
+    @classmethod
+    def from_config(
+        cls, path: str | os.PathLike[str], *, env: str | None = None, **kwargs: Any
+    ) -> Client:
+        """A client for the config file at ``path``, with environment ``env`` applied."""
+        return cls(Registry.from_toml(path, env=env), **kwargs)
+
+    @property
+    def registry(self) -> Registry:
+        return self._engine.registry
+
+    def estimate(
+        self,
+        *,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        policy: Policy | None = None,
+        **params: Any,
+    ) -> Estimate:
+        """Tokens, worst-case cost and context fit of a call, without sending it."""
+        return self._engine.estimate(chat_request(model=model, messages=messages, **params), policy)
+
+    def _call(self, request: Any, policy: Policy | None) -> ChatCompletion | Stream:
+        flow = self._engine.run(request, policy)
+        outcome: Answered | StreamStarted | Failed | None = None
+        try:
+            step = next(flow)
+            while True:
+                if isinstance(step, Sleep):
+                    self._sleep(step.seconds)
+                    outcome = None
+                else:
+                    outcome = self._send(step)
+                step = flow.send(outcome)
+        except StopIteration as done:
+            result: ChatCompletion | StreamStart = done.value
+        if isinstance(result, StreamStart):
+            response, body = cast("tuple[httpx.Response, Iterator[bytes]]", result.handle)
+            return Stream(result, response, body)
+        return result
+
+    def _send(self, step: Send) -> Answered | StreamStarted | Failed:
+        try:
+            response = self._http.send(step.request, stream=True)
+        except httpx.TransportError as exc:
+            return Failed(error=transport_error(exc, step.target))
+        keep_open = False
+        try:
+            body = response.iter_bytes()
+            if step.decoder is not None and response.status_code < 300:
+                for data in body:
+                    chunks = step.decoder.feed(data)
+                    if chunks:
+                        keep_open = True
+                        return StreamStarted(
+                            first_chunks=tuple(chunks),
+                            handle=(response, body),
+                            decoder=step.decoder,
+                        )
+                step.decoder.close()
+                return Failed(error=stream_ended_early(step.target))
+            buffer = BodyBuffer(step.max_body_bytes, step.target)
+            for data in body:
+                buffer.add(data)
+            return Answered(
+                status=response.status_code, headers=response.headers, body=buffer.value()
+            )
+        except httpx.TransportError as exc:
+            return Failed(error=transport_error(exc, step.target))
+        except GuardedLLMError as exc:
+            return Failed(error=exc)
+        finally:
+            if not keep_open:
+                response.close()
+
+    def close(self) -> None:
+        """Close the connection pool (unless it was your own ``http_client``)."""
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,225 @@
+"""Prompt tokens of a chat request, counted the way the OpenAI API reports ``prompt_tokens``.
+
+The rule, from the OpenAI cookbook "How to count tokens with tiktoken" (section 6, for gpt-3.5-
+turbo-0125, gpt-4, gpt-4o and gpt-4o-mini): every message costs 3 tokens of framing
+(``<|start|>{role}<|message|>...<|end|>``) plus the tokens of each of its string values (role,
+content, name), plus 1 more when it has a ``name``; the reply is primed with 3 more
+(``<|start|>assistant<|message|>``). The cookbook checked this against the API's own count.
+
+Beyond that rule: text content parts count as text; images follow the tile formula in
+``_images``; tool definitions the cookbook's fitted formula in ``_tools``; tool calls in assistant
+messages count their name and arguments. Whatever is approximated is said in ``notes``, and
+``exact`` is True exactly when there are no notes.
+
+User text is encoded with ``encode_ordinary``: a message containing ``<|endoftext|>`` is counted
+as the plain text it is (the API treats it so) instead of raising.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final
+
+import attrs
+import tiktoken
+
+from guardedllm.errors import InvalidRequestError
+from guardedllm.estimate._images import (
+    GPT_4O_IMAGE_RATES,
+    ImageTokenRates,
+    data_url_image_size,
+    image_tokens,
+    max_image_tokens,
+)
+from guardedllm.estimate._tools import count_tool_tokens, tool_formula_for
+
+__all__ = ["TokenCount", "count_chat_tokens"]
+
+_Encode = Callable[[str], list[int]]
+
+_PER_MESSAGE: Final = 3  # <|start|>{role}<|message|> ... <|end|>
+_PER_NAME: Final = 1  # a named message costs one more token than its name's text
+_REPLY_PRIMING: Final = 3  # <|start|>assistant<|message|>
+# Message keys whose string values the cookbook's rule covers exactly.
+_EXACT_KEYS: Final = frozenset({"role", "content", "name"})
+
+# Token counts of the standard roles per encoding name, filled on first sight. A role is encoded
+# in every message and each tiktoken call has a fixed cost of about a microsecond, so this keeps
+# counting close to one bare encode of the same text. Only these roles are kept: the dict stays
+# tiny whatever callers send. Keyed by encoding name, which identifies an encoding in tiktoken.
+# Unlocked: a racing write stores the same value.
+_CACHED_ROLES: Final = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+_role_tokens: dict[tuple[str, str], int] = {}
+
+_NOTE_TOOLS: Final = (
+    "tool definitions counted with the OpenAI cookbook's fitted formula (nested schemas are "
+    "not modelled)"
+)
+_NOTE_TOOL_CALLS: Final = (
+    "tool calls in messages: name and arguments counted, their framing approximated"
+)
+_NOTE_AUTO_DETAIL: Final = "image detail 'auto' counted as 'high' (the worst case)"
+
+
+@attrs.frozen(kw_only=True)
+class TokenCount:
+    """Prompt tokens of a request; ``exact`` is True exactly when ``notes`` is empty.
+
+    ``notes`` says what was approximated, one short sentence each, e.g. an image whose size is
+    unknown counted at its worst case.
+    """
+
+    tokens: int = attrs.field(validator=attrs.validators.ge(0))
+    exact: bool
+    notes: tuple[str, ...] = ()
+
+
+def count_chat_tokens(
+    messages: Sequence[Mapping[str, Any]],
+    *,
+    encoding: tiktoken.Encoding,
+    tools: Sequence[Mapping[str, Any]] | None = None,
+    image_rates: ImageTokenRates = GPT_4O_IMAGE_RATES,
+) -> TokenCount:
+    """Prompt tokens of OpenAI-shaped ``messages`` (and ``tools``) under ``encoding``.
+
+    Raises ``InvalidRequestError`` for a message that is not an OpenAI chat message.
+    """
+    encode = encoding.encode_ordinary
+    encoding_name = encoding.name
+    notes: list[str] = []
+    total = _REPLY_PRIMING
+    for index, message in enumerate(messages):
+        if not isinstance(message, Mapping):
+            raise InvalidRequestError(
+                f"messages[{index}] is a {type(message).__name__}, not a message: pass each "
+                'message as a mapping such as {"role": "user", "content": "..."}.'
+            )
+        total += _PER_MESSAGE
+        for key, value in message.items():
+            if isinstance(value, str):
+                if key == "role" and value in _CACHED_ROLES:
+                    cached = _role_tokens.get((encoding_name, value))
+                    if cached is None:
+                        cached = _role_tokens[encoding_name, value] = len(encode(value))
+                    total += cached
+                    continue
+                total += len(encode(value))
+                if key == "name":
+                    total += _PER_NAME
+                elif key not in _EXACT_KEYS:
+                    _add(notes, f"message field {key!r} counted as text; its framing approximated")
+            elif value is None:
+                continue
+            elif key == "content":
+                total += _content_tokens(value, index, encode, image_rates, notes)
+            elif key == "tool_calls":
+                total += _tool_calls_tokens(value, index, encode)
+                _add(notes, _NOTE_TOOL_CALLS)
+            elif key == "function_call" and isinstance(value, Mapping):
+                total += _function_tokens(value, encode)
+                _add(notes, _NOTE_TOOL_CALLS)
+            else:
+                _add(notes, f"message field {key!r} ({type(value).__name__}) not counted")
+    if tools:
+        total += count_tool_tokens(tools, encode=encode, formula=tool_formula_for(encoding.name))
+        _add(notes, _NOTE_TOOLS)
+    return TokenCount(tokens=total, exact=not notes, notes=tuple(notes))
+
+
+def _add(notes: list[str], note: str) -> None:
+    if note not in notes:
+        notes.append(note)
+
+
+def _content_tokens(
+    content: object,
+    index: int,
+    encode: _Encode,
+    rates: ImageTokenRates,
+    notes: list[str],
+) -> int:
+    if not isinstance(content, Sequence) or isinstance(content, (bytes, bytearray)):
+        raise InvalidRequestError(
+            f"messages[{index}].content is a {type(content).__name__}: pass a string or a list "
+            'of content parts such as {"type": "text", "text": "..."}.'
+        )
+    total = 0
+    for part in content:
+        kind = part.get("type") if isinstance(part, Mapping) else None
+        if kind == "text":
+            total += len(encode(_part_str(part, "text", index)))
+        elif kind == "refusal":
+            total += len(encode(_part_str(part, "refusal", index)))
+        elif kind == "image_url":
+            total += _image_part_tokens(part, index, rates, notes)
+        elif isinstance(part, str):
+            total += len(encode(part))  # some SDKs allow bare strings in a parts list
+        elif kind is None:
+            raise InvalidRequestError(
+                f"messages[{index}].content holds a part without a type: give each part a "
+                '"type" ("text", "image_url", ...).'
+            )
+        else:
+            _add(notes, f"content part type {kind!r} not counted")
+    return total
+
+
+def _part_str(part: Mapping[str, Any], field: str, index: int) -> str:
+    value = part.get(field)
+    if not isinstance(value, str):
+        raise InvalidRequestError(
+            f'messages[{index}].content has a "{part.get("type")}" part whose "{field}" is '
+            f"{type(value).__name__}, not a string: put the text in {field!r}."
+        )
+    return value
+
+
+def _image_part_tokens(
+    part: Mapping[str, Any], index: int, rates: ImageTokenRates, notes: list[str]
+) -> int:
+    image = part.get("image_url")
+    if isinstance(image, str):
+        url, detail = image, "auto"
+    elif isinstance(image, Mapping) and isinstance(image.get("url"), str):
+        url, detail = image["url"], image.get("detail") or "auto"
+    else:
+        raise InvalidRequestError(
+            f'messages[{index}].content has an "image_url" part without a url: pass '
+            '{"type": "image_url", "image_url": {"url": "https://... or data:..."}}.'
+        )
+    if detail == "low":
+        return rates.base
+    if detail not in ("high", "auto"):
+        raise InvalidRequestError(
+            f"messages[{index}] has an image with detail {detail!r}: use 'low', 'high' or 'auto'."
+        )
+    if detail == "auto":
+        _add(notes, _NOTE_AUTO_DETAIL)
+    size = data_url_image_size(url) if url.startswith("data:") else None
+    if size is None:
+        worst = max_image_tokens(detail, rates)
+        _add(notes, f"image size unknown (not read from its URL): counted at the most, {worst}")
+        return worst
+    return image_tokens(size[0], size[1], detail, rates)
+
+
+def _tool_calls_tokens(tool_calls: object, index: int, encode: _Encode) -> int:
+    if not isinstance(tool_calls, Sequence):
+        raise InvalidRequestError(
+            f"messages[{index}].tool_calls is a {type(tool_calls).__name__}: pass a list of "
+            '{"id": ..., "type": "function", "function": {"name": ..., "arguments": ...}}.'
+        )
+    total = 0
+    for call in tool_calls:
+        function = call.get("function") if isinstance(call, Mapping) else None
+        if isinstance(function, Mapping):
+            total += _function_tokens(function, encode)
+    return total
+
+
+def _function_tokens(function: Mapping[str, Any], encode: _Encode) -> int:
+    name = function.get("name")
+    arguments = function.get("arguments")
+    total = len(encode(name)) if isinstance(name, str) else 0
+    return total + (len(encode(arguments)) if isinstance(arguments, str) else 0)

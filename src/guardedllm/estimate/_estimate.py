@@ -1,0 +1,141 @@
+"""The pre-flight estimate of one request against one deployment: tokens, fit and cost.
+
+Worst case first: ``cost_usd_max`` assumes every output token the request may produce is produced
+(at the dearer of the output and reasoning rates) and no input is served from a prompt cache. It is
+what spend budgets reserve and ``max_cost_usd`` caps compare against, so it must never be low.
+``cost_usd_expected`` is a planning figure for dashboards and routing, not a bound.
+
+For a deployment whose vendor tokenizer is not the tiktoken encoding named (Anthropic, Gemini,
+...), the count is scaled: ``ceil(count * calibration * (1 + safety_margin))``, and the estimate is
+marked not exact.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+import attrs
+
+from guardedllm import defaults
+from guardedllm.errors import InvalidRequestError
+from guardedllm.estimate._cost import Prices, cost_usd
+from guardedllm.estimate._count import count_chat_tokens
+from guardedllm.estimate._encodings import get_encoding
+from guardedllm.estimate._images import GPT_4O_IMAGE_RATES, ImageTokenRates
+
+__all__ = ["DEFAULT_EXPECTED_OUTPUT_TOKENS", "Estimate", "estimate_request"]
+
+DEFAULT_EXPECTED_OUTPUT_TOKENS: Final = defaults.EXPECTED_OUTPUT_TOKENS
+
+_non_negative = attrs.validators.ge(0)
+
+
+@attrs.frozen(kw_only=True)
+class Estimate:
+    """What a request will cost on one deployment, known before sending it.
+
+    ``input_tokens`` is the prompt as the vendor will count it (exactly when ``exact``);
+    ``max_output_tokens`` the most output the request allows; ``fits_context`` whether both fit
+    the context window; ``notes`` what was approximated or adjusted (a clamped ``max_tokens`` is
+    noted without making an exact estimate inexact).
+    """
+
+    deployment: str
+    input_tokens: int = attrs.field(validator=_non_negative)
+    max_output_tokens: int = attrs.field(validator=_non_negative)
+    cost_usd_max: float = attrs.field(validator=_non_negative)
+    cost_usd_expected: float = attrs.field(validator=_non_negative)
+    fits_context: bool
+    exact: bool
+    tokenizer: str
+    notes: tuple[str, ...] = ()
+
+
+def estimate_request(
+    messages: Sequence[Mapping[str, Any]],
+    *,
+    tools: Sequence[Mapping[str, Any]] | None = None,
+    max_tokens: int | None = None,
+    deployment_name: str,
+    tokenizer: str,
+    context_window: int,
+    max_output_tokens: int,
+    prices: Prices,
+    calibration: float = 1.0,
+    safety_margin: float = 0.0,
+    exact_tokenizer: bool = True,
+    expected_output_tokens: int | None = None,
+    image_rates: ImageTokenRates = GPT_4O_IMAGE_RATES,
+) -> Estimate:
+    """Estimate ``messages`` (+ ``tools``, ``max_tokens``) on the deployment described.
+
+    ``max_tokens`` is the caller's cap (None: the deployment's ``max_output_tokens``);
+    ``exact_tokenizer`` says whether ``tokenizer`` is the vendor's own; ``calibration`` and
+    ``safety_margin`` scale the count when it is not. ``expected_output_tokens`` defaults to
+    ``DEFAULT_EXPECTED_OUTPUT_TOKENS``, capped by the output limit.
+    """
+    if context_window <= 0 or max_output_tokens <= 0:
+        raise ValueError(
+            f"{deployment_name}: context_window ({context_window}) and max_output_tokens "
+            f"({max_output_tokens}) must be positive; fix the deployment's registry entry."
+        )
+    if not (calibration > 0 and math.isfinite(calibration)) or not (
+        safety_margin >= 0 and math.isfinite(safety_margin)
+    ):
+        raise ValueError(
+            f"{deployment_name}: calibration ({calibration}) must be > 0 and safety_margin "
+            f"({safety_margin}) >= 0; fix the deployment's registry entry."
+        )
+    if max_tokens is not None and max_tokens <= 0:
+        raise InvalidRequestError(
+            f"max_tokens is {max_tokens}: pass a positive number, or None for the deployment's "
+            f"limit ({max_output_tokens})."
+        )
+
+    count = count_chat_tokens(
+        messages, encoding=get_encoding(tokenizer), tools=tools, image_rates=image_rates
+    )
+    notes = list(count.notes)
+    if exact_tokenizer:
+        input_tokens = count.tokens
+    else:
+        input_tokens = math.ceil(count.tokens * calibration * (1 + safety_margin))
+        notes.append(
+            f"{tokenizer} stands in for {deployment_name}'s own tokenizer: {count.tokens} tokens "
+            f"scaled by calibration {calibration:g} and safety margin {safety_margin:g}"
+        )
+
+    max_output = max_output_tokens if max_tokens is None else min(max_tokens, max_output_tokens)
+    if max_tokens is not None and max_tokens > max_output_tokens:
+        notes.append(
+            f"max_tokens {max_tokens} is above {deployment_name}'s max_output_tokens "
+            f"{max_output_tokens}: estimated with {max_output_tokens}"
+        )
+
+    reasoning_is_dearer = (prices.reasoning_usd_per_mtok or 0.0) > prices.output_usd_per_mtok
+    cost_max = cost_usd(
+        prices,
+        input_tokens=input_tokens,
+        output_tokens=max_output,
+        reasoning_tokens=max_output if reasoning_is_dearer else 0,
+    )
+    expected = DEFAULT_EXPECTED_OUTPUT_TOKENS
+    if expected_output_tokens is not None:
+        expected = max(0, expected_output_tokens)
+    cost_expected = cost_usd(
+        prices, input_tokens=input_tokens, output_tokens=min(expected, max_output)
+    )
+
+    return Estimate(
+        deployment=deployment_name,
+        input_tokens=input_tokens,
+        max_output_tokens=max_output,
+        cost_usd_max=cost_max,
+        cost_usd_expected=cost_expected,
+        fits_context=input_tokens + max_output <= context_window,
+        exact=exact_tokenizer and count.exact,
+        tokenizer=tokenizer,
+        notes=tuple(notes),
+    )

@@ -1,0 +1,59 @@
+"""``Policy``: the guard settings of a call, from config or per call.
+
+Precedence, most specific first: ``create(..., policy=...)``, the client's ``policy=``, the
+route's own settings, ``[defaults]`` in the config, then ``guardedllm.defaults``.
+A field left as None defers to the next level.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+__all__ = ["Policy"]
+
+
+def _positive(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and not value > 0:
+        raise ValueError(f"Policy.{attribute.name} must be > 0 (or None to inherit); got {value!r}")
+
+
+def _at_least_one(_: Any, attribute: attrs.Attribute[Any], value: int | None) -> None:
+    if value is not None and value < 1:
+        raise ValueError(
+            f"Policy.{attribute.name} must be >= 1 (or None to inherit); got {value!r}"
+        )
+
+
+def _names(value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        raise TypeError("Policy.fallback takes a list of model or alias names, not one string")
+    return tuple(value)
+
+
+@attrs.frozen(kw_only=True)
+class Policy:
+    """Guard settings. ``deadline_s`` bounds the whole call (every attempt, backoff and
+    fallback); ``max_cost_usd`` refuses, before sending, a deployment whose worst-case cost is
+    higher; ``max_attempts`` is per deployment; ``timeout_s`` bounds one HTTP attempt;
+    ``fallback`` replaces the route's ordered plan with these model or alias names."""
+
+    deadline_s: float | None = attrs.field(default=None, validator=_positive)
+    max_cost_usd: float | None = attrs.field(default=None, validator=_positive)
+    max_attempts: int | None = attrs.field(default=None, validator=_at_least_one)
+    timeout_s: float | None = attrs.field(default=None, validator=_positive)
+    fallback: tuple[str, ...] | None = attrs.field(default=None, converter=_names)
+
+    def over(self, base: Policy | None) -> Policy:
+        """This policy's set fields laid over ``base``'s."""
+        if base is None:
+            return self
+        changes = {
+            f.name: getattr(self, f.name)
+            for f in attrs.fields(Policy)
+            if getattr(self, f.name) is not None
+        }
+        return attrs.evolve(base, **changes)

@@ -1,0 +1,441 @@
+"""Reading OpenAI Chat Completions answers: bodies, SSE streams and error payloads.
+
+Everything a server sends is read field by field into the frozen OpenAI-shaped types. A missing
+or ill-typed field is a ``ResponseFormatError`` naming the field's path and the deployment; an
+optional field may be absent or null. The same reader serves OpenAI, Azure OpenAI and
+OpenAI-compatible servers, so it tolerates the variants those servers are known to send (and
+says so where it does). Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from guardedllm.errors import ProviderError, ResponseFormatError, error_for_status
+from guardedllm.providers._sse import ServerSentEvent, SSEParser
+from guardedllm.providers.base import Target, decode_json
+from guardedllm.types import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionMessage,
+    Choice,
+    ChoiceDelta,
+    ChoiceDeltaToolCall,
+    ChoiceDeltaToolCallFunction,
+    ChunkChoice,
+    FinishReason,
+    Function,
+    ToolCall,
+    Usage,
+)
+
+__all__ = ["OpenAIStreamDecoder", "VendorError", "mapped_error", "parse_completion", "read_error"]
+
+# OpenAI's finish reasons pass through; a few OpenAI-compatible servers use their own words
+# for the same endings (TGI: eos_token / stop_sequence; Mistral: model_length).
+_FINISH_REASONS: dict[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "content_filter": "content_filter",
+    "function_call": "function_call",
+    "eos_token": "stop",
+    "stop_sequence": "stop",
+    "model_length": "length",
+}
+
+# Error codes that say the model (OpenAI) or the deployment (Azure) does not exist.
+_MODEL_NOT_FOUND_CODES = frozenset({"model_not_found", "DeploymentNotFound"})
+# OpenAI-compatible servers say it only in words: vLLM "The model `x` does not exist.",
+# Ollama 'model "x" not found, try pulling it first'.
+_MODEL_NOT_FOUND_TEXT = re.compile(r"\bmodel\b.*\b(does not exist|not found)", re.IGNORECASE)
+
+
+# --------------------------------------------------------------------------- responses
+
+
+def parse_completion(body: bytes, target: Target) -> ChatCompletion:
+    data = _object(decode_json(body, target), "response", target)
+    if "choices" not in data and data.get("error"):
+        # Some proxies and compatible servers answer 200 with an error body.
+        vendor = read_error(data) or VendorError()
+        raise mapped_error(vendor.status or 500, vendor, target)
+    choices = _list(data, "choices", "response", target)
+    # id, created and model are labels, not content: some compatible servers omit them, so they
+    # default ("" / 0 / the target's model) where a missing choice or count would be an error.
+    return ChatCompletion(
+        id=_str(data, "id", "response", target, default=""),
+        created=_int(data, "created", "response", target, default=0),
+        model=_str(data, "model", "response", target, default="") or target.model,
+        choices=tuple(_choice(raw, i, target) for i, raw in enumerate(choices)),
+        usage=_usage(data.get("usage"), "response.usage", target),
+        system_fingerprint=_optional_str(data, "system_fingerprint", "response", target),
+    )
+
+
+def _choice(raw: object, position: int, target: Target) -> Choice:
+    where = f"response.choices[{position}]"
+    choice = _object(raw, where, target)
+    message = _object(choice.get("message"), f"{where}.message", target)
+    calls = _optional_list(message, "tool_calls", f"{where}.message", target)
+    return Choice(
+        index=_int(choice, "index", where, target, default=position),
+        message=ChatCompletionMessage(
+            content=_optional_str(message, "content", f"{where}.message", target),
+            tool_calls=tuple(
+                _tool_call(call, f"{where}.message.tool_calls[{j}]", target)
+                for j, call in enumerate(calls)
+            )
+            or None,
+            refusal=_optional_str(message, "refusal", f"{where}.message", target),
+        ),
+        finish_reason=_finish_reason(choice, where, target),
+    )
+
+
+def _tool_call(raw: object, where: str, target: Target) -> ToolCall:
+    call = _object(raw, where, target)
+    _check_function_type(call, where, target)
+    function = _object(call.get("function"), f"{where}.function", target)
+    return ToolCall(
+        id=_str(call, "id", where, target),
+        function=Function(
+            name=_str(function, "name", f"{where}.function", target),
+            arguments=_arguments(function, f"{where}.function", target) or "",
+        ),
+    )
+
+
+def _arguments(function: Mapping[str, Any], where: str, target: Target) -> str | None:
+    """Arguments as JSON text. Some compatible servers (Ollama) send an object; we re-encode it
+    so callers always get what OpenAI gives: a string to ``json.loads``."""
+    value = function.get("arguments")
+    if isinstance(value, Mapping):
+        return json.dumps(value, separators=(",", ":"))
+    return _optional_str(function, "arguments", where, target)
+
+
+def _check_function_type(call: Mapping[str, Any], where: str, target: Target) -> None:
+    kind = call.get("type")
+    if kind not in (None, "function"):
+        raise _format_error(
+            target, f"{where}.type is {kind!r}; only function tool calls are supported"
+        )
+
+
+def _finish_reason(choice: Mapping[str, Any], where: str, target: Target) -> FinishReason | None:
+    raw = _optional_str(choice, "finish_reason", where, target)
+    if raw is None:
+        return None
+    reason = _FINISH_REASONS.get(raw)
+    if reason is None:
+        raise _format_error(target, f"{where}.finish_reason {raw!r} is not one OpenAI defines")
+    return reason
+
+
+def _usage(raw: object, where: str, target: Target) -> Usage | None:
+    if raw is None:
+        return None
+    usage = _object(raw, where, target)
+    prompt = _object(
+        usage.get("prompt_tokens_details") or {}, f"{where}.prompt_tokens_details", target
+    )
+    completion = _object(
+        usage.get("completion_tokens_details") or {}, f"{where}.completion_tokens_details", target
+    )
+    return Usage.of(
+        _int(usage, "prompt_tokens", where, target),
+        _int(usage, "completion_tokens", where, target),
+        cached_tokens=_int(
+            prompt, "cached_tokens", f"{where}.prompt_tokens_details", target, default=0
+        ),
+        reasoning_tokens=_int(
+            completion, "reasoning_tokens", f"{where}.completion_tokens_details", target, default=0
+        ),
+    )
+
+
+# --------------------------------------------------------------------------- streams
+
+
+class OpenAIStreamDecoder:
+    """Chat Completions SSE (``data: {chunk}`` events, then ``data: [DONE]``) into chunks.
+
+    Chunks are passed on as the server sent them, with one exception: a chunk with neither
+    choices nor usage says nothing a caller can use (Azure opens every stream with one holding
+    only its prompt filter results), so it is skipped. Bytes after ``[DONE]`` are ignored.
+    """
+
+    def __init__(self, target: Target) -> None:
+        self._target = target
+        self._sse = SSEParser()
+        self._done = False
+        self._usage: Usage | None = None
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    @property
+    def usage(self) -> Usage | None:
+        return self._usage
+
+    def feed(self, data: bytes) -> list[ChatCompletionChunk]:
+        if self._done:
+            return []
+        try:
+            events = self._sse.feed(data)
+        except ResponseFormatError as exc:
+            raise self._reframed(exc) from None
+        return self._chunks(events)
+
+    def close(self) -> list[ChatCompletionChunk]:
+        if self._done:
+            return []
+        try:
+            events = self._sse.close()
+        except ResponseFormatError as exc:
+            raise self._reframed(exc) from None
+        chunks = self._chunks(events)
+        if not self.done:  # the property: mypy would keep self._done narrowed across the call
+            raise ResponseFormatError(
+                f"{self._target.deployment}: the stream from {self._target.provider} ended "
+                "before its terminal 'data: [DONE]' event; the connection was cut or the "
+                "server failed. Retry the call.",
+                deployment=self._target.deployment,
+            )
+        return chunks
+
+    def _chunks(self, events: list[ServerSentEvent]) -> list[ChatCompletionChunk]:
+        chunks: list[ChatCompletionChunk] = []
+        for event in events:
+            if self._done:
+                break
+            chunk = self._chunk(event)
+            if chunk is not None:
+                chunks.append(chunk)
+        return chunks
+
+    def _chunk(self, event: ServerSentEvent) -> ChatCompletionChunk | None:
+        if event.event not in ("message", "error"):
+            return None  # a named event OpenAI does not send: a compatible server's extension
+        if event.data.strip() == "[DONE]":
+            self._done = True
+            return None
+        try:
+            payload = json.loads(event.data)
+        except ValueError:
+            raise _format_error(
+                self._target, "a stream event's data is neither JSON nor [DONE]", event.data
+            ) from None
+        data = _object(payload, "stream chunk", self._target)
+        if event.event == "error" or data.get("error"):
+            vendor = read_error(data) or VendorError(message=event.data[:200])
+            raise mapped_error(vendor.status or 500, vendor, self._target)
+        chunk = _parse_chunk(data, self._target)
+        if chunk.usage is not None:
+            self._usage = chunk.usage
+        if not chunk.choices and chunk.usage is None:
+            return None
+        return chunk
+
+    def _reframed(self, exc: ResponseFormatError) -> ResponseFormatError:
+        return ResponseFormatError(
+            f"{self._target.deployment}: {exc}",
+            deployment=self._target.deployment,
+            excerpt=exc.excerpt,
+        )
+
+
+def _parse_chunk(data: Mapping[str, Any], target: Target) -> ChatCompletionChunk:
+    where = "stream chunk"
+    choices = _list(data, "choices", where, target)
+    return ChatCompletionChunk(
+        id=_str(data, "id", where, target, default=""),
+        created=_int(data, "created", where, target, default=0),
+        model=_str(data, "model", where, target, default="") or target.model,
+        choices=tuple(_chunk_choice(raw, i, target) for i, raw in enumerate(choices)),
+        usage=_usage(data.get("usage"), f"{where}.usage", target),
+        system_fingerprint=_optional_str(data, "system_fingerprint", where, target),
+    )
+
+
+def _chunk_choice(raw: object, position: int, target: Target) -> ChunkChoice:
+    where = f"stream chunk.choices[{position}]"
+    choice = _object(raw, where, target)
+    delta = _object(choice.get("delta") or {}, f"{where}.delta", target)
+    calls = _optional_list(delta, "tool_calls", f"{where}.delta", target)
+    return ChunkChoice(
+        index=_int(choice, "index", where, target, default=position),
+        delta=ChoiceDelta(
+            content=_optional_str(delta, "content", f"{where}.delta", target),
+            # Only the assistant speaks in a completion; servers that repeat the role (or send
+            # it as "" or null) on every delta are read the same as OpenAI's first-delta role.
+            role="assistant" if _optional_str(delta, "role", f"{where}.delta", target) else None,
+            tool_calls=tuple(
+                _delta_tool_call(call, j, f"{where}.delta.tool_calls[{j}]", target)
+                for j, call in enumerate(calls)
+            )
+            or None,
+            refusal=_optional_str(delta, "refusal", f"{where}.delta", target),
+        ),
+        finish_reason=_finish_reason(choice, where, target),
+    )
+
+
+def _delta_tool_call(raw: object, position: int, where: str, target: Target) -> ChoiceDeltaToolCall:
+    call = _object(raw, where, target)
+    _check_function_type(call, where, target)
+    function: ChoiceDeltaToolCallFunction | None = None
+    if call.get("function") is not None:
+        fields = _object(call.get("function"), f"{where}.function", target)
+        function = ChoiceDeltaToolCallFunction(
+            name=_optional_str(fields, "name", f"{where}.function", target),
+            arguments=_arguments(fields, f"{where}.function", target),
+        )
+    return ChoiceDeltaToolCall(
+        index=_int(call, "index", where, target, default=position),
+        id=_optional_str(call, "id", where, target),
+        function=function,
+        type="function" if call.get("type") == "function" else None,
+    )
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@attrs.frozen(kw_only=True)
+class VendorError:
+    """What an OpenAI-style error payload says, whichever of its variants a server used."""
+
+    message: str = ""
+    code: str | None = None
+    status: int | None = None
+
+
+def read_error(payload: object) -> VendorError | None:
+    """The error in ``payload``: OpenAI's ``{"error": {...}}``; ``{"error": "text"}``; or the
+    fields at the top level (older vLLM; Azure's gateway ``{"statusCode", "message"}``)."""
+    if not isinstance(payload, Mapping):
+        return None
+    inner = payload.get("error")
+    if isinstance(inner, str):
+        return VendorError(message=inner)
+    if isinstance(inner, Mapping):
+        source: Mapping[str, Any] = inner
+    elif isinstance(payload.get("message"), str):
+        source = payload
+    else:
+        return None
+    message = source.get("message")
+    code = source.get("code")
+    kind = source.get("type")
+    status = _status_of(source.get("status")) or _status_of(payload.get("statusCode"))
+    if status is None:
+        status = _status_of(code)  # vLLM and Azure put the HTTP status in "code"
+    return VendorError(
+        message=message if isinstance(message, str) else "",
+        code=code if isinstance(code, str) and code else kind if isinstance(kind, str) else None,
+        status=status,
+    )
+
+
+def _status_of(value: object) -> int | None:
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 400 <= value <= 599:
+        return value
+    return None
+
+
+def mapped_error(
+    status: int,
+    vendor: VendorError,
+    target: Target,
+    *,
+    request_id: str | None = None,
+    retry_after: float | None = None,
+    body: str = "",
+) -> ProviderError:
+    message = vendor.message or "no error message"
+    model_not_found = vendor.code in _MODEL_NOT_FOUND_CODES or (
+        status == 404 and _MODEL_NOT_FOUND_TEXT.search(message) is not None
+    )
+    overloaded = status >= 500 and (
+        "overloaded" in (vendor.code or "").lower() or "overloaded" in message.lower()
+    )
+    return error_for_status(
+        status,
+        message,
+        code=vendor.code,
+        request_id=request_id,
+        retry_after=retry_after,
+        deployment=target.deployment,
+        body=body,
+        model_not_found=model_not_found,
+        overloaded=overloaded,
+    )
+
+
+# --------------------------------------------------------------------------- typed field reads
+
+
+def _format_error(target: Target, problem: str, excerpt: str = "") -> ResponseFormatError:
+    return ResponseFormatError(
+        f"{target.deployment}: {problem} in the answer from {target.provider}; it does not "
+        "follow the OpenAI Chat Completions format. Check the provider's base_url and kind.",
+        deployment=target.deployment,
+        excerpt=excerpt,
+    )
+
+
+def _object(value: object, where: str, target: Target) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise _format_error(target, f"{where} is {_describe(value)}, not an object")
+    return value
+
+
+def _list(data: Mapping[str, Any], key: str, where: str, target: Target) -> list[Any]:
+    value = data.get(key)
+    if not isinstance(value, list):
+        raise _format_error(target, f"{where}.{key} is {_describe(value)}, not a list")
+    return value
+
+
+def _optional_list(data: Mapping[str, Any], key: str, where: str, target: Target) -> list[Any]:
+    return [] if data.get(key) is None else _list(data, key, where, target)
+
+
+def _str(
+    data: Mapping[str, Any], key: str, where: str, target: Target, *, default: str | None = None
+) -> str:
+    value = data.get(key)
+    if value is None and default is not None:
+        return default
+    if not isinstance(value, str):
+        raise _format_error(target, f"{where}.{key} is {_describe(value)}, not a string")
+    return value
+
+
+def _optional_str(data: Mapping[str, Any], key: str, where: str, target: Target) -> str | None:
+    return None if data.get(key) is None else _str(data, key, where, target)
+
+
+def _int(
+    data: Mapping[str, Any], key: str, where: str, target: Target, *, default: int | None = None
+) -> int:
+    value = data.get(key)
+    if value is None and default is not None:
+        return default
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _format_error(target, f"{where}.{key} is {_describe(value)}, not an integer")
+    return value
+
+
+def _describe(value: object) -> str:
+    return "missing" if value is None else f"a {type(value).__name__}"

@@ -1,0 +1,79 @@
+"""The Google Gemini API wire format (generativelanguage.googleapis.com, provider kind "gemini").
+
+Requests arrive OpenAI-shaped and leave as ``POST {base_url}/v1beta/models/{model}:generateContent``
+(or ``:streamGenerateContent?alt=sse``), authenticated by ``x-goog-api-key``; answers come back
+OpenAI-shaped. Translating the request lives in ``_gemini_request``, reading answers (bodies,
+streams, errors) in ``_gemini_response``; each module states its rules.
+
+Pure: no I/O, no clock, no environment.
+"""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+
+from guardedllm.errors import InvalidRequestError, ProviderError
+from guardedllm.providers._gemini_request import request_body
+from guardedllm.providers._gemini_response import (
+    GeminiStreamDecoder,
+    parse_error_payload,
+    parse_response,
+)
+from guardedllm.providers.base import Target, first_header, retry_after_seconds
+from guardedllm.types import ChatCompletion, ChatRequest
+
+__all__ = ["DEFAULT_API_VERSION", "GeminiStreamDecoder", "GeminiWire"]
+
+# The API version when the provider config names none: every feature used here
+# (responseJsonSchema, thoughtsTokenCount, functionCall ids) is in v1beta, not all of it in v1.
+DEFAULT_API_VERSION = "v1beta"
+
+
+class GeminiWire:
+    """The Gemini ``generateContent`` API. Pure: builds requests, parses bodies."""
+
+    kind = "gemini"
+
+    def build_request(self, request: ChatRequest, target: Target) -> httpx.Request:
+        body = request_body(request)
+        try:
+            content = json.dumps(body, separators=(",", ":")).encode()
+        except (TypeError, ValueError) as exc:
+            raise InvalidRequestError(
+                f"The request holds a value that is not JSON ({exc}); pass only strings, "
+                "numbers, booleans, lists and dicts in messages, tools and response_format."
+            ) from None
+        model = target.model if "/" in target.model else f"models/{target.model}"
+        version = target.api_version or DEFAULT_API_VERSION
+        headers = {"content-type": "application/json"}
+        params: dict[str, str] = {}
+        if request.stream:
+            method = "streamGenerateContent"
+            params["alt"] = "sse"
+            headers["accept"] = "text/event-stream"
+        else:
+            method = "generateContent"
+        if target.api_key:
+            headers["x-goog-api-key"] = target.api_key
+        headers.update(target.headers)
+        url = target.url(f"{version}/{model}:{method}")
+        return httpx.Request("POST", url, params=params, headers=headers, content=content)
+
+    def parse_response(self, body: bytes, target: Target) -> ChatCompletion:
+        return parse_response(body, target)
+
+    def parse_error(
+        self, status: int, headers: httpx.Headers, body: bytes, target: Target, *, now: float
+    ) -> ProviderError:
+        return parse_error_payload(
+            status,
+            body,
+            target,
+            request_id=first_header(headers, "x-request-id"),
+            retry_after=retry_after_seconds(headers, now=now),
+        )
+
+    def stream_decoder(self, target: Target) -> GeminiStreamDecoder:
+        return GeminiStreamDecoder(target)

@@ -1,0 +1,197 @@
+"""Validating a whole config and building the values of the view asked for.
+
+``load`` checks the base config and every environment's view, whichever one is wanted: a
+config that breaks in staging is broken, and ``guardedllm check`` must say so before deploy.
+Every problem is collected (each with its dotted key) and raised at once in one ConfigError.
+
+A base problem shows up again in each environment's view; it is reported once, under its own
+key, and an environment only adds problems at keys the base did not already explain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from guardedllm.errors import ConfigError
+from guardedllm.registry._check import Problems, Table, did_you_mean, dotted
+from guardedllm.registry._environments import check_alias_coverage
+from guardedllm.registry._layers import Layer, read_layers
+from guardedllm.registry._model import Defaults, Deployment, ProviderConfig, Route
+from guardedllm.registry._resolve import follow_aliases
+from guardedllm.registry._tables import read_defaults, read_model, read_provider, read_route
+
+__all__ = ["Built", "Loaded", "load"]
+
+
+@attrs.frozen(kw_only=True)
+class Built:
+    """The validated values of one view of the config."""
+
+    providers: Mapping[str, ProviderConfig]
+    models: Mapping[str, Deployment]
+    aliases: Mapping[str, str]
+    routes: Mapping[str, Route]
+    defaults: Defaults
+
+
+@attrs.frozen(kw_only=True)
+class Loaded:
+    """The view asked for, and the names of every declared environment."""
+
+    built: Built
+    environments: tuple[str, ...]
+
+
+def _check_aliases(layer: Layer, problems: Problems) -> dict[str, str]:
+    callable_names = {*layer.models, *layer.routes, *layer.aliases}
+    aliases: dict[str, str] = {}
+    for name, (target, key) in layer.aliases.items():
+        if not isinstance(target, str) or not target:
+            problems.add(key, 'must be the name of a model, alias or route, like chat = "gpt-4o"')
+            continue
+        aliases[name] = target
+        clash = "models" if name in layer.models else "routes" if name in layer.routes else None
+        if clash:
+            problems.add(
+                key,
+                f"has the same name as [{dotted(clash, name)}], so callers could not tell "
+                "which they get: rename the alias",
+            )
+        elif target not in callable_names:
+            problems.add(
+                key,
+                f"names {target!r}, which is not a model, alias or route"
+                f"{did_you_mean(target, callable_names)}: fix the name or declare it",
+            )
+    reported: set[frozenset[str]] = set()
+    for name in aliases:
+        chain, cyclic = follow_aliases(name, aliases)
+        if not cyclic:
+            continue
+        cycle = chain[chain.index(chain[-1]) : -1]
+        if frozenset(cycle) in reported:
+            continue
+        reported.add(frozenset(cycle))
+        # Show the cycle from the alias declared first, so the message does not depend on
+        # which member the walk happened to start from.
+        first = min(cycle, key=list(aliases).index)
+        start = cycle.index(first)
+        loop = [*cycle[start:], *cycle[:start], first]
+        problems.add(
+            layer.aliases[first][1],
+            f"alias cycle {' -> '.join(loop)}: point one of them at a model or a route",
+        )
+    return aliases
+
+
+def _resolve_fallback(
+    table: Table, layer: Layer, aliases: Mapping[str, str], problems: Problems
+) -> tuple[str, ...]:
+    """The deployment names a route's fallback reaches. Checked even when other fields of the
+    route are wrong, so that one run reports every problem."""
+    written_names = table.values.get("fallback")
+    if not isinstance(written_names, list) or not all(isinstance(n, str) for n in written_names):
+        return ()  # read_route reports the type
+    key = table.key_of("fallback")
+    deployments: dict[str, str] = {}  # deployment -> the name the route wrote for it
+    for written in written_names:
+        chain, cyclic = follow_aliases(written, aliases)
+        end = chain[-1]
+        if cyclic or (written in aliases and end not in {*layer.models, *layer.routes}):
+            continue  # the alias itself is reported broken
+        if end in layer.routes:
+            problems.add(
+                key,
+                f"{written!r} is a route; a fallback lists models (or aliases of models): "
+                "list that route's models here instead",
+            )
+        elif end not in layer.models:
+            problems.add(
+                key,
+                f"{written!r} is not a model or alias{did_you_mean(written, layer.models)}: "
+                "fix the name or declare the model",
+            )
+        elif end in deployments:
+            first = deployments[end]
+            how = "" if first == written else f" (as {first!r} and {written!r})"
+            problems.add(
+                key,
+                f"lists deployment {end!r} twice{how}: each deployment is tried once per "
+                "route; remove the repeat (raise max_attempts to retry it)",
+            )
+        else:
+            deployments[end] = written
+    return tuple(deployments)
+
+
+def _build(layer: Layer, problems: Problems) -> Built | None:
+    """The values of ``layer``, or None when any check added a problem."""
+    mine = Problems()
+    providers = {name: read_provider(name, table, mine) for name, table in layer.providers.items()}
+    models = {
+        name: read_model(name, table, list(layer.providers), mine)
+        for name, table in layer.models.items()
+    }
+    routes = {name: read_route(name, table, mine) for name, table in layer.routes.items()}
+    defaults = read_defaults(layer.defaults, mine)
+    aliases = _check_aliases(layer, mine)
+    for name in layer.routes:
+        if name in layer.models:
+            mine.add(
+                layer.routes[name].key,
+                f"has the same name as [{dotted('models', name)}], so callers could not tell "
+                "which they get: rename the route",
+            )
+    fallbacks = {
+        name: _resolve_fallback(table, layer, aliases, mine) for name, table in layer.routes.items()
+    }
+    problems.extend(mine)
+    if mine or defaults is None:
+        return None
+    return Built(
+        providers={n: p for n, p in providers.items() if p is not None},
+        models={n: m for n, m in models.items() if m is not None},
+        aliases=aliases,
+        routes={
+            n: attrs.evolve(r, fallback=fallbacks[n]) for n, r in routes.items() if r is not None
+        },
+        defaults=defaults,
+    )
+
+
+def load(data: Mapping[str, Any], *, env: str | None, source: str | None) -> Loaded:
+    """Validate every view of ``data`` and build the one ``env`` names (the base when None).
+
+    Raises ConfigError listing every problem found in any view.
+    """
+    problems = Problems()
+    layers = read_layers(data, problems)
+    built = _build(layers.base, problems)
+    base_keys = problems.keys()
+    for name, layer in layers.envs.items():
+        mine = Problems()
+        view = _build(layer, mine)
+        own = dotted("env", name) + "."
+        for problem in mine:
+            if problem.key.startswith(own):
+                problems.extend([problem])
+            elif problem.key not in base_keys and not problem.key.startswith("env."):
+                # A base key that only breaks once this environment's overlay applies.
+                problems.add(problem.key, f"in env {name!r}: {problem.message}")
+        if name == env:
+            built = view
+    check_alias_coverage(layers, problems)
+    environments = tuple(layers.envs)
+    if env is not None and env not in layers.envs:
+        known = ", ".join(environments) if environments else "none are declared"
+        problems.add(
+            "env",
+            f"no environment named {env!r}{did_you_mean(env, environments)} (known: {known}): "
+            f"declare [env.{env}.aliases] or pick a known one",
+        )
+    if problems or built is None:
+        raise ConfigError(list(problems), source=source)
+    return Loaded(built=built, environments=environments)

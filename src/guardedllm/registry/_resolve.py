@@ -1,0 +1,94 @@
+"""Turning a name application code uses into an ordered plan of deployments.
+
+Three kinds of names are callable: a model's own name (a plan of one), a route's name (its
+fallback list), and an alias, which names a model, a route or another alias. Alias chains are
+followed to their end; the loader has already refused cycles and dangling targets, so over a
+loaded registry every chain ends at a model or a route.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import attrs
+
+from guardedllm.registry._model import Deployment, Route
+
+__all__ = ["Resolution", "follow_aliases", "resolve_all"]
+
+
+@attrs.frozen(kw_only=True)
+class Resolution:
+    """What a requested name means: the ordered deployments to try and why.
+
+    ``route`` is the route or model name the request landed on after following aliases;
+    ``reason`` says how, e.g. ``alias 'chat' -> model 'gpt-4o-mini'``. The guard settings
+    come from the route and are None when it leaves them (or when no route was involved).
+    """
+
+    requested: str
+    route: str
+    deployments: tuple[Deployment, ...]
+    reason: str
+    deadline_s: float | None = None
+    max_cost_usd: float | None = None
+    max_attempts: int | None = None
+
+
+def follow_aliases(name: str, aliases: Mapping[str, str]) -> tuple[list[str], bool]:
+    """The names visited from ``name`` until one is not an alias, and whether the walk came
+    back to a name it had seen (a cycle; the list then ends with the repeated name)."""
+    chain = [name]
+    while chain[-1] in aliases:
+        target = aliases[chain[-1]]
+        if target in chain:
+            return [*chain, target], True
+        chain.append(target)
+    return chain, False
+
+
+def _of_model(name: str, deployment: Deployment) -> Resolution:
+    return Resolution(
+        requested=name, route=name, deployments=(deployment,), reason=f"model {name!r}"
+    )
+
+
+def _of_route(name: str, route: Route, models: Mapping[str, Deployment]) -> Resolution:
+    return Resolution(
+        requested=name,
+        route=name,
+        deployments=tuple(models[d] for d in route.fallback),
+        reason=f"route {name!r}: fallback {', '.join(route.fallback)}",
+        deadline_s=route.deadline_s,
+        max_cost_usd=route.max_cost_usd,
+        max_attempts=route.max_attempts,
+    )
+
+
+def resolve_all(
+    models: Mapping[str, Deployment], aliases: Mapping[str, str], routes: Mapping[str, Route]
+) -> dict[str, Resolution]:
+    """The resolution of every callable name.
+
+    Raises ValueError when a name cannot resolve (an alias cycle or dangling target, a route
+    naming an unknown deployment): only hand-built registries can get here with one.
+    """
+    resolved: dict[str, Resolution] = {name: _of_model(name, d) for name, d in models.items()}
+    for name, route in routes.items():
+        missing = [d for d in route.fallback if d not in models]
+        if missing:
+            raise ValueError(f"route {name!r} names unknown deployments {missing}")
+        resolved[name] = _of_route(name, route, models)
+    for name in aliases:
+        chain, cyclic = follow_aliases(name, aliases)
+        end = chain[-1]
+        if cyclic or end not in resolved:
+            raise ValueError(f"alias {name!r} does not resolve: {' -> '.join(chain)}")
+        via = " -> ".join(f"alias {a!r}" for a in chain[:-1])
+        target = resolved[end]
+        resolved[name] = attrs.evolve(
+            target,
+            requested=name,
+            reason=f"{via} -> {target.reason}",
+        )
+    return resolved

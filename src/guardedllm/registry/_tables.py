@@ -1,0 +1,278 @@
+"""Reading one entry of each config table into its value, checking the entry on its own.
+
+Checks that need other tables (a model's provider exists, an alias's target exists, a route's
+fallback resolves) belong to ``_load``. Each reader collects its entry's problems and returns
+None when there were any, so a value is only ever built from a clean entry.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from functools import cache
+from typing import Any
+from urllib.parse import urlsplit
+
+from guardedllm.errors import scrub_secrets
+from guardedllm.registry._check import Field, Problems, Table, did_you_mean, dotted, read_fields
+from guardedllm.registry._model import (
+    CAPABILITIES,
+    DEFAULT_BASE_URLS,
+    PROVIDER_KINDS,
+    Defaults,
+    Deployment,
+    ProviderConfig,
+    Route,
+)
+
+__all__ = ["known_tokenizers", "read_defaults", "read_model", "read_provider", "read_route"]
+
+_KINDS = ", ".join(sorted(PROVIDER_KINDS))
+
+PROVIDER_FIELDS = {
+    "kind": Field(type="str", required=True, hint=f'add kind = "openai" (one of: {_KINDS})'),
+    "base_url": Field(type="str"),
+    "api_key_env": Field(type="str"),
+    "api_version": Field(type="str"),
+    "headers": Field(type="str_table"),
+    "timeout_s": Field(type="number"),
+}
+
+MODEL_FIELDS = {
+    "provider": Field(
+        type="str", required=True, hint='add provider = "NAME" naming a [providers.NAME] table'
+    ),
+    "model": Field(type="str", required=True, hint='add model = "...", the vendor\'s model id'),
+    "tokenizer": Field(
+        type="str", required=True, hint='add tokenizer = "o200k_base" (a tiktoken encoding)'
+    ),
+    "context_window": Field(
+        type="int", required=True, hint="add context_window = N, input plus output tokens"
+    ),
+    "max_output_tokens": Field(
+        type="int", required=True, hint="add max_output_tokens = N from the vendor's model page"
+    ),
+    "input_usd_per_mtok": Field(
+        type="number", required=True, hint="add the vendor's USD price per million input tokens"
+    ),
+    "output_usd_per_mtok": Field(
+        type="number", required=True, hint="add the vendor's USD price per million output tokens"
+    ),
+    "cached_input_usd_per_mtok": Field(type="number"),
+    "reasoning_usd_per_mtok": Field(type="number"),
+    "capabilities": Field(type="str_list"),
+    "rpm": Field(type="int"),
+    "tpm": Field(type="int"),
+}
+
+ROUTE_FIELDS = {
+    "fallback": Field(
+        type="str_list",
+        required=True,
+        hint='add fallback = ["model-a", "model-b"], the deployments to try in order',
+    ),
+    "deadline_s": Field(type="number"),
+    "max_cost_usd": Field(type="number"),
+    "max_attempts": Field(type="int"),
+}
+
+DEFAULTS_FIELDS = {
+    "deadline_s": Field(type="number"),
+    "max_attempts": Field(type="int"),
+    "timeout_s": Field(type="number"),
+}
+
+_PRICES = (
+    "input_usd_per_mtok",
+    "output_usd_per_mtok",
+    "cached_input_usd_per_mtok",
+    "reasoning_usd_per_mtok",
+)
+
+# POSIX allows more, but every shell and CI system accepts exactly these names.
+_ENV_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+# Headers that authenticate: the provider sends the key from api_key_env, and a key written in
+# the config file would sit in version control.
+_AUTH_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "x-goog-api-key"})
+
+_KEY_ADVICE = (
+    "put the key in an environment variable and name the variable in api_key_env "
+    "(the value is not shown here)"
+)
+
+
+@cache
+def known_tokenizers() -> frozenset[str]:
+    """tiktoken's encoding names. Listing them reads no encoding file and downloads nothing."""
+    import tiktoken
+
+    return frozenset(str(name) for name in tiktoken.list_encoding_names())
+
+
+def _looks_like_key(value: str) -> bool:
+    if scrub_secrets(value) != value or value.startswith(("sk-", "AIza")):
+        return True
+    # Long digit-and-letter strings without underscores are tokens, not variable names.
+    return len(value) >= 32 and "_" not in value and any(c.isdigit() for c in value)
+
+
+def _check_positive(
+    read: dict[str, Any], table: Table, names: Collection[str], rule: str, problems: Problems
+) -> None:
+    for name in names:
+        value = read.get(name)
+        if value is not None and not value > 0:
+            problems.add(table.key_of(name), f"must be > 0, got {value:g}: {rule}")
+
+
+def read_provider(name: str, table: Table, problems: Problems) -> ProviderConfig | None:
+    mine = Problems()
+    read = read_fields(table, PROVIDER_FIELDS, "provider", mine)
+    kind = read.get("kind")
+    if kind is not None and kind not in PROVIDER_KINDS:
+        mine.add(
+            table.key_of("kind"),
+            f"unknown provider kind{did_you_mean(kind, PROVIDER_KINDS)}: use one of {_KINDS}",
+        )
+        kind = None
+    base_url = read.get("base_url")
+    if base_url is None and kind is not None and kind not in DEFAULT_BASE_URLS:
+        if "base_url" not in table.values:
+            mine.add(
+                dotted(table.key, "base_url"),
+                f'missing; {kind} providers have no default URL: add base_url = "https://..."',
+            )
+    elif base_url is not None:
+        url = urlsplit(base_url)
+        if url.password is not None or scrub_secrets(base_url) != base_url:
+            mine.add(table.key_of("base_url"), f"holds credentials: {_KEY_ADVICE}")
+        elif url.scheme not in ("http", "https") or not url.hostname:
+            mine.add(
+                table.key_of("base_url"),
+                "must be an http:// or https:// URL with a host, like https://api.openai.com/v1",
+            )
+    if kind == "azure-openai" and "api_version" not in table.values:
+        mine.add(
+            dotted(table.key, "api_version"),
+            'missing; Azure needs it: add api_version = "2024-10-21" (its api-version)',
+        )
+    elif kind is not None and kind != "azure-openai" and "api_version" in read:
+        mine.add(table.key_of("api_version"), "only azure-openai providers take it: remove it")
+    key_env = read.get("api_key_env")
+    if key_env is not None and not _ENV_VAR_NAME.fullmatch(key_env):
+        mine.add(
+            table.key_of("api_key_env"),
+            f"looks like an API key itself: {_KEY_ADVICE}"
+            if _looks_like_key(key_env)
+            else "must be the name of an environment variable (letters, digits and "
+            "underscores, not starting with a digit), like OPENAI_API_KEY",
+        )
+    elif key_env is not None and _looks_like_key(key_env):
+        mine.add(table.key_of("api_key_env"), f"looks like an API key itself: {_KEY_ADVICE}")
+    for header, value in read.get("headers", {}).items():
+        if header.lower() in _AUTH_HEADERS or _looks_like_key(value):
+            mine.add(dotted(table.key_of("headers"), header), f"carries a secret: {_KEY_ADVICE}")
+    _check_positive(read, table, ["timeout_s"], "seconds one HTTP attempt may take", mine)
+    problems.extend(mine)
+    if mine or kind is None:
+        return None
+    return ProviderConfig(
+        name=name,
+        kind=kind,
+        base_url=base_url or DEFAULT_BASE_URLS[kind],
+        api_key_env=key_env,
+        api_version=read.get("api_version"),
+        headers=read.get("headers", {}),
+        timeout_s=read.get("timeout_s"),
+    )
+
+
+def read_model(
+    name: str, table: Table, providers: Collection[str], problems: Problems
+) -> Deployment | None:
+    """A deployment; ``providers`` are the names of every ``[providers.*]`` table."""
+    mine = Problems()
+    read = read_fields(table, MODEL_FIELDS, "model", mine)
+    provider = read.get("provider")
+    if provider is not None and provider not in providers:
+        mine.add(
+            table.key_of("provider"),
+            f"names no [providers.*] table{did_you_mean(provider, providers)}: "
+            f"add [{dotted('providers', provider)}] or use one of: {', '.join(providers)}",
+        )
+    tokenizer = read.get("tokenizer")
+    tokenizers = known_tokenizers()
+    if tokenizer is not None and tokenizer not in tokenizers:
+        mine.add(
+            table.key_of("tokenizer"),
+            f"unknown tokenizer{did_you_mean(tokenizer, tokenizers)}: use a tiktoken encoding "
+            f"({', '.join(sorted(tokenizers))}); for non-OpenAI models pick the closest one",
+        )
+    _check_positive(
+        read,
+        table,
+        ["context_window", "max_output_tokens"],
+        "a count of tokens from the vendor's model page",
+        mine,
+    )
+    _check_positive(read, table, ["rpm", "tpm"], "a per-minute limit, or remove it", mine)
+    window, max_output = read.get("context_window"), read.get("max_output_tokens")
+    if window is not None and max_output is not None and 0 < window < max_output:
+        mine.add(
+            table.key_of("context_window"),
+            f"is smaller than max_output_tokens ({max_output}): the window holds input and "
+            "output, so check both numbers against the vendor's model page",
+        )
+    for price in _PRICES:
+        value = read.get(price)
+        if value is not None and value < 0:
+            mine.add(
+                table.key_of(price),
+                f"must be >= 0, got {value:g}: a price in USD per million tokens",
+            )
+    for capability in read.get("capabilities", ()):
+        if capability not in CAPABILITIES:
+            mine.add(
+                table.key_of("capabilities"),
+                f"unknown capability{did_you_mean(capability, CAPABILITIES)}: "
+                f"use only {', '.join(sorted(CAPABILITIES))}",
+            )
+    problems.extend(mine)
+    if mine:
+        return None
+    return Deployment(name=name, **read)
+
+
+def read_route(name: str, table: Table, problems: Problems) -> Route | None:
+    """A route whose ``fallback`` still holds the names as written; ``_load`` resolves them."""
+    mine = Problems()
+    read = read_fields(table, ROUTE_FIELDS, "route", mine)
+    if read.get("fallback") == ():
+        mine.add(
+            table.key_of("fallback"),
+            "is empty: list at least one model or alias to call, in order",
+        )
+    _check_positive(
+        read, table, ["deadline_s"], "seconds the whole call may take, or remove it", mine
+    )
+    _check_positive(
+        read, table, ["max_cost_usd"], "the most one call may cost in USD, or remove it", mine
+    )
+    _check_positive(read, table, ["max_attempts"], "attempts per deployment, at least 1", mine)
+    problems.extend(mine)
+    if mine:
+        return None
+    return Route(name=name, **read)
+
+
+def read_defaults(table: Table, problems: Problems) -> Defaults | None:
+    mine = Problems()
+    read = read_fields(table, DEFAULTS_FIELDS, "[defaults] table", mine)
+    _check_positive(read, table, ["deadline_s"], "seconds a whole call may take", mine)
+    _check_positive(read, table, ["max_attempts"], "attempts per deployment, at least 1", mine)
+    _check_positive(read, table, ["timeout_s"], "seconds one HTTP attempt may take", mine)
+    problems.extend(mine)
+    if mine:
+        return None
+    return Defaults(**read)
