@@ -6,122 +6,22 @@ connections are open (encode/httpx#3215), while aiohttp's pool did ~13,000. So u
 ``AsyncClient`` sends through aiohttp by default, behind the ordinary ``httpx.AsyncBaseTransport``
 interface, so that everything above it (and a user's own ``http_client=``) stays httpx. aiohttp
 runs only on asyncio; under trio the transport falls back to httpx's own.
-
-aiohttp's exceptions are mapped onto httpx's, so the engine classifies failures the same way
-whichever pool carried the request.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
-import aiohttp
 import httpx
 import sniffio
 
-__all__ = ["AiohttpTransport", "DefaultAsyncTransport"]
+if TYPE_CHECKING:
+    from guardedllm._aiohttp import AiohttpTransport
+
+__all__ = ["DEFAULT_LIMITS", "DefaultAsyncTransport"]
 
 # Same pool ceiling as httpx's default, so behaviour does not change with the transport.
 DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
-
-# aiohttp exception -> httpx exception, most specific first: a connect timeout is a
-# ServerTimeoutError too, and a connector error is a connection error too.
-_ERRORS: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
-    (aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout),
-    (aiohttp.SocketTimeoutError, httpx.ReadTimeout),
-    (aiohttp.ServerTimeoutError, httpx.ReadTimeout),
-    (asyncio.TimeoutError, httpx.ReadTimeout),
-    (aiohttp.ClientConnectorError, httpx.ConnectError),
-    (aiohttp.ServerDisconnectedError, httpx.RemoteProtocolError),
-    (aiohttp.ClientPayloadError, httpx.RemoteProtocolError),
-    (aiohttp.ClientResponseError, httpx.RemoteProtocolError),
-    (aiohttp.ClientOSError, httpx.ReadError),
-    (aiohttp.ClientError, httpx.TransportError),
-)
-
-
-def _as_httpx_error(exc: BaseException, request: httpx.Request) -> httpx.TransportError:
-    for source, target in _ERRORS:
-        if isinstance(exc, source):
-            return target(str(exc) or type(exc).__name__, request=request)
-    return httpx.TransportError(str(exc), request=request)  # pragma: no cover - table ends in base
-
-
-class _AiohttpStream(httpx.AsyncByteStream):
-    def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request) -> None:
-        self._response = response
-        self._request = request
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        try:
-            async for data in self._response.content.iter_any():
-                yield data
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise _as_httpx_error(exc, self._request) from exc
-
-    async def aclose(self) -> None:
-        self._response.release()
-
-
-class AiohttpTransport(httpx.AsyncBaseTransport):
-    """An httpx transport that sends through one ``aiohttp.ClientSession`` (asyncio only).
-
-    The session is made on first use, inside the running event loop, and belongs to that loop:
-    use one transport (one ``AsyncClient``) per event loop, and close it in the same loop.
-    """
-
-    def __init__(self, *, limits: httpx.Limits = DEFAULT_LIMITS) -> None:
-        self._limits = limits
-        self._session: aiohttp.ClientSession | None = None
-
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=self._limits.max_connections or 0,
-                keepalive_timeout=self._limits.keepalive_expiry or 15.0,
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector, auto_decompress=False, trust_env=False
-            )
-        return self._session
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        session = self._get_session()
-        timeout = request.extensions.get("timeout", {})
-        body = await request.aread()
-        try:
-            response = await session.request(
-                request.method,
-                str(request.url),
-                headers=request.headers.multi_items(),
-                data=body or None,
-                allow_redirects=False,
-                compress=None,
-                timeout=aiohttp.ClientTimeout(
-                    total=None,
-                    connect=timeout.get("pool"),
-                    sock_connect=timeout.get("connect"),
-                    sock_read=timeout.get("read"),
-                ),
-            )
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise _as_httpx_error(exc, request) from exc
-        extensions: dict[str, object] = {"http_version": b"HTTP/1.1"}
-        if response.reason:
-            extensions["reason_phrase"] = response.reason.encode()
-        return httpx.Response(
-            status_code=response.status,
-            headers=list(response.raw_headers),
-            stream=_AiohttpStream(response, request),
-            request=request,
-            extensions=extensions,
-        )
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
 
 class DefaultAsyncTransport(httpx.AsyncBaseTransport):
@@ -137,6 +37,8 @@ class DefaultAsyncTransport(httpx.AsyncBaseTransport):
         transport: httpx.AsyncBaseTransport
         if sniffio.current_async_library() == "asyncio":
             if self._aiohttp is None:
+                from guardedllm._aiohttp import AiohttpTransport
+
                 self._aiohttp = AiohttpTransport(limits=self._limits)
             transport = self._aiohttp
         else:

@@ -136,10 +136,18 @@ class Client:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         random: Callable[[], float] = _random.random,
+        max_response_bytes: int = defaults.MAX_RESPONSE_BYTES,
     ) -> None:
         if http_client is not None and transport is not None:
             raise TypeError("give http_client or transport, not both")
-        self._engine = Engine(registry, policy=policy, environ=environ, clock=clock, random=random)
+        self._engine = Engine(
+            registry,
+            policy=policy,
+            environ=environ,
+            clock=clock,
+            random=random,
+            max_body_bytes=max_response_bytes,
+        )
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(
             transport=transport, timeout=defaults.TIMEOUT_S, follow_redirects=False

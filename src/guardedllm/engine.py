@@ -334,10 +334,12 @@ class Engine:
                 )
                 if verdict == "fail":
                     raise fail(error)
+                remaining = deadline - self._clock()
+                if remaining <= 0:  # nothing else can be tried in time
+                    raise fail(_deadline_error(settings.deadline_s, plan)) from error
                 if verdict == "fallback" or number == settings.max_attempts:
                     break
                 wait = self._backoff(number, error)
-                remaining = deadline - self._clock()
                 if wait >= remaining:
                     retry_after = error.retry_after if isinstance(error, ProviderError) else None
                     if retry_after is not None and retry_after >= remaining and not has_next:

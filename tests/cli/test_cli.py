@@ -1,0 +1,197 @@
+"""The ``guardedllm`` command: check, smoke, estimate and demo, run through ``main``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from guardedllm.cli import main
+from guardedllm.testing import FakeProvider
+from support import ENVIRON, config_text
+
+MISMATCH = """
+[providers.openai]
+kind = "openai"
+api_key_env = "OPENAI_API_KEY"
+
+[models.gpt-4o-mini]
+provider = "openai"
+model = "gpt-4o-mini-2024-07-18"
+tokenizer = "o200k_base"
+context_window = 128000
+max_output_tokens = 16384
+input_usd_per_mtok = 0.15
+output_usd_per_mtok = 0.60
+
+[models.gpt-4o-mini-new]
+provider = "openai"
+model = "gpt-4o-mini-2025-01-01"
+tokenizer = "o200k_base"
+context_window = 128000
+max_output_tokens = 16384
+input_usd_per_mtok = 0.15
+output_usd_per_mtok = 0.60
+
+[env.staging.aliases]
+chat = "gpt-4o-mini-new"
+
+[env.prod.aliases]
+chat = "gpt-4o-mini"
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "guardedllm.toml") -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_check_passes_a_valid_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    agreeing = MISMATCH.replace('chat = "gpt-4o-mini-new"', 'chat = "gpt-4o-mini"')
+    path = write(tmp_path, agreeing)
+    assert main(["check", path, "--env", "staging", "--env", "prod"]) == 0
+    assert "staging and prod agree" in capsys.readouterr().out
+
+
+def test_check_catches_a_staging_prod_alias_mismatch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, MISMATCH)
+    assert main(["check", path]) == 0  # each environment is valid on its own
+    assert main(["check", path, "--env", "staging", "--env", "prod"]) == 1
+    err = capsys.readouterr().err
+    assert "aliases.chat" in err
+    assert "gpt-4o-mini-2025-01-01" in err
+    assert "gpt-4o-mini-2024-07-18" in err
+
+
+def test_check_lists_every_problem_with_its_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = (
+        MISMATCH.replace("input_usd_per_mtok = 0.15\n", "input_usd_per_mtok = -1\n", 1)
+        .replace('tokenizer = "o200k_base"', 'tokenizer = "o300k"', 1)
+        .replace("context_window = 128000", "contxt_window = 128000", 1)
+        + '\n[aliases]\nsupport = "gpt-5"\n'
+    )
+    assert main(["check", write(tmp_path, broken)]) == 1
+    err = capsys.readouterr().err
+    for key in (
+        "models.gpt-4o-mini.input_usd_per_mtok",
+        "models.gpt-4o-mini.tokenizer",
+        "models.gpt-4o-mini.contxt_window",
+        "aliases.support",
+    ):
+        assert key in err
+    assert "did you mean" in err
+
+
+def test_check_reports_an_alias_missing_from_one_environment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = MISMATCH.replace('[env.prod.aliases]\nchat = "gpt-4o-mini"\n', "[env.prod]\n")
+    assert main(["check", write(tmp_path, text)]) == 1
+    assert "env.prod.aliases.chat" in capsys.readouterr().err
+
+
+def test_check_reports_an_unreadable_file(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "/nonexistent/guardedllm.toml"]) == 1
+    assert "cannot read" in capsys.readouterr().err
+
+
+def smoke_config(tmp_path: Path, fake: FakeProvider) -> str:
+    text = config_text(fake) + '\n[models.gpt-next]\nprovider = "openai"\nmodel = "gpt-next"\n'
+    text += (
+        'tokenizer = "o200k_base"\ncontext_window = 128000\nmax_output_tokens = 4096\n'
+        "input_usd_per_mtok = 1.0\noutput_usd_per_mtok = 2.0\n"
+        '\n[env.prod.aliases]\nnext = "gpt-next"\n[env.staging.aliases]\nnext = "gpt-4o-mini"\n'
+    )
+    return write(tmp_path, text)
+
+
+def test_smoke_reports_a_404_deployment_and_exits_non_zero(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in ENVIRON.items():
+        monkeypatch.setenv(name, value)
+    known = {
+        "gpt-4o-mini-2024-07-18",
+        "prod-gpt-4o",
+        "llama-3.1-8b-instruct",
+        "claude-3-5-haiku-20241022",
+        "gemini-2.0-flash",
+    }
+    with FakeProvider(models=known) as fake:
+        path = smoke_config(tmp_path, fake)
+        assert main(["smoke", path, "--env", "staging"]) == 0
+        staging = capsys.readouterr()
+        assert main(["smoke", path, "--env", "prod"]) == 1
+        prod = capsys.readouterr()
+        sent = [r.json for r in fake.requests if r.json]
+    assert "all 3 deployment(s) answered" in staging.out
+    (row,) = [line for line in prod.out.splitlines() if line.startswith("next ")]
+    assert "gpt-next" in row
+    assert "404" in row
+    assert "ModelNotFoundError" in row
+    assert "gpt-next" in prod.err
+    assert "1 deployment(s) failed" in prod.err
+    # Every smoke call is minimal: one output token.
+    assert all(
+        body.get("max_completion_tokens", body.get("max_tokens", 1)) == 1
+        or body.get("generationConfig", {}).get("maxOutputTokens") == 1
+        for body in sent
+    )
+
+
+def test_estimate_prints_tokens_cost_and_fit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fake_provider: FakeProvider
+) -> None:
+    path = write(tmp_path, config_text(fake_provider))
+    messages = tmp_path / "messages.json"
+    messages.write_text(json.dumps([{"role": "user", "content": "hello world"}]))
+    assert main(["estimate", path, "--model", "chat", "--messages", str(messages)]) == 0
+    out = capsys.readouterr().out
+    assert "deployment         gpt-4o-mini" in out
+    assert "input_tokens       " in out
+    assert "fits_context       true" in out
+    assert "exact              true" in out
+    assert fake_provider.requests == []
+
+
+def test_estimate_reports_a_bad_messages_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fake_provider: FakeProvider
+) -> None:
+    path = write(tmp_path, config_text(fake_provider))
+    bad = tmp_path / "bad.json"
+    bad.write_text("[{")
+    assert main(["estimate", path, "--model", "chat", "--messages", str(bad)]) == 1
+    assert "cannot read messages" in capsys.readouterr().err
+
+
+def test_demo_tells_its_story(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "attempt  gpt-4o-mini #2  503" in out
+    assert "attempt  claude-haiku #1  200" in out
+    assert "attempt  gpt-next #1  404" in out
+    assert "RateLimitedError" in out
+    assert "BudgetExceededError" in out
+    assert "ContextWindowExceededError" in out
+    assert out.count("sent     0 HTTP request(s)") == 2
+
+
+def test_the_installed_command_runs() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "guardedllm.cli", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0
+    for command in ("check", "smoke", "estimate", "demo"):
+        assert command in result.stdout

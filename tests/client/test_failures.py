@@ -1,0 +1,315 @@
+"""How calls fail, through every driver, against FakeProvider's scripted faults: retries,
+fallbacks, fail-fast client errors, the one deadline, broken streams and bad bodies."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from guardedllm import Policy, Registry
+from guardedllm.errors import (
+    AllRoutesFailedError,
+    AuthenticationError,
+    BadRequestError,
+    BudgetExceededError,
+    ConnectionDroppedError,
+    ContextWindowExceededError,
+    DeadlineExceededError,
+    InvalidRequestError,
+    ModelNotFoundError,
+    RateLimitedError,
+    ResponseFormatError,
+    ServerError,
+    StreamInterruptedError,
+    TimeoutError,
+)
+from guardedllm.testing import FakeProvider
+from guardedllm.types import ChatCompletion
+from support import Call, Streamed, make_call
+
+MESSAGES = [{"role": "user", "content": "Hello there"}]
+OPENAI_ID = "gpt-4o-mini-2024-07-18"
+CLAUDE_ID = "claude-3-5-haiku-20241022"
+
+
+def outcomes(
+    result: ChatCompletion | Streamed | BaseException,
+) -> list[tuple[str, str, int | None]]:
+    attempts = result.attempts if isinstance(result, BaseException) else result.guard.attempts
+    return [(a.deployment, a.outcome, a.status) for a in attempts]
+
+
+def test_a_5xx_is_retried_on_the_same_deployment(call: Call, fake_provider: FakeProvider) -> None:
+    fake_provider.script(model=OPENAI_ID, status=500, times=1)
+    response = call(model="gpt-4o-mini", messages=MESSAGES)
+    assert outcomes(response) == [
+        ("gpt-4o-mini", "error", 500),
+        ("gpt-4o-mini", "ok", 200),
+    ]
+    assert response.guard.attempts[0].error_type == "ServerError"
+    assert len(fake_provider.requests) == 2
+
+
+def test_retries_exhausted_fall_back_down_the_route_across_vendors(
+    call: Call, fake_provider: FakeProvider
+) -> None:
+    fake_provider.script(model=OPENAI_ID, status=503)
+    response = call(model="support", messages=MESSAGES, stream=False)
+    assert outcomes(response) == [
+        ("gpt-4o-mini", "error", 503),
+        ("gpt-4o-mini", "error", 503),
+        ("claude-haiku", "ok", 200),
+    ]
+    assert fake_provider.requests[-1].vendor == "anthropic"
+
+
+def test_a_missing_model_is_not_retried_and_falls_back(
+    call: Call, fake_provider: FakeProvider
+) -> None:
+    fake_provider.script(model=OPENAI_ID, not_found=True)
+    response = call(model="support", messages=MESSAGES)
+    assert outcomes(response) == [("gpt-4o-mini", "error", 404), ("claude-haiku", "ok", 200)]
+    assert response.guard.attempts[0].error_type == "ModelNotFoundError"
+
+
+def test_a_missing_model_alone_fails_with_every_attempt_attached(
+    call: Call, fake_provider: FakeProvider
+) -> None:
+    fake_provider.script(model=OPENAI_ID, not_found=True)
+    with pytest.raises(AllRoutesFailedError) as caught:
+        call(model="gpt-4o-mini", messages=MESSAGES)
+    assert isinstance(caught.value.__cause__, ModelNotFoundError)
+    assert caught.value.__cause__.status == 404
+    assert outcomes(caught.value) == [("gpt-4o-mini", "error", 404)]
+    assert len(fake_provider.requests) == 1
+
+
+def test_a_client_error_fails_fast_without_retry_or_fallback(
+    call: Call, fake_provider: FakeProvider
+) -> None:
+    fake_provider.script(model=OPENAI_ID, status=400, error_message="bad 'messages'")
+    with pytest.raises(BadRequestError) as caught:
+        call(model="support", messages=MESSAGES)
+    assert caught.value.status == 400
+    assert "bad 'messages'" in str(caught.value)
+    assert "not retried" in str(caught.value)
+    assert len(fake_provider.requests) == 1
+
+
+def test_a_vendor_error_carries_request_id_and_code(
+    call: Call, fake_provider: FakeProvider
+) -> None:
+    fake_provider.script(model=OPENAI_ID, status=401, headers={"x-request-id": "req_123"})
+    with pytest.raises(AuthenticationError) as caught:
+        call(model="gpt-4o-mini", messages=MESSAGES)
+    assert caught.value.request_id == "req_123"
+    assert caught.value.code
+    assert "req_123" in str(caught.value)
+
+
+def test_every_deployment_failing_gives_all_routes_failed(
+    call: Call, fake_provider: FakeProvider
+) -> None:
+    fake_provider.script(status=502)
+    with pytest.raises(AllRoutesFailedError) as caught:
+        call(model="support", messages=MESSAGES)
+    assert [a.deployment for a in caught.value.attempts] == [
+        "gpt-4o-mini",
+        "gpt-4o-mini",
+        "claude-haiku",
+        "claude-haiku",
+        "gemini-flash",
+        "gemini-flash",
+    ]
+    assert isinstance(caught.value.last_error, ServerError)
+    assert "support" in str(caught.value)
+
+
+def test_retry_after_floors_the_backoff(
+    driver: str, registry: Registry, fake_provider: FakeProvider
+) -> None:
+    fake_provider.script(model=OPENAI_ID, status=429, retry_after=0.3, times=1)
+    call = make_call(driver, registry)
+    started = time.monotonic()
+    response = call(model="gpt-4o-mini", messages=MESSAGES)
+    first, second = fake_provider.requests
+    assert second.received_at - first.received_at >= 0.3
+    assert time.monotonic() - started >= 0.3
+    assert outcomes(response) == [("gpt-4o-mini", "error", 429), ("gpt-4o-mini", "ok", 200)]
+
+
+def test_retry_after_past_the_deadline_fails_at_once(
+    driver: str, registry: Registry, fake_provider: FakeProvider
+) -> None:
+    fake_provider.script(model=OPENAI_ID, status=429, retry_after=3600)
+    call = make_call(driver, registry, policy=Policy(deadline_s=5))
+    started = time.monotonic()
+    with pytest.raises(RateLimitedError) as caught:
+        call(model="gpt-4o-mini", messages=MESSAGES)
+    assert time.monotonic() - started < 2
+    assert caught.value.retry_after == 3600
+    assert len(fake_provider.requests) == 1
+
+
+def test_a_hang_is_cut_by_the_deadline(
+    driver: str, registry: Registry, fake_provider: FakeProvider
+) -> None:
+    fake_provider.script(model=OPENAI_ID, hang=True)
+    call = make_call(driver, registry, policy=Policy(deadline_s=1.0))
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceededError) as caught:
+        call(model="gpt-4o-mini", messages=MESSAGES)
+    elapsed = time.monotonic() - started
+    assert 0.9 <= elapsed < 1.6
+    assert caught.value.attempts[0].error_type == "TimeoutError"
+    assert caught.value.deadline_s == 1.0
+
+
+def test_a_timed_out_attempt_falls_back(
+    driver: str, registry: Registry, fake_provider: FakeProvider
+) -> None:
+    fake_provider.script(model=OPENAI_ID, hang=True)
+    call = make_call(driver, registry, policy=Policy(timeout_s=0.3, max_attempts=1))
+    response = call(model="support", messages=MESSAGES)
+    assert outcomes(response) == [("gpt-4o-mini", "error", None), ("claude-haiku", "ok", 200)]
+    assert response.guard.attempts[0].error_type == TimeoutError.__name__
+
+
+def test_a_dropped_connection_is_retried(call: Call, fake_provider: FakeProvider) -> None:
+    fake_provider.script(model=OPENAI_ID, drop=True, times=1)
+    response = call(model="gpt-4o-mini", messages=MESSAGES)
+    assert response.guard.attempts[0].error_type == ConnectionDroppedError.__name__
+    assert response.guard.attempts[1].outcome == "ok"
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"id": "x", "choices": [', b"<html>502 Bad Gateway</html>", b""]
+)
+def test_a_malformed_body_is_a_typed_error(
+    call: Call, fake_provider: FakeProvider, body: bytes
+) -> None:
+    fake_provider.script(model=OPENAI_ID, body=body)
+    with pytest.raises(AllRoutesFailedError) as caught:
+        call(model="gpt-4o-mini", messages=MESSAGES)
+    assert isinstance(caught.value.last_error, ResponseFormatError)
+    assert "gpt-4o-mini" in str(caught.value.last_error)
+
+
+def test_an_oversized_body_is_refused(
+    driver: str, registry: Registry, fake_provider: FakeProvider
+) -> None:
+    fake_provider.script(model=OPENAI_ID, oversized=2_000_000)
+    call = make_call(driver, registry, policy=Policy(max_attempts=1), max_response_bytes=1_000_000)
+    with pytest.raises(AllRoutesFailedError) as caught:
+        call(model="gpt-4o-mini", messages=MESSAGES)
+    assert isinstance(caught.value.last_error, ResponseFormatError)
+    assert "larger than 1000000 bytes" in str(caught.value.last_error)
+
+
+def test_a_stream_cut_after_chunks_raises_with_what_arrived(
+    call: Call, fake_provider: FakeProvider
+) -> None:
+    fake_provider.script(model=CLAUDE_ID, content="a b c d e f g h", chunks=4, cut_after_chunks=2)
+    with pytest.raises(StreamInterruptedError) as caught:
+        call(model="claude-haiku", messages=MESSAGES, stream=True)
+    assert caught.value.received
+    assert caught.value.partial_content
+    assert "a b c d e f g h".startswith(caught.value.partial_content)
+    assert len(fake_provider.requests) == 1  # never retried once chunks reached the caller
+
+
+def test_a_stream_cut_before_its_first_chunk_is_retried(
+    call: Call, fake_provider: FakeProvider
+) -> None:
+    fake_provider.script(model=OPENAI_ID, cut_after_chunks=0, times=1)
+    result = call(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+    assert result.completed
+    assert outcomes(result) == [("gpt-4o-mini", "error", None), ("gpt-4o-mini", "ok", 200)]
+
+
+def test_a_malformed_chunk_mid_stream_interrupts(call: Call, fake_provider: FakeProvider) -> None:
+    # chunk_delay puts the garbage in a later read than the first chunk, which has then
+    # reached the caller; garbage in the very first read is retried like any bad answer.
+    fake_provider.script(model=OPENAI_ID, malformed_chunk=True, chunks=4, chunk_delay=0.05)
+    with pytest.raises(StreamInterruptedError) as caught:
+        call(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+    assert isinstance(caught.value.__cause__, ResponseFormatError)
+
+
+def test_a_stream_error_status_falls_back_before_any_chunk(
+    call: Call, fake_provider: FakeProvider
+) -> None:
+    fake_provider.script(model=OPENAI_ID, status=529)
+    result = call(model="support", messages=MESSAGES, stream=True)
+    assert result.completed
+    assert result.guard.deployment == "claude-haiku"
+
+
+def test_a_missing_api_key_is_refused_before_sending(
+    driver: str, registry: Registry, fake_provider: FakeProvider
+) -> None:
+    call = make_call(driver, registry, environ={})
+    with pytest.raises(AuthenticationError) as caught:
+        call(model="gpt-4o-mini", messages=MESSAGES)
+    assert "TEST_OPENAI_KEY" in str(caught.value)
+    assert fake_provider.requests == []
+
+
+def test_context_window_and_cost_cap_refuse_before_sending(
+    call: Call, fake_provider: FakeProvider
+) -> None:
+    long = [{"role": "user", "content": "word " * 9000}]
+    with pytest.raises(ContextWindowExceededError) as too_long:
+        call(model="llama", messages=long)
+    assert too_long.value.context_window == 8192
+    with pytest.raises(BudgetExceededError) as too_dear:
+        call(model="support", messages=MESSAGES, max_tokens=8000, policy=Policy(max_cost_usd=1e-4))
+    assert too_dear.value.limit_usd == 1e-4
+    assert [a.outcome for a in too_dear.value.attempts] == ["skipped"] * 3
+    assert fake_provider.requests == []
+
+
+def test_a_cost_cap_skips_to_a_cheaper_deployment(call: Call, fake_provider: FakeProvider) -> None:
+    # gpt-4o-mini's worst case at 4000 output tokens is $0.0024; claude-haiku's is $0.016.
+    response = call(
+        model="support",
+        messages=MESSAGES,
+        max_tokens=4000,
+        policy=Policy(max_cost_usd=0.002, fallback=["claude-haiku", "gemini-flash"]),
+    )
+    assert outcomes(response) == [("claude-haiku", "skipped", None), ("gemini-flash", "ok", 200)]
+
+
+def test_bad_arguments_are_typed_errors_before_sending(
+    call: Call, fake_provider: FakeProvider
+) -> None:
+    bad_calls = [
+        {"model": "chat", "messages": "hello"},
+        {"model": "chat", "messages": []},
+        {"model": "chat", "messages": [{"content": "no role"}]},
+        {"model": "chat", "messages": MESSAGES, "temperature": 7},
+        {"model": "chat", "messages": MESSAGES, "max_tokens": 0},
+        {"model": "chat", "messages": MESSAGES, "frobnicate": True},
+    ]
+    for kwargs in bad_calls:
+        with pytest.raises(InvalidRequestError):
+            call(**kwargs)
+    with pytest.raises(ModelNotFoundError, match="did you mean"):
+        call(model="chta", messages=MESSAGES)
+    assert fake_provider.requests == []
+
+
+def test_a_parameter_a_vendor_cannot_express_falls_to_one_that_can(
+    call: Call, fake_provider: FakeProvider
+) -> None:
+    # Anthropic has no seed: the plan skips it, says why, and Gemini serves the call.
+    response = call(
+        model="support",
+        messages=MESSAGES,
+        seed=7,
+        policy=Policy(fallback=["claude-haiku", "gemini-flash"]),
+    )
+    assert outcomes(response)[0] == ("claude-haiku", "skipped", None)
+    assert "seed" in (response.guard.attempts[0].error or "")
+    assert response.guard.deployment == "gemini-flash"

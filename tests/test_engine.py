@@ -1,0 +1,306 @@
+"""The sans-IO engine, driven by hand on virtual time: no sockets, no sleeps."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Generator
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from guardedllm import Policy, Registry
+from guardedllm._request import chat_request
+from guardedllm.engine import Answered, Engine, Failed, Send, Sleep, StreamStart, classify
+from guardedllm.errors import (
+    AllRoutesFailedError,
+    BadRequestError,
+    ConnectError,
+    DeadlineExceededError,
+    GuardedLLMError,
+    ModelNotFoundError,
+    RateLimitedError,
+    ResponseFormatError,
+    ServerError,
+)
+from guardedllm.types import ChatCompletion
+
+CONFIG = """
+[defaults]
+deadline_s = 30
+max_attempts = 3
+
+[providers.a]
+kind = "openai"
+base_url = "http://a.invalid/v1"
+
+[providers.b]
+kind = "openai"
+base_url = "http://b.invalid/v1"
+
+[models.first]
+provider = "a"
+model = "m1"
+tokenizer = "o200k_base"
+context_window = 1000
+max_output_tokens = 100
+input_usd_per_mtok = 1.0
+output_usd_per_mtok = 2.0
+
+[models.second]
+provider = "b"
+model = "m2"
+tokenizer = "o200k_base"
+context_window = 1000
+max_output_tokens = 100
+input_usd_per_mtok = 1.0
+output_usd_per_mtok = 2.0
+
+[routes.both]
+fallback = ["first", "second"]
+"""
+
+OK_BODY = json.dumps(
+    {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "m",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}
+        ],
+        "usage": {"prompt_tokens": 1000, "completion_tokens": 500, "total_tokens": 1500},
+    }
+).encode()
+
+
+class VirtualClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def error_answer(status: int, headers: dict[str, str] | None = None) -> Answered:
+    body = json.dumps({"error": {"message": "nope", "type": "x", "code": None}}).encode()
+    return Answered(status=status, headers=httpx.Headers(headers or {}), body=body)
+
+
+def ok_answer() -> Answered:
+    return Answered(status=200, headers=httpx.Headers(), body=OK_BODY)
+
+
+def drive(
+    flow: Generator[Send | Sleep, Any, ChatCompletion | StreamStart],
+    answer: Any,
+    clock: VirtualClock,
+    *,
+    per_send_s: float = 0.1,
+) -> tuple[list[Send | Sleep], ChatCompletion | StreamStart | GuardedLLMError]:
+    """Run the engine to its end; ``answer(send)`` gives each attempt's outcome."""
+    steps: list[Send | Sleep] = []
+    try:
+        step = next(flow)
+        while True:
+            steps.append(step)
+            if isinstance(step, Sleep):
+                clock.now += step.seconds
+                step = flow.send(None)
+            else:
+                clock.now += per_send_s
+                step = flow.send(answer(step))
+    except StopIteration as done:
+        return steps, done.value
+    except GuardedLLMError as exc:
+        return steps, exc
+
+
+def engine(clock: VirtualClock, random: float = 1.0) -> Engine:
+    return Engine(
+        Registry.from_toml_text(CONFIG), clock=clock, wall_clock=lambda: 1e9, random=lambda: random
+    )
+
+
+def request(model: str = "first") -> Any:
+    return chat_request(model=model, messages=[{"role": "user", "content": "hi"}], max_tokens=10)
+
+
+def sleeps(steps: list[Send | Sleep]) -> list[float]:
+    return [s.seconds for s in steps if isinstance(s, Sleep)]
+
+
+def sends(steps: list[Send | Sleep]) -> list[str]:
+    return [s.target.deployment for s in steps if isinstance(s, Send)]
+
+
+def test_success_prices_the_reported_usage() -> None:
+    clock = VirtualClock()
+    steps, result = drive(engine(clock).run(request()), lambda _: ok_answer(), clock)
+    assert isinstance(result, ChatCompletion)
+    assert result.guard is not None
+    # 1000 input tokens at $1/Mtok + 500 output at $2/Mtok
+    assert result.guard.cost_usd == pytest.approx(0.002)
+    assert result.guard.latency_s == pytest.approx(0.1)
+    assert sends(steps) == ["first"]
+
+
+def test_backoff_is_exponential_full_jitter_capped() -> None:
+    clock = VirtualClock()
+    flow = engine(clock, random=1.0).run(request(), Policy(max_attempts=6, deadline_s=1000))
+    steps, result = drive(flow, lambda _: error_answer(503), clock)
+    assert isinstance(result, AllRoutesFailedError)
+    assert sleeps(steps) == [0.5, 1.0, 2.0, 4.0, 8.0]  # random()=1.0 gives each ceiling
+
+
+def test_jitter_scales_the_wait() -> None:
+    clock = VirtualClock()
+    steps, _ = drive(engine(clock, random=0.25).run(request()), lambda _: error_answer(500), clock)
+    assert sleeps(steps) == [0.125, 0.25]
+
+
+def test_retry_after_is_a_floor() -> None:
+    clock = VirtualClock()
+    answers = iter([error_answer(429, {"retry-after": "3"}), ok_answer()])
+    steps, result = drive(engine(clock).run(request()), lambda _: next(answers), clock)
+    assert sleeps(steps) == [3.0]
+    assert isinstance(result, ChatCompletion)
+
+
+def test_retry_after_as_http_date_is_resolved_against_the_wall_clock() -> None:
+    clock = VirtualClock()
+    when = "Sun, 09 Sep 2001 01:46:45 GMT"  # 1e9 + 5 s
+    answers = iter([error_answer(503, {"retry-after": when}), ok_answer()])
+    steps, _ = drive(engine(clock).run(request()), lambda _: next(answers), clock)
+    assert sleeps(steps) == [pytest.approx(5.0)]
+
+
+def test_retry_after_beyond_the_deadline_fails_at_once_with_the_wait() -> None:
+    clock = VirtualClock()
+    flow = engine(clock).run(request(), Policy(deadline_s=5))
+    steps, result = drive(flow, lambda _: error_answer(429, {"retry-after": "60"}), clock)
+    assert isinstance(result, RateLimitedError)
+    assert result.retry_after == 60
+    assert sends(steps) == ["first"]
+    assert sleeps(steps) == []
+
+
+def test_retry_after_beyond_the_deadline_falls_back_when_it_can() -> None:
+    clock = VirtualClock()
+    flow = engine(clock).run(request("both"), Policy(deadline_s=5))
+
+    def answer(send: Send) -> Answered:
+        if send.target.deployment == "first":
+            return error_answer(429, {"retry-after": "60"})
+        return ok_answer()
+
+    steps, result = drive(flow, answer, clock)
+    assert sends(steps) == ["first", "second"]
+    assert isinstance(result, ChatCompletion)
+
+
+def test_no_step_is_yielded_after_the_deadline() -> None:
+    clock = VirtualClock()
+    flow = engine(clock, random=1.0).run(request("both"), Policy(deadline_s=2, max_attempts=10))
+    steps, result = drive(flow, lambda _: error_answer(500), clock, per_send_s=0.4)
+    # A backoff that would cross the deadline is not slept: the plan moves on, and ends
+    # when nothing more fits.
+    assert isinstance(result, AllRoutesFailedError)
+    assert sends(steps) == ["first", "first", "second"]
+    assert clock.now <= 2.0
+    # each attempt's timeout is what remained of the deadline
+    timeouts = [s.timeout_s for s in steps if isinstance(s, Send)]
+    assert all(t <= 2.0 for t in timeouts)
+    assert timeouts == sorted(timeouts, reverse=True)
+
+
+def test_a_deadline_spent_in_an_attempt_ends_the_call() -> None:
+    clock = VirtualClock()
+    flow = engine(clock).run(request("both"), Policy(deadline_s=2))
+    steps, result = drive(flow, lambda _: error_answer(500), clock, per_send_s=2.5)
+    assert isinstance(result, DeadlineExceededError)
+    assert sends(steps) == ["first"]
+    assert result.attempts[0].status == 500
+
+
+def test_client_errors_fail_fast_and_404_falls_back_without_retry() -> None:
+    clock = VirtualClock()
+    steps, result = drive(engine(clock).run(request("both")), lambda _: error_answer(400), clock)
+    assert isinstance(result, BadRequestError)
+    assert sends(steps) == ["first"]
+
+    clock = VirtualClock()
+
+    def answer(send: Send) -> Answered:
+        return error_answer(404) if send.target.deployment == "first" else ok_answer()
+
+    steps, result = drive(engine(clock).run(request("both")), answer, clock)
+    assert sends(steps) == ["first", "second"]
+    assert isinstance(result, ChatCompletion)
+
+
+def test_transport_failures_and_bad_bodies_are_retried() -> None:
+    clock = VirtualClock()
+    answers = iter(
+        [
+            Failed(error=ConnectError("refused")),
+            Answered(status=200, headers=httpx.Headers(), body=b"{not json"),
+            ok_answer(),
+        ]
+    )
+    _steps, result = drive(engine(clock).run(request()), lambda _: next(answers), clock)
+    assert isinstance(result, ChatCompletion)
+    assert result.guard is not None
+    assert [a.error_type for a in result.guard.attempts] == [
+        "ConnectError",
+        "ResponseFormatError",
+        None,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("error", "verdict"),
+    [
+        (ServerError("x", status=500), "retry"),
+        (ServerError("x", status=503), "retry"),
+        (RateLimitedError("x", status=429), "retry"),
+        (BadRequestError("x", status=400), "fail"),
+        (BadRequestError("x", status=422), "fail"),
+        (ModelNotFoundError("x", status=404), "fallback"),
+        (ConnectError("x"), "retry"),
+        (ResponseFormatError("x"), "retry"),
+    ],
+)
+def test_classification_table(error: GuardedLLMError, verdict: str) -> None:
+    assert classify(error) == verdict
+
+
+@given(
+    statuses=st.lists(st.sampled_from([200, 429, 500, 502, 503, 529]), min_size=1, max_size=12),
+    attempts=st.integers(min_value=1, max_value=4),
+    deadline=st.floats(min_value=0.5, max_value=30),
+)
+def test_attempts_never_exceed_the_budget_of_the_plan(
+    statuses: list[int], attempts: int, deadline: float
+) -> None:
+    clock = VirtualClock()
+    replies = iter(statuses + [500] * 20)
+    flow = engine(clock, random=0.5).run(
+        request("both"), Policy(max_attempts=attempts, deadline_s=deadline)
+    )
+
+    def answer(_: Send) -> Answered:
+        status = next(replies)
+        return ok_answer() if status == 200 else error_answer(status)
+
+    steps, result = drive(flow, answer, clock)
+    assert len(sends(steps)) <= 2 * attempts
+    assert clock.now <= deadline + 0.1  # one in-flight send may end after the deadline
+    if isinstance(result, ChatCompletion):
+        assert result.guard is not None
+        assert result.guard.attempts[-1].outcome == "ok"
+    else:
+        assert isinstance(result, GuardedLLMError)
+        assert result.attempts
