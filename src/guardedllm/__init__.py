@@ -6,6 +6,7 @@ within one deadline, and typed errors. Importing it does no work: no network, no
 """
 
 from guardedllm import errors
+from guardedllm._version import __version__
 from guardedllm.aclient import AsyncClient, AsyncStream
 from guardedllm.client import Client, Stream
 from guardedllm.errors import GuardedLLMError
@@ -13,8 +14,6 @@ from guardedllm.estimate import Estimate
 from guardedllm.policy import Policy
 from guardedllm.registry import Registry
 from guardedllm.types import ChatCompletion, ChatCompletionChunk, GuardInfo, Usage
-
-__version__ = "0.1.0.dev0"
 
 __all__ = [
     "AsyncClient",

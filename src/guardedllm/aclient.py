@@ -17,6 +17,7 @@ import httpx
 from guardedllm import defaults
 from guardedllm._request import chat_request
 from guardedllm._transport import DefaultAsyncTransport
+from guardedllm._version import USER_AGENT
 from guardedllm.engine import (
     Answered,
     BodyBuffer,
@@ -28,6 +29,7 @@ from guardedllm.engine import (
     StreamStarted,
     stream_ended_early,
     transport_error,
+    with_client_headers,
 )
 from guardedllm.errors import GuardedLLMError
 from guardedllm.estimate import Estimate
@@ -161,6 +163,7 @@ class AsyncClient:
         self._http = http_client or httpx.AsyncClient(
             transport=transport or DefaultAsyncTransport(),
             timeout=defaults.TIMEOUT_S,
+            headers={"user-agent": USER_AGENT},
             follow_redirects=False,
         )
         self._sleep = sleep
@@ -216,7 +219,9 @@ class AsyncClient:
         keep_open = False
         try:
             with anyio.fail_after(step.timeout_s):
-                response = await self._http.send(step.request, stream=True)
+                response = await self._http.send(
+                    with_client_headers(step.request, self._http.headers), stream=True
+                )
                 body = response.aiter_bytes()
                 if step.decoder is not None and response.status_code < 300:
                     async for data in body:

@@ -14,6 +14,7 @@ import httpx
 
 from guardedllm import defaults
 from guardedllm._request import chat_request
+from guardedllm._version import USER_AGENT
 from guardedllm.engine import (
     Answered,
     BodyBuffer,
@@ -25,6 +26,7 @@ from guardedllm.engine import (
     StreamStarted,
     stream_ended_early,
     transport_error,
+    with_client_headers,
 )
 from guardedllm.errors import GuardedLLMError
 from guardedllm.estimate import Estimate
@@ -150,7 +152,10 @@ class Client:
         )
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(
-            transport=transport, timeout=defaults.TIMEOUT_S, follow_redirects=False
+            transport=transport,
+            timeout=defaults.TIMEOUT_S,
+            headers={"user-agent": USER_AGENT},
+            follow_redirects=False,
         )
         self._sleep = sleep
         self.chat = _Chat(self)
@@ -198,7 +203,9 @@ class Client:
 
     def _send(self, step: Send) -> Answered | StreamStarted | Failed:
         try:
-            response = self._http.send(step.request, stream=True)
+            response = self._http.send(
+                with_client_headers(step.request, self._http.headers), stream=True
+            )
         except httpx.TransportError as exc:
             return Failed(error=transport_error(exc, step.target))
         keep_open = False

@@ -64,6 +64,7 @@ __all__ = [
     "StreamTracker",
     "stream_ended_early",
     "transport_error",
+    "with_client_headers",
 ]
 
 # --------------------------------------------------------------------------- steps and outcomes
@@ -571,6 +572,15 @@ class BodyBuffer:
 
     def value(self) -> bytes:
         return b"".join(self._parts)
+
+
+def with_client_headers(request: httpx.Request, headers: httpx.Headers) -> httpx.Request:
+    """``request`` with the sending client's default headers (a user's ``http_client`` may
+    carry its own, such as a tracing or team header) wherever the wire format set none."""
+    for name, value in headers.multi_items():
+        if name not in request.headers:
+            request.headers[name] = value
+    return request
 
 
 def stream_ended_early(target: Target) -> ResponseFormatError:

@@ -346,14 +346,18 @@ def error_for_status(
     body: str = "",
     model_not_found: bool = False,
     overloaded: bool = False,
+    bad_credentials: bool = False,
 ) -> ProviderError:
     """Build the typed error for a vendor error status.
 
-    ``model_not_found`` / ``overloaded`` come from the wire format, which knows how its vendor
-    says so; they refine the class the status alone would give.
+    ``model_not_found`` / ``overloaded`` / ``bad_credentials`` come from the wire format, which
+    knows how its vendor says so (Gemini answers a bad key with 400 API_KEY_INVALID); they
+    refine the class the status alone would give.
     """
     cls: type[ProviderError]
-    if model_not_found:
+    if bad_credentials:
+        cls = AuthenticationError
+    elif model_not_found:
         cls = ModelNotFoundError
     elif overloaded:
         cls = OverloadedError

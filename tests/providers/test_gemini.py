@@ -1355,3 +1355,36 @@ def test_api_key_never_appears_in_reprs_or_messages() -> None:
             assert key not in repr(error)
             assert key not in getattr(error, "body", "")
     assert "[redacted]" in str(raised[0])
+
+
+def test_an_invalid_api_key_is_an_authentication_error() -> None:
+    from guardedllm.errors import AuthenticationError
+
+    body = {
+        "error": {
+            "code": 400,
+            "message": "API key not valid. Please pass a valid API key.",
+            "status": "INVALID_ARGUMENT",
+            "details": [
+                {
+                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                    "reason": "API_KEY_INVALID",
+                    "domain": "googleapis.com",
+                }
+            ],
+        }
+    }
+    target = Target(
+        deployment="flash",
+        provider="gemini",
+        kind="gemini",
+        base_url="https://generativelanguage.googleapis.com",
+        model="gemini-2.0-flash",
+        api_key="AIzaSyD-not-a-real-key-0123456789",
+    )
+    error = GeminiWire().parse_error(
+        400, httpx.Headers(), json.dumps(body).encode(), target, now=0.0
+    )
+    assert isinstance(error, AuthenticationError)
+    assert error.status == 400
+    assert error.code == "INVALID_ARGUMENT"

@@ -262,7 +262,15 @@ def _provider_error(
         body=body,
         model_not_found=status == 404 and code in (None, "NOT_FOUND") and "models/" in message,
         overloaded=code == "UNAVAILABLE" or "overloaded" in message.lower(),
+        bad_credentials=_has_reason(error.get("details"), "API_KEY_INVALID"),
     )
+
+
+def _has_reason(details: Any, reason: str) -> bool:
+    """Whether a google.rpc.ErrorInfo detail carries ``reason``."""
+    if not isinstance(details, list):
+        return False
+    return any(isinstance(d, Mapping) and d.get("reason") == reason for d in details)
 
 
 def _retry_delay(details: Any) -> float | None:
