@@ -1,0 +1,135 @@
+"""The in-process state backend: dicts behind one lock.
+
+The lock is a ``threading.Lock`` held only for the few dict operations of one call — never
+across I/O or an ``await`` — so sync threads and async tasks (asyncio or trio) share it safely.
+Expiry is by the caller's clock (``now`` on every call): an entry whose ``expires_at`` has
+passed reads as absent and is dropped by a periodic sweep, so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+
+from guardedllm.state.base import BucketTake
+
+__all__ = ["MemoryBackend"]
+
+# Expired entries are swept after this many writes: often enough to bound memory for keys that
+# are never touched again (a month-old spend window), rarely enough to cost nothing per call.
+_SWEEP_EVERY = 4096
+
+
+class MemoryBackend:
+    """``StateBackend`` for one process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (level, updated_at)
+        self._counters: dict[str, tuple[float, float]] = {}  # key -> (total, expires_at)
+        self._values: dict[str, tuple[str, float | None]] = {}  # key -> (value, expires_at)
+        self._writes = 0
+
+    # ---- token buckets ---------------------------------------------------------------
+
+    def _refilled(self, key: str, capacity: float, refill_per_s: float, now: float) -> float:
+        level, updated = self._buckets.get(key, (capacity, now))
+        if now > updated:
+            level = min(capacity, level + (now - updated) * refill_per_s)
+        return level
+
+    def bucket_take(
+        self,
+        key: str,
+        amount: float,
+        *,
+        capacity: float,
+        refill_per_s: float,
+        now: float,
+        allow_debt: bool = False,
+    ) -> BucketTake:
+        with self._lock:
+            level = self._refilled(key, capacity, refill_per_s, now)
+            if allow_debt or level >= amount:
+                self._buckets[key] = (level - amount, now)
+                return BucketTake(granted=True, remaining=level - amount, wait_s=0.0)
+            self._buckets[key] = (level, now)
+            missing = amount - level
+            wait = missing / refill_per_s if refill_per_s > 0 else float("inf")
+            return BucketTake(granted=False, remaining=level, wait_s=wait)
+
+    def bucket_put(
+        self, key: str, amount: float, *, capacity: float, refill_per_s: float, now: float
+    ) -> float:
+        with self._lock:
+            level = min(capacity, self._refilled(key, capacity, refill_per_s, now) + amount)
+            self._buckets[key] = (level, now)
+            return level
+
+    def bucket_set(
+        self, key: str, level: float, *, capacity: float, refill_per_s: float, now: float
+    ) -> None:
+        with self._lock:
+            self._buckets[key] = (min(capacity, level), now)
+
+    # ---- counters ----------------------------------------------------------------------
+
+    def counter_add(
+        self, key: str, amount: float, *, limit: float | None, expires_at: float, now: float
+    ) -> tuple[bool, float]:
+        with self._lock:
+            self._wrote(now)
+            total = self._counter(key, now)
+            new_total = total + amount
+            if limit is not None and amount > 0 and new_total > limit:
+                return False, total
+            self._counters[key] = (new_total, expires_at)
+            return True, new_total
+
+    def counters_get(self, keys: list[str], *, now: float) -> Mapping[str, float]:
+        with self._lock:
+            return {key: self._counter(key, now) for key in keys}
+
+    def _counter(self, key: str, now: float) -> float:
+        total, expiry = self._counters.get(key, (0.0, now))
+        return total if expiry >= now else 0.0
+
+    # ---- values --------------------------------------------------------------------------
+
+    def value_get(self, key: str, *, now: float) -> str | None:
+        with self._lock:
+            return self._value(key, now)
+
+    def value_cas(
+        self,
+        key: str,
+        expected: str | None,
+        value: str | None,
+        *,
+        expires_at: float | None = None,
+        now: float,
+    ) -> bool:
+        with self._lock:
+            self._wrote(now)
+            if self._value(key, now) != expected:
+                return False
+            if value is None:
+                self._values.pop(key, None)
+            else:
+                self._values[key] = (value, expires_at)
+            return True
+
+    def _value(self, key: str, now: float) -> str | None:
+        entry = self._values.get(key)
+        if entry is None:
+            return None
+        value, expiry = entry
+        return value if expiry is None or expiry >= now else None
+
+    # ---- expiry ----------------------------------------------------------------------------
+
+    def _wrote(self, now: float) -> None:
+        self._writes += 1
+        if self._writes % _SWEEP_EVERY == 0:
+            self._counters = {k: v for k, v in self._counters.items() if v[1] >= now}
+            self._values = {k: v for k, v in self._values.items() if v[1] is None or v[1] >= now}
