@@ -32,7 +32,7 @@ from guardedllm.engine import (
     with_client_headers,
 )
 from guardedllm.errors import GuardedLLMError
-from guardedllm.estimate import Estimate
+from guardedllm.estimate import CalibrationStats, Estimate
 from guardedllm.policy import Policy
 from guardedllm.registry import Registry
 from guardedllm.types import ChatCompletion, ChatCompletionChunk, ChatRequest, GuardInfo
@@ -191,6 +191,11 @@ class AsyncClient:
         """Tokens, worst-case cost and context fit of a call, without sending it (no I/O, so
         not a coroutine)."""
         return self._engine.estimate(chat_request(model=model, messages=messages, **params), policy)
+
+    def estimation_stats(self) -> dict[str, CalibrationStats]:
+        """How far each deployment's token estimates have run from the vendor's counts, and
+        the calibration factor learned from them (see ``guardedllm.estimate.Calibrator``)."""
+        return self._engine.calibrator.stats()
 
     async def _call(
         self, request: ChatRequest, policy: Policy | None

@@ -29,7 +29,7 @@ from guardedllm.engine import (
     with_client_headers,
 )
 from guardedllm.errors import GuardedLLMError
-from guardedllm.estimate import Estimate
+from guardedllm.estimate import CalibrationStats, Estimate
 from guardedllm.policy import Policy
 from guardedllm.registry import Registry
 from guardedllm.types import ChatCompletion, ChatCompletionChunk, GuardInfo
@@ -181,6 +181,11 @@ class Client:
     ) -> Estimate:
         """Tokens, worst-case cost and context fit of a call, without sending it."""
         return self._engine.estimate(chat_request(model=model, messages=messages, **params), policy)
+
+    def estimation_stats(self) -> dict[str, CalibrationStats]:
+        """How far each deployment's token estimates have run from the vendor's counts, and
+        the calibration factor learned from them (see ``guardedllm.estimate.Calibrator``)."""
+        return self._engine.calibrator.stats()
 
     def _call(self, request: Any, policy: Policy | None) -> ChatCompletion | Stream:
         flow = self._engine.run(request, policy)

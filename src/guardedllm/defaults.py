@@ -34,3 +34,7 @@ EXPECTED_OUTPUT_TOKENS = 256
 # Stand-in tokenizers (tiktoken for a Claude or Gemini model) miscount by a few percent either
 # way; a 10 % margin keeps the context-window and cost guards on the safe side.
 ESTIMATE_SAFETY_MARGIN = 0.10
+
+# Weight of each new observation in a deployment's calibration factor (an EWMA): 0.2 settles
+# within about ten calls yet one odd request cannot swing estimates much.
+CALIBRATION_ALPHA = 0.2

@@ -44,13 +44,20 @@ from guardedllm.errors import (
     TimeoutError,
     TransportError,
 )
-from guardedllm.estimate import Estimate
+from guardedllm.estimate import Calibrator, Estimate
 from guardedllm.policy import Policy
 from guardedllm.providers import wire_format_for
 from guardedllm.providers.base import StreamDecoder, Target, WireFormat
 from guardedllm.registry import Deployment, Registry
 from guardedllm.routing import Plan, plan_route, usage_cost
-from guardedllm.types import Attempt, ChatCompletion, ChatCompletionChunk, ChatRequest, GuardInfo
+from guardedllm.types import (
+    Attempt,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatRequest,
+    GuardInfo,
+    Usage,
+)
 
 __all__ = [
     "Answered",
@@ -220,12 +227,13 @@ class Engine:
         self._random = random
         self._max_body_bytes = max_body_bytes
         self._wires: dict[str, WireFormat] = {}
+        self.calibrator = Calibrator()
 
     # ---------------------------------------------------------------- public helpers
 
     def estimate(self, request: ChatRequest, policy: Policy | None = None) -> Estimate:
         """The pre-flight estimate for the first deployment the call would be sent to."""
-        plan = plan_route(self.registry, request, self._policy(policy))
+        plan = self._plan(request, self._policy(policy))
         return plan.estimate(plan.deployments[0])
 
     def target(self, deployment: Deployment) -> Target:
@@ -265,7 +273,7 @@ class Engine:
         """Drive one logical call. See the module docstring for the protocol."""
         started = self._clock()
         effective = self._policy(policy)
-        plan = plan_route(self.registry, request, effective)
+        plan = self._plan(request, effective)
         settings = self._settings(effective, plan)
         deadline = started + settings.deadline_s
         attempts: list[Attempt] = []
@@ -361,6 +369,9 @@ class Engine:
 
     # ---------------------------------------------------------------- pieces of run
 
+    def _plan(self, request: ChatRequest, policy: Policy) -> Plan:
+        return plan_route(self.registry, request, policy, calibrator=self.calibrator)
+
     def _policy(self, policy: Policy | None) -> Policy:
         base = self.policy or Policy()
         return policy.over(base) if policy is not None else base
@@ -450,6 +461,8 @@ class Engine:
         )
         if isinstance(outcome, StreamStarted):
             tracker = StreamTracker(
+                engine=self,
+                estimate=estimate,
                 guard=guard,
                 deployment=deployment,
                 target=target,
@@ -461,8 +474,19 @@ class Engine:
                 handle=outcome.handle, first_chunks=outcome.first_chunks, tracker=tracker
             )
         assert result is not None
+        if result.usage is not None:
+            self.observe_usage(deployment.name, estimate, result.usage)
         cost = usage_cost(deployment, result.usage) if result.usage is not None else None
         return attrs.evolve(result, guard=attrs.evolve(guard, cost_usd=cost))
+
+    def observe_usage(self, deployment: str, estimate: Estimate, usage: Usage) -> None:
+        """Learn from the vendor's count of a request we estimated."""
+        self.calibrator.observe(
+            deployment,
+            counted=estimate.counted_tokens,
+            estimated=estimate.input_tokens,
+            actual=usage.prompt_tokens,
+        )
 
     def _backoff(self, retry: int, error: GuardedLLMError) -> float:
         """Full-jitter exponential backoff, floored by the vendor's Retry-After."""
@@ -482,6 +506,8 @@ class StreamTracker:
     def __init__(
         self,
         *,
+        engine: Engine,
+        estimate: Estimate,
         guard: GuardInfo,
         deployment: Deployment,
         target: Target,
@@ -491,6 +517,8 @@ class StreamTracker:
     ) -> None:
         self.guard = guard
         self.target = target
+        self._engine = engine
+        self._estimate = estimate
         self._deployment = deployment
         self._decoder = decoder
         self._include_usage = include_usage
@@ -521,6 +549,8 @@ class StreamTracker:
             raise self.interrupted(exc) from exc
         self._received.extend(chunks)
         usage = self._decoder.usage
+        if usage is not None:
+            self._engine.observe_usage(self._deployment.name, self._estimate, usage)
         self.guard = attrs.evolve(
             self.guard,
             cost_usd=usage_cost(self._deployment, usage) if usage is not None else None,

@@ -8,6 +8,7 @@ deployment. Importing this package reads no file: encodings load on first use.
 
 from __future__ import annotations
 
+from guardedllm.estimate._calibration import CalibrationStats, Calibrator
 from guardedllm.estimate._cost import Prices, cost_usd
 from guardedllm.estimate._count import TokenCount, count_chat_tokens
 from guardedllm.estimate._encodings import BUNDLED_ENCODINGS, get_encoding
@@ -28,6 +29,8 @@ __all__ = [
     "DEFAULT_EXPECTED_OUTPUT_TOKENS",
     "GPT_4O_IMAGE_RATES",
     "GPT_4O_MINI_IMAGE_RATES",
+    "CalibrationStats",
+    "Calibrator",
     "Estimate",
     "ImageTokenRates",
     "Prices",

@@ -51,6 +51,8 @@ class Estimate:
     exact: bool
     tokenizer: str
     notes: tuple[str, ...] = ()
+    # The tokenizer's own count, before calibration and margin: what calibration learns from.
+    counted_tokens: int = attrs.field(default=0, validator=_non_negative)
 
 
 def estimate_request(
@@ -138,4 +140,5 @@ def estimate_request(
         exact=exact_tokenizer and count.exact,
         tokenizer=tokenizer,
         notes=tuple(notes),
+        counted_tokens=count.tokens,
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from guardedllm import defaults
 from guardedllm.errors import ModelNotFoundError
-from guardedllm.estimate import Estimate, Prices, cost_usd, estimate_request
+from guardedllm.estimate import Calibrator, Estimate, Prices, cost_usd, estimate_request
 from guardedllm.policy import Policy
 from guardedllm.registry import Deployment, Registry
 from guardedllm.types import ChatRequest, Usage
@@ -35,8 +35,10 @@ class Plan:
         deadline_s: float | None,
         max_attempts: int | None,
         max_cost_usd: float | None,
+        calibrator: Calibrator | None = None,
     ) -> None:
         self.registry = registry
+        self.calibrator = calibrator
         self.request = request
         self.requested = requested
         self.route = route
@@ -50,13 +52,20 @@ class Plan:
     def estimate(self, deployment: Deployment) -> Estimate:
         found = self._estimates.get(deployment.name)
         if found is None:
+            factor = self.calibrator.factor(deployment.name) if self.calibrator else 1.0
             found = self._estimates[deployment.name] = estimate_on(
-                self.registry, deployment, self.request
+                self.registry, deployment, self.request, calibration=factor
             )
         return found
 
 
-def plan_route(registry: Registry, request: ChatRequest, policy: Policy) -> Plan:
+def plan_route(
+    registry: Registry,
+    request: ChatRequest,
+    policy: Policy,
+    *,
+    calibrator: Calibrator | None = None,
+) -> Plan:
     """The plan for ``request``: its route's fallback chain, or the policy's override."""
     resolution = registry.resolve(request.model)
     deployments = resolution.deployments
@@ -83,6 +92,7 @@ def plan_route(registry: Registry, request: ChatRequest, policy: Policy) -> Plan
         deadline_s=resolution.deadline_s,
         max_attempts=resolution.max_attempts,
         max_cost_usd=resolution.max_cost_usd,
+        calibrator=calibrator,
     )
 
 
@@ -95,8 +105,15 @@ def prices_of(deployment: Deployment) -> Prices:
     )
 
 
-def estimate_on(registry: Registry, deployment: Deployment, request: ChatRequest) -> Estimate:
-    """The pre-flight estimate of ``request`` on ``deployment``."""
+def estimate_on(
+    registry: Registry,
+    deployment: Deployment,
+    request: ChatRequest,
+    *,
+    calibration: float = 1.0,
+) -> Estimate:
+    """The pre-flight estimate of ``request`` on ``deployment``. ``calibration`` scales the
+    count of a stand-in tokenizer (it does not apply where the count is exact)."""
     exact = registry.provider_of(deployment).kind in EXACT_TOKENIZER_KINDS
     return estimate_request(
         request.messages,
@@ -107,6 +124,7 @@ def estimate_on(registry: Registry, deployment: Deployment, request: ChatRequest
         context_window=deployment.context_window,
         max_output_tokens=deployment.max_output_tokens,
         prices=prices_of(deployment),
+        calibration=calibration,
         safety_margin=0.0 if exact else defaults.ESTIMATE_SAFETY_MARGIN,
         exact_tokenizer=exact,
     )
