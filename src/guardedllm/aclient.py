@@ -7,9 +7,17 @@ import builtins
 import os
 import random as _random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Mapping,
+    Sequence,
+)
 from types import TracebackType
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import anyio
 import httpx
@@ -23,6 +31,7 @@ from guardedllm.engine import (
     BodyBuffer,
     Engine,
     Failed,
+    Outcome,
     Send,
     Sleep,
     StreamStart,
@@ -38,6 +47,8 @@ from guardedllm.registry import Registry
 from guardedllm.types import ChatCompletion, ChatCompletionChunk, ChatRequest, GuardInfo
 
 __all__ = ["AsyncClient", "AsyncStream"]
+
+T = TypeVar("T")
 
 
 class AsyncStream:
@@ -180,7 +191,7 @@ class AsyncClient:
     def registry(self) -> Registry:
         return self._engine.registry
 
-    def estimate(
+    async def estimate(
         self,
         *,
         model: str,
@@ -188,30 +199,35 @@ class AsyncClient:
         policy: Policy | None = None,
         **params: Any,
     ) -> Estimate:
-        """Tokens, worst-case cost and context fit of a call, without sending it (no I/O, so
-        not a coroutine)."""
-        return self._engine.estimate(chat_request(model=model, messages=messages, **params), policy)
+        """Tokens, worst-case cost and context fit of a call, without sending it (with
+        ``Policy(exact_tokens=True)``, a vendor count-tokens request is the one thing sent)."""
+        request = chat_request(model=model, messages=messages, **params)
+        return await self._drive(self._engine.estimate(request, policy))
 
     def estimation_stats(self) -> dict[str, CalibrationStats]:
         """How far each deployment's token estimates have run from the vendor's counts, and
         the calibration factor learned from them (see ``guardedllm.estimate.Calibrator``)."""
         return self._engine.calibrator.stats()
 
-    async def _call(
-        self, request: ChatRequest, policy: Policy | None
-    ) -> ChatCompletion | AsyncStream:
-        flow = self._engine.run(request, policy)
+    async def _drive(self, flow: Generator[Send | Sleep, Outcome | None, T]) -> T:
+        """Carry out the engine's steps until it returns."""
         try:
             step = next(flow)
             while True:
-                outcome: Answered | StreamStarted | Failed | None = None
+                outcome: Outcome | None = None
                 if isinstance(step, Sleep):
                     await self._sleep(step.seconds)
                 else:
                     outcome = await self._send(step)
                 step = flow.send(outcome)
         except StopIteration as done:
-            result: ChatCompletion | StreamStart = done.value
+            result: T = done.value
+            return result
+
+    async def _call(
+        self, request: ChatRequest, policy: Policy | None
+    ) -> ChatCompletion | AsyncStream:
+        result = await self._drive(self._engine.run(request, policy))
         if isinstance(result, StreamStart):
             response, body = cast("tuple[httpx.Response, AsyncIterator[bytes]]", result.handle)
             return AsyncStream(result, response, body)

@@ -8,7 +8,7 @@ import random as _random
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import httpx
 
@@ -20,6 +20,7 @@ from guardedllm.engine import (
     BodyBuffer,
     Engine,
     Failed,
+    Outcome,
     Send,
     Sleep,
     StreamStart,
@@ -32,9 +33,11 @@ from guardedllm.errors import GuardedLLMError
 from guardedllm.estimate import CalibrationStats, Estimate
 from guardedllm.policy import Policy
 from guardedllm.registry import Registry
-from guardedllm.types import ChatCompletion, ChatCompletionChunk, GuardInfo
+from guardedllm.types import ChatCompletion, ChatCompletionChunk, ChatRequest, GuardInfo
 
 __all__ = ["Client", "Stream"]
+
+T = TypeVar("T")
 
 
 class Stream:
@@ -179,28 +182,33 @@ class Client:
         policy: Policy | None = None,
         **params: Any,
     ) -> Estimate:
-        """Tokens, worst-case cost and context fit of a call, without sending it."""
-        return self._engine.estimate(chat_request(model=model, messages=messages, **params), policy)
+        """Tokens, worst-case cost and context fit of a call, without sending it (with
+        ``Policy(exact_tokens=True)``, a vendor count-tokens request is the one thing sent)."""
+        request = chat_request(model=model, messages=messages, **params)
+        return self._drive(self._engine.estimate(request, policy))
 
     def estimation_stats(self) -> dict[str, CalibrationStats]:
         """How far each deployment's token estimates have run from the vendor's counts, and
         the calibration factor learned from them (see ``guardedllm.estimate.Calibrator``)."""
         return self._engine.calibrator.stats()
 
-    def _call(self, request: Any, policy: Policy | None) -> ChatCompletion | Stream:
-        flow = self._engine.run(request, policy)
-        outcome: Answered | StreamStarted | Failed | None = None
+    def _drive(self, flow: Generator[Send | Sleep, Outcome | None, T]) -> T:
+        """Carry out the engine's steps until it returns."""
         try:
             step = next(flow)
             while True:
+                outcome: Outcome | None = None
                 if isinstance(step, Sleep):
                     self._sleep(step.seconds)
-                    outcome = None
                 else:
                     outcome = self._send(step)
                 step = flow.send(outcome)
         except StopIteration as done:
-            result: ChatCompletion | StreamStart = done.value
+            result: T = done.value
+            return result
+
+    def _call(self, request: ChatRequest, policy: Policy | None) -> ChatCompletion | Stream:
+        result = self._drive(self._engine.run(request, policy))
         if isinstance(result, StreamStart):
             response, body = cast("tuple[httpx.Response, Iterator[bytes]]", result.handle)
             return Stream(result, response, body)

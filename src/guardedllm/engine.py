@@ -44,12 +44,12 @@ from guardedllm.errors import (
     TimeoutError,
     TransportError,
 )
-from guardedllm.estimate import Calibrator, Estimate
+from guardedllm.estimate import Calibrator, Estimate, with_counted_input
 from guardedllm.policy import Policy
 from guardedllm.providers import wire_format_for
-from guardedllm.providers.base import StreamDecoder, Target, WireFormat
+from guardedllm.providers.base import StreamDecoder, Target, TokenCounter, WireFormat
 from guardedllm.registry import Deployment, Registry
-from guardedllm.routing import Plan, plan_route, usage_cost
+from guardedllm.routing import Plan, plan_route, prices_of, usage_cost
 from guardedllm.types import (
     Attempt,
     ChatCompletion,
@@ -64,6 +64,7 @@ __all__ = [
     "BodyBuffer",
     "Engine",
     "Failed",
+    "Outcome",
     "Send",
     "Sleep",
     "StreamStart",
@@ -231,10 +232,27 @@ class Engine:
 
     # ---------------------------------------------------------------- public helpers
 
-    def estimate(self, request: ChatRequest, policy: Policy | None = None) -> Estimate:
-        """The pre-flight estimate for the first deployment the call would be sent to."""
-        plan = self._plan(request, self._policy(policy))
-        return plan.estimate(plan.deployments[0])
+    def estimate(
+        self, request: ChatRequest, policy: Policy | None = None
+    ) -> Generator[Step, Outcome | None, Estimate]:
+        """The pre-flight estimate for the first deployment the call would be sent to. It
+        sends nothing unless the policy asks for exact counts from the vendor."""
+        effective = self._policy(policy)
+        plan = self._plan(request, effective)
+        deployment = plan.deployments[0]
+        estimate = plan.estimate(deployment)
+        if effective.exact_tokens and not estimate.exact:
+            target = self.target(deployment)
+            estimate = yield from self._counted(
+                request,
+                plan=plan,
+                deployment=deployment,
+                estimate=estimate,
+                target=target,
+                wire=self.wire(target.kind),
+                timeout=self._settings(effective, plan).timeout_s,
+            )
+        return estimate
 
     def target(self, deployment: Deployment) -> Target:
         """Where an attempt on ``deployment`` goes, with the API key read now."""
@@ -286,21 +304,32 @@ class Engine:
 
         for index, deployment in enumerate(plan.deployments):
             has_next = index + 1 < len(plan.deployments)
-            refusal, estimate = self._preflight(plan, deployment, settings)
-            if refusal is not None:
-                attempts.append(_skipped(deployment, refusal))
-                first_refusal = first_refusal or refusal
-                continue
             try:
                 target = self.target(deployment)
                 wire = self.wire(target.kind)
+                estimate = plan.estimate(deployment)
+                if effective.exact_tokens and not estimate.exact:
+                    estimate = yield from self._counted(
+                        request,
+                        plan=plan,
+                        deployment=deployment,
+                        estimate=estimate,
+                        target=target,
+                        wire=wire,
+                        timeout=min(settings.timeout_s, deadline - self._clock()),
+                    )
+                self._check_preflight(deployment, estimate, settings)
                 http_request = wire.build_request(request, target)
-            except (InvalidRequestError, AuthenticationError) as exc:
-                if has_next:  # another vendor may express it, another key may be set
-                    attempts.append(_skipped(deployment, exc))
-                    first_refusal = first_refusal or exc
-                    continue
-                raise fail(exc) from None
+            except (
+                InvalidRequestError,
+                AuthenticationError,
+                ContextWindowExceededError,
+                BudgetExceededError,
+            ) as refusal:
+                # Refused before sending: another deployment may fit, afford or express it.
+                attempts.append(_skipped(deployment, refusal))
+                first_refusal = first_refusal or refusal
+                continue
             if request.extra_headers:
                 http_request.headers.update(request.extra_headers)
 
@@ -369,6 +398,9 @@ class Engine:
 
     # ---------------------------------------------------------------- pieces of run
 
+    def _wall(self) -> float:
+        return self._wall_clock()
+
     def _plan(self, request: ChatRequest, policy: Policy) -> Plan:
         return plan_route(self.registry, request, policy, calibrator=self.calibrator)
 
@@ -385,36 +417,79 @@ class Engine:
             max_cost_usd=policy.max_cost_usd or plan.max_cost_usd,
         )
 
-    def _preflight(
-        self, plan: Plan, deployment: Deployment, settings: _Settings
-    ) -> tuple[GuardedLLMError | None, Estimate]:
+    def _check_preflight(
+        self, deployment: Deployment, estimate: Estimate, settings: _Settings
+    ) -> None:
         """Refuse a deployment the request cannot fit or afford, before anything is sent."""
-        estimate = plan.estimate(deployment)
         if not estimate.fits_context:
-            return (
-                ContextWindowExceededError(
-                    f"{deployment.name}: {estimate.input_tokens} input tokens + "
-                    f"{estimate.max_output_tokens} reserved for output exceed the "
-                    f"{deployment.context_window}-token context window. Shorten the messages, "
-                    "lower max_tokens, or route to a model with a larger window.",
-                    input_tokens=estimate.input_tokens,
-                    context_window=deployment.context_window,
-                ),
-                estimate,
+            raise ContextWindowExceededError(
+                f"{deployment.name}: {estimate.input_tokens} input tokens + "
+                f"{estimate.max_output_tokens} reserved for output exceed the "
+                f"{deployment.context_window}-token context window. Shorten the messages, "
+                "lower max_tokens, or route to a model with a larger window.",
+                input_tokens=estimate.input_tokens,
+                context_window=deployment.context_window,
             )
         cap = settings.max_cost_usd
         if cap is not None and estimate.cost_usd_max > cap:
-            return (
-                BudgetExceededError(
-                    f"{deployment.name}: worst-case cost ${estimate.cost_usd_max:.6f} is over the "
-                    f"${cap:.6f} cap (max_cost_usd). Lower max_tokens, shorten the input, raise "
-                    "the cap, or route to a cheaper model.",
-                    cost_usd=estimate.cost_usd_max,
-                    limit_usd=cap,
-                ),
-                estimate,
+            raise BudgetExceededError(
+                f"{deployment.name}: worst-case cost ${estimate.cost_usd_max:.6f} is over the "
+                f"${cap:.6f} cap (max_cost_usd). Lower max_tokens, shorten the input, raise "
+                "the cap, or route to a cheaper model.",
+                cost_usd=estimate.cost_usd_max,
+                limit_usd=cap,
             )
-        return None, estimate
+
+    def _counted(
+        self,
+        request: ChatRequest,
+        *,
+        plan: Plan,
+        deployment: Deployment,
+        estimate: Estimate,
+        target: Target,
+        wire: WireFormat,
+        timeout: float,
+    ) -> Generator[Step, Outcome | None, Estimate]:
+        """The estimate with the input the vendor's count-tokens endpoint reports. When the
+        vendor has none, or the count fails, the estimate stands, with a note saying so."""
+        if not isinstance(wire, TokenCounter):
+            reason = f"{target.provider} has no count-tokens endpoint"
+        else:
+            count_request = wire.build_count_request(request, target)
+            count_request.extensions["timeout"] = httpx.Timeout(timeout).as_dict()
+            outcome = yield Send(
+                request=count_request,
+                target=target,
+                decoder=None,
+                timeout_s=timeout,
+                max_body_bytes=self._max_body_bytes,
+            )
+            try:
+                if isinstance(outcome, Failed):
+                    raise outcome.error
+                if not isinstance(outcome, Answered):
+                    raise TypeError(f"engine expected an answer, got {outcome!r}")
+                if outcome.status >= 300:
+                    raise wire.parse_error(
+                        outcome.status, outcome.headers, outcome.body, target, now=self._wall()
+                    )
+                tokens = wire.parse_count(outcome.body, target)
+            except GuardedLLMError as exc:
+                reason = f"the count-tokens call failed ({type(exc).__name__}: {exc})"
+            else:
+                exact = with_counted_input(
+                    estimate,
+                    tokens,
+                    prices=prices_of(deployment),
+                    context_window=deployment.context_window,
+                    source=f"{target.provider}'s count-tokens endpoint",
+                )
+                plan.remember(exact)
+                return exact
+        return attrs.evolve(
+            estimate, notes=(*estimate.notes, f"exact count asked for, but {reason}: estimated")
+        )
 
     def _settle(
         self, outcome: Outcome | None, wire: WireFormat, target: Target
@@ -428,7 +503,7 @@ class Engine:
             raise TypeError(f"engine expected an attempt outcome, got {outcome!r}")
         if outcome.status >= 300:
             error = wire.parse_error(
-                outcome.status, outcome.headers, outcome.body, target, now=self._wall_clock()
+                outcome.status, outcome.headers, outcome.body, target, now=self._wall()
             )
             return None, error, outcome.status
         try:

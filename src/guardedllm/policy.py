@@ -39,13 +39,16 @@ class Policy:
     """Guard settings. ``deadline_s`` bounds the whole call (every attempt, backoff and
     fallback); ``max_cost_usd`` refuses, before sending, a deployment whose worst-case cost is
     higher; ``max_attempts`` is per deployment; ``timeout_s`` bounds one HTTP attempt;
-    ``fallback`` replaces the route's ordered plan with these model or alias names."""
+    ``fallback`` replaces the route's ordered plan with these model or alias names;
+    ``exact_tokens`` asks vendors whose tokenizer we only stand in for (Anthropic, Gemini) to
+    count the input themselves, one extra request per call, before the guards decide."""
 
     deadline_s: float | None = attrs.field(default=None, validator=_positive)
     max_cost_usd: float | None = attrs.field(default=None, validator=_positive)
     max_attempts: int | None = attrs.field(default=None, validator=_at_least_one)
     timeout_s: float | None = attrs.field(default=None, validator=_positive)
     fallback: tuple[str, ...] | None = attrs.field(default=None, converter=_names)
+    exact_tokens: bool | None = None
 
     def over(self, base: Policy | None) -> Policy:
         """This policy's set fields laid over ``base``'s."""

@@ -16,6 +16,7 @@ from guardedllm.estimate._estimate import (
     DEFAULT_EXPECTED_OUTPUT_TOKENS,
     Estimate,
     estimate_request,
+    with_counted_input,
 )
 from guardedllm.estimate._images import (
     GPT_4O_IMAGE_RATES,
@@ -40,4 +41,5 @@ __all__ = [
     "estimate_request",
     "get_encoding",
     "image_tokens",
+    "with_counted_input",
 ]

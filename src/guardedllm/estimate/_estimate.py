@@ -25,7 +25,7 @@ from guardedllm.estimate._count import count_chat_tokens
 from guardedllm.estimate._encodings import get_encoding
 from guardedllm.estimate._images import GPT_4O_IMAGE_RATES, ImageTokenRates
 
-__all__ = ["DEFAULT_EXPECTED_OUTPUT_TOKENS", "Estimate", "estimate_request"]
+__all__ = ["DEFAULT_EXPECTED_OUTPUT_TOKENS", "Estimate", "estimate_request", "with_counted_input"]
 
 DEFAULT_EXPECTED_OUTPUT_TOKENS: Final = defaults.EXPECTED_OUTPUT_TOKENS
 
@@ -116,6 +116,55 @@ def estimate_request(
             f"{max_output_tokens}: estimated with {max_output_tokens}"
         )
 
+    expected = DEFAULT_EXPECTED_OUTPUT_TOKENS
+    if expected_output_tokens is not None:
+        expected = max(0, expected_output_tokens)
+    return _priced(
+        deployment=deployment_name,
+        input_tokens=input_tokens,
+        max_output=max_output,
+        expected_output=min(expected, max_output),
+        prices=prices,
+        context_window=context_window,
+        exact=exact_tokenizer and count.exact,
+        tokenizer=tokenizer,
+        notes=tuple(notes),
+        counted_tokens=count.tokens,
+    )
+
+
+def with_counted_input(
+    estimate: Estimate, input_tokens: int, *, prices: Prices, context_window: int, source: str
+) -> Estimate:
+    """``estimate`` with the input the vendor itself counted (``source`` says how): exact,
+    repriced and refitted."""
+    return _priced(
+        deployment=estimate.deployment,
+        input_tokens=input_tokens,
+        max_output=estimate.max_output_tokens,
+        expected_output=min(DEFAULT_EXPECTED_OUTPUT_TOKENS, estimate.max_output_tokens),
+        prices=prices,
+        context_window=context_window,
+        exact=True,
+        tokenizer=estimate.tokenizer,
+        notes=(f"input tokens counted by {source}",),
+        counted_tokens=estimate.counted_tokens,
+    )
+
+
+def _priced(
+    *,
+    deployment: str,
+    input_tokens: int,
+    max_output: int,
+    expected_output: int,
+    prices: Prices,
+    context_window: int,
+    exact: bool,
+    tokenizer: str,
+    notes: tuple[str, ...],
+    counted_tokens: int,
+) -> Estimate:
     reasoning_is_dearer = (prices.reasoning_usd_per_mtok or 0.0) > prices.output_usd_per_mtok
     cost_max = cost_usd(
         prices,
@@ -123,22 +172,16 @@ def estimate_request(
         output_tokens=max_output,
         reasoning_tokens=max_output if reasoning_is_dearer else 0,
     )
-    expected = DEFAULT_EXPECTED_OUTPUT_TOKENS
-    if expected_output_tokens is not None:
-        expected = max(0, expected_output_tokens)
-    cost_expected = cost_usd(
-        prices, input_tokens=input_tokens, output_tokens=min(expected, max_output)
-    )
-
+    cost_expected = cost_usd(prices, input_tokens=input_tokens, output_tokens=expected_output)
     return Estimate(
-        deployment=deployment_name,
+        deployment=deployment,
         input_tokens=input_tokens,
         max_output_tokens=max_output,
         cost_usd_max=cost_max,
         cost_usd_expected=cost_expected,
         fits_context=input_tokens + max_output <= context_window,
-        exact=exact_tokenizer and count.exact,
+        exact=exact,
         tokenizer=tokenizer,
-        notes=tuple(notes),
-        counted_tokens=count.tokens,
+        notes=notes,
+        counted_tokens=counted_tokens,
     )

@@ -37,7 +37,7 @@ from guardedllm.providers._anthropic_response import (
     parse_error,
     parse_message,
 )
-from guardedllm.providers.base import Target
+from guardedllm.providers.base import Target, read_count
 from guardedllm.types import ChatCompletion, ChatRequest
 
 __all__ = ["ANTHROPIC_VERSION", "JSON_TOOL_NAME", "AnthropicStreamDecoder", "AnthropicWire"]
@@ -66,12 +66,26 @@ JSON_SCHEMA_DESCRIPTION = "Give your answer, a {name} object, through this tool.
 
 _ROUTE_ADVICE = "route the call to an OpenAI deployment or drop it"
 
+# The fields of a Messages request that /v1/messages/count_tokens accepts.
+_COUNTED_FIELDS = ("model", "messages", "system", "tools", "tool_choice", "thinking")
+
 
 class AnthropicWire:
     """The Anthropic Messages API: request building, response parsing, error mapping."""
 
     def build_request(self, request: ChatRequest, target: Target) -> httpx.Request:
+        return self._post(target, "v1/messages", _request_body(request, target))
+
+    def build_count_request(self, request: ChatRequest, target: Target) -> httpx.Request:
         body = _request_body(request, target)
+        # count_tokens takes the input side of a Messages request only.
+        counted = {key: body[key] for key in _COUNTED_FIELDS if key in body}
+        return self._post(target, "v1/messages/count_tokens", counted)
+
+    def parse_count(self, body: bytes, target: Target) -> int:
+        return read_count(body, target, "input_tokens")
+
+    def _post(self, target: Target, path: str, body: dict[str, Any]) -> httpx.Request:
         headers = {
             "anthropic-version": target.api_version or ANTHROPIC_VERSION,
             "content-type": "application/json",
@@ -81,7 +95,7 @@ class AnthropicWire:
         headers.update(target.headers)
         return httpx.Request(
             "POST",
-            target.url("v1/messages"),
+            target.url(path),
             headers=headers,
             content=json.dumps(body, separators=(",", ":")).encode(),
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import email.utils
 import json
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 import httpx
@@ -21,9 +21,11 @@ from guardedllm.types import ChatCompletion, ChatCompletionChunk, ChatRequest, U
 __all__ = [
     "StreamDecoder",
     "Target",
+    "TokenCounter",
     "WireFormat",
     "decode_json",
     "first_header",
+    "read_count",
     "retry_after_seconds",
 ]
 
@@ -102,6 +104,34 @@ class WireFormat(Protocol):
     def stream_decoder(self, target: Target) -> StreamDecoder:
         """A fresh decoder for one streamed 2xx body."""
         ...
+
+
+@runtime_checkable
+class TokenCounter(Protocol):
+    """A vendor's count-tokens endpoint, for wire formats whose vendor has one (Anthropic,
+    Gemini). Used when a policy asks for exact counts where our tokenizer only stands in."""
+
+    def build_count_request(self, request: ChatRequest, target: Target) -> httpx.Request:
+        """The request that counts ``request``'s input tokens as the vendor bills them."""
+        ...
+
+    def parse_count(self, body: bytes, target: Target) -> int:
+        """The input-token count in a 2xx count answer; ``ResponseFormatError`` otherwise."""
+        ...
+
+
+def read_count(body: bytes, target: Target, field: str) -> int:
+    """The non-negative integer ``field`` of a JSON count answer."""
+    data = decode_json(body, target, what="token count")
+    value = data.get(field) if isinstance(data, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ResponseFormatError(
+            f"{target.deployment}: the token count from {target.provider} has no integer "
+            f"`{field}`; the vendor's count endpoint answered something else.",
+            deployment=target.deployment,
+            excerpt=body[:200].decode("utf-8", "replace"),
+        )
+    return value
 
 
 def decode_json(body: bytes, target: Target, *, what: str = "response") -> Any:

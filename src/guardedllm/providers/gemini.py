@@ -11,6 +11,8 @@ Pure: no I/O, no clock, no environment.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import Any
 
 import httpx
 
@@ -21,7 +23,7 @@ from guardedllm.providers._gemini_response import (
     parse_error_payload,
     parse_response,
 )
-from guardedllm.providers.base import Target, first_header, retry_after_seconds
+from guardedllm.providers.base import Target, first_header, read_count, retry_after_seconds
 from guardedllm.types import ChatCompletion, ChatRequest
 
 __all__ = ["DEFAULT_API_VERSION", "GeminiStreamDecoder", "GeminiWire"]
@@ -37,15 +39,8 @@ class GeminiWire:
     kind = "gemini"
 
     def build_request(self, request: ChatRequest, target: Target) -> httpx.Request:
-        body = request_body(request)
-        try:
-            content = json.dumps(body, separators=(",", ":")).encode()
-        except (TypeError, ValueError) as exc:
-            raise InvalidRequestError(
-                f"The request holds a value that is not JSON ({exc}); pass only strings, "
-                "numbers, booleans, lists and dicts in messages, tools and response_format."
-            ) from None
-        model = target.model if "/" in target.model else f"models/{target.model}"
+        content = _json_bytes(request_body(request))
+        model = _model_path(target)
         version = target.api_version or DEFAULT_API_VERSION
         headers = {"content-type": "application/json"}
         params: dict[str, str] = {}
@@ -60,6 +55,22 @@ class GeminiWire:
         headers.update(target.headers)
         url = target.url(f"{version}/{model}:{method}")
         return httpx.Request("POST", url, params=params, headers=headers, content=content)
+
+    def build_count_request(self, request: ChatRequest, target: Target) -> httpx.Request:
+        # countTokens with a whole generateContentRequest counts system instruction and tools
+        # too, as generateContent bills them.
+        body = {"generateContentRequest": {"model": _model_path(target), **request_body(request)}}
+        headers = {"content-type": "application/json"}
+        if target.api_key:
+            headers["x-goog-api-key"] = target.api_key
+        headers.update(target.headers)
+        url = target.url(
+            f"{target.api_version or DEFAULT_API_VERSION}/{_model_path(target)}:countTokens"
+        )
+        return httpx.Request("POST", url, headers=headers, content=_json_bytes(body))
+
+    def parse_count(self, body: bytes, target: Target) -> int:
+        return read_count(body, target, "totalTokens")
 
     def parse_response(self, body: bytes, target: Target) -> ChatCompletion:
         return parse_response(body, target)
@@ -77,3 +88,18 @@ class GeminiWire:
 
     def stream_decoder(self, target: Target) -> GeminiStreamDecoder:
         return GeminiStreamDecoder(target)
+
+
+def _model_path(target: Target) -> str:
+    """``models/<id>``, or the id as given when it names its own collection (tunedModels/...)."""
+    return target.model if "/" in target.model else f"models/{target.model}"
+
+
+def _json_bytes(body: Mapping[str, Any]) -> bytes:
+    try:
+        return json.dumps(body, separators=(",", ":")).encode()
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequestError(
+            f"The request holds a value that is not JSON ({exc}); pass only strings, "
+            "numbers, booleans, lists and dicts in messages, tools and response_format."
+        ) from None

@@ -58,6 +58,10 @@ class Plan:
             )
         return found
 
+    def remember(self, estimate: Estimate) -> None:
+        """Keep a better estimate (a vendor's exact count) for the rest of the call."""
+        self._estimates[estimate.deployment] = estimate
+
 
 def plan_route(
     registry: Registry,

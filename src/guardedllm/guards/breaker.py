@@ -1,0 +1,482 @@
+"""``CircuitBreaker``: stop sending to a deployment that is failing, then probe it back.
+
+One breaker state per deployment key, with resilience4j's ``CircuitBreakerStateMachine``
+semantics over a time-based sliding window (``SlidingTimeWindowMetrics``) and Envoy's growing
+ejection time::
+
+    closed --(>= minimum_calls in window and failure or slow-call rate >= threshold)--> open
+    open --(open interval elapsed, noticed by the next acquire)--> half_open
+    half_open --(a probe fails, or too many probes were slow)--> open (a longer interval)
+    half_open --(half_open_successes probes succeeded)--> closed (fresh window, trips = 0)
+
+Rules the code keeps:
+- The state is one backend value, changed only by ``value_cas``. It carries an ``epoch`` that
+  grows on every transition, so a transition decided on a stale read never applies, and a
+  permit from an earlier episode can never move the current state.
+- The window is ``slices`` backend counters per metric (calls, failures, slow calls), named by
+  the window's generation (the epoch at which the breaker last closed) and expiring as they
+  slide out. Closing starts a new generation: the old counters are abandoned, not cleared.
+- A half-open probe holds one of ``half_open_probes`` slot values, taken by a CAS from absent
+  and expiring after ``probe_timeout_s``: a caller that crashed or abandoned its call cannot
+  wedge the breaker half-open. A probe's result counts only if it still held its slot.
+- ``record(..., "ignored")`` counts nothing but frees a probe slot: for outcomes that say
+  nothing about the deployment's health (429 belongs to the rate limiter, a 4xx is the
+  caller's fault, a call abandoned by its deadline or cancelled).
+- The open interval is ``open_s × backoff_multiplier ** (trips - 1)``, capped at
+  ``max_open_s``, then shortened by up to ``open_jitter`` of itself so processes holding
+  separate breakers for one deployment do not all probe at the same instant.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import Callable
+from typing import Any, Literal
+
+import attrs
+
+from guardedllm import defaults
+from guardedllm.state.base import StateBackend
+
+__all__ = [
+    "BreakerConfig",
+    "BreakerSnapshot",
+    "BreakerState",
+    "CircuitBreaker",
+    "Outcome",
+    "Permit",
+    "Transition",
+    "TransitionReason",
+]
+
+BreakerState = Literal["closed", "open", "half_open"]
+Outcome = Literal["success", "failure", "ignored"]
+TransitionReason = Literal[
+    "failure_rate",  # closed -> open
+    "slow_call_rate",  # closed -> open
+    "open_elapsed",  # open -> half_open
+    "probe_failed",  # half_open -> open
+    "probes_slow",  # half_open -> open
+    "probes_succeeded",  # half_open -> closed
+]
+
+# How many times an operation re-reads the state after losing a CAS race. Each loss means
+# another caller made a transition; a handful of losses in a row means the state is flapping,
+# and a conservative answer (refuse the call, skip the transition) is safe.
+_CAS_TRIES = 4
+
+
+# --------------------------------------------------------------------------- config
+
+
+def _check(condition: bool, name: str, rule: str, value: object) -> None:
+    if not condition:
+        raise ValueError(f"BreakerConfig.{name} must be {rule}; got {value!r}")
+
+
+def _positive(_: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    _check(value > 0 and not math.isnan(value), attribute.name, "> 0", value)
+
+
+def _rate(_: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    _check(0 < value <= 1, attribute.name, "a fraction in (0, 1]", value)
+
+
+def _at_least_one(_: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+    _check(value >= 1, attribute.name, ">= 1", value)
+
+
+@attrs.frozen(kw_only=True)
+class BreakerConfig:
+    """When a deployment's breaker opens and how it comes back. Rates are fractions
+    (0.5 = half the calls in the window); ``slow_call_s`` may be ``math.inf`` to ignore
+    latency."""
+
+    window_s: float = attrs.field(default=defaults.BREAKER_WINDOW_S, validator=_positive)
+    slices: int = attrs.field(default=defaults.WINDOW_SLICES, validator=_at_least_one)
+    minimum_calls: int = attrs.field(
+        default=defaults.BREAKER_MINIMUM_CALLS, validator=_at_least_one
+    )
+    failure_rate_threshold: float = attrs.field(
+        default=defaults.BREAKER_FAILURE_RATE, validator=_rate
+    )
+    slow_call_s: float = attrs.field(default=defaults.BREAKER_SLOW_CALL_S, validator=_positive)
+    slow_call_rate_threshold: float = attrs.field(
+        default=defaults.BREAKER_SLOW_CALL_RATE, validator=_rate
+    )
+    open_s: float = attrs.field(default=defaults.BREAKER_OPEN_S, validator=_positive)
+    backoff_multiplier: float = attrs.field(default=defaults.BREAKER_BACKOFF_MULTIPLIER)
+    max_open_s: float = attrs.field(default=defaults.BREAKER_MAX_OPEN_S)
+    open_jitter: float = attrs.field(default=defaults.BREAKER_OPEN_JITTER)
+    half_open_probes: int = attrs.field(
+        default=defaults.BREAKER_HALF_OPEN_PROBES, validator=_at_least_one
+    )
+    half_open_successes: int = attrs.field(
+        default=defaults.BREAKER_HALF_OPEN_SUCCESSES, validator=_at_least_one
+    )
+    probe_timeout_s: float = attrs.field(
+        default=defaults.BREAKER_PROBE_TIMEOUT_S, validator=_positive
+    )
+
+    @backoff_multiplier.validator
+    def _check_multiplier(self, _: attrs.Attribute[float], value: float) -> None:
+        _check(1 <= value < math.inf, "backoff_multiplier", "a finite number >= 1", value)
+
+    @max_open_s.validator
+    def _check_max_open(self, _: attrs.Attribute[float], value: float) -> None:
+        _check(
+            self.open_s <= value < math.inf,
+            "max_open_s",
+            f"finite and >= open_s ({self.open_s})",
+            value,
+        )
+
+    @open_jitter.validator
+    def _check_jitter(self, _: attrs.Attribute[float], value: float) -> None:
+        _check(0 <= value < 1, "open_jitter", "a fraction in [0, 1)", value)
+
+    def open_interval(self, trips: int, random: float) -> float:
+        """How long the breaker stays open after its ``trips``-th consecutive trip, given a
+        uniform draw ``random`` in [0, 1)."""
+        growth = 0
+        if self.backoff_multiplier > 1:  # stop growing once past the cap (and before overflow)
+            ceiling = math.log(self.max_open_s / self.open_s, self.backoff_multiplier)
+            growth = min(trips - 1, math.ceil(ceiling))
+        interval = min(self.max_open_s, self.open_s * self.backoff_multiplier**growth)
+        return interval * (1 - self.open_jitter * random)
+
+
+# --------------------------------------------------------------------------- values
+
+
+@attrs.frozen(kw_only=True)
+class Transition:
+    """A change of a breaker's state, for span events, metrics and logs."""
+
+    key: str
+    from_state: BreakerState
+    to_state: BreakerState
+    reason: TransitionReason
+    at: float
+
+
+@attrs.frozen(kw_only=True)
+class Permit:
+    """The answer of ``acquire``. When ``allowed``, pass it back to ``record`` exactly once
+    (with "ignored" if the call was abandoned); a probe permit holds a half-open slot until
+    then. ``retry_in_s`` is when an open breaker will admit a probe (None when unknown, e.g.
+    while half-open probes are in flight). ``transition`` is set when this acquire moved the
+    breaker from open to half-open."""
+
+    key: str
+    allowed: bool
+    probe: bool
+    state: BreakerState
+    retry_in_s: float | None = None
+    transition: Transition | None = None
+    # Which episode the permit belongs to, and (for a probe) the slot it holds.
+    epoch: int = attrs.field(default=0, repr=False)
+    window: int = attrs.field(default=0, repr=False)
+    slot: str | None = attrs.field(default=None, repr=False)
+    token: str | None = attrs.field(default=None, repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class BreakerSnapshot:
+    """A breaker as ``client.health()`` shows it. The window counts are those of the last
+    closed period (still sliding) while open or half-open."""
+
+    key: str
+    state: BreakerState
+    calls: int
+    failures: int
+    slow_calls: int
+    open_until: float | None
+    trips: int
+
+    @property
+    def failure_rate(self) -> float:
+        return self.failures / self.calls if self.calls else 0.0
+
+    @property
+    def slow_rate(self) -> float:
+        return self.slow_calls / self.calls if self.calls else 0.0
+
+
+@attrs.frozen(kw_only=True)
+class _State:
+    """The stored state. ``epoch`` grows on every transition; ``window`` is the epoch at which
+    the breaker last closed (the generation of its window counters); ``until`` is the end of
+    the current open interval (kept through half-open for the snapshot)."""
+
+    name: BreakerState
+    epoch: int
+    window: int
+    trips: int
+    until: float
+
+    def encode(self) -> str:
+        return f"{self.name} {self.epoch} {self.window} {self.trips} {self.until!r}"
+
+    @classmethod
+    def decode(cls, raw: str | None) -> _State:
+        if raw is not None:
+            try:
+                name, epoch, window, trips, until = raw.split(" ")
+                if name in ("closed", "open", "half_open"):
+                    return cls(
+                        name=name,  # type: ignore[arg-type]  # checked just above
+                        epoch=int(epoch),
+                        window=int(window),
+                        trips=int(trips),
+                        until=float(until),
+                    )
+            except ValueError:
+                pass
+        # Absent (never used), or written by something else: a fresh closed breaker. The
+        # next transition CASes against the raw value, so it replaces an unreadable one.
+        return cls(name="closed", epoch=0, window=0, trips=0, until=0.0)
+
+
+# --------------------------------------------------------------------------- the breaker
+
+
+class CircuitBreaker:
+    """Per-deployment circuit breakers over a ``StateBackend``; keys are
+    ``breaker:<key>:...``. Every method takes ``now`` (seconds on the caller's clock) and is
+    safe to call from many threads and tasks at once. ``random`` draws the open-interval
+    jitter; ``on_transition`` is called after each transition is stored (it must not raise)."""
+
+    def __init__(
+        self,
+        backend: StateBackend,
+        config: BreakerConfig | None = None,
+        *,
+        random: Callable[[], float],
+        on_transition: Callable[[Transition], None] | None = None,
+    ) -> None:
+        self.backend = backend
+        self.config = config or BreakerConfig()
+        self._random = random
+        self._on_transition = on_transition
+
+    # ---------------------------------------------------------------- acquire
+
+    def acquire(self, key: str, now: float) -> Permit:
+        """May a call go to ``key`` now? Closed: yes. Open: no, until the interval ends; then
+        half-open, where a call is admitted as a probe while a probe slot is free."""
+        transition: Transition | None = None
+        for _ in range(_CAS_TRIES):
+            raw, state = self._read(key, now)
+            if state.name == "closed":
+                return Permit(
+                    key=key,
+                    allowed=True,
+                    probe=False,
+                    state="closed",
+                    epoch=state.epoch,
+                    window=state.window,
+                )
+            if state.name == "open":
+                if now < state.until:
+                    return Permit(
+                        key=key,
+                        allowed=False,
+                        probe=False,
+                        state="open",
+                        retry_in_s=state.until - now,
+                        epoch=state.epoch,
+                    )
+                half_open = attrs.evolve(state, name="half_open", epoch=state.epoch + 1)
+                transition = self._move(key, raw, state, half_open, "open_elapsed", now)
+                if transition is None:
+                    continue  # someone else moved it; look again
+                raw, state = half_open.encode(), half_open
+            permit = self._take_probe(key, state, now, transition)
+            if permit is not None:
+                return permit
+        return Permit(key=key, allowed=False, probe=False, state=state.name, transition=transition)
+
+    def _take_probe(
+        self, key: str, state: _State, now: float, transition: Transition | None
+    ) -> Permit | None:
+        """A probe permit in half-open ``state``, a refusal when every slot is held, or None
+        when the state moved on meanwhile (look again)."""
+        token = secrets.token_hex(8)
+        expires = now + self.config.probe_timeout_s
+        for index in range(self.config.half_open_probes):
+            slot = self._key(key, state.epoch, f"probe:{index}")
+            if not self.backend.value_cas(slot, None, token, expires_at=expires, now=now):
+                continue
+            # The slot is ours; make sure it still belongs to the current episode, so a
+            # breaker that re-opened meanwhile does not let this call through.
+            if self._read(key, now)[1] == state:
+                return Permit(
+                    key=key,
+                    allowed=True,
+                    probe=True,
+                    state="half_open",
+                    transition=transition,
+                    epoch=state.epoch,
+                    window=state.window,
+                    slot=slot,
+                    token=token,
+                )
+            self.backend.value_cas(slot, token, None, now=now)
+            return None
+        if self._read(key, now)[1] != state:
+            return None
+        return Permit(
+            key=key,
+            allowed=False,
+            probe=False,
+            state="half_open",
+            transition=transition,
+            epoch=state.epoch,
+        )
+
+    # ---------------------------------------------------------------- record
+
+    def record(
+        self, key: str, permit: Permit, outcome: Outcome, latency_s: float, now: float
+    ) -> Transition | None:
+        """Count the outcome of a call admitted by ``permit``; returns the transition it
+        caused, if any. A refused permit records nothing."""
+        if not permit.allowed:
+            return None
+        if permit.probe:
+            return self._record_probe(key, permit, outcome, latency_s, now)
+        if outcome == "ignored":
+            return None
+        slow = latency_s >= self.config.slow_call_s
+        index = self._slice(now)
+        expires = (index + self.config.slices) * self._slice_s
+        # Calls first: a concurrent reader may then see a call without its failure (a rate
+        # slightly low), never a failure without its call (a rate above 1).
+        for metric, counts in (("calls", True), ("failures", outcome == "failure"), ("slow", slow)):
+            if counts:
+                self.backend.counter_add(
+                    self._key(key, permit.window, f"{metric}:{index}"),
+                    1.0,
+                    limit=None,
+                    expires_at=expires,
+                    now=now,
+                )
+        raw, state = self._read(key, now)
+        if state.name != "closed" or state.window != permit.window:
+            return None  # already tripped, or a permit from an earlier closed period
+        calls, failures, slow_calls = self._window(key, state.window, now)
+        if calls < self.config.minimum_calls:
+            return None
+        reason: TransitionReason
+        if failures / calls >= self.config.failure_rate_threshold:
+            reason = "failure_rate"
+        elif slow_calls / calls >= self.config.slow_call_rate_threshold:
+            reason = "slow_call_rate"
+        else:
+            return None
+        return self._move(key, raw, state, self._opened(state, now), reason, now)
+
+    def _record_probe(
+        self, key: str, permit: Permit, outcome: Outcome, latency_s: float, now: float
+    ) -> Transition | None:
+        assert permit.slot is not None  # every probe permit holds a slot
+        # Freeing the slot claims the result: a second record of the same permit, or one that
+        # arrives after the slot expired (and may be someone else's now), counts nothing.
+        if not self.backend.value_cas(permit.slot, permit.token, None, now=now):
+            return None
+        if outcome == "ignored":
+            return None
+        raw, state = self._read(key, now)
+        if state.name != "half_open" or state.epoch != permit.epoch:
+            return None
+        if outcome == "failure":
+            return self._move(key, raw, state, self._opened(state, now), "probe_failed", now)
+        expires = now + self.config.window_s + self.config.probe_timeout_s
+        ok_key = self._key(key, state.epoch, "probe_ok")
+        slow_key = self._key(key, state.epoch, "probe_slow")
+        if latency_s >= self.config.slow_call_s:  # counted before the success, as in record
+            self.backend.counter_add(slow_key, 1.0, limit=None, expires_at=expires, now=now)
+        _, succeeded = self.backend.counter_add(ok_key, 1.0, limit=None, expires_at=expires, now=now)
+        if succeeded < self.config.half_open_successes:
+            return None
+        slow = self.backend.counters_get([slow_key], now=now).get(slow_key, 0.0)
+        if slow / succeeded >= self.config.slow_call_rate_threshold:
+            return self._move(key, raw, state, self._opened(state, now), "probes_slow", now)
+        closed = _State(name="closed", epoch=state.epoch + 1, window=state.epoch + 1, trips=0, until=0.0)
+        return self._move(key, raw, state, closed, "probes_succeeded", now)
+
+    # ---------------------------------------------------------------- snapshot
+
+    def snapshot(self, key: str, now: float) -> BreakerSnapshot:
+        """``key``'s breaker as the next ``acquire`` would find it (an open breaker whose
+        interval has ended shows as half-open), without changing anything."""
+        _, state = self._read(key, now)
+        name = state.name
+        if name == "open" and now >= state.until:
+            name = "half_open"
+        calls, failures, slow_calls = self._window(key, state.window, now)
+        return BreakerSnapshot(
+            key=key,
+            state=name,
+            calls=round(calls),
+            failures=round(failures),
+            slow_calls=round(slow_calls),
+            open_until=state.until if state.name != "closed" else None,
+            trips=state.trips,
+        )
+
+    # ---------------------------------------------------------------- pieces
+
+    @property
+    def _slice_s(self) -> float:
+        return self.config.window_s / self.config.slices
+
+    def _slice(self, now: float) -> int:
+        return math.floor(now / self._slice_s)
+
+    def _window(self, key: str, window: int, now: float) -> tuple[float, float, float]:
+        """Calls, failures and slow calls in the ``slices`` slices ending with ``now``'s."""
+        index = self._slice(now)
+        indexes = range(index - self.config.slices + 1, index + 1)
+        names = {
+            metric: [self._key(key, window, f"{metric}:{i}") for i in indexes]
+            for metric in ("calls", "failures", "slow")
+        }
+        totals = self.backend.counters_get([k for keys in names.values() for k in keys], now=now)
+        calls, failures, slow = (
+            sum(totals.get(k, 0.0) for k in names[metric]) for metric in ("calls", "failures", "slow")
+        )
+        return calls, failures, slow
+
+    def _opened(self, state: _State, now: float) -> _State:
+        trips = state.trips + 1
+        until = now + self.config.open_interval(trips, self._random())
+        return attrs.evolve(state, name="open", epoch=state.epoch + 1, trips=trips, until=until)
+
+    def _read(self, key: str, now: float) -> tuple[str | None, _State]:
+        raw = self.backend.value_get(f"breaker:{key}", now=now)
+        return raw, _State.decode(raw)
+
+    def _move(
+        self,
+        key: str,
+        raw: str | None,
+        old: _State,
+        new: _State,
+        reason: TransitionReason,
+        now: float,
+    ) -> Transition | None:
+        """Store ``new`` if the state is still ``raw``; the transition, or None if another
+        caller changed the state first (its transition stands instead)."""
+        if not self.backend.value_cas(f"breaker:{key}", raw, new.encode(), now=now):
+            return None
+        transition = Transition(key=key, from_state=old.name, to_state=new.name, reason=reason, at=now)
+        if self._on_transition is not None:
+            self._on_transition(transition)
+        return transition
+
+    @staticmethod
+    def _key(key: str, epoch: int, name: str) -> str:
+        return f"breaker:{key}:{epoch}:{name}"
