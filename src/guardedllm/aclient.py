@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import builtins
-import os
 import random as _random
 import time
 from collections.abc import (
@@ -23,13 +22,13 @@ import anyio
 import httpx
 
 from guardedllm import defaults
+from guardedllm._clientbase import ClientBase
 from guardedllm._request import chat_request
 from guardedllm._transport import DefaultAsyncTransport
 from guardedllm._version import USER_AGENT
 from guardedllm.engine import (
     Answered,
     BodyBuffer,
-    Engine,
     Failed,
     Outcome,
     Send,
@@ -41,7 +40,7 @@ from guardedllm.engine import (
     with_client_headers,
 )
 from guardedllm.errors import GuardedLLMError
-from guardedllm.estimate import CalibrationStats, Estimate
+from guardedllm.estimate import Estimate
 from guardedllm.policy import Policy
 from guardedllm.registry import Registry
 from guardedllm.types import ChatCompletion, ChatCompletionChunk, ChatRequest, GuardInfo
@@ -138,7 +137,7 @@ class _AsyncChat:
         self.completions = _AsyncCompletions(client)
 
 
-class AsyncClient:
+class AsyncClient(ClientBase):
     """The async twin of ``Client``: same arguments, same guards, same results.
 
     By default it sends through aiohttp's connection pool under asyncio and httpx's under trio
@@ -162,15 +161,15 @@ class AsyncClient:
     ) -> None:
         if http_client is not None and transport is not None:
             raise TypeError("give http_client or transport, not both")
-        self._engine = Engine(
+        super().__init__(
             registry,
             policy=policy,
             environ=environ,
             clock=clock,
             random=random,
-            max_body_bytes=max_response_bytes,
+            max_response_bytes=max_response_bytes,
+            owns_http=http_client is None,
         )
-        self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(
             transport=transport or DefaultAsyncTransport(),
             timeout=defaults.TIMEOUT_S,
@@ -179,17 +178,6 @@ class AsyncClient:
         )
         self._sleep = sleep
         self.chat = _AsyncChat(self)
-
-    @classmethod
-    def from_config(
-        cls, path: str | os.PathLike[str], *, env: str | None = None, **kwargs: Any
-    ) -> AsyncClient:
-        """A client for the config file at ``path``, with environment ``env`` applied."""
-        return cls(Registry.from_toml(path, env=env), **kwargs)
-
-    @property
-    def registry(self) -> Registry:
-        return self._engine.registry
 
     async def estimate(
         self,
@@ -203,11 +191,6 @@ class AsyncClient:
         ``Policy(exact_tokens=True)``, a vendor count-tokens request is the one thing sent)."""
         request = chat_request(model=model, messages=messages, **params)
         return await self._drive(self._engine.estimate(request, policy))
-
-    def estimation_stats(self) -> dict[str, CalibrationStats]:
-        """How far each deployment's token estimates have run from the vendor's counts, and
-        the calibration factor learned from them (see ``guardedllm.estimate.Calibrator``)."""
-        return self._engine.calibrator.stats()
 
     async def _drive(self, flow: Generator[Send | Sleep, Outcome | None, T]) -> T:
         """Carry out the engine's steps until it returns."""

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import random as _random
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
@@ -13,12 +12,12 @@ from typing import Any, TypeVar, cast
 import httpx
 
 from guardedllm import defaults
+from guardedllm._clientbase import ClientBase
 from guardedllm._request import chat_request
 from guardedllm._version import USER_AGENT
 from guardedllm.engine import (
     Answered,
     BodyBuffer,
-    Engine,
     Failed,
     Outcome,
     Send,
@@ -30,7 +29,7 @@ from guardedllm.engine import (
     with_client_headers,
 )
 from guardedllm.errors import GuardedLLMError
-from guardedllm.estimate import CalibrationStats, Estimate
+from guardedllm.estimate import Estimate
 from guardedllm.policy import Policy
 from guardedllm.registry import Registry
 from guardedllm.types import ChatCompletion, ChatCompletionChunk, ChatRequest, GuardInfo
@@ -121,7 +120,7 @@ class _Chat:
         self.completions = _Completions(client)
 
 
-class Client:
+class Client(ClientBase):
     """A guarded, OpenAI-shaped chat client over every provider in a registry.
 
     ``Client.from_config("guardedllm.toml", env="prod")`` loads and validates a config;
@@ -145,15 +144,15 @@ class Client:
     ) -> None:
         if http_client is not None and transport is not None:
             raise TypeError("give http_client or transport, not both")
-        self._engine = Engine(
+        super().__init__(
             registry,
             policy=policy,
             environ=environ,
             clock=clock,
             random=random,
-            max_body_bytes=max_response_bytes,
+            max_response_bytes=max_response_bytes,
+            owns_http=http_client is None,
         )
-        self._owns_http = http_client is None
         self._http = http_client or httpx.Client(
             transport=transport,
             timeout=defaults.TIMEOUT_S,
@@ -162,17 +161,6 @@ class Client:
         )
         self._sleep = sleep
         self.chat = _Chat(self)
-
-    @classmethod
-    def from_config(
-        cls, path: str | os.PathLike[str], *, env: str | None = None, **kwargs: Any
-    ) -> Client:
-        """A client for the config file at ``path``, with environment ``env`` applied."""
-        return cls(Registry.from_toml(path, env=env), **kwargs)
-
-    @property
-    def registry(self) -> Registry:
-        return self._engine.registry
 
     def estimate(
         self,
@@ -186,11 +174,6 @@ class Client:
         ``Policy(exact_tokens=True)``, a vendor count-tokens request is the one thing sent)."""
         request = chat_request(model=model, messages=messages, **params)
         return self._drive(self._engine.estimate(request, policy))
-
-    def estimation_stats(self) -> dict[str, CalibrationStats]:
-        """How far each deployment's token estimates have run from the vendor's counts, and
-        the calibration factor learned from them (see ``guardedllm.estimate.Calibrator``)."""
-        return self._engine.calibrator.stats()
 
     def _drive(self, flow: Generator[Send | Sleep, Outcome | None, T]) -> T:
         """Carry out the engine's steps until it returns."""

@@ -1,0 +1,60 @@
+"""What ``Client`` and ``AsyncClient`` share beyond the engine: construction from a registry or
+a config file, and the read-only views of guard state. The drivers add only sending, sleeping
+and streaming."""
+
+from __future__ import annotations
+
+import os
+import random as _random
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from guardedllm import defaults
+from guardedllm.engine import Engine
+from guardedllm.estimate import CalibrationStats
+from guardedllm.policy import Policy
+from guardedllm.registry import Registry
+
+__all__ = ["ClientBase"]
+
+C = TypeVar("C", bound="ClientBase")
+
+
+class ClientBase:
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        policy: Policy | None,
+        environ: Mapping[str, str] | None,
+        clock: Callable[[], float] = time.monotonic,
+        random: Callable[[], float] = _random.random,
+        max_response_bytes: int = defaults.MAX_RESPONSE_BYTES,
+        owns_http: bool,
+    ) -> None:
+        self._engine = Engine(
+            registry,
+            policy=policy,
+            environ=environ,
+            clock=clock,
+            random=random,
+            max_body_bytes=max_response_bytes,
+        )
+        self._owns_http = owns_http
+
+    @classmethod
+    def from_config(
+        cls: type[C], path: str | os.PathLike[str], *, env: str | None = None, **kwargs: Any
+    ) -> C:
+        """A client for the config file at ``path``, with environment ``env`` applied."""
+        return cls(Registry.from_toml(path, env=env), **kwargs)
+
+    @property
+    def registry(self) -> Registry:
+        return self._engine.registry
+
+    def estimation_stats(self) -> dict[str, CalibrationStats]:
+        """How far each deployment's token estimates have run from the vendor's counts, and
+        the calibration factor learned from them (see ``guardedllm.estimate.Calibrator``)."""
+        return self._engine.calibrator.stats()
