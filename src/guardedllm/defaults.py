@@ -38,3 +38,60 @@ ESTIMATE_SAFETY_MARGIN = 0.10
 # Weight of each new observation in a deployment's calibration factor (an EWMA): 0.2 settles
 # within about ten calls yet one odd request cannot swing estimates much.
 CALIBRATION_ALPHA = 0.2
+
+# ---- resilience guards (guards/breaker.py, guards/retry_budget.py, guards/marks.py) ----------
+
+# Sliding windows (breaker window, retry-budget ttl) are cut into this many slices, as in
+# Finagle's WindowedAdder and resilience4j's per-second buckets: state per key stays a handful of
+# counters while the window slides in steps of a tenth of its length.
+WINDOW_SLICES = 10
+
+# Retry budget (Finagle RetryBudget). 20 % is Finagle's and Envoy's figure and the top of
+# DESIGN.md's range: it rides out error rates up to one in five with a retry each, yet a full
+# outage costs ~1.2 attempts per call instead of max_attempts.
+RETRY_BUDGET_PERCENT = 0.2
+# Deposits count for ten seconds (Finagle's default ttl): "recent" means the traffic of the last
+# few backoffs, so a long healthy period banks nothing to spend at the start of an outage.
+RETRY_BUDGET_TTL_S = 10.0
+# Finagle's floor is 10/s for RPC fleets at thousands of requests a second; an LLM client sends a
+# few, where 10/s would never bind. One a second (10 per ttl) still lets a quiet client or one
+# just started retry a blip.
+RETRY_BUDGET_MIN_PER_S = 1.0
+
+# Circuit breaker window: LLM clients send a few calls a second, so a minute holds enough calls
+# to judge a deployment while still forgetting a past incident quickly.
+BREAKER_WINDOW_S = 60.0
+# Fewer calls than this in the window never trip the breaker: two unlucky requests in a quiet
+# minute are not an outage (resilience4j's 100 assumes RPC volumes).
+BREAKER_MINIMUM_CALLS = 10
+# Half the calls failing (resilience4j's default) is an outage, not noise.
+BREAKER_FAILURE_RATE = 0.5
+# An attempt this slow counts as slow. Non-streaming completions of long answers legitimately
+# take tens of seconds, so slowness alone opens the breaker only when every call in the window
+# is slow (rate 1.0, resilience4j's default); lower both for latency-sensitive routes.
+BREAKER_SLOW_CALL_S = 20.0
+BREAKER_SLOW_CALL_RATE = 1.0
+# Open interval: Envoy's outlier detection ejects for 30 s, longer on each consecutive ejection,
+# up to 300 s — long enough for a vendor incident to clear, short enough to notice recovery.
+BREAKER_OPEN_S = 30.0
+BREAKER_BACKOFF_MULTIPLIER = 2.0
+BREAKER_MAX_OPEN_S = 300.0
+# Up to a fifth shorter at random, so processes with their own breaker do not all probe at once.
+BREAKER_OPEN_JITTER = 0.2
+# Half-open: two probes at a time, three successes to close — a probe is a real (paid) call, so
+# few, but more than one success so a lucky single answer does not reopen the floodgates.
+BREAKER_HALF_OPEN_PROBES = 2
+BREAKER_HALF_OPEN_SUCCESSES = 3
+# No attempt outlives its call's deadline, so a probe slot held longer than that belongs to a
+# caller that crashed or vanished; it is freed so the breaker cannot stay half-open forever.
+BREAKER_PROBE_TIMEOUT_S = DEADLINE_S
+
+# A 404 model-not-found marks the deployment unavailable this long: calls fail or fall back
+# locally instead of repeating the 404, and a fixed alias or registry is picked up within a
+# minute.
+UNAVAILABLE_S = 60.0
+
+# A vendor's rate limit learned from response headers (used when config sets no rpm/tpm) is
+# forgotten this long after the last response that reported it: every response refreshes it,
+# and an hour lets a tier change at the vendor replace a stale limit without a restart.
+LEARNED_LIMIT_TTL_S = 3600.0

@@ -9,6 +9,8 @@ ejection time::
     half_open --(a probe fails, or too many probes were slow)--> open (a longer interval)
     half_open --(half_open_successes probes succeeded)--> closed (fresh window, trips = 0)
 
+(Probe successes are forgotten once none has arrived for ``window_s``, like any old evidence.)
+
 Rules the code keeps:
 - The state is one backend value, changed only by ``value_cas``. It carries an ``epoch`` that
   grows on every transition, so a transition decided on a stale read never applies, and a
@@ -22,7 +24,7 @@ Rules the code keeps:
 - ``record(..., "ignored")`` counts nothing but frees a probe slot: for outcomes that say
   nothing about the deployment's health (429 belongs to the rate limiter, a 4xx is the
   caller's fault, a call abandoned by its deadline or cancelled).
-- The open interval is ``open_s × backoff_multiplier ** (trips - 1)``, capped at
+- The open interval is ``open_s * backoff_multiplier ** (trips - 1)``, capped at
   ``max_open_s``, then shortened by up to ``open_jitter`` of itself so processes holding
   separate breakers for one deployment do not all probe at the same instant.
 """
@@ -60,6 +62,8 @@ TransitionReason = Literal[
     "probes_slow",  # half_open -> open
     "probes_succeeded",  # half_open -> closed
 ]
+
+_STATES: dict[str, BreakerState] = {"closed": "closed", "open": "open", "half_open": "half_open"}
 
 # How many times an operation re-reads the state after losing a CAS race. Each loss means
 # another caller made a transition; a handful of losses in a row means the state is flapping,
@@ -224,9 +228,9 @@ class _State:
         if raw is not None:
             try:
                 name, epoch, window, trips, until = raw.split(" ")
-                if name in ("closed", "open", "half_open"):
+                if name in _STATES:
                     return cls(
-                        name=name,  # type: ignore[arg-type]  # checked just above
+                        name=_STATES[name],
                         epoch=int(epoch),
                         window=int(window),
                         trips=int(trips),
@@ -289,10 +293,10 @@ class CircuitBreaker:
                         epoch=state.epoch,
                     )
                 half_open = attrs.evolve(state, name="half_open", epoch=state.epoch + 1)
-                transition = self._move(key, raw, state, half_open, "open_elapsed", now)
+                transition = self._move(key, raw, state, half_open, reason="open_elapsed", now=now)
                 if transition is None:
                     continue  # someone else moved it; look again
-                raw, state = half_open.encode(), half_open
+                state = half_open
             permit = self._take_probe(key, state, now, transition)
             if permit is not None:
                 return permit
@@ -376,7 +380,7 @@ class CircuitBreaker:
             reason = "slow_call_rate"
         else:
             return None
-        return self._move(key, raw, state, self._opened(state, now), reason, now)
+        return self._move(key, raw, state, self._opened(state, now), reason=reason, now=now)
 
     def _record_probe(
         self, key: str, permit: Permit, outcome: Outcome, latency_s: float, now: float
@@ -392,20 +396,31 @@ class CircuitBreaker:
         if state.name != "half_open" or state.epoch != permit.epoch:
             return None
         if outcome == "failure":
-            return self._move(key, raw, state, self._opened(state, now), "probe_failed", now)
-        expires = now + self.config.window_s + self.config.probe_timeout_s
+            return self._move(
+                key, raw, state, self._opened(state, now), reason="probe_failed", now=now
+            )
+        # Probe results are evidence while recent: both counters expire window_s after the
+        # latest success (adding 0 to the slow one keeps the pair expiring together).
+        expires = now + self.config.window_s
         ok_key = self._key(key, state.epoch, "probe_ok")
         slow_key = self._key(key, state.epoch, "probe_slow")
-        if latency_s >= self.config.slow_call_s:  # counted before the success, as in record
-            self.backend.counter_add(slow_key, 1.0, limit=None, expires_at=expires, now=now)
-        _, succeeded = self.backend.counter_add(ok_key, 1.0, limit=None, expires_at=expires, now=now)
+        slow = 1.0 if latency_s >= self.config.slow_call_s else 0.0
+        # Slow first, as in record: a reader never sees a success without its slowness.
+        self.backend.counter_add(slow_key, slow, limit=None, expires_at=expires, now=now)
+        _, succeeded = self.backend.counter_add(
+            ok_key, 1.0, limit=None, expires_at=expires, now=now
+        )
         if succeeded < self.config.half_open_successes:
             return None
         slow = self.backend.counters_get([slow_key], now=now).get(slow_key, 0.0)
         if slow / succeeded >= self.config.slow_call_rate_threshold:
-            return self._move(key, raw, state, self._opened(state, now), "probes_slow", now)
-        closed = _State(name="closed", epoch=state.epoch + 1, window=state.epoch + 1, trips=0, until=0.0)
-        return self._move(key, raw, state, closed, "probes_succeeded", now)
+            return self._move(
+                key, raw, state, self._opened(state, now), reason="probes_slow", now=now
+            )
+        closed = _State(
+            name="closed", epoch=state.epoch + 1, window=state.epoch + 1, trips=0, until=0.0
+        )
+        return self._move(key, raw, state, closed, reason="probes_succeeded", now=now)
 
     # ---------------------------------------------------------------- snapshot
 
@@ -446,7 +461,8 @@ class CircuitBreaker:
         }
         totals = self.backend.counters_get([k for keys in names.values() for k in keys], now=now)
         calls, failures, slow = (
-            sum(totals.get(k, 0.0) for k in names[metric]) for metric in ("calls", "failures", "slow")
+            sum(totals.get(k, 0.0) for k in names[metric])
+            for metric in ("calls", "failures", "slow")
         )
         return calls, failures, slow
 
@@ -465,6 +481,7 @@ class CircuitBreaker:
         raw: str | None,
         old: _State,
         new: _State,
+        *,
         reason: TransitionReason,
         now: float,
     ) -> Transition | None:
@@ -472,7 +489,9 @@ class CircuitBreaker:
         caller changed the state first (its transition stands instead)."""
         if not self.backend.value_cas(f"breaker:{key}", raw, new.encode(), now=now):
             return None
-        transition = Transition(key=key, from_state=old.name, to_state=new.name, reason=reason, at=now)
+        transition = Transition(
+            key=key, from_state=old.name, to_state=new.name, reason=reason, at=now
+        )
         if self._on_transition is not None:
             self._on_transition(transition)
         return transition

@@ -1,7 +1,7 @@
 """``RetryBudget``: retries bounded by a share of recent requests, per deployment.
 
 Finagle's ``RetryBudget``: every original request deposits ``percent_can_retry`` of a retry,
-every retry (and every hedge) withdraws one, and a reserve of ``min_retries_per_s × ttl_s``
+every retry (and every hedge) withdraws one, and a reserve of ``min_retries_per_s * ttl_s``
 lets a quiet or just-started client retry a blip. Deposits *and* withdrawals expire after about
 ``ttl_s``, so the budget reflects recent traffic: during a full outage each call costs about
 ``1 + percent_can_retry`` attempts instead of ``max_attempts``.
@@ -15,14 +15,17 @@ window. A withdrawal reads the past slices and then adds 1 to the current slice'
 the limit ``reserve - past spend``; the counter's limit check is the atomic step, so concurrent
 withdrawals in a slice can never overdraw it. A deposit is a negative add, always applied.
 
-Invariant (property-tested): for every interval of length ``ttl_s``,
-    retries granted in it <= percent_can_retry × requests in it, extended back by one slice
-                              + min_retries_per_s × ttl_s.
-The slack — a deposit counts for between ``ttl_s`` and ``ttl_s × (1 + 1/slices)`` — comes from
-the slice granularity (a withdrawal sees ``slices + 1`` slices so that any ``ttl_s`` interval lies
-in the window of its last withdrawal). Under concurrency the only further slack is a caller
-whose ``now`` lies in an earlier slice than a concurrent caller's: its withdrawal lands in a
-slice the other has already read, so each such straggler can overdraw by its one retry.
+Invariant (property-tested): whenever a retry is granted at time t,
+    retries granted in [t - ttl_s, t] <= percent_can_retry * requests in [t - ttl_s - slice, t]
+                                        + min_retries_per_s * ttl_s
+(slice = ttl_s / slices). So every ttl_s of retries is paid for by the requests of the ttl_s
+before it; the slack is that a deposit counts for between ``ttl_s`` and ``ttl_s + slice``, from
+the slice granularity (a withdrawal sees ``slices + 1`` slices so that the whole ttl_s before it
+lies in its view). An interval that does not end at a retry may hold retries paid for by
+requests just before it — that is what the budget is for. Under concurrency the only further
+slack is a caller whose ``now`` lies in an earlier slice than a concurrent caller's: its
+withdrawal lands in a slice the other has already read, so each such straggler can overdraw by
+its one retry.
 """
 
 from __future__ import annotations
@@ -44,12 +47,16 @@ _EPSILON = 1e-9
 
 def _non_negative(_: Any, attribute: attrs.Attribute[Any], value: float) -> None:
     if not (value >= 0 and math.isfinite(value)):
-        raise ValueError(f"RetryBudgetConfig.{attribute.name} must be a finite number >= 0; got {value!r}")
+        raise ValueError(
+            f"RetryBudgetConfig.{attribute.name} must be a finite number >= 0; got {value!r}"
+        )
 
 
 def _positive(_: Any, attribute: attrs.Attribute[Any], value: float) -> None:
     if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"RetryBudgetConfig.{attribute.name} must be a finite number > 0; got {value!r}")
+        raise ValueError(
+            f"RetryBudgetConfig.{attribute.name} must be a finite number > 0; got {value!r}"
+        )
 
 
 def _at_least_one(_: Any, attribute: attrs.Attribute[Any], value: int) -> None:

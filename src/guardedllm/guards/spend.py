@@ -15,7 +15,9 @@ Rules, which the tests check under hypothesis and real threads:
   overspend never is.
 - Real spend is never lost: ``settle`` records the actual cost even when it is above the
   reservation and takes the counter over its limit (the limit then refuses the next calls).
-  So when every actual cost is at most its reservation, settled spend stays within the limit.
+  So when every actual cost is at most its reservation, settled spend stays within the limit —
+  in each window: a cost settled after its reservation's window ended is counted, in full, in
+  the window where it settles, which it may take over its limit.
 - Amounts are counted in whole nano-dollars (integers held in floats, exact up to 2**53, about
   $9 million per window), so reservations and releases cancel exactly and a long-lived counter
   never drifts past its limit by rounding.
@@ -103,8 +105,9 @@ def _iso(wall: float) -> str:
 
 def _check_amount(what: str, usd: float) -> None:
     if not (math.isfinite(usd) and 0 <= usd <= MAX_BUDGET_USD):
-        raise ValueError(f"{what} must be a finite number of USD in [0, {MAX_BUDGET_USD:g}]; "
-                         f"got {usd!r}")
+        raise ValueError(
+            f"{what} must be a finite number of USD in [0, {MAX_BUDGET_USD:g}]; got {usd!r}"
+        )
 
 
 # --------------------------------------------------------------------------- configuration
@@ -192,8 +195,8 @@ class _Counter:
 
 @attrs.frozen(kw_only=True)
 class Reservation:
-    """What ``reserve`` took: ``amount_usd`` on each counter in ``counters``. Settle or release
-    it exactly once."""
+    """What ``reserve`` took: ``amount_usd`` (``units`` nano-dollars, as the counters hold it)
+    on each counter in ``counters``. Settle or release it exactly once."""
 
     amount_usd: float
     units: int
@@ -399,8 +402,10 @@ class SpendLedger:
     ) -> BudgetExceededError:
         total, settled = self._read(counter, wall_now)
         reserved = max(0, total - settled)
-        subject = "" if budget.match is not None or counter.scope == "global" else (
-            f" ({counter.scope} {counter.subject!r})"
+        subject = (
+            ""
+            if budget.match is not None or counter.scope == "global"
+            else (f" ({counter.scope} {counter.subject!r})")
         )
         return BudgetExceededError(
             f"spend budget {budget.label}{subject} would be exceeded: this call's worst-case "

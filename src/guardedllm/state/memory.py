@@ -4,6 +4,10 @@ The lock is a ``threading.Lock`` held only for the few dict operations of one ca
 across I/O or an ``await`` — so sync threads and async tasks (asyncio or trio) share it safely.
 Expiry is by the caller's clock (``now`` on every call): an entry whose ``expires_at`` has
 passed reads as absent and is dropped by a periodic sweep, so memory stays bounded.
+
+Callers read their clock before taking the lock, so calls can arrive with ``now`` slightly out
+of order. A bucket's refill time therefore never moves backwards: were it set back to an older
+``now``, the next call would refill the same interval twice and over-grant.
 """
 
 from __future__ import annotations
@@ -32,11 +36,15 @@ class MemoryBackend:
 
     # ---- token buckets ---------------------------------------------------------------
 
-    def _refilled(self, key: str, capacity: float, refill_per_s: float, now: float) -> float:
+    def _refilled(
+        self, key: str, capacity: float, refill_per_s: float, now: float
+    ) -> tuple[float, float]:
+        """The level refilled up to ``now``, and the time it is refilled to (never earlier
+        than the bucket's last refill)."""
         level, updated = self._buckets.get(key, (capacity, now))
         if now > updated:
-            level = min(capacity, level + (now - updated) * refill_per_s)
-        return level
+            return min(capacity, level + (now - updated) * refill_per_s), now
+        return level, updated
 
     def bucket_take(
         self,
@@ -49,11 +57,11 @@ class MemoryBackend:
         allow_debt: bool = False,
     ) -> BucketTake:
         with self._lock:
-            level = self._refilled(key, capacity, refill_per_s, now)
+            level, at = self._refilled(key, capacity, refill_per_s, now)
             if allow_debt or level >= amount:
-                self._buckets[key] = (level - amount, now)
+                self._buckets[key] = (level - amount, at)
                 return BucketTake(granted=True, remaining=level - amount, wait_s=0.0)
-            self._buckets[key] = (level, now)
+            self._buckets[key] = (level, at)
             missing = amount - level
             wait = missing / refill_per_s if refill_per_s > 0 else float("inf")
             return BucketTake(granted=False, remaining=level, wait_s=wait)
@@ -62,15 +70,17 @@ class MemoryBackend:
         self, key: str, amount: float, *, capacity: float, refill_per_s: float, now: float
     ) -> float:
         with self._lock:
-            level = min(capacity, self._refilled(key, capacity, refill_per_s, now) + amount)
-            self._buckets[key] = (level, now)
+            level, at = self._refilled(key, capacity, refill_per_s, now)
+            level = min(capacity, level + amount)
+            self._buckets[key] = (level, at)
             return level
 
     def bucket_set(
         self, key: str, level: float, *, capacity: float, refill_per_s: float, now: float
     ) -> None:
         with self._lock:
-            self._buckets[key] = (min(capacity, level), now)
+            _, at = self._refilled(key, capacity, refill_per_s, now)
+            self._buckets[key] = (min(capacity, level), at)
 
     # ---- counters ----------------------------------------------------------------------
 

@@ -47,7 +47,7 @@ GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
 GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
 GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
 GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.usage.reasoning.output_tokens"
-GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"
+GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"  # noqa: S105 - a name, not a secret
 GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
 GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
 SERVER_ADDRESS: Final = "server.address"
@@ -93,7 +93,7 @@ EVENT_SHADOW: Final = "guardedllm.shadow"
 # --------------------------------------------------------------------------- metrics
 
 METRIC_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"
-METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
+METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"  # noqa: S105 - a name, not a secret
 METRIC_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.operation.time_to_first_chunk"
 METRIC_TIME_PER_OUTPUT_CHUNK: Final = "gen_ai.client.operation.time_per_output_chunk"
 METRIC_ATTEMPT_DURATION: Final = "guardedllm.attempt.duration"
@@ -182,7 +182,20 @@ def error_type(error: BaseException, status: int | None = None) -> str:
         status = error.status
     if status is not None and status >= 400:
         return str(status)
-    cls = type(error)
+    return qualified_name(type(error))
+
+
+def qualified_name(cls: type) -> str:
+    """``module.QualName`` of a class; builtins by their bare name."""
     if cls.__module__ == "builtins":
         return cls.__qualname__
     return f"{cls.__module__}.{cls.__qualname__}"
+
+
+# Every guardedllm.* attribute, event and metric name above: the names dashboards and alerts
+# may rely on, kept as stable as the public API.
+GUARDEDLLM_NAMES: Final = frozenset(
+    value
+    for name, value in list(globals().items())
+    if name.isupper() and isinstance(value, str) and value.startswith("guardedllm.")
+)

@@ -1,0 +1,87 @@
+"""``UnavailableMarks``: deployments known to be missing, failed locally until a mark expires.
+
+A 404 model-not-found means the vendor does not serve that model here (a retired snapshot, an
+alias that exists in staging only, a region without it). Asking again is pointless and, with
+retries, turns one mistake into a storm; so the engine marks the deployment unavailable for
+``defaults.UNAVAILABLE_S`` and routes around it without touching the network until the mark
+expires. A mark is one backend value (``unavailable:<key>``) expiring at its ``until``; a newer
+mark only ever extends an existing one, so concurrent marks settle on the latest end.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import attrs
+
+from guardedllm.errors import scrub_secrets
+from guardedllm.state.base import StateBackend
+
+__all__ = ["Mark", "UnavailableMarks"]
+
+# Losing this many CAS races in a row means others keep writing later marks; theirs stand.
+_CAS_TRIES = 4
+
+
+@attrs.frozen(kw_only=True)
+class Mark:
+    """Why a deployment is unavailable, and until when (seconds on the guard's clock)."""
+
+    until: float
+    reason: str
+
+    def encode(self) -> str:
+        return json.dumps({"until": self.until, "reason": self.reason})
+
+    @classmethod
+    def decode(cls, raw: str) -> Mark | None:
+        try:
+            data = json.loads(raw)
+            return cls(until=float(data["until"]), reason=str(data["reason"]))
+        except (ValueError, TypeError, KeyError):
+            return None  # not ours, or from an incompatible version: as if absent
+
+
+class UnavailableMarks:
+    """Marks over a ``StateBackend``; safe to call from many threads and tasks at once."""
+
+    def __init__(self, backend: StateBackend) -> None:
+        self.backend = backend
+
+    def mark(self, key: str, *, until: float, reason: str, now: float) -> Mark:
+        """Mark ``key`` unavailable until ``until``, unless it already is for longer; returns
+        the mark in force. ``reason`` is shown to users: it is scrubbed of anything that looks
+        like an API key."""
+        if not math.isfinite(until):
+            raise ValueError(f"a mark needs a finite end time; got until={until!r}")
+        wanted = Mark(until=until, reason=scrub_secrets(reason))
+        for _ in range(_CAS_TRIES):
+            raw = self.backend.value_get(self._key(key), now=now)
+            current = Mark.decode(raw) if raw is not None else None
+            if current is not None and current.until >= until:
+                return current
+            if self.backend.value_cas(
+                self._key(key), raw, wanted.encode(), expires_at=until, now=now
+            ):
+                return wanted
+        return self.unavailable(key, now) or wanted
+
+    def unavailable(self, key: str, now: float) -> Mark | None:
+        """The mark on ``key`` if one is in force at ``now``."""
+        raw = self.backend.value_get(self._key(key), now=now)
+        if raw is None:
+            return None
+        mark = Mark.decode(raw)
+        return mark if mark is not None and now < mark.until else None
+
+    def clear(self, key: str, now: float) -> None:
+        """Lift any mark on ``key`` (after the registry or the vendor changed)."""
+        for _ in range(_CAS_TRIES):
+            raw = self.backend.value_get(self._key(key), now=now)
+            if raw is None or self.backend.value_cas(self._key(key), raw, None, now=now):
+                return
+
+    @staticmethod
+    def _key(key: str) -> str:
+        return f"unavailable:{key}"

@@ -1,0 +1,271 @@
+"""Requests-per-minute and tokens-per-minute limits per deployment, as two token buckets.
+
+Each limit is a bucket holding up to one minute's allowance (capacity = the limit) and refilling
+at limit / 60 per second, so a deployment can burst a full minute's worth and then runs at its
+rate. The caller counts tokens with the deployment's own tokenizer — input plus the output it
+reserves (max_tokens) — and corrects the count once the vendor reports usage; the limiter only
+takes numbers.
+
+Rules, which the tests check on virtual time, under hypothesis and with real threads:
+
+- ``acquire`` takes from both buckets or from neither: a refused caller holds nothing, sleeps
+  ``wait_s`` and calls ``acquire`` again, so waiting never counts a request twice.
+- Each take is one atomic ``bucket_take``; the request slot taken before a refused token take is
+  put straight back. Concurrent callers therefore never get more than the buckets hold; one may
+  see the slot in passing and wait a little longer than needed.
+- A request for more tokens than a whole minute's allowance can never be served: it is refused
+  with ``wait_s = inf`` and nothing is taken.
+- ``learn`` reads the vendor's own count from response headers and only ever lowers a bucket to
+  it (another client sharing the vendor account spends from the same limit; our count already
+  holds requests sent after that response was counted). When config sets no limit, the vendor's
+  limit is adopted until ``defaults.LEARNED_LIMIT_TTL_S`` passes without a response reporting it.
+
+``now`` is the engine's monotonic clock; ``wall_now`` (Unix time) only reads Anthropic's absolute
+reset times. State keys: ``ratelimit:<deployment>:requests`` and ``...:tokens`` (buckets),
+``...:requests:limit`` and ``...:tokens:limit`` (adopted vendor limits).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Literal
+from urllib.parse import quote
+
+import attrs
+
+from guardedllm import defaults
+from guardedllm.errors import RateLimitedError
+from guardedllm.guards._vendor_limits import VendorLimit, VendorLimits, read_limits
+from guardedllm.state.base import BucketTake, StateBackend
+
+__all__ = ["RateDecision", "RateLimiter"]
+
+Kind = Literal["requests", "tokens"]
+
+_MINUTE_S = 60.0
+# Waits are rounded up by this much, so that sleeping exactly ``wait_s`` always finds the
+# tokens there despite float rounding in the refill arithmetic.
+_WAIT_MARGIN_S = 1e-6
+
+
+@attrs.frozen(kw_only=True)
+class RateDecision:
+    """Whether a request may be sent now. When not, ``wait_s`` is how long until both buckets
+    could serve it (``inf``: never, see ``reason``); ``limited_by`` names the bucket that
+    refused."""
+
+    granted: bool
+    wait_s: float = 0.0
+    limited_by: Literal["rpm", "tpm"] | None = None
+    reason: str = ""
+
+    def error(self, *, deployment: str, deadline_left_s: float | None = None) -> RateLimitedError:
+        """The error for a caller that cannot wait ``wait_s`` (its deadline has
+        ``deadline_left_s`` left)."""
+        if math.isinf(self.wait_s):
+            detail = self.reason
+        else:
+            left = (
+                f", more than the {deadline_left_s:.3g} s left of the call's deadline"
+                if deadline_left_s is not None
+                else ""
+            )
+            detail = (
+                f"{self.reason} The next slot is {self.wait_s:.3g} s away{left}. Raise the "
+                "limit with the provider and in config, spread the load over more deployments, "
+                "or allow a longer deadline."
+            )
+        return RateLimitedError(
+            f"{deployment}: local {self.limited_by} limit: {detail} Nothing was sent.",
+            retry_after=None if math.isinf(self.wait_s) else self.wait_s,
+            deployment=deployment,
+        )
+
+
+_GRANTED = RateDecision(granted=True)
+
+
+def _check_limit(name: str, value: int | None) -> None:
+    if value is not None and (isinstance(value, bool) or value < 1):
+        raise ValueError(f"{name} must be a positive number per minute, or None; got {value!r}")
+
+
+def _check_tokens(name: str, value: int) -> None:
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0; got {value!r}")
+
+
+class RateLimiter:
+    """rpm and tpm buckets per deployment key, in ``backend``. Limits are passed on every call
+    (config may change); a limit of None uses the vendor's learned one, or no limit."""
+
+    def __init__(self, backend: StateBackend) -> None:
+        self._backend = backend
+
+    def acquire(
+        self, key: str, *, rpm: int | None, tpm: int | None, tokens: int, now: float
+    ) -> RateDecision:
+        """Take one request and ``tokens`` tokens for ``key``, or nothing and a wait."""
+        _check_limit("rpm", rpm)
+        _check_limit("tpm", tpm)
+        _check_tokens("tokens", tokens)
+        rpm = rpm if rpm is not None else self._learned(key, "requests", now)
+        tpm = tpm if tpm is not None else self._learned(key, "tokens", now)
+        if tpm is not None and tokens > tpm:
+            return RateDecision(
+                granted=False,
+                wait_s=math.inf,
+                limited_by="tpm",
+                reason=f"this request needs {tokens} tokens (input plus max_tokens) but the "
+                f"limit is {tpm} tokens per minute, so it can never be sent. Lower max_tokens, "
+                "shorten the input, or route to a deployment with a higher tpm.",
+            )
+        if rpm is not None:
+            slot = self._take(key, "requests", 1, rpm, now)
+            if not slot.granted:
+                wait = slot.wait_s
+                if tpm is not None:  # a wait long enough for both buckets, taking nothing
+                    level = self._take(key, "tokens", 0, tpm, now).remaining
+                    wait = max(wait, (tokens - level) / (tpm / _MINUTE_S))
+                return self._refused("rpm", wait, f"no request is left of {rpm} per minute.")
+        if tpm is not None:
+            take = self._take(key, "tokens", tokens, tpm, now)
+            if not take.granted:
+                if rpm is not None:
+                    self._bucket_put(key, "requests", 1, rpm, now)
+                return self._refused(
+                    "tpm",
+                    take.wait_s,
+                    f"{tokens} tokens needed, {max(0.0, take.remaining):.0f} of {tpm} per "
+                    "minute left.",
+                )
+        return _GRANTED
+
+    def correct(
+        self, key: str, *, tpm: int | None, reserved_tokens: int, actual_tokens: int, now: float
+    ) -> None:
+        """Replace a reservation of ``reserved_tokens`` by the ``actual_tokens`` used: return
+        the difference, or take the excess even if that leaves the bucket in debt (the tokens
+        were spent; later requests wait for them)."""
+        _check_limit("tpm", tpm)
+        _check_tokens("reserved_tokens", reserved_tokens)
+        _check_tokens("actual_tokens", actual_tokens)
+        tpm = tpm if tpm is not None else self._learned(key, "tokens", now)
+        if tpm is None or actual_tokens == reserved_tokens:
+            return
+        if actual_tokens < reserved_tokens:
+            self._bucket_put(key, "tokens", reserved_tokens - actual_tokens, tpm, now)
+        else:
+            self._take(key, "tokens", actual_tokens - reserved_tokens, tpm, now, debt=True)
+
+    def learn(
+        self,
+        key: str,
+        headers: Mapping[str, str],
+        *,
+        rpm: int | None,
+        tpm: int | None,
+        now: float,
+        wall_now: float,
+    ) -> VendorLimits:
+        """Bring ``key``'s buckets down to what the vendor says is left (OpenAI ``x-ratelimit-*``
+        or Anthropic ``anthropic-ratelimit-*`` headers), adopting the vendor's limit where
+        config sets none. Returns what the headers said."""
+        _check_limit("rpm", rpm)
+        _check_limit("tpm", tpm)
+        limits = read_limits(headers, wall_now=wall_now)
+        self._learn_one(key, "requests", limits.requests, rpm, now)
+        self._learn_one(key, "tokens", limits.tokens, tpm, now)
+        return limits
+
+    # ---------------------------------------------------------------- pieces
+
+    def _learn_one(
+        self, key: str, kind: Kind, vendor: VendorLimit | None, configured: int | None, now: float
+    ) -> None:
+        if vendor is None:
+            return
+        limit = configured
+        if limit is None and vendor.limit is not None and vendor.limit > 0:
+            self._adopt(key, kind, vendor.limit, now)
+            limit = vendor.limit
+        if limit is None:
+            limit = self._learned(key, kind, now)
+        target = _vendor_level(vendor)
+        if limit is None or target is None:
+            return
+        level = self._take(key, kind, 0, limit, now).remaining
+        if level > target:
+            # Taking the difference instead of setting the level keeps any take that lands
+            # between these two calls: it came after the vendor's count and still counts.
+            self._take(key, kind, level - target, limit, now, debt=True)
+
+    def _adopt(self, key: str, kind: Kind, limit: int, now: float) -> None:
+        name = _value_key(key, kind)
+        current = self._backend.value_get(name, now=now)
+        # One compare-and-set, no retry loop: losing the race means another response has just
+        # stored a limit as fresh as this one.
+        self._backend.value_cas(
+            name, current, str(limit), expires_at=now + defaults.LEARNED_LIMIT_TTL_S, now=now
+        )
+
+    def _learned(self, key: str, kind: Kind, now: float) -> int | None:
+        stored = self._backend.value_get(_value_key(key, kind), now=now)
+        if stored is None:
+            return None
+        try:
+            limit = int(stored)
+        except ValueError:
+            return None
+        return limit if limit > 0 else None
+
+    def _take(
+        self, key: str, kind: Kind, amount: float, limit: int, now: float, *, debt: bool = False
+    ) -> BucketTake:
+        return self._backend.bucket_take(
+            _bucket_key(key, kind),
+            amount,
+            capacity=limit,
+            refill_per_s=limit / _MINUTE_S,
+            now=now,
+            allow_debt=debt,
+        )
+
+    def _bucket_put(self, key: str, kind: Kind, amount: float, limit: int, now: float) -> None:
+        self._backend.bucket_put(
+            _bucket_key(key, kind), amount, capacity=limit, refill_per_s=limit / _MINUTE_S, now=now
+        )
+
+    @staticmethod
+    def _refused(limited_by: Literal["rpm", "tpm"], wait: float, reason: str) -> RateDecision:
+        return RateDecision(
+            granted=False,
+            wait_s=wait * (1 + 1e-9) + _WAIT_MARGIN_S,
+            limited_by=limited_by,
+            reason=reason,
+        )
+
+
+def _vendor_level(vendor: VendorLimit) -> float | None:
+    """The level a vendor's report puts its bucket at now, or None if it does not say.
+
+    ``remaining`` is what the vendor admits now. At zero, the reset says when it admits more:
+    both vendors refill continuously and are full after ``reset_s``. Our bucket refills at
+    limit / 60 per second; starting it at the limit less ``reset_s`` of that refill makes it
+    full exactly when the vendor's is and never fuller before. That level is 0 for a limit that
+    refills per minute, and a debt for one that refills slower (a daily quota, say).
+    """
+    if vendor.remaining is None:
+        return None
+    if vendor.remaining > 0 or vendor.limit is None or vendor.reset_s is None:
+        return float(vendor.remaining)
+    return min(0.0, vendor.limit * (1.0 - vendor.reset_s / _MINUTE_S))
+
+
+def _bucket_key(key: str, kind: Kind) -> str:
+    return f"ratelimit:{quote(key, safe='')}:{kind}"
+
+
+def _value_key(key: str, kind: Kind) -> str:
+    return f"ratelimit:{quote(key, safe='')}:{kind}:limit"
