@@ -7,14 +7,23 @@ from __future__ import annotations
 import os
 import random as _random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from guardedllm import defaults
 from guardedllm.engine import Engine
 from guardedllm.estimate import CalibrationStats
+from guardedllm.guards import (
+    BreakerConfig,
+    DeploymentHealth,
+    RetryBudgetConfig,
+    SpendBudget,
+    SpendStatus,
+)
 from guardedllm.policy import Policy
 from guardedllm.registry import Registry
+from guardedllm.state import StateBackend
+from guardedllm.telemetry import Telemetry
 
 __all__ = ["ClientBase"]
 
@@ -31,6 +40,11 @@ class ClientBase:
         clock: Callable[[], float] = time.monotonic,
         random: Callable[[], float] = _random.random,
         max_response_bytes: int = defaults.MAX_RESPONSE_BYTES,
+        state: StateBackend | None = None,
+        breaker: BreakerConfig | None = None,
+        retry_budget: RetryBudgetConfig | None = None,
+        budgets: Sequence[SpendBudget] = (),
+        telemetry: Telemetry | None = None,
         owns_http: bool,
     ) -> None:
         self._engine = Engine(
@@ -40,6 +54,11 @@ class ClientBase:
             clock=clock,
             random=random,
             max_body_bytes=max_response_bytes,
+            state=state,
+            breaker=breaker,
+            retry_budget=retry_budget,
+            budgets=budgets,
+            telemetry=telemetry,
         )
         self._owns_http = owns_http
 
@@ -53,6 +72,17 @@ class ClientBase:
     @property
     def registry(self) -> Registry:
         return self._engine.registry
+
+    def health(self) -> dict[str, DeploymentHealth]:
+        """Each deployment's circuit breaker, retry budget and unavailable mark, now."""
+        return self._engine.guards.health()
+
+    def spend(
+        self, *, routes: Sequence[str] = (), keys: Sequence[str] = ()
+    ) -> tuple[SpendStatus, ...]:
+        """Every spend budget's status now: spent, reserved by calls in flight, remaining.
+        Per-route and per-key budgets report the ``routes`` and ``keys`` named."""
+        return self._engine.guards.ledger.statuses(wall_now=time.time(), routes=routes, keys=keys)
 
     def estimation_stats(self) -> dict[str, CalibrationStats]:
         """How far each deployment's token estimates have run from the vendor's counts, and

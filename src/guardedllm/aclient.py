@@ -20,6 +20,7 @@ from typing import Any, TypeVar, cast
 
 import anyio
 import httpx
+from opentelemetry import context as otel_context
 
 from guardedllm import defaults
 from guardedllm._clientbase import ClientBase
@@ -41,8 +42,11 @@ from guardedllm.engine import (
 )
 from guardedllm.errors import GuardedLLMError
 from guardedllm.estimate import Estimate
+from guardedllm.guards import BreakerConfig, RetryBudgetConfig, SpendBudget
 from guardedllm.policy import Policy
 from guardedllm.registry import Registry
+from guardedllm.state import StateBackend
+from guardedllm.telemetry import Telemetry
 from guardedllm.types import ChatCompletion, ChatCompletionChunk, ChatRequest, GuardInfo
 
 __all__ = ["AsyncClient", "AsyncStream"]
@@ -89,6 +93,7 @@ class AsyncStream:
         except httpx.TransportError as exc:
             raise tracker.interrupted(transport_error(exc, tracker.target)) from exc
         finally:
+            tracker.abandon()  # a no-op once the stream has ended either way
             with anyio.CancelScope(shield=True):
                 await response.aclose()
 
@@ -158,6 +163,11 @@ class AsyncClient(ClientBase):
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         random: Callable[[], float] = _random.random,
         max_response_bytes: int = defaults.MAX_RESPONSE_BYTES,
+        state: StateBackend | None = None,
+        breaker: BreakerConfig | None = None,
+        retry_budget: RetryBudgetConfig | None = None,
+        budgets: Sequence[SpendBudget] = (),
+        telemetry: Telemetry | None = None,
     ) -> None:
         if http_client is not None and transport is not None:
             raise TypeError("give http_client or transport, not both")
@@ -168,6 +178,11 @@ class AsyncClient(ClientBase):
             clock=clock,
             random=random,
             max_response_bytes=max_response_bytes,
+            state=state,
+            breaker=breaker,
+            retry_budget=retry_budget,
+            budgets=budgets,
+            telemetry=telemetry,
             owns_http=http_client is None,
         )
         self._http = http_client or httpx.AsyncClient(
@@ -206,11 +221,14 @@ class AsyncClient(ClientBase):
         except StopIteration as done:
             result: T = done.value
             return result
+        finally:
+            flow.close()  # on a cancellation, lets the engine let go of what it holds
 
     async def _call(
         self, request: ChatRequest, policy: Policy | None
     ) -> ChatCompletion | AsyncStream:
-        result = await self._drive(self._engine.run(request, policy))
+        flow = self._engine.run(request, policy, context=otel_context.get_current())
+        result = await self._drive(flow)
         if isinstance(result, StreamStart):
             response, body = cast("tuple[httpx.Response, AsyncIterator[bytes]]", result.handle)
             return AsyncStream(result, response, body)

@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import Any, TypeVar, cast
 
 import httpx
+from opentelemetry import context as otel_context
 
 from guardedllm import defaults
 from guardedllm._clientbase import ClientBase
@@ -30,8 +31,11 @@ from guardedllm.engine import (
 )
 from guardedllm.errors import GuardedLLMError
 from guardedllm.estimate import Estimate
+from guardedllm.guards import BreakerConfig, RetryBudgetConfig, SpendBudget
 from guardedllm.policy import Policy
 from guardedllm.registry import Registry
+from guardedllm.state import StateBackend
+from guardedllm.telemetry import Telemetry
 from guardedllm.types import ChatCompletion, ChatCompletionChunk, ChatRequest, GuardInfo
 
 __all__ = ["Client", "Stream"]
@@ -73,6 +77,7 @@ class Stream:
         except httpx.TransportError as exc:
             raise tracker.interrupted(transport_error(exc, tracker.target)) from exc
         finally:
+            tracker.abandon()  # a no-op once the stream has ended either way
             response.close()
 
     def __iter__(self) -> Iterator[ChatCompletionChunk]:
@@ -141,6 +146,11 @@ class Client(ClientBase):
         sleep: Callable[[float], None] = time.sleep,
         random: Callable[[], float] = _random.random,
         max_response_bytes: int = defaults.MAX_RESPONSE_BYTES,
+        state: StateBackend | None = None,
+        breaker: BreakerConfig | None = None,
+        retry_budget: RetryBudgetConfig | None = None,
+        budgets: Sequence[SpendBudget] = (),
+        telemetry: Telemetry | None = None,
     ) -> None:
         if http_client is not None and transport is not None:
             raise TypeError("give http_client or transport, not both")
@@ -151,6 +161,11 @@ class Client(ClientBase):
             clock=clock,
             random=random,
             max_response_bytes=max_response_bytes,
+            state=state,
+            breaker=breaker,
+            retry_budget=retry_budget,
+            budgets=budgets,
+            telemetry=telemetry,
             owns_http=http_client is None,
         )
         self._http = http_client or httpx.Client(
@@ -189,9 +204,11 @@ class Client(ClientBase):
         except StopIteration as done:
             result: T = done.value
             return result
+        finally:
+            flow.close()  # on an interrupt, lets the engine let go of what it holds
 
     def _call(self, request: ChatRequest, policy: Policy | None) -> ChatCompletion | Stream:
-        result = self._drive(self._engine.run(request, policy))
+        result = self._drive(self._engine.run(request, policy, context=otel_context.get_current()))
         if isinstance(result, StreamStart):
             response, body = cast("tuple[httpx.Response, Iterator[bytes]]", result.handle)
             return Stream(result, response, body)

@@ -41,7 +41,8 @@ class Policy:
     higher; ``max_attempts`` is per deployment; ``timeout_s`` bounds one HTTP attempt;
     ``fallback`` replaces the route's ordered plan with these model or alias names;
     ``exact_tokens`` asks vendors whose tokenizer we only stand in for (Anthropic, Gemini) to
-    count the input themselves, one extra request per call, before the guards decide."""
+    count the input themselves, one extra request per call, before the guards decide;
+    ``budget_key`` names who the call is for (a tenant, a user) for per-key spend budgets."""
 
     deadline_s: float | None = attrs.field(default=None, validator=_positive)
     max_cost_usd: float | None = attrs.field(default=None, validator=_positive)
@@ -49,6 +50,7 @@ class Policy:
     timeout_s: float | None = attrs.field(default=None, validator=_positive)
     fallback: tuple[str, ...] | None = attrs.field(default=None, converter=_names)
     exact_tokens: bool | None = None
+    budget_key: str | None = None
 
     def over(self, base: Policy | None) -> Policy:
         """This policy's set fields laid over ``base``'s."""

@@ -1,0 +1,44 @@
+"""The sans-IO engine: every decision of a call, as steps that the two drivers carry out.
+
+See ``_engine.py`` for the order in which the guards are consulted.
+"""
+
+from guardedllm.engine._classify import STATUS_VERDICTS, breaker_outcome, classify
+from guardedllm.engine._engine import Engine
+from guardedllm.engine._guards import Guards
+from guardedllm.engine._steps import (
+    Answered,
+    BodyBuffer,
+    Failed,
+    Outcome,
+    Send,
+    Sleep,
+    Step,
+    StreamStart,
+    StreamStarted,
+    stream_ended_early,
+    transport_error,
+    with_client_headers,
+)
+from guardedllm.engine._stream import StreamTracker
+
+__all__ = [
+    "STATUS_VERDICTS",
+    "Answered",
+    "BodyBuffer",
+    "Engine",
+    "Failed",
+    "Guards",
+    "Outcome",
+    "Send",
+    "Sleep",
+    "Step",
+    "StreamStart",
+    "StreamStarted",
+    "StreamTracker",
+    "breaker_outcome",
+    "classify",
+    "stream_ended_early",
+    "transport_error",
+    "with_client_headers",
+]

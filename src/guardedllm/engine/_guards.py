@@ -1,0 +1,110 @@
+"""The guards one client holds, over one state backend, and how their events are reported.
+
+Each guard is a pure state machine (``guardedllm.guards``); this bundle only builds them from
+their settings, so the engine can consult them in the order ``_engine.py`` documents.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+
+from guardedllm.guards import (
+    BreakerConfig,
+    CircuitBreaker,
+    DeploymentHealth,
+    RateLimiter,
+    RetryBudget,
+    RetryBudgetConfig,
+    SpendBudget,
+    SpendLedger,
+    Transition,
+    UnavailableMarks,
+    deployment_health,
+)
+from guardedllm.state import MemoryBackend, StateBackend
+from guardedllm.telemetry import EVENT_BREAKER_TRANSITION, CallSpan, Telemetry
+
+__all__ = ["Guards", "report_transition"]
+
+logger = logging.getLogger("guardedllm")
+
+
+class Guards:
+    """Breaker, retry budget, unavailable marks, spend ledger and rate limiter, sharing one
+    backend (in memory unless the client is given another)."""
+
+    def __init__(
+        self,
+        *,
+        deployments: Sequence[str],
+        state: StateBackend | None,
+        breaker: BreakerConfig | None,
+        retry_budget: RetryBudgetConfig | None,
+        budgets: Sequence[SpendBudget],
+        random: Callable[[], float],
+        clock: Callable[[], float],
+        wall_clock: Callable[[], float],
+        telemetry: Telemetry,
+    ) -> None:
+        self.state = state if state is not None else MemoryBackend()
+        self.breaker = CircuitBreaker(self.state, breaker, random=random)
+        self.retry_budget = RetryBudget(self.state, retry_budget)
+        self.marks = UnavailableMarks(self.state)
+        self.ledger = SpendLedger(self.state, budgets)
+        self.limiter = RateLimiter(self.state)
+        self._deployments = tuple(deployments)
+        self._clock = clock
+        self._wall_clock = wall_clock
+        telemetry.observe_breakers(self._breaker_states)
+        telemetry.observe_retry_budgets(self._retry_balances)
+        telemetry.observe_spend_budgets(self._spend_headroom)
+
+    def health(self) -> dict[str, DeploymentHealth]:
+        """Every deployment's breaker, retry budget and unavailable mark, read now."""
+        now = self._clock()
+        return {
+            name: deployment_health(
+                name, now, breaker=self.breaker, budget=self.retry_budget, marks=self.marks
+            )
+            for name in self._deployments
+        }
+
+    def _breaker_states(self) -> Iterator[tuple[str, str]]:
+        now = self._clock()
+        for name in self._deployments:
+            yield name, self.breaker.snapshot(name, now).state
+
+    def _retry_balances(self) -> Iterator[tuple[str, float]]:
+        now = self._clock()
+        for name in self._deployments:
+            yield name, self.retry_budget.balance(name, now)
+
+    def _spend_headroom(self) -> Iterator[tuple[str, float]]:
+        for status in self.ledger.statuses(wall_now=self._wall_clock()):
+            yield status.budget, status.remaining_usd
+
+
+def report_transition(transition: Transition | None, span: CallSpan) -> None:
+    """Tell the world a breaker changed state: a span event on the call, and a log record
+    (a warning when it opens, info otherwise)."""
+    if transition is None:
+        return
+    span.event(
+        EVENT_BREAKER_TRANSITION,
+        {
+            "guardedllm.deployment": transition.key,
+            "guardedllm.breaker.from": transition.from_state,
+            "guardedllm.breaker.to": transition.to_state,
+            "guardedllm.breaker.reason": transition.reason,
+        },
+    )
+    level = logging.WARNING if transition.to_state == "open" else logging.INFO
+    logger.log(
+        level,
+        "circuit breaker for %s: %s -> %s (%s)",
+        transition.key,
+        transition.from_state,
+        transition.to_state,
+        transition.reason,
+    )

@@ -1,0 +1,164 @@
+"""The protocol between the engine and its drivers: the steps the engine yields, the outcomes
+the drivers send back, and the small pure helpers both sides share."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import attrs
+import httpx
+
+from guardedllm.errors import (
+    ConnectError,
+    ConnectionDroppedError,
+    GuardedLLMError,
+    ResponseFormatError,
+    TimeoutError,
+    TransportError,
+)
+from guardedllm.providers.base import StreamDecoder, Target
+from guardedllm.types import ChatCompletionChunk
+
+if TYPE_CHECKING:
+    from guardedllm.engine._stream import StreamTracker
+
+__all__ = [
+    "Answered",
+    "BodyBuffer",
+    "Failed",
+    "Outcome",
+    "Send",
+    "Sleep",
+    "Step",
+    "StreamStart",
+    "StreamStarted",
+    "stream_ended_early",
+    "transport_error",
+    "with_client_headers",
+]
+
+
+@attrs.frozen(kw_only=True)
+class Send:
+    """Send ``request``. For a stream (``decoder`` set), read until it yields a first chunk.
+    ``timeout_s`` caps the whole attempt: what is left of the call's deadline at most."""
+
+    request: httpx.Request
+    target: Target
+    decoder: StreamDecoder | None
+    timeout_s: float
+    max_body_bytes: int
+
+
+@attrs.frozen(kw_only=True)
+class Sleep:
+    seconds: float
+
+
+Step = Send | Sleep
+
+
+@attrs.frozen(kw_only=True)
+class Answered:
+    """A complete HTTP answer: any non-streaming response, or an error status on a stream."""
+
+    status: int
+    headers: httpx.Headers
+    body: bytes
+
+
+@attrs.frozen(kw_only=True)
+class StreamStarted:
+    """A 2xx stream produced its first chunks; ``handle`` is the driver's open response."""
+
+    first_chunks: tuple[ChatCompletionChunk, ...]
+    handle: object
+    decoder: StreamDecoder
+    headers: httpx.Headers = attrs.field(factory=httpx.Headers)
+
+
+@attrs.frozen(kw_only=True)
+class Failed:
+    """No usable answer: a transport failure, an unparseable body, or a vendor error event
+    before the first chunk."""
+
+    error: GuardedLLMError
+
+
+Outcome = Answered | StreamStarted | Failed
+
+
+@attrs.frozen(kw_only=True)
+class StreamStart:
+    """What a streamed call returns: the driver keeps reading ``handle`` through ``tracker``."""
+
+    handle: object
+    first_chunks: tuple[ChatCompletionChunk, ...]
+    tracker: StreamTracker
+
+
+# httpx's transport exceptions, by the class of ours they become (most specific first).
+_TRANSPORT_ERRORS: tuple[tuple[type[Exception], type[TransportError], str], ...] = (
+    (httpx.ConnectTimeout, TimeoutError, "timed out connecting"),
+    (httpx.TimeoutException, TimeoutError, "timed out"),
+    (httpx.ConnectError, ConnectError, "could not connect"),
+    (httpx.RemoteProtocolError, ConnectionDroppedError, "dropped the connection"),
+    (httpx.ReadError, ConnectionDroppedError, "dropped the connection"),
+    (httpx.WriteError, ConnectionDroppedError, "dropped the connection"),
+)
+
+
+def transport_error(exc: Exception, target: Target) -> TransportError:
+    """Our error for an httpx transport failure on ``target``."""
+    cls, what = TransportError, "failed"
+    for source, mapped, text in _TRANSPORT_ERRORS:
+        if isinstance(exc, source):
+            cls, what = mapped, text
+            break
+    detail = str(exc) or type(exc).__name__
+    return cls(
+        f"{target.deployment}: {target.provider} {what} ({detail}). Check the provider's "
+        "base_url and the network if it persists.",
+        deployment=target.deployment,
+    )
+
+
+class BodyBuffer:
+    """Collects a response body, refusing one larger than the limit."""
+
+    def __init__(self, limit: int, target: Target) -> None:
+        self._limit = limit
+        self._target = target
+        self._parts: list[bytes] = []
+        self._size = 0
+
+    def add(self, data: bytes) -> None:
+        self._size += len(data)
+        if self._size > self._limit:
+            raise ResponseFormatError(
+                f"{self._target.deployment}: the response from {self._target.provider} is "
+                f"larger than {self._limit} bytes, far beyond any chat completion; refused. "
+                "Check that base_url points at the vendor's API.",
+                deployment=self._target.deployment,
+            )
+        self._parts.append(data)
+
+    def value(self) -> bytes:
+        return b"".join(self._parts)
+
+
+def with_client_headers(request: httpx.Request, headers: httpx.Headers) -> httpx.Request:
+    """``request`` with the sending client's default headers (a user's ``http_client`` may
+    carry its own, such as a tracing or team header) wherever the wire format set none."""
+    for name, value in headers.multi_items():
+        if name not in request.headers:
+            request.headers[name] = value
+    return request
+
+
+def stream_ended_early(target: Target) -> ResponseFormatError:
+    """The error for a stream whose body ended before its first chunk."""
+    return ResponseFormatError(
+        f"{target.deployment}: the stream from {target.provider} ended before its first chunk.",
+        deployment=target.deployment,
+    )

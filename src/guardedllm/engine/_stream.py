@@ -1,0 +1,117 @@
+"""What happens to a stream after its first chunk has reached the caller.
+
+The engine has committed: nothing is retried from here. The tracker decodes the rest, keeps
+what the caller received (for ``StreamInterruptedError``), and settles the call exactly once,
+whichever way it ends: completed (the vendor's terminal event arrived), interrupted (the
+connection broke, or the vendor sent garbage or an error event), or abandoned (the caller
+stopped reading).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+import attrs
+
+from guardedllm.errors import GuardedLLMError, StreamInterruptedError
+from guardedllm.providers.base import StreamDecoder, Target
+from guardedllm.types import ChatCompletionChunk, GuardInfo, Usage
+
+__all__ = ["StreamEnd", "StreamTracker"]
+
+StreamEnd = Literal["completed", "interrupted", "abandoned"]
+
+# Called once when the stream ends: how it ended, the usage the vendor reported (if it did),
+# and the error for an interrupted one. Returns the stream's cost, if known.
+Settle = Callable[
+    [StreamEnd, Usage | None, Sequence[ChatCompletionChunk], BaseException | None], float | None
+]
+
+
+class StreamTracker:
+    """The pure bookkeeping of one committed stream. The drivers feed it bytes."""
+
+    def __init__(
+        self,
+        *,
+        guard: GuardInfo,
+        target: Target,
+        decoder: StreamDecoder,
+        include_usage: bool,
+        clock: Callable[[], float],
+        settle: Settle,
+    ) -> None:
+        self.guard = guard
+        self.target = target
+        self._decoder = decoder
+        self._include_usage = include_usage
+        self._clock = clock
+        self._settle = settle
+        self._started = clock()
+        self._received: list[ChatCompletionChunk] = []
+        self.ended: StreamEnd | None = None
+
+    @property
+    def completed(self) -> bool:
+        return self.ended == "completed"
+
+    def first(self, chunks: Sequence[ChatCompletionChunk]) -> list[ChatCompletionChunk]:
+        """The chunks read while the stream was being opened."""
+        self._received.extend(chunks)
+        return self._visible(chunks)
+
+    def feed(self, data: bytes) -> list[ChatCompletionChunk]:
+        """Decode more bytes; a vendor error event or garbage interrupts the stream."""
+        try:
+            chunks = self._decoder.feed(data)
+        except GuardedLLMError as exc:
+            raise self.interrupted(exc) from exc
+        self._received.extend(chunks)
+        return self._visible(chunks)
+
+    def finish(self) -> list[ChatCompletionChunk]:
+        """The body ended: complete only if the vendor's terminal event arrived."""
+        try:
+            chunks = self._decoder.close()
+        except GuardedLLMError as exc:
+            raise self.interrupted(exc) from exc
+        self._received.extend(chunks)
+        self._end("completed", self._decoder.usage, None)
+        return self._visible(chunks)
+
+    def interrupted(self, cause: GuardedLLMError) -> StreamInterruptedError:
+        """The error for a stream that broke after chunks reached the caller (settles it)."""
+        error = StreamInterruptedError(
+            f"{self.target.deployment}: the stream broke after {len(self._received)} chunks: "
+            f"{type(cause).__name__}. It was not retried, since part of the answer had reached "
+            "you; `.received` and `.partial_content` hold what arrived. Retry the call if you "
+            "need the whole answer.",
+            received=self._received,
+            deployment=self.target.deployment,
+        )
+        error.attempts = self.guard.attempts
+        self._end("interrupted", self._decoder.usage, error)
+        return error
+
+    def abandon(self) -> None:
+        """The caller stopped reading (or the stream object was closed) before the end."""
+        self._end("abandoned", self._decoder.usage, None)
+
+    def _end(self, how: StreamEnd, usage: Usage | None, error: BaseException | None) -> None:
+        if self.ended is not None:
+            return
+        self.ended = how
+        cost = self._settle(how, usage, self._received, error)
+        self.guard = attrs.evolve(
+            self.guard,
+            cost_usd=cost,
+            latency_s=self.guard.latency_s + (self._clock() - self._started),
+        )
+
+    def _visible(self, chunks: Sequence[ChatCompletionChunk]) -> list[ChatCompletionChunk]:
+        # The usage-only last chunk reaches the caller only if asked for, as with the openai
+        # package: code written for it may index choices[0] on every chunk.
+        if self._include_usage:
+            return list(chunks)
+        return [c for c in chunks if c.choices or c.usage is None]
