@@ -40,6 +40,9 @@ OPENAI_EXTRA_PARAMS = frozenset(
 
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
+# Headers that carry a provider's key: the registry's api_key_env decides them, never a call.
+_AUTH_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "x-goog-api-key"})
+
 
 def _fail(message: str) -> InvalidRequestError:
     return InvalidRequestError(message)
@@ -140,6 +143,12 @@ def chat_request(
         raise _fail(f"response_format must be a dict; got {response_format!r}.")
     if stream_options is not None and not stream:
         raise _fail("stream_options is only allowed with stream=True.")
+    auth = sorted(h for h in (extra_headers or {}) if h.lower() in _AUTH_HEADERS)
+    if auth:
+        raise _fail(
+            f"extra_headers may not set {', '.join(auth)}: the provider's key comes from its "
+            "api_key_env. Use another provider entry for another key."
+        )
     extra = dict(params)
     if extra_body:
         extra.update(extra_body)

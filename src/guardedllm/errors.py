@@ -3,7 +3,6 @@
     GuardedLLMError
     ├── ConfigError                    the registry / config file is invalid (lists every problem)
     ├── InvalidRequestError            the caller's arguments cannot be sent (bad messages, ...)
-    ├── ModelNotFoundError             unknown alias locally, or the vendor's 404 model-not-found
     ├── ContextWindowExceededError     the request does not fit the model, refused before sending
     ├── BudgetExceededError            the worst-case cost is over a cap, refused before sending
     ├── CircuitOpenError               the deployment's breaker is open; nothing was sent
@@ -18,13 +17,14 @@
     │   ├── BadRequestError            400, 422
     │   ├── AuthenticationError        401
     │   ├── PermissionDeniedError      403
-    │   ├── NotFoundError              404 (ModelNotFoundError when it names the model)
+    │   ├── NotFoundError              404
+    │   │   └── ModelNotFoundError     unknown alias locally, or the vendor's 404 model-not-found
     │   ├── RequestTimeoutError        408
     │   ├── ConflictError              409
     │   ├── RequestTooLargeError       413
     │   ├── RateLimitedError           429, or a local limit whose wait is too long
-    │   ├── ServerError                5xx
-    │   └── OverloadedError            529, or a vendor "overloaded" error
+    │   └── ServerError                5xx
+    │       └── OverloadedError        529, or a vendor "overloaded" error
     └── AllRoutesFailedError           every deployment in the plan failed (attempts attached)
 
 Rules: the vendor status maps to a class through ``STATUS_ERRORS`` (a table, not an if-chain);

@@ -291,6 +291,7 @@ def test_bad_arguments_are_typed_errors_before_sending(
         {"model": "chat", "messages": MESSAGES, "temperature": 7},
         {"model": "chat", "messages": MESSAGES, "max_tokens": 0},
         {"model": "chat", "messages": MESSAGES, "frobnicate": True},
+        {"model": "chat", "messages": MESSAGES, "extra_headers": {"Authorization": "Bearer x"}},
     ]
     for kwargs in bad_calls:
         with pytest.raises(InvalidRequestError):

@@ -32,15 +32,17 @@ from __future__ import annotations
 import random as _random
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
-from typing import Literal
 
 import attrs
 import httpx
 from opentelemetry.context import Context
 
 from guardedllm import defaults
+from guardedllm.engine._call import Call, Settings, Turn
 from guardedllm.engine._classify import breaker_outcome, classify
+from guardedllm.engine._counting import counted
 from guardedllm.engine._guards import Guards, report_transition
+from guardedllm.engine._refusals import check_preflight, circuit_open, unavailable, wait_too_long
 from guardedllm.engine._steps import (
     Answered,
     Failed,
@@ -52,31 +54,28 @@ from guardedllm.engine._steps import (
     StreamStarted,
 )
 from guardedllm.engine._stream import StreamEnd, StreamTracker
+from guardedllm.engine._targets import target_for
 from guardedllm.errors import (
-    AllRoutesFailedError,
     AuthenticationError,
     BudgetExceededError,
-    CircuitOpenError,
     ContextWindowExceededError,
-    DeadlineExceededError,
     GuardedLLMError,
     InvalidRequestError,
     ModelNotFoundError,
     ProviderError,
     RateLimitedError,
 )
-from guardedllm.estimate import Calibrator, Estimate, get_encoding, with_counted_input
+from guardedllm.estimate import Calibrator, Estimate, get_encoding
 from guardedllm.estimate._encodings import BUNDLED_ENCODINGS
 from guardedllm.guards import BreakerConfig, Permit, Reservation, RetryBudgetConfig, SpendBudget
 from guardedllm.policy import Policy
 from guardedllm.providers import wire_format_for
-from guardedllm.providers.base import Target, TokenCounter, WireFormat
+from guardedllm.providers.base import Target, WireFormat
 from guardedllm.registry import Deployment, Registry
-from guardedllm.routing import Plan, plan_route, prices_of, usage_cost
+from guardedllm.routing import Plan, plan_route, usage_cost
 from guardedllm.state import StateBackend
-from guardedllm.telemetry import EVENT_SKIPPED, AttemptSpan, CallSpan, Telemetry, error_type
+from guardedllm.telemetry import AttemptSpan, Telemetry
 from guardedllm.types import (
-    Attempt,
     ChatCompletion,
     ChatCompletionChunk,
     ChatRequest,
@@ -96,144 +95,6 @@ _REFUSALS = (
     ContextWindowExceededError,
     BudgetExceededError,
 )
-
-
-@attrs.frozen(kw_only=True)
-class _Settings:
-    deadline_s: float
-    max_attempts: int
-    timeout_s: float | None  # None: each provider's own, else [defaults]
-    max_cost_usd: float | None
-    exact_tokens: bool
-    budget_key: str | None
-
-
-class _Call:
-    """The state of one logical call while the engine drives it."""
-
-    def __init__(self, *, plan: Plan, settings: _Settings, started: float, span: CallSpan):
-        self.plan = plan
-        self.settings = settings
-        self.started = started
-        self.deadline = started + settings.deadline_s
-        self.span = span
-        self.attempts: list[Attempt] = []
-        self.first_refusal: GuardedLLMError | None = None
-        self.last_error: GuardedLLMError | None = None
-        self.reason: str | None = None  # why the next attempt happens (None for the first)
-
-    def skip(self, deployment: Deployment, refusal: GuardedLLMError) -> None:
-        self.attempts.append(
-            Attempt(
-                deployment=deployment.name,
-                provider=deployment.provider,
-                number=0,
-                outcome="skipped",
-                error=str(refusal),
-                error_type=type(refusal).__name__,
-                retry_reason=self.reason,
-            )
-        )
-        self.first_refusal = self.first_refusal or refusal
-        self.reason = error_type(refusal)
-        self.span.event(
-            EVENT_SKIPPED,
-            {"guardedllm.deployment": deployment.name, "error.type": self.reason},
-        )
-
-    def record(
-        self,
-        target: Target,
-        number: int,
-        *,
-        status: int | None,
-        latency: float,
-        error: GuardedLLMError | None = None,
-    ) -> None:
-        self.attempts.append(
-            Attempt(
-                deployment=target.deployment,
-                provider=target.provider,
-                number=number,
-                outcome="ok" if error is None else "error",
-                status=status,
-                latency_s=latency,
-                error=str(error) if error is not None else None,
-                error_type=type(error).__name__ if error is not None else None,
-                retry_reason=self.reason,
-            )
-        )
-        if error is not None:
-            self.last_error = error
-            self.reason = error_type(error, status)
-
-    def final_error(self) -> GuardedLLMError:
-        """The error for a plan that ran out: the first refusal if nothing was sent."""
-        if self.last_error is None and self.first_refusal is not None:
-            return self.first_refusal
-        tried = ", ".join(d.name for d in self.plan.deployments)
-        last = self.last_error
-        detail = f"{type(last).__name__}: {last}" if last is not None else "nothing was sent"
-        error = AllRoutesFailedError(
-            f"{self.plan.requested!r}: every deployment failed ({tried}). Last error: {detail} "
-            "See .attempts for each try; add a fallback on another provider to the route, or "
-            "check the providers' status."
-        )
-        error.__cause__ = last
-        return error
-
-    def deadline_error(self) -> DeadlineExceededError:
-        error = DeadlineExceededError(
-            f"{self.plan.requested!r}: the {self.settings.deadline_s:g} s deadline ran out "
-            "before an answer. See .attempts; raise deadline_s or add a faster fallback.",
-            deadline_s=self.settings.deadline_s,
-        )
-        error.__cause__ = self.last_error
-        return error
-
-
-@attrs.define
-class _Try:
-    """One deployment's turn within a call: what was prepared for it, and the guard state it
-    holds (a breaker permit, a spend reservation) until ``close`` lets go of it."""
-
-    deployment: Deployment
-    permit: Permit | None
-    target: Target = attrs.field(default=None)
-    wire: WireFormat = attrs.field(default=None)
-    estimate: Estimate = attrs.field(default=None)
-    http_request: httpx.Request = attrs.field(default=None)
-    timeout_cap: float = 0.0
-    tokens: int = 0
-    reservation: Reservation | None = None
-    handed_over: bool = False
-
-    def record_permit(
-        self,
-        guards: Guards,
-        outcome: Literal["success", "failure", "ignored"],
-        latency: float,
-        now: float,
-        span: CallSpan,
-    ) -> None:
-        if self.permit is not None:
-            transition = guards.breaker.record(
-                self.deployment.name, self.permit, outcome, latency, now
-            )
-            self.permit = None
-            report_transition(transition, span)
-
-    def release_permit(self, guards: Guards, now: float) -> None:
-        if self.permit is not None:
-            guards.breaker.record(self.deployment.name, self.permit, "ignored", 0.0, now)
-            self.permit = None
-
-    def close(self, guards: Guards, *, now: float, wall_now: float) -> None:
-        """Let go of what is still held: a permit abandoned between acquire and outcome (not
-        the deployment's fault), a reservation nothing was billed against."""
-        self.release_permit(guards, now)
-        if self.reservation is not None and not self.handed_over:
-            guards.ledger.release(self.reservation, wall_now=wall_now)
 
 
 class Engine:
@@ -297,7 +158,7 @@ class Engine:
         estimate = plan.estimate(deployment)
         if effective.exact_tokens and not estimate.exact:
             target = self.target(deployment)
-            estimate = yield from self._counted(
+            estimate = yield from counted(
                 request,
                 plan=plan,
                 deployment=deployment,
@@ -305,31 +166,14 @@ class Engine:
                 target=target,
                 wire=self.wire(target.kind),
                 timeout=self._timeout(deployment, self._settings(effective, plan)),
+                max_body_bytes=self._max_body_bytes,
+                wall_clock=self._wall_clock,
             )
         return estimate
 
     def target(self, deployment: Deployment) -> Target:
         """Where an attempt on ``deployment`` goes, with the API key read now."""
-        provider = self.registry.provider_of(deployment)
-        environ = self._environ
-        api_key = provider.api_key() if environ is None else provider.api_key(environ)
-        if api_key is None and provider.api_key_env is not None:
-            raise AuthenticationError(
-                f"{deployment.name}: environment variable {provider.api_key_env} (api_key_env "
-                f"of provider {provider.name!r}) is not set; export it before calling.",
-                deployment=deployment.name,
-            )
-        return Target(
-            deployment=deployment.name,
-            provider=provider.name,
-            kind=provider.kind,
-            base_url=provider.base_url,
-            model=deployment.model,
-            api_key=api_key,
-            api_version=provider.api_version,
-            headers=provider.headers,
-            max_output_tokens=deployment.max_output_tokens,
-        )
+        return target_for(self.registry, deployment, self._environ)
 
     def wire(self, kind: str) -> WireFormat:
         wire = self._wires.get(kind)
@@ -357,11 +201,11 @@ class Engine:
         span = self.telemetry.start_call(
             requested=request.model, request=request, parent_context=context, now=started
         )
-        call: _Call | None = None
+        call: Call | None = None
         try:
             effective = self._policy(policy)
             plan = self._plan(request, effective)
-            call = _Call(
+            call = Call(
                 plan=plan, settings=self._settings(effective, plan), started=started, span=span
             )
             for deployment in plan.deployments:
@@ -379,13 +223,13 @@ class Engine:
             raise
 
     def _on_deployment(
-        self, call: _Call, request: ChatRequest, deployment: Deployment
+        self, call: Call, request: ChatRequest, deployment: Deployment
     ) -> Generator[Step, Outcome | None, ChatCompletion | StreamStart | None]:
         """Try one deployment: the result, or None to move on (the reason is on ``call``)."""
         permit = self._admit(call, deployment)
         if permit is None:
             return None
-        attempt = _Try(deployment=deployment, permit=permit)
+        attempt = Turn(deployment=deployment, permit=permit)
         try:
             prepared = yield from self._prepare(call, request, attempt)
             if not prepared:
@@ -429,22 +273,22 @@ class Engine:
         finally:
             attempt.close(self.guards, now=self._clock(), wall_now=self._wall_clock())
 
-    def _admit(self, call: _Call, deployment: Deployment) -> Permit | None:
+    def _admit(self, call: Call, deployment: Deployment) -> Permit | None:
         """The breaker's permit for a first attempt, or None (skipped: marked unavailable or
         circuit open)."""
         now = self._clock()
         mark = self.guards.marks.unavailable(deployment.name, now)
         if mark is not None:
-            call.skip(deployment, _unavailable(deployment, mark.until - now, mark.reason))
+            call.skip(deployment, unavailable(deployment, mark.until - now, mark.reason))
             return None
         permit = self.guards.breaker.acquire(deployment.name, now)
         report_transition(permit.transition, call.span)
         if not permit.allowed:
-            call.skip(deployment, _circuit_open(deployment, permit))
+            call.skip(deployment, circuit_open(deployment, permit))
             return None
         return permit
 
-    def _readmit(self, call: _Call, attempt: _Try) -> bool:
+    def _readmit(self, call: Call, attempt: Turn) -> bool:
         """Whether a retry may go: the retry budget pays for it and the breaker admits it."""
         now = self._clock()
         name = attempt.deployment.name
@@ -460,7 +304,7 @@ class Engine:
         return True
 
     def _prepare(
-        self, call: _Call, request: ChatRequest, attempt: _Try
+        self, call: Call, request: ChatRequest, attempt: Turn
     ) -> Generator[Step, Outcome | None, bool]:
         """Everything decided before the first send: target, estimate (counted by the vendor
         if asked), pre-flight checks, the HTTP request, the spend reservation. False when the
@@ -472,7 +316,7 @@ class Engine:
             estimate = call.plan.estimate(deployment)
             attempt.timeout_cap = self._timeout(deployment, call.settings)
             if call.settings.exact_tokens and not estimate.exact:
-                estimate = yield from self._counted(
+                estimate = yield from counted(
                     request,
                     plan=call.plan,
                     deployment=deployment,
@@ -480,11 +324,13 @@ class Engine:
                     target=attempt.target,
                     wire=attempt.wire,
                     timeout=min(attempt.timeout_cap, max(call.deadline - self._clock(), 1e-3)),
+                    max_body_bytes=self._max_body_bytes,
+                    wall_clock=self._wall_clock,
                 )
             attempt.estimate = estimate
             attempt.tokens = estimate.input_tokens + estimate.max_output_tokens
             call.span.set_estimate(estimate)
-            self._check_preflight(deployment, estimate, call.settings)
+            check_preflight(deployment, estimate, call.settings.max_cost_usd)
             attempt.http_request = attempt.wire.build_request(request, attempt.target)
             attempt.reservation = self._reserve(call, estimate)
         except _REFUSALS as refusal:
@@ -495,7 +341,7 @@ class Engine:
         return True
 
     def _send(
-        self, call: _Call, request: ChatRequest, attempt: _Try, number: int, timeout: float
+        self, call: Call, request: ChatRequest, attempt: Turn, number: int, timeout: float
     ) -> Generator[Step, Outcome | None, tuple[Outcome | None, float, AttemptSpan]]:
         """One HTTP attempt: (its outcome, its latency, its span)."""
         target = attempt.target
@@ -532,9 +378,9 @@ class Engine:
 
     def _succeeded(
         self,
-        call: _Call,
+        call: Call,
         request: ChatRequest,
-        attempt: _Try,
+        attempt: Turn,
         *,
         number: int,
         outcome: Outcome | None,
@@ -562,8 +408,8 @@ class Engine:
 
     def _failed(
         self,
-        call: _Call,
-        attempt: _Try,
+        call: Call,
+        attempt: Turn,
         *,
         number: int,
         error: GuardedLLMError,
@@ -598,7 +444,7 @@ class Engine:
         retry_after = error.retry_after if isinstance(error, ProviderError) else None
         if retry_after is not None and retry_after >= remaining:
             if attempt.deployment is call.plan.deployments[-1]:
-                raise _wait_too_long(error, retry_after, remaining)
+                raise wait_too_long(error, retry_after, remaining)
             call.reason = "retry_after_exceeds_deadline"
         return None  # no time to retry here; the next deployment may still answer
 
@@ -611,9 +457,9 @@ class Engine:
     def _plan(self, request: ChatRequest, policy: Policy) -> Plan:
         return plan_route(self.registry, request, policy, calibrator=self.calibrator)
 
-    def _settings(self, policy: Policy, plan: Plan) -> _Settings:
+    def _settings(self, policy: Policy, plan: Plan) -> Settings:
         config = self.registry.defaults
-        return _Settings(
+        return Settings(
             deadline_s=policy.deadline_s or plan.deadline_s or config.deadline_s,
             max_attempts=policy.max_attempts or plan.max_attempts or config.max_attempts,
             timeout_s=policy.timeout_s,
@@ -622,35 +468,12 @@ class Engine:
             budget_key=policy.budget_key,
         )
 
-    def _timeout(self, deployment: Deployment, settings: _Settings) -> float:
+    def _timeout(self, deployment: Deployment, settings: Settings) -> float:
         """One attempt's timeout: the policy's, else the provider's, else ``[defaults]``."""
         provider = self.registry.provider_of(deployment)
         return settings.timeout_s or provider.timeout_s or self.registry.defaults.timeout_s
 
-    def _check_preflight(
-        self, deployment: Deployment, estimate: Estimate, settings: _Settings
-    ) -> None:
-        """Refuse a deployment the request cannot fit or afford, before anything is sent."""
-        if not estimate.fits_context:
-            raise ContextWindowExceededError(
-                f"{deployment.name}: {estimate.input_tokens} input tokens + "
-                f"{estimate.max_output_tokens} reserved for output exceed the "
-                f"{deployment.context_window}-token context window. Shorten the messages, "
-                "lower max_tokens, or route to a model with a larger window.",
-                input_tokens=estimate.input_tokens,
-                context_window=deployment.context_window,
-            )
-        cap = settings.max_cost_usd
-        if cap is not None and estimate.cost_usd_max > cap:
-            raise BudgetExceededError(
-                f"{deployment.name}: worst-case cost ${estimate.cost_usd_max:.6f} is over the "
-                f"${cap:.6f} cap (max_cost_usd). Lower max_tokens, shorten the input, raise "
-                "the cap, or route to a cheaper model.",
-                cost_usd=estimate.cost_usd_max,
-                limit_usd=cap,
-            )
-
-    def _reserve(self, call: _Call, estimate: Estimate) -> Reservation | None:
+    def _reserve(self, call: Call, estimate: Estimate) -> Reservation | None:
         """Hold the worst-case cost on every spend budget that applies (None: no budgets)."""
         if not self.guards.ledger.budgets:
             return None
@@ -662,7 +485,7 @@ class Engine:
         )
 
     def _rate_limit(
-        self, call: _Call, deployment: Deployment, tokens: int
+        self, call: Call, deployment: Deployment, tokens: int
     ) -> Generator[Step, Outcome | None, RateLimitedError | None]:
         """Take a request and ``tokens`` from the deployment's rate limits, sleeping within the
         deadline for them; the error when the wait would outlast it."""
@@ -678,7 +501,7 @@ class Engine:
                 return decision.error(deployment=deployment.name, deadline_left_s=remaining)
             yield Sleep(seconds=decision.wait_s)
 
-    def _account(self, attempt: _Try, usage: Usage | None) -> float | None:
+    def _account(self, attempt: Turn, usage: Usage | None) -> float | None:
         """Settle an answered attempt: calibration, rate-limit correction, spend. Returns its
         cost (None when the vendor reported no usage: then the worst case stays spent)."""
         deployment = attempt.deployment
@@ -698,7 +521,7 @@ class Engine:
             self.guards.ledger.settle(attempt.reservation, settled, wall_now=self._wall_clock())
         return cost
 
-    def _guard_info(self, call: _Call, deployment: Deployment, estimate: Estimate) -> GuardInfo:
+    def _guard_info(self, call: Call, deployment: Deployment, estimate: Estimate) -> GuardInfo:
         return GuardInfo(
             requested=call.plan.requested,
             route=call.plan.route,
@@ -712,9 +535,9 @@ class Engine:
 
     def _stream_start(
         self,
-        call: _Call,
+        call: Call,
         request: ChatRequest,
-        attempt: _Try,
+        attempt: Turn,
         *,
         outcome: StreamStarted,
         guard: GuardInfo,
@@ -771,102 +594,9 @@ class Engine:
         except GuardedLLMError as exc:
             return None, exc, outcome.status
 
-    def _counted(
-        self,
-        request: ChatRequest,
-        *,
-        plan: Plan,
-        deployment: Deployment,
-        estimate: Estimate,
-        target: Target,
-        wire: WireFormat,
-        timeout: float,
-    ) -> Generator[Step, Outcome | None, Estimate]:
-        """The estimate with the input the vendor's count-tokens endpoint reports. When the
-        vendor has none, or the count fails, the estimate stands, with a note saying so."""
-        if not isinstance(wire, TokenCounter):
-            reason = f"{target.provider} has no count-tokens endpoint"
-        else:
-            count_request = wire.build_count_request(request, target)
-            count_request.extensions["timeout"] = httpx.Timeout(timeout).as_dict()
-            outcome = yield Send(
-                request=count_request,
-                target=target,
-                decoder=None,
-                timeout_s=timeout,
-                max_body_bytes=self._max_body_bytes,
-            )
-            try:
-                if isinstance(outcome, Failed):
-                    raise outcome.error
-                if not isinstance(outcome, Answered):
-                    raise TypeError(f"engine expected an answer, got {outcome!r}")
-                if outcome.status >= 300:
-                    raise wire.parse_error(
-                        outcome.status,
-                        outcome.headers,
-                        outcome.body,
-                        target,
-                        now=self._wall_clock(),
-                    )
-                tokens = wire.parse_count(outcome.body, target)
-            except GuardedLLMError as exc:
-                reason = f"the count-tokens call failed ({type(exc).__name__})"
-            else:
-                exact = with_counted_input(
-                    estimate,
-                    tokens,
-                    prices=prices_of(deployment),
-                    context_window=deployment.context_window,
-                    source=f"{target.provider}'s count-tokens endpoint",
-                )
-                plan.remember(exact)
-                return exact
-        return attrs.evolve(
-            estimate, notes=(*estimate.notes, f"exact count asked for, but {reason}: estimated")
-        )
-
     def _backoff(self, retry: int, error: GuardedLLMError) -> float:
         """Full-jitter exponential backoff, floored by the vendor's Retry-After."""
         ceiling = min(defaults.BACKOFF_CAP_S, defaults.BACKOFF_BASE_S * 2.0 ** (retry - 1))
         wait = self._random() * ceiling
         retry_after = error.retry_after if isinstance(error, ProviderError) else None
         return max(wait, retry_after) if retry_after is not None else wait
-
-
-# --------------------------------------------------------------------------- refusals
-
-
-def _unavailable(deployment: Deployment, left_s: float, reason: str) -> ModelNotFoundError:
-    return ModelNotFoundError(
-        f"{deployment.name}: marked unavailable for {left_s:.0f} s more after the provider "
-        f"said the model does not exist ({reason.splitlines()[0][:200]}); passed over without "
-        "sending. Fix the model id, or run `guardedllm smoke` for this environment.",
-        deployment=deployment.name,
-    )
-
-
-def _circuit_open(deployment: Deployment, permit: Permit) -> CircuitOpenError:
-    when = f" in {permit.retry_in_s:.1f} s" if permit.retry_in_s is not None else " soon"
-    return CircuitOpenError(
-        f"{deployment.name}: the circuit breaker is {permit.state.replace('_', '-')} after "
-        f"repeated failures; it lets a probe through{when}. Nothing was sent. Add a fallback "
-        "deployment on another provider to keep answering meanwhile.",
-        deployment=deployment.name,
-        retry_in_s=permit.retry_in_s,
-    )
-
-
-def _wait_too_long(error: GuardedLLMError, wait: float, remaining: float) -> RateLimitedError:
-    status = error.status if isinstance(error, ProviderError) else None
-    deployment = error.deployment if isinstance(error, ProviderError) else None
-    limited = RateLimitedError(
-        f"{deployment}: the provider asked to wait {wait:g} s, longer than the {remaining:.2f} s "
-        "left of the deadline, so the call failed at once. Retry later, raise deadline_s, or add "
-        "a fallback deployment.",
-        status=status,
-        retry_after=wait,
-        deployment=deployment,
-    )
-    limited.__cause__ = error
-    return limited

@@ -4,8 +4,9 @@ Two checks live here. ``check_alias_coverage`` runs at load time: an alias that 
 ``[env.NAME.aliases]`` tables define and another does not, with no top-level fallback, means
 code that works in one environment gets "unknown model" in the next. ``compare_views`` is the
 softer check ``guardedllm check --env staging --env prod`` runs: every callable name that
-reaches a different vendor model (or provider) in one environment than in another. That may be
-intended (prod on a newer snapshot), so it is reported, not refused.
+reaches a different vendor model (or provider) in one environment than in another. It is not a
+load error (each environment is valid on its own), but ``check`` exits non-zero on it, since
+that difference is exactly what broke production.
 """
 
 from __future__ import annotations

@@ -157,8 +157,12 @@ def read_provider(name: str, table: Table, problems: Problems) -> ProviderConfig
             dotted(table.key, "api_version"),
             'missing; Azure needs it: add api_version = "2024-10-21" (its api-version)',
         )
-    elif kind is not None and kind != "azure-openai" and "api_version" in read:
-        mine.add(table.key_of("api_version"), "only azure-openai providers take it: remove it")
+    elif kind in ("openai", "openai-compatible") and "api_version" in read:
+        mine.add(
+            table.key_of("api_version"),
+            "only azure-openai (api-version), anthropic (anthropic-version) and gemini (the API "
+            "version in the path) providers take it: remove it",
+        )
     key_env = read.get("api_key_env")
     if key_env is not None and not _ENV_VAR_NAME.fullmatch(key_env):
         mine.add(

@@ -1,0 +1,159 @@
+"""The state of one logical call, and of one deployment's turn within it, while the engine
+drives them."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import attrs
+import httpx
+
+from guardedllm.engine._guards import Guards, report_transition
+from guardedllm.errors import AllRoutesFailedError, DeadlineExceededError, GuardedLLMError
+from guardedllm.estimate import Estimate
+from guardedllm.guards import Permit, Reservation
+from guardedllm.providers.base import Target, WireFormat
+from guardedllm.registry import Deployment
+from guardedllm.routing import Plan
+from guardedllm.telemetry import EVENT_SKIPPED, CallSpan, error_type
+from guardedllm.types import Attempt
+
+__all__ = ["Call", "Settings", "Turn"]
+
+
+@attrs.frozen(kw_only=True)
+class Settings:
+    deadline_s: float
+    max_attempts: int
+    timeout_s: float | None  # None: each provider's own, else [defaults]
+    max_cost_usd: float | None
+    exact_tokens: bool
+    budget_key: str | None
+
+
+class Call:
+    """The state of one logical call while the engine drives it."""
+
+    def __init__(self, *, plan: Plan, settings: Settings, started: float, span: CallSpan):
+        self.plan = plan
+        self.settings = settings
+        self.started = started
+        self.deadline = started + settings.deadline_s
+        self.span = span
+        self.attempts: list[Attempt] = []
+        self.first_refusal: GuardedLLMError | None = None
+        self.last_error: GuardedLLMError | None = None
+        self.reason: str | None = None  # why the next attempt happens (None for the first)
+
+    def skip(self, deployment: Deployment, refusal: GuardedLLMError) -> None:
+        self.attempts.append(
+            Attempt(
+                deployment=deployment.name,
+                provider=deployment.provider,
+                number=0,
+                outcome="skipped",
+                error=str(refusal),
+                error_type=type(refusal).__name__,
+                retry_reason=self.reason,
+            )
+        )
+        self.first_refusal = self.first_refusal or refusal
+        self.reason = error_type(refusal)
+        self.span.event(
+            EVENT_SKIPPED,
+            {"guardedllm.deployment": deployment.name, "error.type": self.reason},
+        )
+
+    def record(
+        self,
+        target: Target,
+        number: int,
+        *,
+        status: int | None,
+        latency: float,
+        error: GuardedLLMError | None = None,
+    ) -> None:
+        self.attempts.append(
+            Attempt(
+                deployment=target.deployment,
+                provider=target.provider,
+                number=number,
+                outcome="ok" if error is None else "error",
+                status=status,
+                latency_s=latency,
+                error=str(error) if error is not None else None,
+                error_type=type(error).__name__ if error is not None else None,
+                retry_reason=self.reason,
+            )
+        )
+        if error is not None:
+            self.last_error = error
+            self.reason = error_type(error, status)
+
+    def final_error(self) -> GuardedLLMError:
+        """The error for a plan that ran out: the first refusal if nothing was sent."""
+        if self.last_error is None and self.first_refusal is not None:
+            return self.first_refusal
+        tried = ", ".join(d.name for d in self.plan.deployments)
+        last = self.last_error
+        detail = f"{type(last).__name__}: {last}" if last is not None else "nothing was sent"
+        error = AllRoutesFailedError(
+            f"{self.plan.requested!r}: every deployment failed ({tried}). Last error: {detail} "
+            "See .attempts for each try; add a fallback on another provider to the route, or "
+            "check the providers' status."
+        )
+        error.__cause__ = last
+        return error
+
+    def deadline_error(self) -> DeadlineExceededError:
+        error = DeadlineExceededError(
+            f"{self.plan.requested!r}: the {self.settings.deadline_s:g} s deadline ran out "
+            "before an answer. See .attempts; raise deadline_s or add a faster fallback.",
+            deadline_s=self.settings.deadline_s,
+        )
+        error.__cause__ = self.last_error
+        return error
+
+
+@attrs.define
+class Turn:
+    """One deployment's turn within a call: what was prepared for it, and the guard state it
+    holds (a breaker permit, a spend reservation) until ``close`` lets go of it."""
+
+    deployment: Deployment
+    permit: Permit | None
+    target: Target = attrs.field(default=None)
+    wire: WireFormat = attrs.field(default=None)
+    estimate: Estimate = attrs.field(default=None)
+    http_request: httpx.Request = attrs.field(default=None)
+    timeout_cap: float = 0.0
+    tokens: int = 0
+    reservation: Reservation | None = None
+    handed_over: bool = False
+
+    def record_permit(
+        self,
+        guards: Guards,
+        outcome: Literal["success", "failure", "ignored"],
+        latency: float,
+        now: float,
+        span: CallSpan,
+    ) -> None:
+        if self.permit is not None:
+            transition = guards.breaker.record(
+                self.deployment.name, self.permit, outcome, latency, now
+            )
+            self.permit = None
+            report_transition(transition, span)
+
+    def release_permit(self, guards: Guards, now: float) -> None:
+        if self.permit is not None:
+            guards.breaker.record(self.deployment.name, self.permit, "ignored", 0.0, now)
+            self.permit = None
+
+    def close(self, guards: Guards, *, now: float, wall_now: float) -> None:
+        """Let go of what is still held: a permit abandoned between acquire and outcome (not
+        the deployment's fault), a reservation nothing was billed against."""
+        self.release_permit(guards, now)
+        if self.reservation is not None and not self.handed_over:
+            guards.ledger.release(self.reservation, wall_now=wall_now)

@@ -1,0 +1,76 @@
+"""The errors that pass over a deployment before anything is sent to it, or end a call early,
+each saying what happened and what to do."""
+
+from __future__ import annotations
+
+from guardedllm.errors import (
+    BudgetExceededError,
+    CircuitOpenError,
+    ContextWindowExceededError,
+    GuardedLLMError,
+    ModelNotFoundError,
+    ProviderError,
+    RateLimitedError,
+)
+from guardedllm.estimate import Estimate
+from guardedllm.guards import Permit
+from guardedllm.registry import Deployment
+
+__all__ = ["check_preflight", "circuit_open", "unavailable", "wait_too_long"]
+
+
+def check_preflight(deployment: Deployment, estimate: Estimate, max_cost_usd: float | None) -> None:
+    """Refuse a deployment the request cannot fit or afford, before anything is sent."""
+    if not estimate.fits_context:
+        raise ContextWindowExceededError(
+            f"{deployment.name}: {estimate.input_tokens} input tokens + "
+            f"{estimate.max_output_tokens} reserved for output exceed the "
+            f"{deployment.context_window}-token context window. Shorten the messages, "
+            "lower max_tokens, or route to a model with a larger window.",
+            input_tokens=estimate.input_tokens,
+            context_window=deployment.context_window,
+        )
+    cap = max_cost_usd
+    if cap is not None and estimate.cost_usd_max > cap:
+        raise BudgetExceededError(
+            f"{deployment.name}: worst-case cost ${estimate.cost_usd_max:.6f} is over the "
+            f"${cap:.6f} cap (max_cost_usd). Lower max_tokens, shorten the input, raise "
+            "the cap, or route to a cheaper model.",
+            cost_usd=estimate.cost_usd_max,
+            limit_usd=cap,
+        )
+
+
+def unavailable(deployment: Deployment, left_s: float, reason: str) -> ModelNotFoundError:
+    return ModelNotFoundError(
+        f"{deployment.name}: marked unavailable for {left_s:.0f} s more after the provider "
+        f"said the model does not exist ({reason.splitlines()[0][:200]}); passed over without "
+        "sending. Fix the model id, or run `guardedllm smoke` for this environment.",
+        deployment=deployment.name,
+    )
+
+
+def circuit_open(deployment: Deployment, permit: Permit) -> CircuitOpenError:
+    when = f" in {permit.retry_in_s:.1f} s" if permit.retry_in_s is not None else " soon"
+    return CircuitOpenError(
+        f"{deployment.name}: the circuit breaker is {permit.state.replace('_', '-')} after "
+        f"repeated failures; it lets a probe through{when}. Nothing was sent. Add a fallback "
+        "deployment on another provider to keep answering meanwhile.",
+        deployment=deployment.name,
+        retry_in_s=permit.retry_in_s,
+    )
+
+
+def wait_too_long(error: GuardedLLMError, wait: float, remaining: float) -> RateLimitedError:
+    status = error.status if isinstance(error, ProviderError) else None
+    deployment = error.deployment if isinstance(error, ProviderError) else None
+    limited = RateLimitedError(
+        f"{deployment}: the provider asked to wait {wait:g} s, longer than the {remaining:.2f} s "
+        "left of the deadline, so the call failed at once. Retry later, raise deadline_s, or add "
+        "a fallback deployment.",
+        status=status,
+        retry_after=wait,
+        deployment=deployment,
+    )
+    limited.__cause__ = error
+    return limited
