@@ -460,3 +460,18 @@ def test_threads_on_a_moving_clock_stay_within_the_rate() -> None:
     finally:
         sys.setswitchinterval(interval)
     assert granted[0] <= 600 + 10 * clock[0] + 1e-6
+
+
+def test_a_retry_after_pause_holds_every_caller_back_until_it_ends() -> None:
+    limiter = RateLimiter(MemoryBackend())
+    assert limiter.acquire("gpt", rpm=None, tpm=None, tokens=10, now=0.0).granted
+    limiter.pause("gpt", until=2.0, now=0.0)
+    held = limiter.acquire("gpt", rpm=None, tpm=None, tokens=10, now=0.5)
+    assert not held.granted
+    assert held.limited_by == "retry-after"
+    assert held.wait_s == pytest.approx(1.5, abs=1e-3)
+    assert "Retry-After" in str(held.error(deployment="gpt", deadline_left_s=1.0))
+    limiter.pause("gpt", until=1.0, now=0.6)  # a shorter pause never cuts a longer one short
+    assert not limiter.acquire("gpt", rpm=None, tpm=None, tokens=10, now=1.5).granted
+    assert limiter.acquire("gpt", rpm=None, tpm=None, tokens=10, now=2.0).granted
+    assert limiter.acquire("other", rpm=None, tpm=None, tokens=10, now=0.5).granted

@@ -430,6 +430,8 @@ class Engine:
             self.guards.marks.mark(
                 name, until=now + defaults.UNAVAILABLE_S, reason=str(error), now=now
             )
+        if isinstance(error, RateLimitedError) and error.retry_after:
+            self.guards.limiter.pause(name, until=now + error.retry_after, now=now)
         verdict = classify(error)
         if verdict == "fail":
             raise error

@@ -57,7 +57,7 @@ class RateDecision:
 
     granted: bool
     wait_s: float = 0.0
-    limited_by: Literal["rpm", "tpm"] | None = None
+    limited_by: Literal["rpm", "tpm", "retry-after"] | None = None
     reason: str = ""
 
     def error(self, *, deployment: str, deadline_left_s: float | None = None) -> RateLimitedError:
@@ -76,8 +76,10 @@ class RateDecision:
                 "limit with the provider and in config, spread the load over more deployments, "
                 "or allow a longer deadline."
             )
+        what = "the provider's Retry-After" if self.limited_by == "retry-after" else "local"
+        limit = "" if self.limited_by == "retry-after" else f" {self.limited_by} limit"
         return RateLimitedError(
-            f"{deployment}: local {self.limited_by} limit: {detail} Nothing was sent.",
+            f"{deployment}: {what}{limit}: {detail} Nothing was sent.",
             retry_after=None if math.isinf(self.wait_s) else self.wait_s,
             deployment=deployment,
         )
@@ -103,6 +105,18 @@ class RateLimiter:
     def __init__(self, backend: StateBackend) -> None:
         self._backend = backend
 
+    def pause(self, key: str, *, until: float, now: float) -> None:
+        """Hold every caller of ``key`` back until ``until``: the vendor answered 429 with a
+        Retry-After, which speaks for the deployment, not only for the caller that got it.
+        A later, longer pause wins; a shorter one never cuts a longer one short."""
+        name = _pause_key(key)
+        for _ in range(4):  # a bounded compare-and-set loop; losing means a newer pause landed
+            current = self._backend.value_get(name, now=now)
+            if current is not None and float(current) >= until:
+                return
+            if self._backend.value_cas(name, current, repr(until), expires_at=until, now=now):
+                return
+
     def acquire(
         self, key: str, *, rpm: int | None, tpm: int | None, tokens: int, now: float
     ) -> RateDecision:
@@ -110,6 +124,13 @@ class RateLimiter:
         _check_limit("rpm", rpm)
         _check_limit("tpm", tpm)
         _check_tokens("tokens", tokens)
+        paused = self._backend.value_get(_pause_key(key), now=now)
+        if paused is not None and float(paused) > now:
+            return self._refused(
+                "retry-after",
+                float(paused) - now,
+                "the provider answered 429 and asked every caller to wait.",
+            )
         rpm = rpm if rpm is not None else self._learned(key, "requests", now)
         tpm = tpm if tpm is not None else self._learned(key, "tokens", now)
         if tpm is not None and tokens > tpm:
@@ -238,7 +259,9 @@ class RateLimiter:
         )
 
     @staticmethod
-    def _refused(limited_by: Literal["rpm", "tpm"], wait: float, reason: str) -> RateDecision:
+    def _refused(
+        limited_by: Literal["rpm", "tpm", "retry-after"], wait: float, reason: str
+    ) -> RateDecision:
         return RateDecision(
             granted=False,
             wait_s=wait * (1 + 1e-9) + _WAIT_MARGIN_S,
@@ -265,6 +288,10 @@ def _vendor_level(vendor: VendorLimit) -> float | None:
 
 def _bucket_key(key: str, kind: Kind) -> str:
     return f"ratelimit:{quote(key, safe='')}:{kind}"
+
+
+def _pause_key(key: str) -> str:
+    return f"ratelimit:{quote(key, safe='')}:paused-until"
 
 
 def _value_key(key: str, kind: Kind) -> str:
