@@ -37,6 +37,7 @@ from guardedllm.engine import (
     StreamStart,
     StreamStarted,
     stream_ended_early,
+    too_slow,
     transport_error,
     with_client_headers,
 )
@@ -264,8 +265,7 @@ class AsyncClient(ClientBase):
                     status=response.status_code, headers=response.headers, body=buffer.value()
                 )
         except builtins.TimeoutError:
-            late = httpx.TimeoutException(f"no answer within {step.timeout_s:.2f} s")
-            return Failed(error=transport_error(late, step.target))
+            return Failed(error=too_slow(step))
         except httpx.TransportError as exc:
             return Failed(error=transport_error(exc, step.target))
         except GuardedLLMError as exc:

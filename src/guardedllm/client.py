@@ -26,6 +26,7 @@ from guardedllm.engine import (
     StreamStart,
     StreamStarted,
     stream_ended_early,
+    too_slow,
     transport_error,
     with_client_headers,
 )
@@ -215,6 +216,9 @@ class Client(ClientBase):
         return result
 
     def _send(self, step: Send) -> Answered | StreamStarted | Failed:
+        # A blocking read cannot be cut short: httpx's per-read timeout bounds each read, and
+        # the attempt's cap is checked between reads.
+        cap_at = time.monotonic() + step.timeout_s
         try:
             response = self._http.send(
                 with_client_headers(step.request, self._http.headers), stream=True
@@ -226,6 +230,8 @@ class Client(ClientBase):
             body = response.iter_bytes()
             if step.decoder is not None and response.status_code < 300:
                 for data in body:
+                    if time.monotonic() > cap_at:  # the first chunk came too late
+                        return Failed(error=too_slow(step))
                     chunks = step.decoder.feed(data)
                     if chunks:
                         keep_open = True

@@ -42,7 +42,9 @@ class Policy:
     ``fallback`` replaces the route's ordered plan with these model or alias names;
     ``exact_tokens`` asks vendors whose tokenizer we only stand in for (Anthropic, Gemini) to
     count the input themselves, one extra request per call, before the guards decide;
-    ``budget_key`` names who the call is for (a tenant, a user) for per-key spend budgets."""
+    ``budget_key`` names who the call is for (a tenant, a user) for per-key spend budgets;
+    ``first_chunk_timeout_s`` bounds how long a stream may take to deliver its first chunk: a
+    stream that is slower fails that attempt, which is retried or falls back like any failure."""
 
     deadline_s: float | None = attrs.field(default=None, validator=_positive)
     max_cost_usd: float | None = attrs.field(default=None, validator=_positive)
@@ -51,6 +53,7 @@ class Policy:
     fallback: tuple[str, ...] | None = attrs.field(default=None, converter=_names)
     exact_tokens: bool | None = None
     budget_key: str | None = None
+    first_chunk_timeout_s: float | None = attrs.field(default=None, validator=_positive)
 
     def over(self, base: Policy | None) -> Policy:
         """This policy's set fields laid over ``base``'s."""

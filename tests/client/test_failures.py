@@ -314,3 +314,15 @@ def test_a_parameter_a_vendor_cannot_express_falls_to_one_that_can(
     assert outcomes(response)[0] == ("claude-haiku", "skipped", None)
     assert "seed" in (response.guard.attempts[0].error or "")
     assert response.guard.deployment == "gemini-flash"
+
+
+def test_a_slow_first_chunk_fails_the_attempt_and_is_retried(
+    driver: str, registry: Registry, fake_provider: FakeProvider
+) -> None:
+    fake_provider.script(model=OPENAI_ID, first_chunk_delay=0.6, times=1)
+    call = make_call(driver, registry, policy=Policy(first_chunk_timeout_s=0.2))
+    result = call(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+    assert result.completed
+    assert outcomes(result) == [("gpt-4o-mini", "error", None), ("gpt-4o-mini", "ok", 200)]
+    assert result.guard.attempts[0].error_type == "TimeoutError"
+    assert "first chunk" in (result.guard.attempts[0].error or "")

@@ -17,6 +17,7 @@ from guardedllm.engine._steps import (
     StreamStart,
     StreamStarted,
     stream_ended_early,
+    too_slow,
     transport_error,
     with_client_headers,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "breaker_outcome",
     "classify",
     "stream_ended_early",
+    "too_slow",
     "transport_error",
     "with_client_headers",
 ]

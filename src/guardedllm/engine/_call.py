@@ -29,6 +29,7 @@ class Settings:
     max_cost_usd: float | None
     exact_tokens: bool
     budget_key: str | None
+    first_chunk_timeout_s: float | None
 
 
 class Call:

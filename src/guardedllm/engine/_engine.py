@@ -343,9 +343,14 @@ class Engine:
     def _send(
         self, call: Call, request: ChatRequest, attempt: Turn, number: int, timeout: float
     ) -> Generator[Step, Outcome | None, tuple[Outcome | None, float, AttemptSpan]]:
-        """One HTTP attempt: (its outcome, its latency, its span)."""
+        """One HTTP attempt: (its outcome, its latency, its span). ``timeout`` bounds each
+        read; the driver also caps the whole attempt, up to a stream's first chunk, by it or
+        by the first-chunk timeout, whichever is shorter."""
         target = attempt.target
         attempt.http_request.extensions["timeout"] = httpx.Timeout(timeout).as_dict()
+        cap = timeout
+        if request.stream and call.settings.first_chunk_timeout_s is not None:
+            cap = min(cap, call.settings.first_chunk_timeout_s)
         attempt_span = call.span.start_attempt(
             deployment=target.deployment,
             provider_kind=target.kind,
@@ -360,7 +365,7 @@ class Engine:
             request=attempt.http_request,
             target=target,
             decoder=attempt.wire.stream_decoder(target) if request.stream else None,
-            timeout_s=timeout,
+            timeout_s=cap,
             max_body_bytes=self._max_body_bytes,
         )
         now = self._clock()
@@ -468,6 +473,7 @@ class Engine:
             max_cost_usd=policy.max_cost_usd or plan.max_cost_usd,
             exact_tokens=bool(policy.exact_tokens),
             budget_key=policy.budget_key,
+            first_chunk_timeout_s=policy.first_chunk_timeout_s,
         )
 
     def _timeout(self, deployment: Deployment, settings: Settings) -> float:

@@ -33,6 +33,7 @@ __all__ = [
     "StreamStart",
     "StreamStarted",
     "stream_ended_early",
+    "too_slow",
     "transport_error",
     "with_client_headers",
 ]
@@ -41,7 +42,8 @@ __all__ = [
 @attrs.frozen(kw_only=True)
 class Send:
     """Send ``request``. For a stream (``decoder`` set), read until it yields a first chunk.
-    ``timeout_s`` caps the whole attempt: what is left of the call's deadline at most."""
+    ``timeout_s`` caps the whole attempt up to its answer (a stream's first chunk): what is
+    left of the call's deadline at most, or a stream's first-chunk timeout."""
 
     request: httpx.Request
     target: Target
@@ -154,6 +156,14 @@ def with_client_headers(request: httpx.Request, headers: httpx.Headers) -> httpx
         if name not in request.headers:
             request.headers[name] = value
     return request
+
+
+def too_slow(step: Send) -> TransportError:
+    """The error for an attempt that ran past its cap (``Send.timeout_s``)."""
+    what = "first chunk" if step.decoder is not None else "answer"
+    return transport_error(
+        httpx.TimeoutException(f"no {what} within {step.timeout_s:.2f} s"), step.target
+    )
 
 
 def stream_ended_early(target: Target) -> ResponseFormatError:
