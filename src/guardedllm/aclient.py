@@ -32,11 +32,15 @@ from guardedllm.engine import (
     BodyBuffer,
     Failed,
     Outcome,
+    Race,
+    Raced,
     Send,
     Sleep,
+    Step,
     StreamStart,
     StreamStarted,
     stream_ended_early,
+    succeeded,
     too_slow,
     transport_error,
     with_client_headers,
@@ -208,7 +212,7 @@ class AsyncClient(ClientBase):
         request = chat_request(model=model, messages=messages, **params)
         return await self._drive(self._engine.estimate(request, policy))
 
-    async def _drive(self, flow: Generator[Send | Sleep, Outcome | None, T]) -> T:
+    async def _drive(self, flow: Generator[Step, Outcome | None, T]) -> T:
         """Carry out the engine's steps until it returns."""
         try:
             step = next(flow)
@@ -216,6 +220,8 @@ class AsyncClient(ClientBase):
                 outcome: Outcome | None = None
                 if isinstance(step, Sleep):
                     await self._sleep(step.seconds)
+                elif isinstance(step, Race):
+                    outcome = await self._race(step)
                 else:
                     outcome = await self._send(step)
                 step = flow.send(outcome)
@@ -234,6 +240,38 @@ class AsyncClient(ClientBase):
             response, body = cast("tuple[httpx.Response, AsyncIterator[bytes]]", result.handle)
             return AsyncStream(result, response, body)
         return result
+
+    async def _race(self, race: Race) -> Raced:
+        """Run a hedged attempt as two tasks; the first success cancels the other."""
+        outcomes: list[Answered | StreamStarted | Failed | None] = [None, None]
+        latencies = [0.0, 0.0]
+        winner: int | None = None
+        first_done = anyio.Event()
+
+        async with anyio.create_task_group() as group:
+
+            async def attempt(index: int, step: Send) -> None:
+                nonlocal winner
+                started = time.monotonic()
+                outcome = await self._send(step)
+                outcomes[index] = outcome
+                latencies[index] = time.monotonic() - started
+                if index == 0:
+                    first_done.set()
+                if winner is None and succeeded(outcome):
+                    winner = index
+                    group.cancel_scope.cancel()
+
+            group.start_soon(attempt, 0, race.first)
+            with anyio.move_on_after(race.delay_s):
+                await first_done.wait()
+            if not first_done.is_set():
+                group.start_soon(attempt, 1, race.second)
+        return Raced(
+            outcomes=(outcomes[0], outcomes[1]),
+            latencies=(latencies[0], latencies[1]),
+            winner=winner,
+        )
 
     async def _send(self, step: Send) -> Answered | StreamStarted | Failed:
         # The attempt's timeout is also a hard cap on the whole attempt (connect, headers and

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random as _random
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
@@ -21,11 +22,15 @@ from guardedllm.engine import (
     BodyBuffer,
     Failed,
     Outcome,
+    Race,
+    Raced,
     Send,
     Sleep,
+    Step,
     StreamStart,
     StreamStarted,
     stream_ended_early,
+    succeeded,
     too_slow,
     transport_error,
     with_client_headers,
@@ -191,7 +196,7 @@ class Client(ClientBase):
         request = chat_request(model=model, messages=messages, **params)
         return self._drive(self._engine.estimate(request, policy))
 
-    def _drive(self, flow: Generator[Send | Sleep, Outcome | None, T]) -> T:
+    def _drive(self, flow: Generator[Step, Outcome | None, T]) -> T:
         """Carry out the engine's steps until it returns."""
         try:
             step = next(flow)
@@ -199,6 +204,8 @@ class Client(ClientBase):
                 outcome: Outcome | None = None
                 if isinstance(step, Sleep):
                     self._sleep(step.seconds)
+                elif isinstance(step, Race):
+                    outcome = self._race(step)
                 else:
                     outcome = self._send(step)
                 step = flow.send(outcome)
@@ -214,6 +221,42 @@ class Client(ClientBase):
             response, body = cast("tuple[httpx.Response, Iterator[bytes]]", result.handle)
             return Stream(result, response, body)
         return result
+
+    def _race(self, race: Race) -> Raced:
+        """Run a hedged attempt on two threads. A loser still in flight when the winner
+        answers finishes in the background and is discarded (a blocking read cannot be
+        cancelled); its connection goes back to the pool when it ends."""
+        outcomes: list[Answered | StreamStarted | Failed | None] = [None, None]
+        latencies = [0.0, 0.0]
+
+        def attempt(index: int, step: Send) -> int:
+            started = time.monotonic()
+            outcomes[index] = self._send(step)
+            latencies[index] = time.monotonic() - started
+            return index
+
+        def raced(winner: int | None) -> Raced:
+            return Raced(
+                outcomes=(outcomes[0], outcomes[1]),
+                latencies=(latencies[0], latencies[1]),
+                winner=winner,
+            )
+
+        pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="guardedllm-hedge")
+        try:
+            done, running = wait({pool.submit(attempt, 0, race.first)}, timeout=race.delay_s)
+            if not done:
+                running.add(pool.submit(attempt, 1, race.second))
+            while True:
+                for future in done:
+                    index = future.result()
+                    if succeeded(outcomes[index]):
+                        return raced(index)
+                if not running:
+                    return raced(None)
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _send(self, step: Send) -> Answered | StreamStarted | Failed:
         # A blocking read cannot be cut short: httpx's per-read timeout bounds each read, and

@@ -95,3 +95,11 @@ UNAVAILABLE_S = 60.0
 # forgotten this long after the last response that reported it: every response refreshes it,
 # and an hour lets a tier change at the vendor replace a stale limit without a restart.
 LEARNED_LIMIT_TTL_S = 3600.0
+
+# A p95 hedge delay is read from this many recent answers per deployment: enough for the 95th
+# percentile to mean something, few enough to follow a change in the upstream within minutes.
+HEDGE_LATENCY_SAMPLES = 200
+
+# Below this many answers a deployment has no p95 yet, and a "p95" hedge is not sent: hedging
+# on a guess would double the load for nothing.
+HEDGE_MIN_SAMPLES = 20

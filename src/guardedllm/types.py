@@ -178,14 +178,15 @@ class Usage(_Dumpable):
 class Attempt(_Dumpable):
     """One try of one deployment within a call.
 
-    ``outcome`` is "ok", "error" (the attempt was sent and failed) or "skipped" (the plan
-    passed over this deployment without sending; ``error`` says why).
+    ``outcome`` is "ok", "error" (the attempt was sent and failed), "skipped" (the plan
+    passed over this deployment without sending; ``error`` says why) or "cancelled" (a hedged
+    attempt that lost the race to the other one).
     """
 
     deployment: str
     provider: str
     number: int
-    outcome: Literal["ok", "error", "skipped"]
+    outcome: Literal["ok", "error", "skipped", "cancelled"]
     status: int | None = None
     latency_s: float = 0.0
     error: str | None = None

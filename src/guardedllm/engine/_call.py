@@ -30,6 +30,7 @@ class Settings:
     exact_tokens: bool
     budget_key: str | None
     first_chunk_timeout_s: float | None
+    hedge_after_s: float | Literal["p95"] | None
 
 
 class Call:
@@ -91,6 +92,19 @@ class Call:
             self.last_error = error
             self.reason = error_type(error, status)
 
+    def note_cancelled(self, target: Target, *, latency: float) -> None:
+        """A hedged attempt that lost the race was cancelled (or its answer discarded)."""
+        self.attempts.append(
+            Attempt(
+                deployment=target.deployment,
+                provider=target.provider,
+                number=1,
+                outcome="cancelled",
+                latency_s=latency,
+                retry_reason="hedge",
+            )
+        )
+
     def final_error(self) -> GuardedLLMError:
         """The error for a plan that ran out: the first refusal if nothing was sent."""
         if self.last_error is None and self.first_refusal is not None:
@@ -131,6 +145,7 @@ class Turn:
     tokens: int = 0
     reservation: Reservation | None = None
     handed_over: bool = False
+    hedge_delay_s: float = 0.0
 
     def record_permit(
         self,

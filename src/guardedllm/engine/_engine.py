@@ -42,6 +42,7 @@ from guardedllm.engine._call import Call, Settings, Turn
 from guardedllm.engine._classify import breaker_outcome, classify
 from guardedllm.engine._counting import counted
 from guardedllm.engine._guards import Guards, report_transition
+from guardedllm.engine._hedge import LatencyWindow, hedge_partner, race
 from guardedllm.engine._refusals import check_preflight, circuit_open, unavailable, wait_too_long
 from guardedllm.engine._steps import (
     Answered,
@@ -121,8 +122,9 @@ class Engine:
         self.registry = registry
         self.policy = policy
         self._environ = environ
-        self._clock = clock
-        self._wall_clock = wall_clock
+        self._clock = self.clock = clock
+        self._wall_clock = self.wall_clock = wall_clock
+        self.latencies = LatencyWindow()
         self._random = random
         self._max_body_bytes = max_body_bytes
         self._wires: dict[str, WireFormat] = {}
@@ -216,10 +218,12 @@ class Engine:
         except GuardedLLMError as exc:
             if not exc.attempts and call is not None:
                 exc.attempts = tuple(call.attempts)
-            span.end_error(exc)
+            span.end_error(exc, now=self._clock())
             raise
         except BaseException:
-            span.abandon()  # the driver gave up on the call (cancelled, or closed the flow)
+            span.abandon(
+                now=self._clock()
+            )  # the driver gave up on the call (cancelled, or closed the flow)
             raise
 
     def _on_deployment(
@@ -230,8 +234,9 @@ class Engine:
         if permit is None:
             return None
         attempt = Turn(deployment=deployment, permit=permit)
+        backup: Turn | None = None
         try:
-            prepared = yield from self._prepare(call, request, attempt)
+            prepared = yield from self.prepare(call, request, attempt)
             if not prepared:
                 return None
             self.guards.retry_budget.deposit(deployment.name, self._clock())
@@ -246,15 +251,24 @@ class Engine:
                 remaining = call.deadline - self._clock()
                 if remaining <= 0:
                     raise call.deadline_error()
-                outcome, latency, attempt_span = yield from self._send(
-                    call, request, attempt, number, min(attempt.timeout_cap, remaining)
-                )
-                result, error, status = self._settle(outcome, attempt.wire, attempt.target)
+                timeout = min(attempt.timeout_cap, remaining)
+                if number == 1:
+                    backup = yield from hedge_partner(self, call, request, deployment)
+                if backup is not None and number == 1:
+                    winner, outcome, latency, attempt_span = yield from race(
+                        self, call, request, attempt, backup=backup, timeout=timeout
+                    )
+                else:
+                    winner = attempt
+                    outcome, latency, attempt_span = yield from self._send(
+                        call, request, attempt, number, timeout
+                    )
+                result, error, status = self.settle(outcome, winner.wire, winner.target)
                 if error is None:
                     return self._succeeded(
                         call,
                         request,
-                        attempt,
+                        winner,
                         number=number,
                         outcome=outcome,
                         result=result,
@@ -271,7 +285,9 @@ class Engine:
                 yield Sleep(seconds=wait)
             return None
         finally:
-            attempt.close(self.guards, now=self._clock(), wall_now=self._wall_clock())
+            for turn in (attempt, backup):
+                if turn is not None:
+                    turn.close(self.guards, now=self._clock(), wall_now=self._wall_clock())
 
     def _admit(self, call: Call, deployment: Deployment) -> Permit | None:
         """The breaker's permit for a first attempt, or None (skipped: marked unavailable or
@@ -303,8 +319,8 @@ class Engine:
         attempt.permit = permit
         return True
 
-    def _prepare(
-        self, call: Call, request: ChatRequest, attempt: Turn
+    def prepare(
+        self, call: Call, request: ChatRequest, attempt: Turn, *, quiet: bool = False
     ) -> Generator[Step, Outcome | None, bool]:
         """Everything decided before the first send: target, estimate (counted by the vendor
         if asked), pre-flight checks, the HTTP request, the spend reservation. False when the
@@ -334,7 +350,8 @@ class Engine:
             attempt.http_request = attempt.wire.build_request(request, attempt.target)
             attempt.reservation = self._reserve(call, estimate)
         except _REFUSALS as refusal:
-            call.skip(deployment, refusal)
+            if not quiet:  # a hedge that cannot go is no step of the plan
+                call.skip(deployment, refusal)
             return False
         if request.extra_headers:
             attempt.http_request.headers.update(request.extra_headers)
@@ -343,32 +360,54 @@ class Engine:
     def _send(
         self, call: Call, request: ChatRequest, attempt: Turn, number: int, timeout: float
     ) -> Generator[Step, Outcome | None, tuple[Outcome | None, float, AttemptSpan]]:
-        """One HTTP attempt: (its outcome, its latency, its span). ``timeout`` bounds each
-        read; the driver also caps the whole attempt, up to a stream's first chunk, by it or
-        by the first-chunk timeout, whichever is shorter."""
+        """One HTTP attempt: (its outcome, its latency, its span)."""
+        send = self.make_send(call, request, attempt, timeout)
+        attempt_span = self.start_span(call, attempt, number, reason=call.reason)
+        sent_at = self._clock()
+        outcome = yield send
+        self.learn(attempt, outcome)
+        return outcome, self._clock() - sent_at, attempt_span
+
+    def make_send(self, call: Call, request: ChatRequest, attempt: Turn, timeout: float) -> Send:
+        """The step for one attempt. ``timeout`` bounds each read; the driver also caps the
+        whole attempt, up to a stream's first chunk, by it or by the first-chunk timeout,
+        whichever is shorter."""
         target = attempt.target
         attempt.http_request.extensions["timeout"] = httpx.Timeout(timeout).as_dict()
         cap = timeout
         if request.stream and call.settings.first_chunk_timeout_s is not None:
             cap = min(cap, call.settings.first_chunk_timeout_s)
-        attempt_span = call.span.start_attempt(
-            deployment=target.deployment,
-            provider_kind=target.kind,
-            provider_name=target.provider,
-            vendor_model=target.model,
-            server_url=target.base_url,
-            number=number,
-            reason=call.reason,
-        )
-        sent_at = self._clock()
-        outcome = yield Send(
+        return Send(
             request=attempt.http_request,
             target=target,
             decoder=attempt.wire.stream_decoder(target) if request.stream else None,
             timeout_s=cap,
             max_body_bytes=self._max_body_bytes,
         )
-        now = self._clock()
+
+    def start_span(
+        self,
+        call: Call,
+        attempt: Turn,
+        number: int,
+        *,
+        reason: str | None,
+        now: float | None = None,
+    ) -> AttemptSpan:
+        target = attempt.target
+        return call.span.start_attempt(
+            deployment=target.deployment,
+            provider_kind=target.kind,
+            provider_name=target.provider,
+            vendor_model=target.model,
+            server_url=target.base_url,
+            number=number,
+            reason=reason,
+            now=now if now is not None else self._clock(),
+        )
+
+    def learn(self, attempt: Turn, outcome: object) -> None:
+        """Bring the rate limiter to what the vendor's headers say is left."""
         if isinstance(outcome, Answered):
             deployment = attempt.deployment
             self.guards.limiter.learn(
@@ -376,10 +415,9 @@ class Engine:
                 outcome.headers,
                 rpm=deployment.rpm,
                 tpm=deployment.tpm,
-                now=now,
+                now=self._clock(),
                 wall_now=self._wall_clock(),
             )
-        return outcome, now - sent_at, attempt_span
 
     def _succeeded(
         self,
@@ -395,6 +433,7 @@ class Engine:
         attempt_span: AttemptSpan,
     ) -> ChatCompletion | StreamStart:
         now = self._clock()
+        self.latencies.record(attempt.deployment.name, latency)
         attempt.record_permit(self.guards, "success", latency, now, call.span)
         call.record(attempt.target, number, status=status, latency=latency)
         guard = self._guard_info(call, attempt.deployment, attempt.estimate)
@@ -424,19 +463,7 @@ class Engine:
         """Record a failed attempt; the backoff before retrying here, or None to move on.
         Raises when the call must end now."""
         now = self._clock()
-        name = attempt.deployment.name
-        attempt.record_permit(self.guards, breaker_outcome(error), latency, now, call.span)
-        self.guards.limiter.correct(
-            name, tpm=attempt.deployment.tpm, reserved_tokens=attempt.tokens, actual_tokens=0,
-            now=now,
-        )  # fmt: skip
-        call.record(attempt.target, number, status=status, latency=latency, error=error)
-        if isinstance(error, ModelNotFoundError):
-            self.guards.marks.mark(
-                name, until=now + defaults.UNAVAILABLE_S, reason=str(error), now=now
-            )
-        if isinstance(error, RateLimitedError) and error.retry_after:
-            self.guards.limiter.pause(name, until=now + error.retry_after, now=now)
+        self.note_failure(call, attempt, number=number, error=error, status=status, latency=latency)
         verdict = classify(error)
         if verdict == "fail":
             raise error
@@ -454,6 +481,32 @@ class Engine:
                 raise wait_too_long(error, retry_after, remaining)
             call.reason = "retry_after_exceeds_deadline"
         return None  # no time to retry here; the next deployment may still answer
+
+    def note_failure(
+        self,
+        call: Call,
+        attempt: Turn,
+        *,
+        number: int,
+        error: GuardedLLMError,
+        status: int | None,
+        latency: float,
+    ) -> None:
+        """What every guard learns from a failed attempt."""
+        now = self._clock()
+        name = attempt.deployment.name
+        attempt.record_permit(self.guards, breaker_outcome(error), latency, now, call.span)
+        self.guards.limiter.correct(
+            name, tpm=attempt.deployment.tpm, reserved_tokens=attempt.tokens, actual_tokens=0,
+            now=now,
+        )  # fmt: skip
+        call.record(attempt.target, number, status=status, latency=latency, error=error)
+        if isinstance(error, ModelNotFoundError):
+            self.guards.marks.mark(
+                name, until=now + defaults.UNAVAILABLE_S, reason=str(error), now=now
+            )
+        if isinstance(error, RateLimitedError) and error.retry_after:
+            self.guards.limiter.pause(name, until=now + error.retry_after, now=now)
 
     # ---------------------------------------------------------------- pieces of a call
 
@@ -474,6 +527,7 @@ class Engine:
             exact_tokens=bool(policy.exact_tokens),
             budget_key=policy.budget_key,
             first_chunk_timeout_s=policy.first_chunk_timeout_s,
+            hedge_after_s=policy.hedge_after_s,
         )
 
     def _timeout(self, deployment: Deployment, settings: Settings) -> float:
@@ -582,7 +636,7 @@ class Engine:
             handle=outcome.handle, first_chunks=outcome.first_chunks, tracker=tracker
         )
 
-    def _settle(
+    def settle(
         self, outcome: Outcome | None, wire: WireFormat, target: Target
     ) -> tuple[ChatCompletion | None, GuardedLLMError | None, int | None]:
         """(parsed response, error, status) for one attempt's outcome."""

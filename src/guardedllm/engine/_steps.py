@@ -27,12 +27,15 @@ __all__ = [
     "BodyBuffer",
     "Failed",
     "Outcome",
+    "Race",
+    "Raced",
     "Send",
     "Sleep",
     "Step",
     "StreamStart",
     "StreamStarted",
     "stream_ended_early",
+    "succeeded",
     "too_slow",
     "transport_error",
     "with_client_headers",
@@ -57,7 +60,17 @@ class Sleep:
     seconds: float
 
 
-Step = Send | Sleep
+@attrs.frozen(kw_only=True)
+class Race:
+    """Send ``first``; if it has not answered within ``delay_s``, send ``second`` too (a hedge).
+    The first success wins and the other is cancelled; a failure waits for the other."""
+
+    first: Send
+    second: Send
+    delay_s: float
+
+
+Step = Send | Sleep | Race
 
 
 @attrs.frozen(kw_only=True)
@@ -87,7 +100,26 @@ class Failed:
     error: GuardedLLMError
 
 
-Outcome = Answered | StreamStarted | Failed
+@attrs.frozen(kw_only=True)
+class Raced:
+    """How a ``Race`` went: each side's outcome (None if it was never sent, or was cancelled
+    when the other won), its latency, and which side won (None when neither succeeded)."""
+
+    outcomes: tuple[
+        Answered | StreamStarted | Failed | None, Answered | StreamStarted | Failed | None
+    ]
+    latencies: tuple[float, float]
+    winner: int | None
+
+
+Outcome = Answered | StreamStarted | Failed | Raced
+
+
+def succeeded(outcome: object) -> bool:
+    """Whether an attempt's outcome is an answer worth keeping (a 2xx, or a started stream)."""
+    return isinstance(outcome, StreamStarted) or (
+        isinstance(outcome, Answered) and outcome.status < 300
+    )
 
 
 @attrs.frozen(kw_only=True)

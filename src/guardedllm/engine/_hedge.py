@@ -1,0 +1,147 @@
+"""Hedging: when a deployment's first attempt is slow, send the call to the next deployment of
+the plan as well, and keep whichever answers first (Dean and Barroso, "The Tail at Scale").
+
+Opt-in per policy (``Policy(hedge_after_s=...)``): after a fixed delay, or after the
+deployment's recent p95 latency. A hedge is a retry in disguise, so it draws on the hedged
+deployment's retry budget, and it goes only where the guards would let a first attempt go
+(no unavailable mark, breaker admitting, pre-flight and spend checks passing, rate limit free
+now). Streams are not hedged: their commit point is the first chunk, not the answer.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import deque
+from collections.abc import Generator
+from typing import TYPE_CHECKING
+
+from guardedllm import defaults
+from guardedllm.engine._call import Call, Turn
+from guardedllm.engine._guards import report_transition
+from guardedllm.engine._steps import Outcome, Race, Raced, Step, succeeded
+from guardedllm.registry import Deployment
+from guardedllm.telemetry import EVENT_HEDGE, AttemptSpan
+from guardedllm.types import ChatRequest
+
+if TYPE_CHECKING:
+    from guardedllm.engine._engine import Engine
+
+__all__ = ["LatencyWindow", "hedge_partner", "race"]
+
+
+class LatencyWindow:
+    """The recent latencies of each deployment's answered attempts, for a p95 hedge delay."""
+
+    def __init__(self, size: int = defaults.HEDGE_LATENCY_SAMPLES) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._samples: dict[str, deque[float]] = {}
+
+    def record(self, deployment: str, latency: float) -> None:
+        with self._lock:
+            samples = self._samples.get(deployment)
+            if samples is None:
+                samples = self._samples[deployment] = deque(maxlen=self._size)
+            samples.append(latency)
+
+    def p95(self, deployment: str) -> float | None:
+        """The 95th percentile, or None until enough answers have been seen to say."""
+        with self._lock:
+            samples = sorted(self._samples.get(deployment, ()))
+        if len(samples) < defaults.HEDGE_MIN_SAMPLES:
+            return None
+        return samples[min(len(samples) - 1, math.ceil(0.95 * len(samples)) - 1)]
+
+
+def hedge_partner(
+    engine: Engine, call: Call, request: ChatRequest, primary: Deployment
+) -> Generator[Step, Outcome | None, Turn | None]:
+    """The next deployment of the plan, made ready to hedge ``primary``'s first attempt, or
+    None when the policy asks for no hedge or a guard would not let it go."""
+    setting = call.settings.hedge_after_s
+    plan = call.plan.deployments
+    if setting is None or request.stream or plan.index(primary) + 1 >= len(plan):
+        return None
+    delay = engine.latencies.p95(primary.name) if setting == "p95" else setting
+    if delay is None:
+        return None
+    partner = plan[plan.index(primary) + 1]
+    guards = engine.guards
+    now = engine.clock()
+    if guards.marks.unavailable(partner.name, now) is not None:
+        return None
+    permit = guards.breaker.acquire(partner.name, now)
+    report_transition(permit.transition, call.span)
+    if not permit.allowed:
+        return None
+    if not guards.retry_budget.try_withdraw(primary.name, now):
+        guards.breaker.record(partner.name, permit, "ignored", 0.0, now)
+        return None
+    turn = Turn(deployment=partner, permit=permit, hedge_delay_s=delay)
+    ready = yield from engine.prepare(call, request, turn, quiet=True)
+    decision = guards.limiter.acquire(
+        partner.name, rpm=partner.rpm, tpm=partner.tpm, tokens=turn.tokens, now=engine.clock()
+    )
+    if not ready or not decision.granted:
+        turn.close(guards, now=engine.clock(), wall_now=engine.wall_clock())
+        return None
+    return turn
+
+
+def race(
+    engine: Engine,
+    call: Call,
+    request: ChatRequest,
+    primary: Turn,
+    *,
+    backup: Turn,
+    timeout: float,
+) -> Generator[Step, Outcome | None, tuple[Turn, Outcome | None, float, AttemptSpan]]:
+    """Send ``primary``'s first attempt, hedged by ``backup``'s after its delay. Returns the
+    side to carry on with: the winner, or the primary when neither succeeded. The other side
+    is settled here: a failure is recorded like any, a cancelled attempt counts for nothing."""
+    primary_span = engine.start_span(call, primary, 1, reason=call.reason)
+    started = engine.clock()
+    raced = yield Race(
+        first=engine.make_send(call, request, primary, timeout),
+        second=engine.make_send(call, request, backup, min(backup.timeout_cap, timeout)),
+        delay_s=backup.hedge_delay_s,
+    )
+    if not isinstance(raced, Raced):  # the driver broke the protocol
+        raise TypeError(f"engine expected a race result, got {raced!r}")
+    backup_span: AttemptSpan | None = None
+    hedged = raced.outcomes[1] is not None or raced.winner == 1 or raced.latencies[1] > 0
+    if hedged:
+        call.span.event(
+            EVENT_HEDGE,
+            {
+                "guardedllm.deployment": backup.deployment.name,
+                "guardedllm.hedge.for": primary.deployment.name,
+                "guardedllm.hedge.delay_s": backup.hedge_delay_s,
+            },
+        )
+        backup_span = engine.start_span(
+            call, backup, 1, reason=None, now=started + backup.hedge_delay_s
+        )
+    sides = ((primary, primary_span), (backup, backup_span))
+    keep = raced.winner if raced.winner is not None else 0
+    for index, (turn, span) in enumerate(sides):
+        outcome = raced.outcomes[index]
+        engine.learn(turn, outcome)
+        if index == keep or span is None:
+            continue
+        if outcome is None or succeeded(outcome):  # cancelled, or answered after the winner
+            span.abandon(now=engine.clock())
+            turn.release_permit(engine.guards, engine.clock())
+            call.note_cancelled(turn.target, latency=raced.latencies[index])
+            continue
+        _, error, status = engine.settle(outcome, turn.wire, turn.target)
+        assert error is not None  # not a success, so settling it finds the failure
+        span.end_error(error, status=status, now=engine.clock())
+        engine.note_failure(
+            call, turn, number=1, error=error, status=status, latency=raced.latencies[index]
+        )
+    chosen, span = sides[keep]
+    assert span is not None
+    return chosen, raced.outcomes[keep], raced.latencies[keep], span
