@@ -8,22 +8,23 @@ import os
 import random as _random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from guardedllm import defaults
-from guardedllm.engine import Engine
-from guardedllm.estimate import CalibrationStats
-from guardedllm.guards import (
-    BreakerConfig,
-    DeploymentHealth,
-    RetryBudgetConfig,
-    SpendBudget,
-    SpendStatus,
-)
-from guardedllm.policy import Policy
 from guardedllm.registry import Registry
-from guardedllm.state import StateBackend
-from guardedllm.telemetry import Telemetry
+
+if TYPE_CHECKING:
+    from guardedllm.estimate import CalibrationStats
+    from guardedllm.guards import (
+        BreakerConfig,
+        DeploymentHealth,
+        RetryBudgetConfig,
+        SpendBudget,
+        SpendStatus,
+    )
+    from guardedllm.policy import Policy
+    from guardedllm.state import StateBackend
+    from guardedllm.telemetry import Telemetry
 
 __all__ = ["ClientBase"]
 
@@ -47,6 +48,8 @@ class ClientBase:
         telemetry: Telemetry | None = None,
         owns_http: bool,
     ) -> None:
+        from guardedllm.engine._engine import Engine  # guards and OpenTelemetry load here
+
         self._engine = Engine(
             registry,
             policy=policy,

@@ -16,7 +16,7 @@ from collections.abc import (
     Sequence,
 )
 from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import anyio
 import httpx
@@ -47,12 +47,14 @@ from guardedllm.engine import (
 )
 from guardedllm.errors import GuardedLLMError
 from guardedllm.estimate import Estimate
-from guardedllm.guards import BreakerConfig, RetryBudgetConfig, SpendBudget
 from guardedllm.policy import Policy
 from guardedllm.registry import Registry
-from guardedllm.state import StateBackend
-from guardedllm.telemetry import Telemetry
 from guardedllm.types import ChatCompletion, ChatCompletionChunk, ChatRequest, GuardInfo
+
+if TYPE_CHECKING:
+    from guardedllm.guards import BreakerConfig, RetryBudgetConfig, SpendBudget
+    from guardedllm.state import StateBackend
+    from guardedllm.telemetry import Telemetry
 
 __all__ = ["AsyncClient", "AsyncStream"]
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx
 from opentelemetry import context as otel_context
@@ -37,12 +37,14 @@ from guardedllm.engine import (
 )
 from guardedllm.errors import GuardedLLMError
 from guardedllm.estimate import Estimate
-from guardedllm.guards import BreakerConfig, RetryBudgetConfig, SpendBudget
 from guardedllm.policy import Policy
 from guardedllm.registry import Registry
-from guardedllm.state import StateBackend
-from guardedllm.telemetry import Telemetry
 from guardedllm.types import ChatCompletion, ChatCompletionChunk, ChatRequest, GuardInfo
+
+if TYPE_CHECKING:
+    from guardedllm.guards import BreakerConfig, RetryBudgetConfig, SpendBudget
+    from guardedllm.state import StateBackend
+    from guardedllm.telemetry import Telemetry
 
 __all__ = ["Client", "Stream"]
 
