@@ -53,6 +53,7 @@ from guardedllm.engine._steps import (
     Step,
     StreamStart,
     StreamStarted,
+    succeeded,
 )
 from guardedllm.engine._stream import StreamEnd, StreamTracker
 from guardedllm.engine._targets import target_for
@@ -365,7 +366,8 @@ class Engine:
         attempt_span = self.start_span(call, attempt, number, reason=call.reason)
         sent_at = self._clock()
         outcome = yield send
-        self.learn(attempt, outcome)
+        if not succeeded(outcome):  # an answer's headers are learned after its usage is settled
+            self.learn(attempt, outcome)
         return outcome, self._clock() - sent_at, attempt_span
 
     def make_send(self, call: Call, request: ChatRequest, attempt: Turn, timeout: float) -> Send:
@@ -445,6 +447,9 @@ class Engine:
             )
         assert result is not None
         cost = self._account(attempt, result.usage)
+        # The vendor's count of what is left includes this call; learning it after the usage
+        # correction keeps the correction from handing back tokens the vendor already counted.
+        self.learn(attempt, outcome)
         attempt_span.end_ok(result, status=status or 200, cost_usd=cost, now=now)
         guard = attrs.evolve(guard, cost_usd=cost)
         call.span.end_ok(guard, now=now)

@@ -128,9 +128,11 @@ def race(
     keep = raced.winner if raced.winner is not None else 0
     for index, (turn, span) in enumerate(sides):
         outcome = raced.outcomes[index]
-        engine.learn(turn, outcome)
         if index == keep or span is None:
+            if not succeeded(outcome):
+                engine.learn(turn, outcome)
             continue
+        engine.learn(turn, outcome)
         if outcome is None or succeeded(outcome):  # cancelled, or answered after the winner
             span.abandon(now=engine.clock())
             turn.release_permit(engine.guards, engine.clock())
