@@ -1,8 +1,9 @@
 """The default async transport: aiohttp's connection pool under asyncio, httpx's under trio.
 
-Measured on 2 cores against a loopback server with 64 requests in flight, a plain
-``httpx.AsyncClient`` managed ~170 calls/s: its pool spends ~5.8 ms CPU per call once 64
-connections are open (encode/httpx#3215), while aiohttp's pool did ~13,000. So under asyncio
+With 64 requests in flight, a plain ``httpx.AsyncClient``'s pool spends ~4 ms of CPU per call
+once 64 connections are open (encode/httpx#3215): on 2 cores against a loopback server it
+managed 220-390 calls/s, against 3,000-5,500 for raw aiohttp and 900-1,300 for guardedllm over
+aiohttp (``python benchmarks/run.py --only loopback``; docs/benchmarks.md). So under asyncio
 ``AsyncClient`` sends through aiohttp by default, behind the ordinary ``httpx.AsyncBaseTransport``
 interface, so that everything above it (and a user's own ``http_client=``) stays httpx. aiohttp
 runs only on asyncio; under trio the transport falls back to httpx's own.

@@ -1,0 +1,172 @@
+"""Per-call CPU of a non-streaming call with every guard on, next to raw httpx.
+
+Each candidate sends the same chat completion through an ``httpx.MockTransport`` that answers
+the same canned ``chat.completion`` body, so no network and no server is involved and what is
+left is the client's own work:
+
+- ``raw httpx.Client``: ``client.post(url, json=body, headers=auth).json()``, the least any
+  client can do (the baseline);
+- ``guardedllm Client``: ``client.chat.completions.create(...)`` (alias resolution, request
+  validation, pre-flight token and cost estimate, deadline, attempt record, typed response);
+- the openai SDK, if importable, over its own HTTP library's MockTransport (openai 3.x uses
+  ``httpx2``; its raw ``httpx2.Client`` is measured too, so the SDK's own share is visible);
+- the same for the async clients, in one asyncio loop.
+
+Run alone:  python benchmarks/bench_overhead.py [--quick]
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+from _harness import (
+    FULL,
+    QUICK,
+    Mode,
+    Section,
+    Target,
+    interleave,
+    interleave_async,
+    run_async,
+)
+from _payloads import (
+    MAX_TOKENS,
+    MESSAGES,
+    MOCK_BASE_URL,
+    MODEL_ID,
+    REQUEST_BODY,
+    REQUEST_HEADERS,
+    completion_handler,
+    guarded_async_client,
+    guarded_client,
+)
+from _peers import openai_peer
+
+URL = MOCK_BASE_URL + "/chat/completions"
+GOAL = 2.0  # per-call CPU with all guards <= 2x raw httpx through the same mock transport
+
+
+def _sync_candidates(notes: list[str]) -> tuple[dict[str, Callable[[], object]], list[Any]]:
+    raw = httpx.Client(transport=httpx.MockTransport(completion_handler))
+    guarded = guarded_client(httpx.MockTransport(completion_handler))
+    candidates: dict[str, Callable[[], object]] = {
+        "raw httpx.Client": lambda: raw.post(
+            URL, json=REQUEST_BODY, headers=REQUEST_HEADERS
+        ).json(),
+        "guardedllm Client": lambda: guarded.chat.completions.create(
+            model="chat", messages=MESSAGES, max_tokens=MAX_TOKENS
+        ),
+    }
+    closers: list[Any] = [raw, guarded]
+    peer, why = openai_peer()
+    notes.append(f"peer: {why}")
+    if peer is not None:
+        sdk = peer.client(MOCK_BASE_URL, peer.mock_transport())
+        closers.append(sdk)
+        candidates["openai.OpenAI"] = lambda: sdk.chat.completions.create(
+            model=MODEL_ID, messages=MESSAGES, max_completion_tokens=MAX_TOKENS
+        )
+        if peer.http is not httpx:
+            raw_peer = peer.http.Client(transport=peer.mock_transport())
+            closers.append(raw_peer)
+            candidates[f"raw {peer.http_name}.Client"] = lambda: raw_peer.post(
+                URL, json=REQUEST_BODY, headers=REQUEST_HEADERS
+            ).json()
+    return candidates, closers
+
+
+def measure_sync(mode: Mode, section: Section) -> float:
+    candidates, closers = _sync_candidates(section.notes)
+    try:
+        samples = interleave(candidates, mode)
+    finally:
+        for closer in closers:
+            closer.close()
+    baseline = samples["raw httpx.Client"]
+    for name, values in samples.items():
+        section.add(
+            name, values, "us/call", scale=1e6, baseline=baseline, baseline_label="raw httpx.Client"
+        )
+    return section.ratio("guardedllm Client")
+
+
+async def _measure_async(mode: Mode, section: Section) -> float:
+    raw = httpx.AsyncClient(transport=httpx.MockTransport(completion_handler))
+    guarded = guarded_async_client(httpx.MockTransport(completion_handler))
+
+    async def raw_call() -> object:
+        response = await raw.post(URL, json=REQUEST_BODY, headers=REQUEST_HEADERS)
+        return response.json()
+
+    candidates: dict[str, Callable[[], Awaitable[object]]] = {
+        "raw httpx.AsyncClient": raw_call,
+        "guardedllm AsyncClient": lambda: guarded.chat.completions.create(
+            model="chat", messages=MESSAGES, max_tokens=MAX_TOKENS
+        ),
+    }
+    closers: list[Any] = [raw, guarded]
+    peer, _ = openai_peer()
+    if peer is not None:
+        http_client = peer.http.AsyncClient(transport=peer.mock_transport())
+        sdk = peer.async_client(MOCK_BASE_URL, http_client)
+        closers.append(sdk)
+        candidates["openai.AsyncOpenAI"] = lambda: sdk.chat.completions.create(
+            model=MODEL_ID, messages=MESSAGES, max_completion_tokens=MAX_TOKENS
+        )
+    try:
+        samples = await interleave_async(candidates, mode)
+    finally:
+        for closer in closers:
+            await (closer.aclose() if hasattr(closer, "aclose") else closer.close())
+    baseline = samples["raw httpx.AsyncClient"]
+    for name, values in samples.items():
+        section.add(
+            name,
+            values,
+            "us/call",
+            scale=1e6,
+            baseline=baseline,
+            baseline_label="raw httpx.AsyncClient",
+        )
+    return section.ratio("guardedllm AsyncClient")
+
+
+def run(mode: Mode) -> tuple[list[Section], list[Target]]:
+    sync = Section("1a. Per-call CPU, non-streaming, sync (MockTransport)")
+    sync_ratio = measure_sync(mode, sync)
+    asynchronous = Section("1b. Per-call CPU, non-streaming, asyncio (MockTransport)")
+    async_ratio = run_async(lambda: _measure_async(mode, asynchronous), timeout_s=300)
+    targets = [
+        Target(
+            "per-call CPU, guardedllm Client vs raw httpx.Client",
+            sync_ratio,
+            GOAL,
+            higher_is_better=False,
+            basis="same MockTransport, same body",
+        ),
+        Target(
+            "per-call CPU, guardedllm AsyncClient vs raw httpx.AsyncClient",
+            async_ratio,
+            GOAL,
+            higher_is_better=False,
+            basis="same MockTransport, same body",
+        ),
+    ]
+    return [sync, asynchronous], targets
+
+
+def main() -> None:
+    from _harness import render
+
+    mode = QUICK if "--quick" in sys.argv else FULL
+    sections, targets = run(mode)
+    print(render(sections))
+    for target in targets:
+        print(target.line())
+
+
+if __name__ == "__main__":
+    main()
