@@ -306,16 +306,18 @@ class Engine:
         return permit
 
     def _readmit(self, call: Call, attempt: Turn) -> bool:
-        """Whether a retry may go: the retry budget pays for it and the breaker admits it."""
+        """Whether a retry may go: the breaker admits it and the retry budget pays for it (in
+        that order, so that a retry the breaker refuses costs the budget nothing)."""
         now = self._clock()
         name = attempt.deployment.name
-        if not self.guards.retry_budget.try_withdraw(name, now):
-            call.reason = "retry_budget_exhausted"
-            return False
         permit = self.guards.breaker.acquire(name, now)
         report_transition(permit.transition, call.span)
         if not permit.allowed:
             call.reason = "circuit_open"
+            return False
+        if not self.guards.retry_budget.try_withdraw(name, now):
+            self.guards.breaker.record(name, permit, "ignored", 0.0, now)
+            call.reason = "retry_budget_exhausted"
             return False
         attempt.permit = permit
         return True
