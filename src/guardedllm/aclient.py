@@ -295,6 +295,7 @@ class AsyncClient(ClientBase):
                                 first_chunks=tuple(chunks),
                                 handle=(response, body),
                                 decoder=step.decoder,
+                                headers=response.headers,
                             )
                     step.decoder.close()
                     return Failed(error=stream_ended_early(step.target))

@@ -284,6 +284,7 @@ class Client(ClientBase):
                             first_chunks=tuple(chunks),
                             handle=(response, body),
                             decoder=step.decoder,
+                            headers=response.headers,
                         )
                 step.decoder.close()
                 return Failed(error=stream_ended_early(step.target))

@@ -412,7 +412,7 @@ class Engine:
 
     def learn(self, attempt: Turn, outcome: object) -> None:
         """Bring the rate limiter to what the vendor's headers say is left."""
-        if isinstance(outcome, Answered):
+        if isinstance(outcome, (Answered, StreamStarted)):
             deployment = attempt.deployment
             self.guards.limiter.learn(
                 deployment.name,
@@ -620,6 +620,7 @@ class Engine:
         ) -> float | None:
             now = self._clock()
             cost = self._account(attempt, usage)
+            self.learn(attempt, outcome)  # after the usage correction, as for an answer
             if how == "completed":
                 attempt_span.end_stream(received, usage=usage, cost_usd=cost, now=now)
                 call.span.end_ok(attrs.evolve(tracker.guard, cost_usd=cost), now=now)

@@ -65,7 +65,7 @@ def wait_too_long(error: GuardedLLMError, wait: float, remaining: float) -> Rate
     status = error.status if isinstance(error, ProviderError) else None
     deployment = error.deployment if isinstance(error, ProviderError) else None
     limited = RateLimitedError(
-        f"{deployment}: the provider asked to wait {wait:g} s, longer than the {remaining:.2f} s "
+        f"{deployment}: the provider asked to wait {wait:g} s, longer than the {remaining:.0f} s "
         "left of the deadline, so the call failed at once. Retry later, raise deadline_s, or add "
         "a fallback deployment.",
         status=status,
