@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import builtins
+import contextlib
 import random as _random
 import time
 from collections.abc import (
@@ -103,6 +104,11 @@ class AsyncStream:
             tracker.abandon()  # a no-op once the stream has ended either way
             with anyio.CancelScope(shield=True):
                 await response.aclose()
+                # Finish httpx's body iterator too, or it is left unclosed when the caller
+                # stopped early (encode/httpx#3686); after aclose it ends at once.
+                with contextlib.suppress(httpx.StreamError, httpx.TransportError):
+                    async for _ in body:
+                        pass
 
     def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
         return self._chunks

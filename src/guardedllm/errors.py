@@ -73,6 +73,7 @@ __all__ = [
     "TimeoutError",
     "TransportError",
     "error_for_status",
+    "redact",
     "scrub_secrets",
 ]
 
@@ -90,6 +91,17 @@ _SECRET_PATTERNS = re.compile(
 def scrub_secrets(text: str) -> str:
     """Mask anything in ``text`` that looks like an API key."""
     return _SECRET_PATTERNS.sub("[redacted]", text)
+
+
+def redact(error: ProviderError, secret: str | None) -> ProviderError:
+    """``error`` with every occurrence of ``secret`` (the key the attempt was sent with)
+    masked: a vendor may quote a key of any shape back, which ``scrub_secrets`` cannot know."""
+    if secret and len(secret) >= 4:
+        error.args = tuple(
+            a.replace(secret, "[redacted]") if isinstance(a, str) else a for a in error.args
+        )
+        error.body = error.body.replace(secret, "[redacted]")
+    return error
 
 
 class GuardedLLMError(Exception):

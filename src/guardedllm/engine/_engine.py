@@ -66,6 +66,7 @@ from guardedllm.errors import (
     ModelNotFoundError,
     ProviderError,
     RateLimitedError,
+    redact,
 )
 from guardedllm.estimate import Calibrator, Estimate, get_encoding
 from guardedllm.estimate._encodings import BUNDLED_ENCODINGS
@@ -639,6 +640,7 @@ class Engine:
             include_usage=request.stream_include_usage,
             clock=self._clock,
             settle=settle,
+            on_chunk=lambda now: attempt_span.next_chunk(now=now),
         )
         return StreamStart(
             handle=outcome.handle, first_chunks=outcome.first_chunks, tracker=tracker
@@ -658,7 +660,7 @@ class Engine:
             error = wire.parse_error(
                 outcome.status, outcome.headers, outcome.body, target, now=self._wall_clock()
             )
-            return None, error, outcome.status
+            return None, redact(error, target.api_key), outcome.status
         try:
             return wire.parse_response(outcome.body, target), None, outcome.status
         except GuardedLLMError as exc:

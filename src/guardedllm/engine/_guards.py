@@ -24,6 +24,7 @@ from guardedllm.guards import (
 )
 from guardedllm.state import MemoryBackend, StateBackend
 from guardedllm.telemetry import EVENT_BREAKER_TRANSITION, CallSpan, Telemetry
+from guardedllm.telemetry import _semconv as sc
 
 __all__ = ["Guards", "report_transition"]
 
@@ -82,7 +83,7 @@ class Guards:
 
     def _spend_headroom(self) -> Iterator[tuple[str, float]]:
         for status in self.ledger.statuses(wall_now=self._wall_clock()):
-            yield status.budget, status.remaining_usd
+            yield status.name, status.remaining_usd
 
 
 def report_transition(transition: Transition | None, span: CallSpan) -> None:
@@ -93,10 +94,10 @@ def report_transition(transition: Transition | None, span: CallSpan) -> None:
     span.event(
         EVENT_BREAKER_TRANSITION,
         {
-            "guardedllm.deployment": transition.key,
-            "guardedllm.breaker.from": transition.from_state,
-            "guardedllm.breaker.to": transition.to_state,
-            "guardedllm.breaker.reason": transition.reason,
+            sc.GUARDEDLLM_DEPLOYMENT: transition.key,
+            sc.GUARDEDLLM_BREAKER_FROM: transition.from_state,
+            sc.GUARDEDLLM_BREAKER_TO: transition.to_state,
+            sc.GUARDEDLLM_BREAKER_REASON: transition.reason,
         },
     )
     level = logging.WARNING if transition.to_state == "open" else logging.INFO

@@ -22,6 +22,7 @@ from guardedllm.engine._guards import report_transition
 from guardedllm.engine._steps import Outcome, Race, Raced, Step, succeeded
 from guardedllm.registry import Deployment
 from guardedllm.telemetry import EVENT_HEDGE, AttemptSpan
+from guardedllm.telemetry import _semconv as sc
 from guardedllm.types import ChatRequest
 
 if TYPE_CHECKING:
@@ -116,9 +117,9 @@ def race(
         call.span.event(
             EVENT_HEDGE,
             {
-                "guardedllm.deployment": backup.deployment.name,
-                "guardedllm.hedge.for": primary.deployment.name,
-                "guardedllm.hedge.delay_s": backup.hedge_delay_s,
+                sc.GUARDEDLLM_DEPLOYMENT: backup.deployment.name,
+                sc.GUARDEDLLM_HEDGE_FOR: primary.deployment.name,
+                sc.GUARDEDLLM_HEDGE_DELAY_S: backup.hedge_delay_s,
             },
         )
         backup_span = engine.start_span(

@@ -41,6 +41,7 @@ class StreamTracker:
         include_usage: bool,
         clock: Callable[[], float],
         settle: Settle,
+        on_chunk: Callable[[float], None] | None = None,
     ) -> None:
         self.guard = guard
         self.target = target
@@ -48,6 +49,7 @@ class StreamTracker:
         self._include_usage = include_usage
         self._clock = clock
         self._settle = settle
+        self._on_chunk = on_chunk
         self._started = clock()
         self._received: list[ChatCompletionChunk] = []
         self.ended: StreamEnd | None = None
@@ -57,7 +59,12 @@ class StreamTracker:
         return self.ended == "completed"
 
     def first(self, chunks: Sequence[ChatCompletionChunk]) -> list[ChatCompletionChunk]:
-        """The chunks read while the stream was being opened."""
+        """The chunks read while the stream was being opened (the first is timed as the
+        first chunk by the engine; any more that came in the same read count as next ones)."""
+        if len(chunks) > 1 and self._on_chunk is not None:
+            now = self._clock()
+            for _ in chunks[1:]:
+                self._on_chunk(now)
         self._received.extend(chunks)
         return self._visible(chunks)
 
@@ -67,6 +74,10 @@ class StreamTracker:
             chunks = self._decoder.feed(data)
         except GuardedLLMError as exc:
             raise self.interrupted(exc) from exc
+        if chunks and self._on_chunk is not None:
+            now = self._clock()
+            for _ in chunks:
+                self._on_chunk(now)
         self._received.extend(chunks)
         return self._visible(chunks)
 

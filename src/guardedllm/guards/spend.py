@@ -209,7 +209,7 @@ class SpendStatus:
     is what a new reservation may still take (never negative, even when actual costs above
     their reservations took the counter over)."""
 
-    budget: str
+    budget: str  # a readable label, for messages
     scope: Scope
     subject: str | None
     window: Window
@@ -219,6 +219,7 @@ class SpendStatus:
     reserved_usd: float
     limit_usd: float
     remaining_usd: float
+    name: str = ""  # the budget's name, or its label when it has none (for metrics)
 
 
 # --------------------------------------------------------------------------- the ledger
@@ -384,6 +385,7 @@ class SpendLedger:
         limit = _limit_units(budget.limit_usd)
         return SpendStatus(
             budget=budget.label,
+            name=budget.name if budget.name is not None else budget.label,
             scope=budget.scope,
             subject=None if budget.scope == "global" else subject,
             window=budget.window,

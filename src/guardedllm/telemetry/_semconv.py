@@ -80,6 +80,11 @@ GUARDEDLLM_STREAM_OUTCOME: Final = "guardedllm.stream.outcome"
 GUARDEDLLM_STREAM_CHUNKS: Final = "guardedllm.stream.chunks"
 GUARDEDLLM_BREAKER_STATE: Final = "guardedllm.breaker.state"
 GUARDEDLLM_BUDGET: Final = "guardedllm.budget"
+GUARDEDLLM_BREAKER_FROM: Final = "guardedllm.breaker.from"
+GUARDEDLLM_BREAKER_TO: Final = "guardedllm.breaker.to"
+GUARDEDLLM_BREAKER_REASON: Final = "guardedllm.breaker.reason"
+GUARDEDLLM_HEDGE_FOR: Final = "guardedllm.hedge.for"
+GUARDEDLLM_HEDGE_DELAY_S: Final = "guardedllm.hedge.delay_s"
 
 # Span events on the call span. Retries and fallbacks are added by ``CallSpan.start_attempt``;
 # the others by whoever observes them, through ``CallSpan.event``.
