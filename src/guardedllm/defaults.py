@@ -103,3 +103,7 @@ HEDGE_LATENCY_SAMPLES = 200
 # Below this many answers a deployment has no p95 yet, and a "p95" hedge is not sent: hedging
 # on a guess would double the load for nothing.
 HEDGE_MIN_SAMPLES = 20
+
+# Shadow copies running at once, per route, when the config does not say: enough to watch a
+# candidate on a busy route, few enough that a hung candidate holds a handful of connections.
+SHADOW_MAX_IN_FLIGHT = 4

@@ -12,11 +12,16 @@ from __future__ import annotations
 from guardedllm.registry._model import (
     CAPABILITIES,
     DEFAULT_BASE_URLS,
+    ESCALATION_TRIGGERS,
     PROVIDER_KINDS,
+    ROUTE_STRATEGIES,
+    Condition,
     Defaults,
     Deployment,
     ProviderConfig,
     Route,
+    RouteRule,
+    ShadowSetting,
 )
 from guardedllm.registry._registry import Registry, compare_environments
 from guardedllm.registry._resolve import Resolution
@@ -24,12 +29,17 @@ from guardedllm.registry._resolve import Resolution
 __all__ = [
     "CAPABILITIES",
     "DEFAULT_BASE_URLS",
+    "ESCALATION_TRIGGERS",
     "PROVIDER_KINDS",
+    "ROUTE_STRATEGIES",
+    "Condition",
     "Defaults",
     "Deployment",
     "ProviderConfig",
     "Registry",
     "Resolution",
     "Route",
+    "RouteRule",
+    "ShadowSetting",
     "compare_environments",
 ]

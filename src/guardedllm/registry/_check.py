@@ -106,7 +106,7 @@ class Field:
     """How one field of a table is read: its type, whether it is required, and how to fix it
     when missing (``hint``, e.g. ``'add provider = "NAME" naming a [providers.NAME] table'``)."""
 
-    type: str  # "str" | "int" | "number" | "str_list" | "str_table"
+    type: str  # "str" | "int" | "number" | "str_list" | "str_table" | "table" | "table_list"
     required: bool = False
     hint: str = ""
 
@@ -148,6 +148,14 @@ def _read(field: Field, value: Any) -> tuple[Any, str | None]:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             return None, f'must be an array of strings like ["a", "b"], got {got}'
         return tuple(value), None
+    if field.type == "table":
+        if not isinstance(value, dict):
+            return None, f"must be a table like {{ key = value }}, got {got}"
+        return dict(value), None
+    if field.type == "table_list":
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            return None, f"must be an array of tables ([[...]] entries), got {got}"
+        return list(value), None
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         return None, f'must be a table of strings like {{ Name = "value" }}, got {got}'
     return dict(value), None

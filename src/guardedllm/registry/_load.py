@@ -21,7 +21,8 @@ from guardedllm.registry._environments import check_alias_coverage
 from guardedllm.registry._layers import Layer, read_layers
 from guardedllm.registry._model import Defaults, Deployment, ProviderConfig, Route
 from guardedllm.registry._resolve import follow_aliases
-from guardedllm.registry._tables import read_defaults, read_model, read_provider, read_route
+from guardedllm.registry._routes import read_route
+from guardedllm.registry._tables import read_defaults, read_model, read_provider
 
 __all__ = ["Built", "Loaded", "load"]
 
@@ -127,6 +128,95 @@ def _resolve_fallback(
     return tuple(deployments)
 
 
+def _mentions(table: Table) -> tuple[list[tuple[str, str]], tuple[str, str] | None]:
+    """The names a route table's rules, split and escalate_to mention, each with its key, and
+    its shadow deployment; read from the raw table so that a route with other problems still
+    has its names checked (``read_route`` reports the types)."""
+    values = table.values
+    mentioned: list[tuple[str, str]] = []
+    rules = values.get("rules")
+    for index, rule in enumerate(rules if isinstance(rules, list) else []):
+        if isinstance(rule, dict) and isinstance(rule.get("use"), str):
+            mentioned.append((rule["use"], f"{table.key_of('rules')}[{index}].use"))
+    split = values.get("split")
+    for arm in split if isinstance(split, dict) else {}:
+        mentioned.append((arm, dotted(table.key_of("split"), arm)))
+    if isinstance(values.get("escalate_to"), str):
+        mentioned.append((values["escalate_to"], table.key_of("escalate_to")))
+    shadow = values.get("shadow")
+    target = shadow.get("deployment") if isinstance(shadow, dict) else None
+    key = dotted(table.key_of("shadow"), "deployment")
+    return mentioned, ((target, key) if isinstance(target, str) else None)
+
+
+def _check_references(layer: Layer, aliases: Mapping[str, str], problems: Problems) -> None:
+    """Every name a route's rules, split, escalate_to and shadow mention must exist (the shadow
+    must reach a model), and no route may reach itself through them."""
+    callable_names = {*layer.models, *layer.routes, *aliases}
+    reaches: dict[str, list[str]] = {}
+    for name, table in layer.routes.items():
+        mentioned, shadow = _mentions(table)
+        reaches[name] = []
+        for target, key in mentioned:
+            if target not in callable_names:
+                problems.add(
+                    key,
+                    f"names {target!r}, which is not a model, alias or route"
+                    f"{did_you_mean(target, callable_names)}: fix the name or declare it",
+                )
+                continue
+            end = follow_aliases(target, aliases)[0][-1]
+            if end in layer.routes:
+                reaches[name].append(end)
+        if shadow is not None:
+            end = follow_aliases(shadow[0], aliases)[0][-1]
+            if end not in layer.models:
+                problems.add(
+                    shadow[1],
+                    f"names {shadow[0]!r}, which is not a model (or an alias of one)"
+                    f"{did_you_mean(shadow[0], layer.models)}: a shadow copies calls to one model",
+                )
+    reported: set[frozenset[str]] = set()
+    for start in reaches:
+        cycle = _find_cycle(start, reaches)
+        if cycle is None or frozenset(cycle) in reported:
+            continue
+        reported.add(frozenset(cycle))
+        first = min(cycle, key=list(layer.routes).index)
+        at = cycle.index(first)
+        loop = [*cycle[at:], *cycle[:at], first]
+        problems.add(
+            layer.routes[first].key,
+            f"route cycle {' -> '.join(loop)} (through rules, split or escalate_to): "
+            "point one of them at models instead",
+        )
+
+
+def _find_cycle(start: str, reaches: Mapping[str, list[str]]) -> list[str] | None:
+    """The routes of a cycle reachable from ``start``, in order, or None."""
+    path: list[str] = []
+    on_path: set[str] = set()
+    done: set[str] = set()
+
+    def visit(name: str) -> list[str] | None:
+        if name in on_path:
+            return path[path.index(name) :]
+        if name in done:
+            return None
+        path.append(name)
+        on_path.add(name)
+        for nxt in reaches.get(name, ()):
+            found = visit(nxt)
+            if found is not None:
+                return found
+        path.pop()
+        on_path.discard(name)
+        done.add(name)
+        return None
+
+    return visit(start)
+
+
 def _build(layer: Layer, problems: Problems) -> Built | None:
     """The values of ``layer``, or None when any check added a problem."""
     mine = Problems()
@@ -148,6 +238,7 @@ def _build(layer: Layer, problems: Problems) -> Built | None:
     fallbacks = {
         name: _resolve_fallback(table, layer, aliases, mine) for name, table in layer.routes.items()
     }
+    _check_references(layer, aliases, mine)
     problems.extend(mine)
     if mine or defaults is None:
         return None

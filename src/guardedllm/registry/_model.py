@@ -12,6 +12,7 @@ line or a pickled object.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
@@ -24,11 +25,16 @@ from guardedllm import defaults
 __all__ = [
     "CAPABILITIES",
     "DEFAULT_BASE_URLS",
+    "ESCALATION_TRIGGERS",
     "PROVIDER_KINDS",
+    "ROUTE_STRATEGIES",
+    "Condition",
     "Defaults",
     "Deployment",
     "ProviderConfig",
     "Route",
+    "RouteRule",
+    "ShadowSetting",
 ]
 
 PROVIDER_KINDS = frozenset({"openai", "openai-compatible", "azure-openai", "anthropic", "gemini"})
@@ -138,25 +144,148 @@ class Deployment:
             )
 
 
+# How a route orders the deployments its ``fallback`` lists (``split`` picks among ``split``'s
+# arms instead). Each is evaluated by guardedllm.routing on every call.
+ROUTE_STRATEGIES = frozenset({"fallback", "cheapest", "fastest", "split"})
+
+# What may make an escalating route move on to ``escalate_to``: the small model failed, it
+# stopped at its token limit (finish_reason "length"), or the caller's validator rejected it.
+ESCALATION_TRIGGERS = frozenset({"error", "length", "invalid"})
+
+
+SHADOW_MAX_IN_FLIGHT = defaults.SHADOW_MAX_IN_FLIGHT
+
+
+def _str_mapping(value: Mapping[str, str]) -> Mapping[str, str]:
+    return MappingProxyType(dict(value))
+
+
+@attrs.frozen(kw_only=True)
+class Condition:
+    """When a route rule applies (``when = {...}``); every field set must hold.
+
+    ``max_input_tokens`` / ``min_input_tokens`` bound the estimated prompt; ``max_output_tokens``
+    bounds the ``max_tokens`` the caller asked for (a call that sets none never matches it);
+    ``capabilities`` must all be needed by the request (images: "vision", tools: "tools", a
+    JSON ``response_format``: "json"); ``tags`` must all be present with these values in the
+    call's tags. An empty condition always holds.
+    """
+
+    max_input_tokens: int | None = attrs.field(default=None, validator=_positive)
+    min_input_tokens: int | None = attrs.field(default=None, validator=_non_negative)
+    max_output_tokens: int | None = attrs.field(default=None, validator=_positive)
+    capabilities: frozenset[str] = attrs.field(
+        default=frozenset(), converter=frozenset, validator=_known_capabilities
+    )
+    tags: Mapping[str, str] = attrs.field(factory=dict, converter=_str_mapping, hash=False)
+
+
+@attrs.frozen(kw_only=True)
+class RouteRule:
+    """``[[routes.NAME.rules]]``: when ``when`` holds, the call goes to ``use`` (a model, alias
+    or route) instead of the route's own plan. Rules are tried in order; the first wins."""
+
+    when: Condition = attrs.field(factory=Condition)
+    use: str
+
+
+@attrs.frozen(kw_only=True)
+class ShadowSetting:
+    """``shadow = {...}``: copy a sample of calls to ``deployment`` in the background.
+
+    ``sample`` is the fraction of calls copied (0 < sample <= 1); ``max_in_flight`` bounds the
+    copies running at once, so a slow candidate cannot pile them up.
+    """
+
+    deployment: str
+    sample: float = attrs.field(validator=_positive)
+    max_in_flight: int = attrs.field(default=SHADOW_MAX_IN_FLIGHT, validator=_positive)
+
+    @sample.validator
+    def _at_most_one(self, _: attrs.Attribute[float], value: float) -> None:
+        if value > 1:
+            raise ValueError(f"shadow sample is a fraction of calls, at most 1; got {value!r}")
+
+
+def _rules(value: Iterable[RouteRule]) -> tuple[RouteRule, ...]:
+    return tuple(value)
+
+
+def _split(
+    value: Mapping[str, float] | Iterable[tuple[str, float]],
+) -> tuple[tuple[str, float], ...]:
+    items = value.items() if isinstance(value, Mapping) else value
+    return tuple((name, float(weight)) for name, weight in items)
+
+
 @attrs.frozen(kw_only=True)
 class Route:
-    """A named fallback plan (a ``[routes.NAME]`` table).
+    """A named routing policy (a ``[routes.NAME]`` table).
 
     ``fallback`` holds deployment names, in order; aliases written in the config are resolved
-    at load time. ``max_attempts`` counts attempts per deployment. Fields left None defer to
-    ``[defaults]`` (or, for ``max_cost_usd``, to no cap).
+    at load time. ``strategy`` orders them: as written ("fallback"), cheapest worst-case cost
+    first ("cheapest"), lowest recent latency first ("fastest"); "split" instead sends each
+    call to one arm of ``split`` (name -> weight, sticky by the caller's key). ``rules`` may
+    send a call elsewhere first; ``escalate_to`` is where a call goes when this route's answer
+    is not good enough (see ``escalate_on``); ``shadow`` copies a sample of calls to a
+    candidate. Rules, split arms and ``escalate_to`` name models, aliases or other routes.
+    ``max_attempts`` counts attempts per deployment. Fields left None defer to ``[defaults]``
+    (or, for ``max_cost_usd``, to no cap).
     """
 
     name: str
-    fallback: tuple[str, ...] = attrs.field(converter=_names)
+    fallback: tuple[str, ...] = attrs.field(default=(), converter=_names)
+    rules: tuple[RouteRule, ...] = attrs.field(default=(), converter=_rules)
+    split: tuple[tuple[str, float], ...] = attrs.field(default=(), converter=_split)
+    # Defaults to "split" when split arms are given, else "fallback".
+    strategy: str = attrs.field(validator=attrs.validators.in_(ROUTE_STRATEGIES))
+    escalate_to: str | None = None
+    escalate_on: frozenset[str] = attrs.field(default=ESCALATION_TRIGGERS, converter=frozenset)
+    shadow: ShadowSetting | None = None
     deadline_s: float | None = attrs.field(default=None, validator=_positive)
     max_cost_usd: float | None = attrs.field(default=None, validator=_positive)
     max_attempts: int | None = attrs.field(default=None, validator=_positive)
 
+    @strategy.default
+    def _strategy_of_split(self) -> str:
+        return "split" if self.split else "fallback"
+
     @fallback.validator
     def _not_empty(self, _: attrs.Attribute[tuple[str, ...]], value: tuple[str, ...]) -> None:
+        if self.strategy == "split":
+            return
         if not value:
             raise ValueError(f"route {self.name!r} needs at least one deployment in fallback")
+
+    @split.validator
+    def _arms(self, _: attrs.Attribute[Any], value: tuple[tuple[str, float], ...]) -> None:
+        if self.strategy == "split" and not value:
+            raise ValueError(f"route {self.name!r} has strategy split but no split arms")
+        if value and self.strategy != "split":
+            raise ValueError(f"route {self.name!r} has split arms but strategy {self.strategy!r}")
+        for arm, weight in value:
+            if not (weight > 0 and math.isfinite(weight)):
+                raise ValueError(f"split weight of {arm!r} must be > 0, got {weight!r}")
+
+    @escalate_on.validator
+    def _triggers(self, _: attrs.Attribute[frozenset[str]], value: frozenset[str]) -> None:
+        unknown = value - ESCALATION_TRIGGERS
+        if unknown:
+            raise ValueError(
+                f"unknown escalation triggers {sorted(unknown)}; "
+                f"known: {sorted(ESCALATION_TRIGGERS)}"
+            )
+
+    def references(self) -> tuple[str, ...]:
+        """Every name this route sends calls to besides its fallback: rule targets, split arms,
+        ``escalate_to`` and the shadow deployment, in that order."""
+        names = [rule.use for rule in self.rules]
+        names += [arm for arm, _ in self.split]
+        if self.escalate_to is not None:
+            names.append(self.escalate_to)
+        if self.shadow is not None:
+            names.append(self.shadow.deployment)
+        return tuple(names)
 
 
 @attrs.frozen(kw_only=True)

@@ -186,6 +186,20 @@ class Registry:
         """Every name application code may call: aliases, then routes, then models."""
         return [*self.aliases, *self.routes, *self.models]
 
+    def with_routes(self, *routes: Route) -> Registry:
+        """A new registry with ``routes`` (built in code) added, replacing any of the same name.
+
+        Raises ValueError when a route shares a model's or alias's name, or names something
+        that does not resolve, or routes reach each other in a cycle. Routes added this way
+        are not part of ``data``: ``with_env`` views are built from the config alone.
+        """
+        for route in routes:
+            if route.name in self.models or route.name in self.aliases:
+                raise ValueError(
+                    f"route {route.name!r} has the same name as a model or alias; rename it"
+                )
+        return attrs.evolve(self, routes={**self.routes, **{r.name: r for r in routes}})
+
     # ----------------------------------------------------------------- environments
 
     def with_env(self, env: str | None) -> Registry:

@@ -1,7 +1,9 @@
 """Turning a name application code uses into an ordered plan of deployments.
 
-Three kinds of names are callable: a model's own name (a plan of one), a route's name (its
-fallback list), and an alias, which names a model, a route or another alias. Alias chains are
+Three kinds of names are callable: a model's own name (a plan of one), a route's name (every
+deployment it may call: its fallback, then what its rules, split and escalation reach; the
+order a call actually uses is decided per call by guardedllm.routing), and an alias, which
+names a model, a route or another alias. Alias chains are
 followed to their end; the loader has already refused cycles and dangling targets, so over a
 loaded registry every chain ends at a model or a route.
 """
@@ -53,12 +55,70 @@ def _of_model(name: str, deployment: Deployment) -> Resolution:
     )
 
 
-def _of_route(name: str, route: Route, models: Mapping[str, Deployment]) -> Resolution:
+def _describe(route: Route) -> str:
+    """How a route picks, for ``Resolution.reason``: exactly today's text for a plain
+    fallback route; the other parts each add a clause."""
+    if route.strategy == "split":
+        parts = ["split " + ", ".join(f"{arm} {weight:g}" for arm, weight in route.split)]
+    elif route.strategy == "fallback":
+        parts = [f"fallback {', '.join(route.fallback)}"]
+    else:
+        parts = [f"{route.strategy} of {', '.join(route.fallback)}"]
+    if route.rules:
+        parts.append(f"{len(route.rules)} rule(s) first")
+    if route.escalate_to is not None:
+        parts.append(f"escalates to {route.escalate_to}")
+    if route.shadow is not None:
+        parts.append(f"shadowed by {route.shadow.deployment}")
+    return "; ".join(parts)
+
+
+def _reachable(
+    name: str,
+    models: Mapping[str, Deployment],
+    aliases: Mapping[str, str],
+    routes: Mapping[str, Route],
+    trail: tuple[str, ...],
+) -> list[str]:
+    """Every deployment route ``name`` may call, in order: its fallback, then what its rules,
+    split arms and ``escalate_to`` reach. The shadow is left out: it never serves a caller."""
+    route = routes[name]
+    found: dict[str, None] = dict.fromkeys(route.fallback)
+    for target in (
+        (rule.use for rule in route.rules),
+        (arm for arm, _ in route.split),
+        ([route.escalate_to] if route.escalate_to else []),
+    ):
+        for written in target:
+            chain, cyclic = follow_aliases(written, aliases)
+            end = chain[-1]
+            if cyclic or (end not in models and end not in routes):
+                raise ValueError(f"route {name!r} names {written!r}, which does not resolve")
+            if end in models:
+                found.setdefault(end)
+            elif end in trail:
+                raise ValueError(f"route cycle {' -> '.join([*trail, end])}")
+            else:
+                found.update(dict.fromkeys(_reachable(end, models, aliases, routes, (*trail, end))))
+    return list(found)
+
+
+def _of_route(
+    name: str,
+    models: Mapping[str, Deployment],
+    aliases: Mapping[str, str],
+    routes: Mapping[str, Route],
+) -> Resolution:
+    route = routes[name]
+    if route.shadow is not None:
+        chain, cyclic = follow_aliases(route.shadow.deployment, aliases)
+        if cyclic or chain[-1] not in models:
+            raise ValueError(f"route {name!r} shadows {route.shadow.deployment!r}, not a model")
     return Resolution(
         requested=name,
         route=name,
-        deployments=tuple(models[d] for d in route.fallback),
-        reason=f"route {name!r}: fallback {', '.join(route.fallback)}",
+        deployments=tuple(models[d] for d in _reachable(name, models, aliases, routes, (name,))),
+        reason=f"route {name!r}: {_describe(route)}",
         deadline_s=route.deadline_s,
         max_cost_usd=route.max_cost_usd,
         max_attempts=route.max_attempts,
@@ -78,7 +138,7 @@ def resolve_all(
         missing = [d for d in route.fallback if d not in models]
         if missing:
             raise ValueError(f"route {name!r} names unknown deployments {missing}")
-        resolved[name] = _of_route(name, route, models)
+        resolved[name] = _of_route(name, models, aliases, routes)
     for name in aliases:
         chain, cyclic = follow_aliases(name, aliases)
         end = chain[-1]

@@ -22,10 +22,9 @@ from guardedllm.registry._model import (
     Defaults,
     Deployment,
     ProviderConfig,
-    Route,
 )
 
-__all__ = ["known_tokenizers", "read_defaults", "read_model", "read_provider", "read_route"]
+__all__ = ["known_tokenizers", "read_defaults", "read_model", "read_provider"]
 
 _KINDS = ", ".join(sorted(PROVIDER_KINDS))
 
@@ -63,17 +62,6 @@ MODEL_FIELDS = {
     "capabilities": Field(type="str_list"),
     "rpm": Field(type="int"),
     "tpm": Field(type="int"),
-}
-
-ROUTE_FIELDS = {
-    "fallback": Field(
-        type="str_list",
-        required=True,
-        hint='add fallback = ["model-a", "model-b"], the deployments to try in order',
-    ),
-    "deadline_s": Field(type="number"),
-    "max_cost_usd": Field(type="number"),
-    "max_attempts": Field(type="int"),
 }
 
 DEFAULTS_FIELDS = {
@@ -246,28 +234,6 @@ def read_model(
     if mine:
         return None
     return Deployment(name=name, **read)
-
-
-def read_route(name: str, table: Table, problems: Problems) -> Route | None:
-    """A route whose ``fallback`` still holds the names as written; ``_load`` resolves them."""
-    mine = Problems()
-    read = read_fields(table, ROUTE_FIELDS, "route", mine)
-    if read.get("fallback") == ():
-        mine.add(
-            table.key_of("fallback"),
-            "is empty: list at least one model or alias to call, in order",
-        )
-    _check_positive(
-        read, table, ["deadline_s"], "seconds the whole call may take, or remove it", mine
-    )
-    _check_positive(
-        read, table, ["max_cost_usd"], "the most one call may cost in USD, or remove it", mine
-    )
-    _check_positive(read, table, ["max_attempts"], "attempts per deployment, at least 1", mine)
-    problems.extend(mine)
-    if mine:
-        return None
-    return Route(name=name, **read)
 
 
 def read_defaults(table: Table, problems: Problems) -> Defaults | None:

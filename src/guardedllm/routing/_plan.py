@@ -1,18 +1,41 @@
 """The ordered plan of deployments for one call, and the per-deployment estimates behind it.
 
-Pure: reads the registry and the request, never the network or a clock.
+Pure: reads the registry, the request and what the caller passes in (features, observed
+latencies, the time), never the network or a clock.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 from guardedllm import defaults
-from guardedllm.errors import ModelNotFoundError
-from guardedllm.estimate import Calibrator, Estimate, Prices, cost_usd, estimate_request
+from guardedllm.errors import InvalidRequestError, ModelNotFoundError
+from guardedllm.estimate import (
+    Calibrator,
+    Estimate,
+    Prices,
+    cost_usd,
+    count_chat_tokens,
+    estimate_request,
+    get_encoding,
+)
 from guardedllm.policy import Policy
 from guardedllm.registry import Deployment, Registry
+from guardedllm.routing._compile import policy_of
+from guardedllm.routing._context import Context, PlanEntry, RoutePolicy, Selection
+from guardedllm.routing._decisions import Escalation, ShadowPlan
+from guardedllm.routing._features import RouteFeatures
+from guardedllm.routing._policies import Chain, Use
 from guardedllm.types import ChatRequest, Usage
 
 __all__ = ["Plan", "estimate_on", "plan_route", "usage_cost"]
+
+# Rules on input tokens compare one count whatever deployment serves the call; o200k_base is
+# the encoding of current OpenAI models and a fair stand-in for the others.
+RULE_TOKENIZER = "o200k_base"
+
+_NO_LATENCIES: Mapping[str, float] = MappingProxyType({})
 
 # Provider kinds whose models use tiktoken's encodings, so that a count is exact. Any other
 # vendor's count is an estimate from a stand-in tokenizer, with a safety margin.
@@ -36,8 +59,17 @@ class Plan:
         max_attempts: int | None,
         max_cost_usd: float | None,
         calibrator: Calibrator | None = None,
+        explanation: tuple[PlanEntry, ...] = (),
+        escalation: Escalation | None = None,
+        shadow: ShadowPlan | None = None,
     ) -> None:
         self.registry = registry
+        # Each deployment considered, in the plan or not, with why; empty for legacy plans.
+        self.explanation = explanation or tuple(
+            PlanEntry(deployment=d.name, included=True, reason=reason) for d in deployments
+        )
+        self.escalation = escalation
+        self.shadow = shadow
         self.calibrator = calibrator
         self.request = request
         self.requested = requested
@@ -69,30 +101,155 @@ def plan_route(
     policy: Policy,
     *,
     calibrator: Calibrator | None = None,
+    features: RouteFeatures | None = None,
+    latencies: Mapping[str, float] | None = None,
+    now: float | None = None,
+    route_policy: RoutePolicy | None = None,
 ) -> Plan:
-    """The plan for ``request``: its route's fallback chain, or the policy's override."""
+    """The plan for ``request``: its route's policy evaluated for this call, or the policy's
+    fallback override, every deployment considered listed in ``Plan.explanation`` with why.
+
+    ``features`` (tags, sticky key, random draw) turns on policy-based routing in full: with
+    it, deployments lacking a capability the request needs (images: "vision", tools: "tools",
+    JSON output: "json") are excluded, and a call no deployment can serve raises
+    InvalidRequestError naming the constraint that excluded each. Without it, the plan is the
+    route's order as before. ``latencies`` maps a deployment to its recent average latency in
+    seconds (for "fastest" routes); ``route_policy`` replaces the route's own policy with a
+    code-built one. ``now`` is accepted for policies that depend on time; none does yet.
+    """
+    del now  # no building block reads the time yet; the parameter keeps the engine's call stable
     resolution = registry.resolve(request.model)
-    deployments = resolution.deployments
-    reason = resolution.reason
+    if features is None and route_policy is None and policy.fallback is not None:
+        return _legacy_override(registry, request, policy, calibrator)
+    estimates: dict[str, Estimate] = {}
+
+    def estimate(deployment: Deployment) -> Estimate:
+        found = estimates.get(deployment.name)
+        if found is None:
+            factor = calibrator.factor(deployment.name) if calibrator else 1.0
+            found = estimates[deployment.name] = estimate_on(
+                registry, deployment, request, calibration=factor
+            )
+        return found
+
+    def count_tokens() -> int:
+        encoding = get_encoding(RULE_TOKENIZER)
+        return count_chat_tokens(request.messages, encoding=encoding, tools=request.tools).tokens
+
+    def route_policy_of(name: str) -> RoutePolicy:
+        return policy_of(registry.routes[name])
+
+    context = Context(
+        registry=registry,
+        request=request,
+        features=features or RouteFeatures(),
+        latencies=latencies if latencies is not None else _NO_LATENCIES,
+        estimate=estimate,
+        count_tokens=count_tokens,
+        policy_of_route=route_policy_of,
+    )
+    chosen: RoutePolicy
     if policy.fallback is not None:
-        chosen: list[Deployment] = []
-        for name in policy.fallback:
-            for deployment in registry.resolve(name).deployments:
-                if deployment not in chosen:
-                    chosen.append(deployment)
-        if not chosen:
+        if not policy.fallback:
             raise ModelNotFoundError(
                 "Policy.fallback named no deployment; give at least one model or alias name."
             )
-        deployments = tuple(chosen)
-        reason = f"{reason}; policy fallback override: {', '.join(d.name for d in chosen)}"
+        chosen = Chain(steps=policy.fallback)
+    elif route_policy is not None:
+        chosen = route_policy
+    else:
+        chosen = Use(name=request.model)
+    selection = chosen.select(context, ())
+    if features is not None:
+        selection = _check_capabilities(selection, context)
+    included = selection.included()
+    if not included:
+        raise InvalidRequestError(_no_route_message(request.model, selection))
+    override = ""
+    if policy.fallback is not None:
+        override = f"; policy fallback override: {', '.join(included)}"
+    elif route_policy is not None:
+        override = "; policy given in code"
+    plan = Plan(
+        registry=registry,
+        request=request,
+        requested=resolution.requested,
+        route=resolution.route,
+        reason=resolution.reason + override,
+        deployments=tuple(registry.deployment(name) for name in included),
+        deadline_s=resolution.deadline_s,
+        max_attempts=resolution.max_attempts,
+        max_cost_usd=resolution.max_cost_usd,
+        calibrator=calibrator,
+        explanation=selection.entries,
+        escalation=selection.escalation,
+        shadow=selection.shadow,
+    )
+    for found in estimates.values():
+        plan.remember(found)
+    return plan
+
+
+def _check_capabilities(selection: Selection, context: Context) -> Selection:
+    """``selection`` with every deployment that lacks a needed capability left out, the
+    escalation target too."""
+    needs = context.needs
+    if not needs:
+        return selection
+    registry = context.registry
+
+    def missing(name: str) -> list[str]:
+        has = registry.deployment(name).capabilities
+        return [capability for capability in needs if capability not in has]
+
+    entries: list[PlanEntry] = []
+    for entry in selection.entries:
+        lacks = missing(entry.deployment) if entry.included else []
+        if not lacks:
+            entries.append(entry)
+            continue
+        declared = ", ".join(sorted(registry.deployment(entry.deployment).capabilities))
+        why = "; ".join(f"needs {c!r} ({needs[c]})" for c in lacks)
+        reason = f"excluded: {why}, but it declares only [{declared}]"
+        entries.append(PlanEntry(deployment=entry.deployment, included=False, reason=reason))
+    escalation = selection.escalation
+    if escalation is not None:
+        kept = tuple(d for d in escalation.deployments if not missing(d.name))
+        escalation = Escalation(deployments=kept, on=escalation.on, reason=escalation.reason)
+    return Selection(entries=tuple(entries), escalation=escalation, shadow=selection.shadow)
+
+
+def _no_route_message(requested: str, selection: Selection) -> str:
+    excluded = "; ".join(f"{e.deployment}: {e.reason}" for e in selection.entries)
+    return (
+        f"no deployment can serve this call to {requested!r}: {excluded or 'none considered'}. "
+        "Add a deployment with the needed capabilities to the route (and declare them in its "
+        "[models.NAME] capabilities), or change the request."
+    )
+
+
+def _legacy_override(
+    registry: Registry, request: ChatRequest, policy: Policy, calibrator: Calibrator | None
+) -> Plan:
+    """Today's ``Policy.fallback`` behaviour, for callers that pass no routing features."""
+    resolution = registry.resolve(request.model)
+    chosen: list[Deployment] = []
+    for name in policy.fallback or ():
+        for deployment in registry.resolve(name).deployments:
+            if deployment not in chosen:
+                chosen.append(deployment)
+    if not chosen:
+        raise ModelNotFoundError(
+            "Policy.fallback named no deployment; give at least one model or alias name."
+        )
     return Plan(
         registry=registry,
         request=request,
         requested=resolution.requested,
         route=resolution.route,
-        reason=reason,
-        deployments=deployments,
+        reason=f"{resolution.reason}; policy fallback override: "
+        + ", ".join(d.name for d in chosen),
+        deployments=tuple(chosen),
         deadline_s=resolution.deadline_s,
         max_attempts=resolution.max_attempts,
         max_cost_usd=resolution.max_cost_usd,
