@@ -99,6 +99,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             )
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise _as_httpx_error(exc, request) from exc
+        except ValueError as exc:  # aiohttp refuses a malformed header (a key with a newline)
+            raise httpx.LocalProtocolError(
+                "a request header is malformed", request=request
+            ) from exc
         extensions: dict[str, object] = {"http_version": b"HTTP/1.1"}
         if response.reason:
             extensions["reason_phrase"] = response.reason.encode()

@@ -98,7 +98,7 @@ class AsyncStream:
                     yield chunk
             for chunk in tracker.finish():
                 yield chunk
-        except httpx.TransportError as exc:
+        except (httpx.TransportError, httpx.DecodingError) as exc:
             raise tracker.interrupted(transport_error(exc, tracker.target)) from exc
         finally:
             tracker.abandon()  # a no-op once the stream has ended either way
@@ -117,8 +117,14 @@ class AsyncStream:
         return await self._chunks.__anext__()
 
     async def aclose(self) -> None:
-        """Stop reading and release the connection."""
-        await self._chunks.aclose()
+        """Stop reading and release the connection. Safe to call at any time, twice too."""
+        try:
+            await self._chunks.aclose()
+        finally:
+            # A generator never started runs no ``finally`` on close: settle here as well.
+            self._tracker.abandon()
+            with anyio.CancelScope(shield=True):
+                await self.response.aclose()
 
     async def __aenter__(self) -> AsyncStream:
         return self
@@ -254,6 +260,7 @@ class AsyncClient(ClientBase):
         outcomes: list[Answered | StreamStarted | Failed | None] = [None, None]
         latencies = [0.0, 0.0]
         winner: int | None = None
+        launched = False
         first_done = anyio.Event()
 
         async with anyio.create_task_group() as group:
@@ -275,10 +282,12 @@ class AsyncClient(ClientBase):
                 await first_done.wait()
             if not first_done.is_set():
                 group.start_soon(attempt, 1, race.second)
+                launched = True
         return Raced(
             outcomes=(outcomes[0], outcomes[1]),
             latencies=(latencies[0], latencies[1]),
             winner=winner,
+            launched=launched,
         )
 
     async def _send(self, step: Send) -> Answered | StreamStarted | Failed:
@@ -313,7 +322,7 @@ class AsyncClient(ClientBase):
                 )
         except builtins.TimeoutError:
             return Failed(error=too_slow(step))
-        except httpx.TransportError as exc:
+        except (httpx.TransportError, httpx.DecodingError) as exc:
             return Failed(error=transport_error(exc, step.target))
         except GuardedLLMError as exc:
             return Failed(error=exc)

@@ -82,7 +82,7 @@ class Stream:
             for data in body:
                 yield from tracker.feed(data)
             yield from tracker.finish()
-        except httpx.TransportError as exc:
+        except (httpx.TransportError, httpx.DecodingError) as exc:
             raise tracker.interrupted(transport_error(exc, tracker.target)) from exc
         finally:
             tracker.abandon()  # a no-op once the stream has ended either way
@@ -95,8 +95,13 @@ class Stream:
         return next(self._chunks)
 
     def close(self) -> None:
-        """Stop reading and release the connection."""
-        self._chunks.close()
+        """Stop reading and release the connection. Safe to call at any time, twice too."""
+        try:
+            self._chunks.close()
+        finally:
+            # A generator never started runs no ``finally`` on close: settle here as well.
+            self._tracker.abandon()
+            self.response.close()
 
     def __enter__(self) -> Stream:
         return self
@@ -237,11 +242,14 @@ class Client(ClientBase):
             latencies[index] = time.monotonic() - started
             return index
 
+        launched = False
+
         def raced(winner: int | None) -> Raced:
             return Raced(
                 outcomes=(outcomes[0], outcomes[1]),
                 latencies=(latencies[0], latencies[1]),
                 winner=winner,
+                launched=launched,
             )
 
         pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="guardedllm-hedge")
@@ -249,6 +257,7 @@ class Client(ClientBase):
             done, running = wait({pool.submit(attempt, 0, race.first)}, timeout=race.delay_s)
             if not done:
                 running.add(pool.submit(attempt, 1, race.second))
+                launched = True
             while True:
                 for future in done:
                     index = future.result()
@@ -291,10 +300,12 @@ class Client(ClientBase):
             buffer = BodyBuffer(step.max_body_bytes, step.target)
             for data in body:
                 buffer.add(data)
+                if time.monotonic() > cap_at:  # a server trickling bytes to outlast the cap
+                    return Failed(error=too_slow(step))
             return Answered(
                 status=response.status_code, headers=response.headers, body=buffer.value()
             )
-        except httpx.TransportError as exc:
+        except (httpx.TransportError, httpx.DecodingError) as exc:
             return Failed(error=transport_error(exc, step.target))
         except GuardedLLMError as exc:
             return Failed(error=exc)

@@ -26,7 +26,7 @@ from guardedllm.errors import (
 )
 from guardedllm.testing import FakeProvider
 from guardedllm.types import ChatCompletion
-from support import Call, Streamed, make_call
+from support import ENVIRON, Call, Streamed, make_call
 
 MESSAGES = [{"role": "user", "content": "Hello there"}]
 OPENAI_ID = "gpt-4o-mini-2024-07-18"
@@ -326,3 +326,33 @@ def test_a_slow_first_chunk_fails_the_attempt_and_is_retried(
     assert outcomes(result) == [("gpt-4o-mini", "error", None), ("gpt-4o-mini", "ok", 200)]
     assert result.guard.attempts[0].error_type == "TimeoutError"
     assert "first chunk" in (result.guard.attempts[0].error or "")
+
+
+def test_a_stream_closed_before_reading_settles_its_call(
+    registry: Registry, fake_provider: FakeProvider
+) -> None:
+    from guardedllm import Client
+    from guardedllm.guards import SpendBudget
+
+    budget = SpendBudget(scope="global", window="day", limit_usd=1.0)
+    with Client(registry, environ=ENVIRON, budgets=[budget]) as client:
+        with client.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, max_tokens=1000, stream=True
+        ) as stream:
+            pass
+        (status,) = client.spend()
+    assert stream.response.is_closed
+    assert status.reserved_usd == 0  # settled (at its worst case: no usage was read)
+    assert status.spent_usd > 0
+
+
+def test_a_key_with_a_newline_is_refused_without_leaking(
+    driver: str, registry: Registry, fake_provider: FakeProvider
+) -> None:
+    environ = {**ENVIRON, "TEST_ANTHROPIC_KEY": "sk-ant-secret-value-123\n"}
+    call = make_call(driver, registry, environ=environ)
+    with pytest.raises(AuthenticationError) as caught:
+        call(model="claude-haiku", messages=MESSAGES)
+    assert "secret-value" not in str(caught.value)
+    assert "whitespace" in str(caught.value)
+    assert fake_provider.requests == []

@@ -69,3 +69,17 @@ def test_a_p95_hedge_waits_for_enough_history(
     call = make_call(driver, registry, policy=Policy(hedge_after_s="p95"))
     response = call(model="support", messages=MESSAGES)
     assert outcomes(response) == [("gpt-4o-mini", "ok")]  # no p95 yet: no hedge
+
+
+def test_a_hedge_that_never_went_gives_back_its_retry(
+    driver: str, registry: Registry, fake_provider: FakeProvider
+) -> None:
+    # One retry in the budget: fast calls with hedging on must not use it up.
+    budget = RetryBudgetConfig(percent_can_retry=0.0, min_retries_per_s=0.1)
+    fake_provider.script(model=OPENAI_ID, status=503, times=1)
+    call = make_call(
+        driver, registry, policy=Policy(hedge_after_s=0.5, max_attempts=2), retry_budget=budget
+    )
+    response = call(model="support", messages=MESSAGES)
+    # the first answer failed fast (no hedge went), and the retry still had its budget
+    assert outcomes(response) == [("gpt-4o-mini", "error"), ("gpt-4o-mini", "ok")]

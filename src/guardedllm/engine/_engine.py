@@ -253,9 +253,24 @@ class Engine:
                 remaining = call.deadline - self._clock()
                 if remaining <= 0:
                     raise call.deadline_error()
-                timeout = min(attempt.timeout_cap, remaining)
                 if number == 1:
                     backup = yield from hedge_partner(self, call, request, deployment)
+                    remaining = call.deadline - self._clock()
+                timeout = min(attempt.timeout_cap, remaining)
+                if backup is not None and timeout <= backup.hedge_delay_s:
+                    # The hedge could not answer before the deadline: it does not go.
+                    hedge_turn, backup = backup, None
+                    now = self._clock()
+                    self.guards.retry_budget.refund(deployment.name, now)
+                    partner = hedge_turn.deployment
+                    self.guards.limiter.release(
+                        partner.name,
+                        rpm=partner.rpm,
+                        tpm=partner.tpm,
+                        tokens=hedge_turn.tokens,
+                        now=now,
+                    )
+                    hedge_turn.close(self.guards, now=now, wall_now=self._wall_clock())
                 if backup is not None and number == 1:
                     winner, outcome, latency, attempt_span = yield from race(
                         self, call, request, attempt, backup=backup, timeout=timeout
@@ -324,7 +339,13 @@ class Engine:
         return True
 
     def prepare(
-        self, call: Call, request: ChatRequest, attempt: Turn, *, quiet: bool = False
+        self,
+        call: Call,
+        request: ChatRequest,
+        attempt: Turn,
+        *,
+        quiet: bool = False,
+        count: bool = True,
     ) -> Generator[Step, Outcome | None, bool]:
         """Everything decided before the first send: target, estimate (counted by the vendor
         if asked), pre-flight checks, the HTTP request, the spend reservation. False when the
@@ -335,7 +356,7 @@ class Engine:
             attempt.wire = self.wire(attempt.target.kind)
             estimate = call.plan.estimate(deployment)
             attempt.timeout_cap = self._timeout(deployment, call.settings)
-            if call.settings.exact_tokens and not estimate.exact:
+            if count and call.settings.exact_tokens and not estimate.exact:
                 estimate = yield from counted(
                     request,
                     plan=call.plan,
@@ -449,7 +470,7 @@ class Engine:
                 call, request, attempt, outcome=outcome, guard=guard, attempt_span=attempt_span
             )
         assert result is not None
-        cost = self._account(attempt, result.usage)
+        cost = self.account(attempt, result.usage)
         # The vendor's count of what is left includes this call; learning it after the usage
         # correction keeps the correction from handing back tokens the vendor already counted.
         self.learn(attempt, outcome)
@@ -571,7 +592,7 @@ class Engine:
                 return decision.error(deployment=deployment.name, deadline_left_s=remaining)
             yield Sleep(seconds=decision.wait_s)
 
-    def _account(self, attempt: Turn, usage: Usage | None) -> float | None:
+    def account(self, attempt: Turn, usage: Usage | None) -> float | None:
         """Settle an answered attempt: calibration, rate-limit correction, spend. Returns its
         cost (None when the vendor reported no usage: then the worst case stays spent)."""
         deployment = attempt.deployment
@@ -620,7 +641,7 @@ class Engine:
             error: BaseException | None,
         ) -> float | None:
             now = self._clock()
-            cost = self._account(attempt, usage)
+            cost = self.account(attempt, usage)
             self.learn(attempt, outcome)  # after the usage correction, as for an answer
             if how == "completed":
                 attempt_span.end_stream(received, usage=usage, cost_usd=cost, now=now)

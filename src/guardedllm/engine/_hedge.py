@@ -59,7 +59,9 @@ def hedge_partner(
     engine: Engine, call: Call, request: ChatRequest, primary: Deployment
 ) -> Generator[Step, Outcome | None, Turn | None]:
     """The next deployment of the plan, made ready to hedge ``primary``'s first attempt, or
-    None when the policy asks for no hedge or a guard would not let it go."""
+    None when the policy asks for no hedge or a guard would not let it go. What the hedge
+    holds (a breaker permit, a spend reservation, a rate-limit grant, a retry) is given back
+    by ``race`` if it is never sent, or by the returned turn's ``close``."""
     setting = call.settings.hedge_after_s
     plan = call.plan.deployments
     if setting is None or request.stream or plan.index(primary) + 1 >= len(plan):
@@ -76,18 +78,25 @@ def hedge_partner(
     report_transition(permit.transition, call.span)
     if not permit.allowed:
         return None
-    if not guards.retry_budget.try_withdraw(primary.name, now):
-        guards.breaker.record(partner.name, permit, "ignored", 0.0, now)
-        return None
     turn = Turn(deployment=partner, permit=permit, hedge_delay_s=delay)
-    ready = yield from engine.prepare(call, request, turn, quiet=True)
-    decision = guards.limiter.acquire(
-        partner.name, rpm=partner.rpm, tpm=partner.tpm, tokens=turn.tokens, now=engine.clock()
-    )
-    if not ready or not decision.granted:
+    try:
+        # No exact count for a hedge: it would delay the primary, which has not gone yet.
+        ready = yield from engine.prepare(call, request, turn, quiet=True, count=False)
+        if ready:
+            decision = guards.limiter.acquire(
+                partner.name, rpm=partner.rpm, tpm=partner.tpm, tokens=turn.tokens, now=now
+            )
+            if decision.granted:
+                if guards.retry_budget.try_withdraw(primary.name, now):
+                    return turn
+                guards.limiter.release(
+                    partner.name, rpm=partner.rpm, tpm=partner.tpm, tokens=turn.tokens, now=now
+                )
+    except BaseException:
         turn.close(guards, now=engine.clock(), wall_now=engine.wall_clock())
-        return None
-    return turn
+        raise
+    turn.close(guards, now=engine.clock(), wall_now=engine.wall_clock())
+    return None
 
 
 def race(
@@ -99,52 +108,61 @@ def race(
     backup: Turn,
     timeout: float,
 ) -> Generator[Step, Outcome | None, tuple[Turn, Outcome | None, float, AttemptSpan]]:
-    """Send ``primary``'s first attempt, hedged by ``backup``'s after its delay. Returns the
-    side to carry on with: the winner, or the primary when neither succeeded. The other side
-    is settled here: a failure is recorded like any, a cancelled attempt counts for nothing."""
+    """Send ``primary``'s first attempt, hedged by ``backup``'s after its delay (the caller
+    made sure the hedge can still answer within ``timeout``). Returns the side to carry on
+    with: the winner, or the primary when neither succeeded. The other side is settled here."""
+    delay = backup.hedge_delay_s
     primary_span = engine.start_span(call, primary, 1, reason=call.reason)
     started = engine.clock()
     raced = yield Race(
         first=engine.make_send(call, request, primary, timeout),
-        second=engine.make_send(call, request, backup, min(backup.timeout_cap, timeout)),
-        delay_s=backup.hedge_delay_s,
+        second=engine.make_send(call, request, backup, min(backup.timeout_cap, timeout - delay)),
+        delay_s=delay,
     )
     if not isinstance(raced, Raced):  # the driver broke the protocol
         raise TypeError(f"engine expected a race result, got {raced!r}")
-    backup_span: AttemptSpan | None = None
-    hedged = raced.outcomes[1] is not None or raced.winner == 1 or raced.latencies[1] > 0
-    if hedged:
-        call.span.event(
-            EVENT_HEDGE,
-            {
-                sc.GUARDEDLLM_DEPLOYMENT: backup.deployment.name,
-                sc.GUARDEDLLM_HEDGE_FOR: primary.deployment.name,
-                sc.GUARDEDLLM_HEDGE_DELAY_S: backup.hedge_delay_s,
-            },
+    now = engine.clock()
+    guards = engine.guards
+    partner = backup.deployment
+    if not raced.launched:  # the primary answered (or failed) first: the hedge never went
+        guards.retry_budget.refund(primary.deployment.name, now)
+        guards.limiter.release(
+            partner.name, rpm=partner.rpm, tpm=partner.tpm, tokens=backup.tokens, now=now
         )
-        backup_span = engine.start_span(
-            call, backup, 1, reason=None, now=started + backup.hedge_delay_s
-        )
+        return primary, raced.outcomes[0], raced.latencies[0], primary_span
+    call.span.event(
+        EVENT_HEDGE,
+        {
+            sc.GUARDEDLLM_DEPLOYMENT: partner.name,
+            sc.GUARDEDLLM_HEDGE_FOR: primary.deployment.name,
+            sc.GUARDEDLLM_HEDGE_DELAY_S: delay,
+        },
+    )
+    backup_span = engine.start_span(call, backup, 1, reason=None, now=started + delay)
     sides = ((primary, primary_span), (backup, backup_span))
     keep = raced.winner if raced.winner is not None else 0
     for index, (turn, span) in enumerate(sides):
         outcome = raced.outcomes[index]
-        if index == keep or span is None:
+        if index == keep:
             if not succeeded(outcome):
                 engine.learn(turn, outcome)
             continue
         engine.learn(turn, outcome)
-        if outcome is None or succeeded(outcome):  # cancelled, or answered after the winner
-            span.abandon(now=engine.clock())
-            turn.release_permit(engine.guards, engine.clock())
+        if outcome is None or succeeded(outcome):
+            # Cancelled, or answered after the winner: it was sent, so the vendor may bill
+            # it; settle its reservation to what it reported, else to its worst case.
+            span.abandon(now=now)
+            turn.release_permit(guards, now)
+            result = None if outcome is None else engine.settle(outcome, turn.wire, turn.target)[0]
+            engine.account(turn, result.usage if result is not None else None)
+            turn.handed_over = True
             call.note_cancelled(turn.target, latency=raced.latencies[index])
             continue
         _, error, status = engine.settle(outcome, turn.wire, turn.target)
         assert error is not None  # not a success, so settling it finds the failure
-        span.end_error(error, status=status, now=engine.clock())
+        span.end_error(error, status=status, now=now)
         engine.note_failure(
             call, turn, number=1, error=error, status=status, latency=raced.latencies[index]
         )
     chosen, span = sides[keep]
-    assert span is not None
     return chosen, raced.outcomes[keep], raced.latencies[keep], span

@@ -15,6 +15,7 @@ from guardedllm.errors import (
     ResponseFormatError,
     TimeoutError,
     TransportError,
+    scrub_secrets,
 )
 from guardedllm.providers.base import StreamDecoder, Target
 from guardedllm.types import ChatCompletionChunk
@@ -110,6 +111,7 @@ class Raced:
     ]
     latencies: tuple[float, float]
     winner: int | None
+    launched: bool  # whether the second attempt was sent at all
 
 
 Outcome = Answered | StreamStarted | Failed | Raced
@@ -139,6 +141,7 @@ _TRANSPORT_ERRORS: tuple[tuple[type[Exception], type[TransportError], str], ...]
     (httpx.RemoteProtocolError, ConnectionDroppedError, "dropped the connection"),
     (httpx.ReadError, ConnectionDroppedError, "dropped the connection"),
     (httpx.WriteError, ConnectionDroppedError, "dropped the connection"),
+    (httpx.DecodingError, ConnectionDroppedError, "sent a body that does not decode"),
 )
 
 
@@ -149,7 +152,9 @@ def transport_error(exc: Exception, target: Target) -> TransportError:
         if isinstance(exc, source):
             cls, what = mapped, text
             break
-    detail = str(exc) or type(exc).__name__
+    detail = scrub_secrets(str(exc) or type(exc).__name__)
+    if target.api_key:  # an HTTP library may quote a header back, key and all
+        detail = detail.replace(target.api_key, "[redacted]")
     return cls(
         f"{target.deployment}: {target.provider} {what} ({detail}). Check the provider's "
         "base_url and the network if it persists.",

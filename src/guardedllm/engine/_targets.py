@@ -23,6 +23,12 @@ def target_for(
             f"of provider {provider.name!r}) is not set; export it before calling.",
             deployment=deployment.name,
         )
+    if api_key is not None and (api_key != api_key.strip() or not api_key.isprintable()):
+        raise AuthenticationError(
+            f"{deployment.name}: the key in {provider.api_key_env} has whitespace or control "
+            "characters (a trailing newline from an env file?); strip it before calling.",
+            deployment=deployment.name,
+        )
     return Target(
         deployment=deployment.name,
         provider=provider.name,

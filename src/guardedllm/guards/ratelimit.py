@@ -163,6 +163,16 @@ class RateLimiter:
                 )
         return _GRANTED
 
+    def release(
+        self, key: str, *, rpm: int | None, tpm: int | None, tokens: int, now: float
+    ) -> None:
+        """Give back a granted ``acquire`` whose request was never sent: its request slot and
+        its tokens."""
+        rpm = rpm if rpm is not None else self._learned(key, "requests", now)
+        if rpm is not None:
+            self._bucket_put(key, "requests", 1, rpm, now)
+        self.correct(key, tpm=tpm, reserved_tokens=tokens, actual_tokens=0, now=now)
+
     def correct(
         self, key: str, *, tpm: int | None, reserved_tokens: int, actual_tokens: int, now: float
     ) -> None:

@@ -125,6 +125,14 @@ class RetryBudget:
         )
         return added
 
+    def refund(self, key: str, now: float) -> None:
+        """Give back a retry taken with ``try_withdraw`` that was never sent (a hedge the
+        primary made unnecessary)."""
+        index = self._slice(now)
+        self.backend.counter_add(
+            self._key(key, index), -1.0, limit=None, expires_at=self._expiry(index), now=now
+        )
+
     def balance(self, key: str, now: float) -> float:
         """Retries ``key`` could take now (fractional: 0.6 means not yet one)."""
         index = self._slice(now)
