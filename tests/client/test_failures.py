@@ -356,3 +356,43 @@ def test_a_key_with_a_newline_is_refused_without_leaking(
     assert "secret-value" not in str(caught.value)
     assert "whitespace" in str(caught.value)
     assert fake_provider.requests == []
+
+
+def test_a_provider_can_say_what_its_statuses_mean(
+    driver: str, fake_provider: FakeProvider
+) -> None:
+    from support import config_text
+
+    # This gateway answers 404 while a model warms up: retry it there instead of falling back.
+    text = config_text(fake_provider).replace(
+        'api_key_env = "TEST_OPENAI_KEY"\n',
+        'api_key_env = "TEST_OPENAI_KEY"\noutcomes = { "404" = "retry", "500" = "fail" }\n',
+        1,
+    )
+    registry = Registry.from_toml_text(text)
+    assert registry.providers["openai"].outcomes == {404: "retry", 500: "fail"}
+    fake_provider.script(model=OPENAI_ID, not_found=True, times=1)
+    response = make_call(driver, registry)(model="support", messages=MESSAGES)
+    assert outcomes(response) == [("gpt-4o-mini", "error", 404), ("gpt-4o-mini", "ok", 200)]
+    fake_provider.script(model=OPENAI_ID, status=500, times=1)
+    with pytest.raises(ServerError):
+        make_call(driver, registry)(model="support", messages=MESSAGES)
+
+
+def test_an_outcomes_table_is_validated() -> None:
+    from guardedllm.errors import ConfigError
+    from support import CONFIG
+
+    text = CONFIG.format(
+        openai="http://x/v1", azure="http://x", anthropic="http://x", gemini="http://x"
+    )
+    text = text.replace(
+        'api_key_env = "TEST_OPENAI_KEY"\n',
+        'api_key_env = "TEST_OPENAI_KEY"\noutcomes = { "200" = "retry", "503" = "retyr" }\n',
+        1,
+    )
+    with pytest.raises(ConfigError) as caught:
+        Registry.from_toml_text(text)
+    keys = {problem.key for problem in caught.value.problems}
+    assert keys == {"providers.openai.outcomes.200", "providers.openai.outcomes.503"}
+    assert "did you mean" in str(caught.value)

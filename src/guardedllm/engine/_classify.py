@@ -35,13 +35,20 @@ STATUS_VERDICTS: Mapping[int, Verdict] = {
     429: "retry",
 }
 
+_VERDICTS: Mapping[str, Verdict] = {"retry": "retry", "fallback": "fallback", "fail": "fail"}
+
 # Statuses that say nothing about the deployment's health: the caller's own mistakes, and 429,
 # which the rate limiter answers for. They never trip a breaker.
 _NOT_THE_DEPLOYMENTS_FAULT = frozenset({400, 401, 403, 404, 413, 422, 429})
 
 
-def classify(error: GuardedLLMError) -> Verdict:
-    """Whether a failed attempt is worth retrying, worth trying elsewhere, or final."""
+def classify(error: GuardedLLMError, overrides: Mapping[int, str] | None = None) -> Verdict:
+    """Whether a failed attempt is worth retrying, worth trying elsewhere, or final.
+    ``overrides`` is the provider's own table (``[providers.NAME.outcomes]``), consulted first."""
+    if overrides and isinstance(error, ProviderError) and error.status is not None:
+        verdict = _VERDICTS.get(overrides.get(error.status, ""))
+        if verdict is not None:
+            return verdict
     if isinstance(error, ModelNotFoundError):
         return "fallback"
     if isinstance(error, ProviderError) and error.status is not None:

@@ -493,7 +493,7 @@ class Engine:
         Raises when the call must end now."""
         now = self._clock()
         self.note_failure(call, attempt, number=number, error=error, status=status, latency=latency)
-        verdict = classify(error)
+        verdict = classify(error, self.registry.provider_of(attempt.deployment).outcomes)
         if verdict == "fail":
             raise error
         remaining = call.deadline - now

@@ -54,7 +54,7 @@ DEFAULT_BASE_URLS: Mapping[str, str] = MappingProxyType(
 CAPABILITIES = frozenset({"tools", "vision", "json", "streaming", "reasoning"})
 
 
-def _frozen_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
+def _frozen_mapping(value: Mapping[Any, Any]) -> Mapping[Any, Any]:
     """A read-only copy: a frozen value must not change through a dict someone else holds."""
     return MappingProxyType(dict(value))
 
@@ -102,6 +102,9 @@ class ProviderConfig:
         factory=dict, converter=_frozen_mapping, repr=_header_names, hash=False
     )
     timeout_s: float | None = attrs.field(default=None, validator=_positive)
+    # Status -> "retry" | "fallback" | "fail", over the engine's table, for a vendor whose
+    # statuses mean something else (an OpenAI-compatible gateway answering 404 while warming).
+    outcomes: Mapping[int, str] = attrs.field(factory=dict, converter=_frozen_mapping, hash=False)
 
     def api_key(self, environ: Mapping[str, str] = os.environ) -> str | None:
         """The key, read from ``environ`` now (None when unset or empty; never cached)."""

@@ -35,7 +35,11 @@ PROVIDER_FIELDS = {
     "api_version": Field(type="str"),
     "headers": Field(type="str_table"),
     "timeout_s": Field(type="number"),
+    "outcomes": Field(type="str_table"),
 }
+
+# What a status may be declared to mean for a call, in [providers.NAME.outcomes].
+_VERDICTS = ("retry", "fallback", "fail")
 
 MODEL_FIELDS = {
     "provider": Field(
@@ -166,6 +170,17 @@ def read_provider(name: str, table: Table, problems: Problems) -> ProviderConfig
         if header.lower() in _AUTH_HEADERS or _looks_like_key(value):
             mine.add(dotted(table.key_of("headers"), header), f"carries a secret: {_KEY_ADVICE}")
     _check_positive(read, table, ["timeout_s"], "seconds one HTTP attempt may take", mine)
+    verdicts: dict[int, str] = {}
+    for status, verdict in read.get("outcomes", {}).items():
+        where = dotted(table.key_of("outcomes"), status)
+        if not status.isdigit() or not 400 <= int(status) <= 599:
+            mine.add(where, 'must be an HTTP error status from 400 to 599, like "503" = "retry"')
+        elif verdict not in _VERDICTS:
+            mine.add(
+                where, f"must be one of {', '.join(_VERDICTS)}{did_you_mean(verdict, _VERDICTS)}"
+            )
+        else:
+            verdicts[int(status)] = verdict
     problems.extend(mine)
     if mine or kind is None:
         return None
@@ -177,6 +192,7 @@ def read_provider(name: str, table: Table, problems: Problems) -> ProviderConfig
         api_version=read.get("api_version"),
         headers=read.get("headers", {}),
         timeout_s=read.get("timeout_s"),
+        outcomes=verdicts,
     )
 
 
