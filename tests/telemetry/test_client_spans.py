@@ -512,11 +512,6 @@ def test_a_hedge_is_an_event_and_a_second_attempt_span_racing_the_first(
     assert recorded.points("guardedllm.fallbacks") == []  # a hedge is not a fallback
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a hedge's loser is ended with AttemptSpan.abandon, which labels it as an abandoned "
-    "stream; GuardInfo calls it cancelled (see report)",
-)
 def test_a_hedges_loser_is_labelled_cancelled_as_in_guard_info(
     session: OpenSession, recorded: Recorded, fake_provider: FakeProvider
 ) -> None:

@@ -151,7 +151,7 @@ def race(
         if outcome is None or succeeded(outcome):
             # Cancelled, or answered after the winner: it was sent, so the vendor may bill
             # it; settle its reservation to what it reported, else to its worst case.
-            span.abandon(now=now)
+            span.cancel(now=now)
             turn.release_permit(guards, now)
             result = None if outcome is None else engine.settle(outcome, turn.wire, turn.target)[0]
             engine.account(turn, result.usage if result is not None else None)

@@ -198,18 +198,28 @@ class AttemptSpan:
     def abandon(self, *, now: float | None = None) -> None:
         """The caller stopped reading this attempt's stream (or the call ended around it).
         Counted in ``guardedllm.attempts`` as "abandoned"; no duration is recorded."""
+        self._drop("abandoned")
+
+    def cancel(self, *, now: float | None = None) -> None:
+        """A hedged attempt lost the race and was cancelled (or its late answer dropped).
+        Counted in ``guardedllm.attempts`` as "cancelled"; no duration is recorded."""
+        self._drop("cancelled")
+
+    def _drop(self, outcome: str) -> None:
         call = self._call
         if self._ended or call is None:
             return
         self._ended = True
         call._attempt_ended(self, answered=False)
         if self._span.is_recording():
-            self._span.set_attribute(sc.GUARDEDLLM_STREAM_OUTCOME, "abandoned")
+            if outcome == "abandoned":
+                self._span.set_attribute(sc.GUARDEDLLM_STREAM_OUTCOME, "abandoned")
+            self._span.set_attribute(sc.GUARDEDLLM_ATTEMPT_OUTCOME, outcome)
         self._span.end()
         if call._instruments is not None:
             attributes = {
                 **self._metric_attributes(None),
-                sc.GUARDEDLLM_ATTEMPT_OUTCOME: "abandoned",
+                sc.GUARDEDLLM_ATTEMPT_OUTCOME: outcome,
             }
             call._instruments.attempts.add(1, attributes)
 
