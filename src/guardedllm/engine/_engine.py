@@ -39,11 +39,11 @@ from opentelemetry.context import Context
 
 from guardedllm import defaults
 from guardedllm.engine._call import Call, Settings, Turn
-from guardedllm.engine._classify import breaker_outcome, classify
 from guardedllm.engine._counting import counted
+from guardedllm.engine._failures import failed
 from guardedllm.engine._guards import Guards, report_transition
 from guardedllm.engine._hedge import LatencyWindow, hedge_partner, race
-from guardedllm.engine._refusals import check_preflight, circuit_open, unavailable, wait_too_long
+from guardedllm.engine._refusals import check_preflight, circuit_open, unavailable
 from guardedllm.engine._steps import (
     Answered,
     Failed,
@@ -55,7 +55,7 @@ from guardedllm.engine._steps import (
     StreamStarted,
     succeeded,
 )
-from guardedllm.engine._stream import StreamEnd, StreamTracker
+from guardedllm.engine._streaming import start_stream
 from guardedllm.engine._targets import target_for
 from guardedllm.errors import (
     AuthenticationError,
@@ -63,8 +63,6 @@ from guardedllm.errors import (
     ContextWindowExceededError,
     GuardedLLMError,
     InvalidRequestError,
-    ModelNotFoundError,
-    ProviderError,
     RateLimitedError,
     redact,
 )
@@ -80,7 +78,6 @@ from guardedllm.state import StateBackend
 from guardedllm.telemetry import AttemptSpan, Telemetry
 from guardedllm.types import (
     ChatCompletion,
-    ChatCompletionChunk,
     ChatRequest,
     GuardInfo,
     Usage,
@@ -127,7 +124,7 @@ class Engine:
         self._clock = self.clock = clock
         self._wall_clock = self.wall_clock = wall_clock
         self.latencies = LatencyWindow()
-        self._random = random
+        self._random = self.random = random
         self._max_body_bytes = max_body_bytes
         self._wires: dict[str, WireFormat] = {}
         self.calibrator = Calibrator()
@@ -294,8 +291,8 @@ class Engine:
                         attempt_span=attempt_span,
                     )
                 attempt_span.end_error(error, status=status, now=self._clock())
-                wait = self._failed(
-                    call, attempt, number=number, error=error, status=status, latency=latency
+                wait = failed(
+                    self, call, attempt, number=number, error=error, status=status, latency=latency
                 )
                 if wait is None:
                     return None
@@ -466,8 +463,14 @@ class Engine:
         attempt.handed_over = True  # the stream or this return now settles the reservation
         if isinstance(outcome, StreamStarted):
             attempt_span.first_chunk(now=now)
-            return self._stream_start(
-                call, request, attempt, outcome=outcome, guard=guard, attempt_span=attempt_span
+            return start_stream(
+                self,
+                call,
+                request,
+                attempt,
+                outcome=outcome,
+                guard=guard,
+                attempt_span=attempt_span,
             )
         assert result is not None
         cost = self.account(attempt, result.usage)
@@ -478,64 +481,6 @@ class Engine:
         guard = attrs.evolve(guard, cost_usd=cost)
         call.span.end_ok(guard, now=now)
         return attrs.evolve(result, guard=guard)
-
-    def _failed(
-        self,
-        call: Call,
-        attempt: Turn,
-        *,
-        number: int,
-        error: GuardedLLMError,
-        status: int | None,
-        latency: float,
-    ) -> float | None:
-        """Record a failed attempt; the backoff before retrying here, or None to move on.
-        Raises when the call must end now."""
-        now = self._clock()
-        self.note_failure(call, attempt, number=number, error=error, status=status, latency=latency)
-        verdict = classify(error, self.registry.provider_of(attempt.deployment).outcomes)
-        if verdict == "fail":
-            raise error
-        remaining = call.deadline - now
-        if remaining <= 0:  # nothing else can be tried in time
-            raise call.deadline_error()
-        if verdict == "fallback" or number == call.settings.max_attempts:
-            return None
-        wait = self._backoff(number, error)
-        if wait < remaining:
-            return wait
-        retry_after = error.retry_after if isinstance(error, ProviderError) else None
-        if retry_after is not None and retry_after >= remaining:
-            if attempt.deployment is call.plan.deployments[-1]:
-                raise wait_too_long(error, retry_after, remaining)
-            call.reason = "retry_after_exceeds_deadline"
-        return None  # no time to retry here; the next deployment may still answer
-
-    def note_failure(
-        self,
-        call: Call,
-        attempt: Turn,
-        *,
-        number: int,
-        error: GuardedLLMError,
-        status: int | None,
-        latency: float,
-    ) -> None:
-        """What every guard learns from a failed attempt."""
-        now = self._clock()
-        name = attempt.deployment.name
-        attempt.record_permit(self.guards, breaker_outcome(error), latency, now, call.span)
-        self.guards.limiter.correct(
-            name, tpm=attempt.deployment.tpm, reserved_tokens=attempt.tokens, actual_tokens=0,
-            now=now,
-        )  # fmt: skip
-        call.record(attempt.target, number, status=status, latency=latency, error=error)
-        if isinstance(error, ModelNotFoundError):
-            self.guards.marks.mark(
-                name, until=now + defaults.UNAVAILABLE_S, reason=str(error), now=now
-            )
-        if isinstance(error, RateLimitedError) and error.retry_after:
-            self.guards.limiter.pause(name, until=now + error.retry_after, now=now)
 
     # ---------------------------------------------------------------- pieces of a call
 
@@ -624,49 +569,6 @@ class Engine:
             latency_s=self._clock() - call.started,
         )
 
-    def _stream_start(
-        self,
-        call: Call,
-        request: ChatRequest,
-        attempt: Turn,
-        *,
-        outcome: StreamStarted,
-        guard: GuardInfo,
-        attempt_span: AttemptSpan,
-    ) -> StreamStart:
-        def settle(
-            how: StreamEnd,
-            usage: Usage | None,
-            received: Sequence[ChatCompletionChunk],
-            error: BaseException | None,
-        ) -> float | None:
-            now = self._clock()
-            cost = self.account(attempt, usage)
-            self.learn(attempt, outcome)  # after the usage correction, as for an answer
-            if how == "completed":
-                attempt_span.end_stream(received, usage=usage, cost_usd=cost, now=now)
-                call.span.end_ok(attrs.evolve(tracker.guard, cost_usd=cost), now=now)
-            elif how == "interrupted" and error is not None:
-                attempt_span.end_error(error, status=200, now=now)
-                call.span.end_error(error, now=now)
-            else:
-                attempt_span.abandon(now=now)
-                call.span.abandon(now=now)
-            return cost
-
-        tracker = StreamTracker(
-            guard=guard,
-            target=attempt.target,
-            decoder=outcome.decoder,
-            include_usage=request.stream_include_usage,
-            clock=self._clock,
-            settle=settle,
-            on_chunk=lambda now: attempt_span.next_chunk(now=now),
-        )
-        return StreamStart(
-            handle=outcome.handle, first_chunks=outcome.first_chunks, tracker=tracker
-        )
-
     def settle(
         self, outcome: Outcome | None, wire: WireFormat, target: Target
     ) -> tuple[ChatCompletion | None, GuardedLLMError | None, int | None]:
@@ -686,10 +588,3 @@ class Engine:
             return wire.parse_response(outcome.body, target), None, outcome.status
         except GuardedLLMError as exc:
             return None, exc, outcome.status
-
-    def _backoff(self, retry: int, error: GuardedLLMError) -> float:
-        """Full-jitter exponential backoff, floored by the vendor's Retry-After."""
-        ceiling = min(defaults.BACKOFF_CAP_S, defaults.BACKOFF_BASE_S * 2.0 ** (retry - 1))
-        wait = self._random() * ceiling
-        retry_after = error.retry_after if isinstance(error, ProviderError) else None
-        return max(wait, retry_after) if retry_after is not None else wait

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from guardedllm import defaults
 from guardedllm.engine._call import Call, Turn
+from guardedllm.engine._failures import note_failure
 from guardedllm.engine._guards import report_transition
 from guardedllm.engine._steps import Outcome, Race, Raced, Step, succeeded
 from guardedllm.registry import Deployment
@@ -161,8 +162,8 @@ def race(
         _, error, status = engine.settle(outcome, turn.wire, turn.target)
         assert error is not None  # not a success, so settling it finds the failure
         span.end_error(error, status=status, now=now)
-        engine.note_failure(
-            call, turn, number=1, error=error, status=status, latency=raced.latencies[index]
+        note_failure(
+            engine, call, turn, number=1, error=error, status=status, latency=raced.latencies[index]
         )
     chosen, span = sides[keep]
     return chosen, raced.outcomes[keep], raced.latencies[keep], span

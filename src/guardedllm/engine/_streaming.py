@@ -1,0 +1,64 @@
+"""Handing a committed stream over to its tracker, and settling the call when it ends."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import attrs
+
+from guardedllm.engine._call import Call, Turn
+from guardedllm.engine._steps import StreamStart, StreamStarted
+from guardedllm.engine._stream import StreamEnd, StreamTracker
+from guardedllm.telemetry import AttemptSpan
+from guardedllm.types import ChatCompletionChunk, ChatRequest, GuardInfo, Usage
+
+if TYPE_CHECKING:
+    from guardedllm.engine._engine import Engine
+
+__all__ = ["start_stream"]
+
+
+def start_stream(
+    engine: Engine,
+    call: Call,
+    request: ChatRequest,
+    attempt: Turn,
+    *,
+    outcome: StreamStarted,
+    guard: GuardInfo,
+    attempt_span: AttemptSpan,
+) -> StreamStart:
+    """The committed stream's tracker, whose settlement (called once, however the stream
+    ends) accounts the usage and ends the attempt's and the call's spans."""
+
+    def settle(
+        how: StreamEnd,
+        usage: Usage | None,
+        received: Sequence[ChatCompletionChunk],
+        error: BaseException | None,
+    ) -> float | None:
+        now = engine.clock()
+        cost = engine.account(attempt, usage)
+        engine.learn(attempt, outcome)  # after the usage correction, as for an answer
+        if how == "completed":
+            attempt_span.end_stream(received, usage=usage, cost_usd=cost, now=now)
+            call.span.end_ok(attrs.evolve(tracker.guard, cost_usd=cost), now=now)
+        elif how == "interrupted" and error is not None:
+            attempt_span.end_error(error, status=200, now=now)
+            call.span.end_error(error, now=now)
+        else:
+            attempt_span.abandon(now=now)
+            call.span.abandon(now=now)
+        return cost
+
+    tracker = StreamTracker(
+        guard=guard,
+        target=attempt.target,
+        decoder=outcome.decoder,
+        include_usage=request.stream_include_usage,
+        clock=engine.clock,
+        settle=settle,
+        on_chunk=lambda now: attempt_span.next_chunk(now=now),
+    )
+    return StreamStart(handle=outcome.handle, first_chunks=outcome.first_chunks, tracker=tracker)
