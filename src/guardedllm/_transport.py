@@ -11,6 +11,10 @@ runs only on asyncio; under trio the transport falls back to httpx's own.
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import httpx
@@ -19,7 +23,13 @@ import sniffio
 if TYPE_CHECKING:
     from guardedllm._aiohttp import AiohttpTransport
 
-__all__ = ["DEFAULT_LIMITS", "DefaultAsyncTransport"]
+__all__ = [
+    "DEFAULT_LIMITS",
+    "DefaultAsyncTransport",
+    "aopen_direct",
+    "client_headers",
+    "open_direct",
+]
 
 # Same pool ceiling as httpx's default, so behaviour does not change with the transport.
 DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
@@ -53,3 +63,106 @@ class DefaultAsyncTransport(httpx.AsyncBaseTransport):
             await self._aiohttp.aclose()
         if self._httpx is not None:
             await self._httpx.aclose()
+
+
+# --------------------------------------------------------------------------- the direct path
+
+_httpx_logger = logging.getLogger("httpx")
+
+Headers = Sequence[tuple[str, str]]
+
+
+def client_headers(client: httpx.Client | httpx.AsyncClient) -> Headers:
+    """The default headers of a client guardedllm made (they never change afterwards)."""
+    return tuple(client.headers.multi_items())
+
+
+def _prepare(request: httpx.Request, defaults: Headers, timeout: httpx.Timeout) -> None:
+    # As ``with_client_headers``: a default goes only where the wire format set no such header.
+    present = request.headers.keys()
+    for name, value in defaults:
+        if name not in present:
+            request.headers[name] = value
+    if "timeout" not in request.extensions:
+        request.extensions["timeout"] = timeout.as_dict()
+
+
+def _log(request: httpx.Request, response: httpx.Response) -> None:
+    if _httpx_logger.isEnabledFor(logging.INFO):  # the line httpx.Client.send logs
+        _httpx_logger.info(
+            'HTTP Request: %s %s "%s %d %s"',
+            request.method,
+            request.url,
+            response.http_version,
+            response.status_code,
+            response.reason_phrase,
+        )
+
+
+class _TimedStream(httpx.SyncByteStream):
+    """Sets ``response.elapsed`` when the body is closed, as httpx's client does."""
+
+    def __init__(self, stream: httpx.SyncByteStream, response: httpx.Response, start: float):
+        self._stream = stream
+        self._response = response
+        self._start = start
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._stream)
+
+    def close(self) -> None:
+        self._response.elapsed = timedelta(seconds=time.perf_counter() - self._start)
+        self._stream.close()
+
+
+class _TimedAsyncStream(httpx.AsyncByteStream):
+    def __init__(self, stream: httpx.AsyncByteStream, response: httpx.Response, start: float):
+        self._stream = stream
+        self._response = response
+        self._start = start
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._stream.__aiter__()
+
+    async def aclose(self) -> None:
+        self._response.elapsed = timedelta(seconds=time.perf_counter() - self._start)
+        await self._stream.aclose()
+
+
+def open_direct(
+    client: httpx.Client, request: httpx.Request, defaults: Headers, *, timed: bool
+) -> httpx.Response:
+    """Send ``request`` through the transport of ``client`` (one guardedllm made), returning
+    the response with its body unread, as ``client.send(request, stream=True)`` would.
+    ``timed``: set ``elapsed`` when the body closes (a stream the caller gets to see)."""
+    if client.is_closed:
+        raise RuntimeError("Cannot send a request, as the client has been closed.")
+    _prepare(request, defaults, client.timeout)
+    # The pool, or the proxy mounted for this URL (httpx reads proxies from the environment).
+    transport = client._transport_for_url(request.url)
+    start = time.perf_counter()
+    response = transport.handle_request(request)
+    response.request = request
+    if timed:
+        assert isinstance(response.stream, httpx.SyncByteStream)
+        response.stream = _TimedStream(response.stream, response, start)
+    _log(request, response)
+    return response
+
+
+async def aopen_direct(
+    client: httpx.AsyncClient, request: httpx.Request, defaults: Headers, *, timed: bool
+) -> httpx.Response:
+    """The async twin of ``open_direct``."""
+    if client.is_closed:
+        raise RuntimeError("Cannot send a request, as the client has been closed.")
+    _prepare(request, defaults, client.timeout)
+    transport = client._transport_for_url(request.url)
+    start = time.perf_counter()
+    response = await transport.handle_async_request(request)
+    response.request = request
+    if timed:
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        response.stream = _TimedAsyncStream(response.stream, response, start)
+    _log(request, response)
+    return response

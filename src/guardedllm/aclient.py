@@ -26,7 +26,8 @@ from opentelemetry import context as otel_context
 from guardedllm import defaults
 from guardedllm._clientbase import ClientBase
 from guardedllm._request import chat_request
-from guardedllm._transport import DefaultAsyncTransport
+from guardedllm._shadows import TaskShadows
+from guardedllm._transport import DefaultAsyncTransport, aopen_direct, client_headers
 from guardedllm._version import USER_AGENT
 from guardedllm.engine import (
     Answered,
@@ -48,7 +49,7 @@ from guardedllm.engine import (
 )
 from guardedllm.errors import GuardedLLMError
 from guardedllm.estimate import Estimate
-from guardedllm.policy import Policy
+from guardedllm.policy import Policy, current_policy
 from guardedllm.registry import Registry
 from guardedllm.types import ChatCompletion, ChatCompletionChunk, ChatRequest, GuardInfo
 
@@ -151,6 +152,7 @@ class _AsyncCompletions:
         ``AsyncStream`` of ``ChatCompletionChunk`` with ``stream=True``. ``policy`` overrides the
         guards for this call; ``timeout`` bounds each HTTP attempt."""
         request = chat_request(model=model, messages=messages, stream=stream, **params)
+        policy = current_policy(policy)
         if timeout is not None:
             policy = Policy(timeout_s=timeout).over(policy)
         return await self._client._call(request, policy)
@@ -210,8 +212,11 @@ class AsyncClient(ClientBase):
             headers={"user-agent": USER_AGENT},
             follow_redirects=False,
         )
+        # Our own client's defaults, for sending straight to its transport (see _transport.py).
+        self._direct = client_headers(self._http) if self._owns_http else None
         self._sleep = sleep
         self.chat = _AsyncChat(self)
+        self._shadows = TaskShadows(self._engine, self._drive)
 
     async def estimate(
         self,
@@ -224,7 +229,7 @@ class AsyncClient(ClientBase):
         """Tokens, worst-case cost and context fit of a call, without sending it (with
         ``Policy(exact_tokens=True)``, a vendor count-tokens request is the one thing sent)."""
         request = chat_request(model=model, messages=messages, **params)
-        return await self._drive(self._engine.estimate(request, policy))
+        return await self._drive(self._engine.estimate(request, current_policy(policy)))
 
     async def _drive(self, flow: Generator[Step, Outcome | None, T]) -> T:
         """Carry out the engine's steps until it returns."""
@@ -297,9 +302,7 @@ class AsyncClient(ClientBase):
         keep_open = False
         try:
             with anyio.fail_after(step.timeout_s):
-                response = await self._http.send(
-                    with_client_headers(step.request, self._http.headers), stream=True
-                )
+                response = await self._open(step.request, streaming=step.decoder is not None)
                 body = response.aiter_bytes()
                 if step.decoder is not None and response.status_code < 300:
                     async for data in body:
@@ -331,8 +334,16 @@ class AsyncClient(ClientBase):
                 with anyio.CancelScope(shield=True):
                     await response.aclose()
 
+    async def _open(self, request: httpx.Request, *, streaming: bool) -> httpx.Response:
+        """Send ``request``; the response's body is left to read."""
+        if self._direct is not None:
+            return await aopen_direct(self._http, request, self._direct, timed=streaming)
+        return await self._http.send(with_client_headers(request, self._http.headers), stream=True)
+
     async def aclose(self) -> None:
-        """Close the connection pool (unless it was your own ``http_client``)."""
+        """Close the connection pool (unless it was your own ``http_client``). Shadow
+        copies still running are cancelled."""
+        self._shadows.cancel()
         if self._owns_http:
             await self._http.aclose()
 

@@ -16,6 +16,8 @@ from opentelemetry import context as otel_context
 from guardedllm import defaults
 from guardedllm._clientbase import ClientBase
 from guardedllm._request import chat_request
+from guardedllm._shadows import ThreadShadows
+from guardedllm._transport import client_headers, open_direct
 from guardedllm._version import USER_AGENT
 from guardedllm.engine import (
     Answered,
@@ -37,7 +39,7 @@ from guardedllm.engine import (
 )
 from guardedllm.errors import GuardedLLMError
 from guardedllm.estimate import Estimate
-from guardedllm.policy import Policy
+from guardedllm.policy import Policy, current_policy
 from guardedllm.registry import Registry
 from guardedllm.types import ChatCompletion, ChatCompletionChunk, ChatRequest, GuardInfo
 
@@ -128,6 +130,7 @@ class _Completions:
         of ``ChatCompletionChunk`` with ``stream=True``. ``policy`` overrides the guards for this
         call; ``timeout`` bounds each HTTP attempt (the policy's deadline bounds the call)."""
         request = chat_request(model=model, messages=messages, stream=stream, **params)
+        policy = current_policy(policy)
         if timeout is not None:
             policy = Policy(timeout_s=timeout).over(policy)
         return self._client._call(request, policy)
@@ -187,8 +190,11 @@ class Client(ClientBase):
             headers={"user-agent": USER_AGENT},
             follow_redirects=False,
         )
+        # Our own client's defaults, for sending straight to its transport (see _transport.py).
+        self._direct = client_headers(self._http) if self._owns_http else None
         self._sleep = sleep
         self.chat = _Chat(self)
+        self._shadows = ThreadShadows(self._engine, self._drive)
 
     def estimate(
         self,
@@ -201,7 +207,7 @@ class Client(ClientBase):
         """Tokens, worst-case cost and context fit of a call, without sending it (with
         ``Policy(exact_tokens=True)``, a vendor count-tokens request is the one thing sent)."""
         request = chat_request(model=model, messages=messages, **params)
-        return self._drive(self._engine.estimate(request, policy))
+        return self._drive(self._engine.estimate(request, current_policy(policy)))
 
     def _drive(self, flow: Generator[Step, Outcome | None, T]) -> T:
         """Carry out the engine's steps until it returns."""
@@ -274,9 +280,7 @@ class Client(ClientBase):
         # the attempt's cap is checked between reads.
         cap_at = time.monotonic() + step.timeout_s
         try:
-            response = self._http.send(
-                with_client_headers(step.request, self._http.headers), stream=True
-            )
+            response = self._open(step.request, streaming=step.decoder is not None)
         except httpx.TransportError as exc:
             return Failed(error=transport_error(exc, step.target))
         keep_open = False
@@ -313,8 +317,16 @@ class Client(ClientBase):
             if not keep_open:
                 response.close()
 
+    def _open(self, request: httpx.Request, *, streaming: bool) -> httpx.Response:
+        """Send ``request``; the response's body is left to read."""
+        if self._direct is not None:
+            return open_direct(self._http, request, self._direct, timed=streaming)
+        return self._http.send(with_client_headers(request, self._http.headers), stream=True)
+
     def close(self) -> None:
-        """Close the connection pool (unless it was your own ``http_client``)."""
+        """Close the connection pool (unless it was your own ``http_client``). Shadow
+        copies not yet started are dropped."""
+        self._shadows.close()
         if self._owns_http:
             self._http.close()
 

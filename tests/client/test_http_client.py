@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import socket
+from collections.abc import Callable
+from typing import Any
 
 import anyio
 import httpx
 import pytest
 
 from guardedllm import AsyncClient, Client, Policy, Registry
+from guardedllm._version import USER_AGENT
 from guardedllm.errors import AllRoutesFailedError, ConnectError
 from guardedllm.testing import FakeProvider
 from support import ENVIRON, config_text, make_call
@@ -96,3 +100,134 @@ def test_nothing_listening_is_a_connect_error_after_retries(driver: str) -> None
     assert [a.error_type for a in caught.value.attempts] == ["ConnectError", "ConnectError"]
     assert isinstance(caught.value.last_error, ConnectError)
     assert "could not connect" in str(caught.value.last_error)
+
+
+# --------------------------------------------------------------------------- our own client
+#
+# When guardedllm makes the httpx client, it sends straight to the client's transport (see
+# _transport.py). What reaches the wire must be what httpx.Client.send would have sent.
+
+STREAM = (
+    b'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m",'
+    b'"choices":[{"index":0,"delta":{"role":"assistant","content":"hi"},"finish_reason":null}]}'
+    b"\n\n"
+    b'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m",'
+    b'"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
+    b"data: [DONE]\n\n"
+)
+ANSWER = {
+    "id": "chatcmpl-1",
+    "object": "chat.completion",
+    "created": 1,
+    "model": "gpt-4o-mini",
+    "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}
+    ],
+}
+
+
+def _recording_handler(seen: list[httpx.Request]) -> Callable[[httpx.Request], httpx.Response]:
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if b'"stream":true' in request.read():  # a body still to read, as from a socket
+            body = httpx.ByteStream(STREAM)
+            return httpx.Response(200, stream=body, headers={"content-type": "text/event-stream"})
+        return httpx.Response(200, json=ANSWER)
+
+    return handler
+
+
+def _sent_headers(registry: Registry, driver: str, *, own: bool) -> list[tuple[str, str]]:
+    """The headers of one call, through our own client (``own``) or a user's plain httpx
+    client with the same defaults."""
+    seen: list[httpx.Request] = []
+    transport = httpx.MockTransport(_recording_handler(seen))
+    defaults = {"user-agent": USER_AGENT}
+
+    def sync_call() -> None:
+        http = None if own else httpx.Client(transport=transport, headers=defaults)
+        kwargs: dict[str, Any] = {"http_client": http} if http else {"transport": transport}
+        with Client(registry, environ=ENVIRON, **kwargs) as client:
+            client.chat.completions.create(model="chat", messages=MESSAGES)
+
+    async def async_call() -> None:
+        http = None if own else httpx.AsyncClient(transport=transport, headers=defaults)
+        kwargs: dict[str, Any] = {"http_client": http} if http else {"transport": transport}
+        async with AsyncClient(registry, environ=ENVIRON, **kwargs) as client:
+            await client.chat.completions.create(model="chat", messages=MESSAGES)
+
+    if driver == "sync":
+        sync_call()
+    else:
+        anyio.run(async_call, backend=driver)
+    (request,) = seen
+    return request.headers.multi_items()
+
+
+def test_our_own_client_sends_what_httpx_client_send_would(registry: Registry, driver: str) -> None:
+    direct = _sent_headers(registry, driver, own=True)
+    assert direct == _sent_headers(registry, driver, own=False)
+    assert ("user-agent", USER_AGENT) in direct
+    assert any(name == "accept-encoding" for name, _ in direct)
+
+
+def test_a_streams_response_has_its_elapsed_time_once_closed(registry: Registry) -> None:
+    seen: list[httpx.Request] = []
+    transport = httpx.MockTransport(_recording_handler(seen))
+    with Client(registry, transport=transport, environ=ENVIRON) as client:
+        with client.chat.completions.create(model="chat", messages=MESSAGES, stream=True) as s:
+            assert "".join(c.choices[0].delta.content or "" for c in s) == "hi"
+        assert s.response.elapsed.total_seconds() >= 0
+    assert seen[0].extensions["timeout"]["read"] == 5  # the attempt's timeout reached httpx
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_an_async_streams_response_has_its_elapsed_time_once_closed(
+    registry: Registry, backend: str
+) -> None:
+    async def main() -> float:
+        transport = httpx.MockTransport(_recording_handler([]))
+        async with AsyncClient(registry, transport=transport, environ=ENVIRON) as client:
+            stream = await client.chat.completions.create(
+                model="chat", messages=MESSAGES, stream=True
+            )
+            async with stream:
+                assert [c.choices[0].delta.content async for c in stream] == ["hi", None]
+            return stream.response.elapsed.total_seconds()
+
+    assert anyio.run(main, backend=backend) >= 0
+
+
+def test_httpx_logs_each_request_as_it_would_through_its_client(
+    registry: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
+    transport = httpx.MockTransport(_recording_handler([]))
+    with (
+        caplog.at_level(logging.INFO, logger="httpx"),
+        Client(registry, transport=transport, environ=ENVIRON) as client,
+    ):
+        client.chat.completions.create(model="chat", messages=MESSAGES)
+    assert [r.getMessage() for r in caplog.records if r.name == "httpx"] == [
+        f"HTTP Request: POST {registry.providers['openai'].base_url}/chat/completions "
+        '"HTTP/1.1 200 OK"'
+    ]
+
+
+def test_a_closed_client_sends_nothing(registry: Registry, driver: str) -> None:
+    seen: list[httpx.Request] = []
+    transport = httpx.MockTransport(_recording_handler(seen))
+    if driver == "sync":
+        client = Client(registry, transport=transport, environ=ENVIRON)
+        client.close()
+        with pytest.raises(RuntimeError, match="client has been closed"):
+            client.chat.completions.create(model="chat", messages=MESSAGES)
+    else:
+
+        async def main() -> None:
+            aclient = AsyncClient(registry, transport=transport, environ=ENVIRON)
+            await aclient.aclose()
+            with pytest.raises(RuntimeError, match="client has been closed"):
+                await aclient.chat.completions.create(model="chat", messages=MESSAGES)
+
+        anyio.run(main, backend=driver)
+    assert seen == []
