@@ -37,7 +37,7 @@ from guardedllm.providers._anthropic_response import (
     parse_error,
     parse_message,
 )
-from guardedllm.providers.base import Target, read_count
+from guardedllm.providers.base import Target, post_request, read_count
 from guardedllm.types import ChatCompletion, ChatRequest
 
 __all__ = ["ANTHROPIC_VERSION", "JSON_TOOL_NAME", "AnthropicStreamDecoder", "AnthropicWire"]
@@ -93,10 +93,10 @@ class AnthropicWire:
         if target.api_key is not None:
             headers["x-api-key"] = target.api_key
         headers.update(target.headers)
-        return httpx.Request(
-            "POST",
-            target.url(path),
-            headers=headers,
+        return post_request(
+            target,
+            path,
+            headers=list(headers.items()),
             content=json.dumps(body, separators=(",", ":")).encode(),
         )
 

@@ -23,7 +23,13 @@ from guardedllm.providers._gemini_response import (
     parse_error_payload,
     parse_response,
 )
-from guardedllm.providers.base import Target, first_header, read_count, retry_after_seconds
+from guardedllm.providers.base import (
+    Target,
+    first_header,
+    post_request,
+    read_count,
+    retry_after_seconds,
+)
 from guardedllm.types import ChatCompletion, ChatRequest
 
 __all__ = ["DEFAULT_API_VERSION", "GeminiStreamDecoder", "GeminiWire"]
@@ -53,8 +59,13 @@ class GeminiWire:
         if target.api_key:
             headers["x-goog-api-key"] = target.api_key
         headers.update(target.headers)
-        url = target.url(f"{version}/{model}:{method}")
-        return httpx.Request("POST", url, params=params, headers=headers, content=content)
+        return post_request(
+            target,
+            f"{version}/{model}:{method}",
+            params=params,
+            headers=list(headers.items()),
+            content=content,
+        )
 
     def build_count_request(self, request: ChatRequest, target: Target) -> httpx.Request:
         # countTokens with a whole generateContentRequest counts system instruction and tools
@@ -64,10 +75,8 @@ class GeminiWire:
         if target.api_key:
             headers["x-goog-api-key"] = target.api_key
         headers.update(target.headers)
-        url = target.url(
-            f"{target.api_version or DEFAULT_API_VERSION}/{_model_path(target)}:countTokens"
-        )
-        return httpx.Request("POST", url, headers=headers, content=_json_bytes(body))
+        path = f"{target.api_version or DEFAULT_API_VERSION}/{_model_path(target)}:countTokens"
+        return post_request(target, path, headers=list(headers.items()), content=_json_bytes(body))
 
     def parse_count(self, body: bytes, target: Target) -> int:
         return read_count(body, target, "totalTokens")

@@ -37,7 +37,7 @@ from guardedllm.providers._openai_response import (
     parse_completion,
     read_error,
 )
-from guardedllm.providers.base import Target, first_header, retry_after_seconds
+from guardedllm.providers.base import Target, first_header, post_request, retry_after_seconds
 from guardedllm.types import ChatCompletion, ChatRequest
 
 __all__ = ["AzureOpenAIWire", "OpenAIStreamDecoder", "OpenAIWire"]
@@ -129,7 +129,7 @@ class OpenAIWire(_ChatCompletionsWire):
         body = _request_body(request, target, self.max_tokens_field, include_model=True)
         auth = {"authorization": f"Bearer {_checked_key(target)}"} if target.api_key else {}
         return _http_request(
-            target.url("chat/completions"),
+            "chat/completions",
             params=None,
             body=body,
             target=target,
@@ -160,7 +160,7 @@ class AzureOpenAIWire(_ChatCompletionsWire):
         path = f"openai/deployments/{quote(target.model, safe='')}/chat/completions"
         params = {"api-version": target.api_version}
         return _http_request(
-            target.url(path), params=params, body=body, target=target, auth=auth, request=request
+            path, params=params, body=body, target=target, auth=auth, request=request
         )
 
 
@@ -209,7 +209,7 @@ def _request_body(
 
 
 def _http_request(
-    url: str,
+    path: str,
     *,
     params: Mapping[str, str] | None,
     body: dict[str, Any],
@@ -224,17 +224,33 @@ def _http_request(
             f"{target.deployment}: the request cannot be encoded as JSON ({exc}); pass only "
             "JSON values (str, finite numbers, bool, None, lists, dicts)."
         ) from None
-    headers = httpx.Headers(
-        {
-            "content-type": "application/json",
-            "accept": "text/event-stream" if request.stream else "application/json",
-        }
-    )
-    headers.update(target.headers)
-    headers.update(request.extra_headers)
     # The provider's key wins over a stray auth header in the config or the call.
-    headers.update(auth)
-    return httpx.Request("POST", url, params=params, headers=headers, content=content)
+    headers = _overlaid(
+        _STREAM_HEADERS if request.stream else _ANSWER_HEADERS,
+        target.headers,
+        request.extra_headers,
+        auth,
+    )
+    return post_request(target, path, params=params, headers=headers, content=content)
+
+
+_ANSWER_HEADERS = (("content-type", "application/json"), ("accept", "application/json"))
+_STREAM_HEADERS = (("content-type", "application/json"), ("accept", "text/event-stream"))
+
+
+def _overlaid(
+    base: Sequence[tuple[str, str]], *layers: Mapping[str, str]
+) -> Sequence[tuple[str, str]]:
+    """``base`` with each layer laid over it in turn, as ``httpx.Headers.update`` does: a name
+    a layer sets (in any case) drops every earlier header of that name, and the layer's own
+    headers go at the end."""
+    headers = base
+    for layer in layers:
+        if layer:
+            names = {name.lower() for name in layer}
+            headers = [(k, v) for k, v in headers if k.lower() not in names]
+            headers.extend(layer.items())
+    return headers
 
 
 def _checked_key(target: Target) -> str:
