@@ -15,9 +15,10 @@ Rules the code keeps:
 - The state is one backend value, changed only by ``value_cas``. It carries an ``epoch`` that
   grows on every transition, so a transition decided on a stale read never applies, and a
   permit from an earlier episode can never move the current state.
-- The window is ``slices`` backend counters per metric (calls, failures, slow calls), named by
-  the window's generation (the epoch at which the breaker last closed) and expiring as they
-  slide out. Closing starts a new generation: the old counters are abandoned, not cleared.
+- The window is one backend sliding window of ``slices`` slices over three metrics (calls,
+  failures, slow calls), named by the window's generation (the epoch at which the breaker last
+  closed); the backend keeps running totals, so a record costs the same whatever the number
+  of slices. Closing starts a new generation: the old window is abandoned, not cleared.
 - A half-open probe holds one of ``half_open_probes`` slot values, taken by a CAS from absent
   and expiring after ``probe_timeout_s``: a caller that crashed or abandoned its call cannot
   wedge the breaker half-open. A probe's result counts only if it still held its slot.
@@ -31,6 +32,7 @@ Rules the code keeps:
 
 from __future__ import annotations
 
+import functools
 import math
 import secrets
 from collections.abc import Callable
@@ -243,6 +245,11 @@ class _State:
         return cls(name="closed", epoch=0, window=0, trips=0, until=0.0)
 
 
+# Every call reads the state; the few values a breaker goes through decode once (states are
+# frozen, so one may be shared).
+_decoded = functools.lru_cache(maxsize=256)(_State.decode)
+
+
 # --------------------------------------------------------------------------- the breaker
 
 
@@ -353,24 +360,23 @@ class CircuitBreaker:
             return self._record_probe(key, permit, outcome, latency_s, now)
         if outcome == "ignored":
             return None
-        slow = latency_s >= self.config.slow_call_s
         index = self._slice(now)
-        expires = (index + self.config.slices) * self._slice_s
-        # Calls first: a concurrent reader may then see a call without its failure (a rate
-        # slightly low), never a failure without its call (a rate above 1).
-        for metric, counts in (("calls", True), ("failures", outcome == "failure"), ("slow", slow)):
-            if counts:
-                self.backend.counter_add(
-                    self._key(key, permit.window, f"{metric}:{index}"),
-                    1.0,
-                    limit=None,
-                    expires_at=expires,
-                    now=now,
-                )
+        # One atomic add of the three metrics, which returns the window's running totals.
+        calls, failures, slow_calls = self.backend.window_add(
+            self._key(key, permit.window, "window"),
+            (
+                1.0,
+                1.0 if outcome == "failure" else 0.0,
+                1.0 if latency_s >= self.config.slow_call_s else 0.0,
+            ),
+            slice_index=index,
+            slices=self.config.slices,
+            expires_at=(index + self.config.slices) * self._slice_s,
+            now=now,
+        )
         raw, state = self._read(key, now)
         if state.name != "closed" or state.window != permit.window:
             return None  # already tripped, or a permit from an earlier closed period
-        calls, failures, slow_calls = self._window(key, state.window, now)
         if calls < self.config.minimum_calls:
             return None
         reason: TransitionReason
@@ -453,16 +459,12 @@ class CircuitBreaker:
 
     def _window(self, key: str, window: int, now: float) -> tuple[float, float, float]:
         """Calls, failures and slow calls in the ``slices`` slices ending with ``now``'s."""
-        index = self._slice(now)
-        indexes = range(index - self.config.slices + 1, index + 1)
-        names = {
-            metric: [self._key(key, window, f"{metric}:{i}") for i in indexes]
-            for metric in ("calls", "failures", "slow")
-        }
-        totals = self.backend.counters_get([k for keys in names.values() for k in keys], now=now)
-        calls, failures, slow = (
-            sum(totals.get(k, 0.0) for k in names[metric])
-            for metric in ("calls", "failures", "slow")
+        calls, failures, slow = self.backend.window_get(
+            self._key(key, window, "window"),
+            width=3,
+            slice_index=self._slice(now),
+            slices=self.config.slices,
+            now=now,
         )
         return calls, failures, slow
 
@@ -473,7 +475,7 @@ class CircuitBreaker:
 
     def _read(self, key: str, now: float) -> tuple[str | None, _State]:
         raw = self.backend.value_get(f"breaker:{key}", now=now)
-        return raw, _State.decode(raw)
+        return raw, _decoded(raw)
 
     def _move(
         self,

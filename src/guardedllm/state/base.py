@@ -72,6 +72,31 @@ class StateBackend(Protocol):
         """Several counters in one read (0 for absent or expired ones)."""
         ...
 
+    # ---- sliding windows of slices (breaker windows) ------------------------------------
+
+    def window_add(
+        self,
+        key: str,
+        amounts: tuple[float, ...],
+        *,
+        slice_index: int,
+        slices: int,
+        expires_at: float,
+        now: float,
+    ) -> tuple[float, ...]:
+        """Add ``amounts`` (one per metric) to slice ``slice_index`` of ``key``'s window and
+        return each metric's total over the ``slices`` slices ending with that one. A window
+        reads as empty once ``now`` passes ``expires_at`` (the last write's). Cheap whatever
+        the number of slices: a window keeps a running total as slices slide out."""
+        ...
+
+    def window_get(
+        self, key: str, *, width: int, slice_index: int, slices: int, now: float
+    ) -> tuple[float, ...]:
+        """The ``width`` totals over the ``slices`` slices ending with ``slice_index``
+        (zeros for an absent or expired window)."""
+        ...
+
     # ---- small values with compare-and-set (breaker state, marks) ----------------------
 
     def value_get(self, key: str, *, now: float) -> str | None:

@@ -19,9 +19,59 @@ from guardedllm.state.base import BucketTake
 
 __all__ = ["MemoryBackend"]
 
+
 # Expired entries are swept after this many writes: often enough to bound memory for keys that
 # are never touched again (a month-old spend window), rarely enough to cost nothing per call.
 _SWEEP_EVERY = 4096
+
+
+class _Window:
+    """One sliding window of slices: each slice's amounts, and running totals over the slices
+    ``newest - slices + 1`` to ``newest``. A slice that leaves the totals is kept for as long
+    again, for a caller whose clock lags another's (it reads the window ending at its own
+    slice, as it would have from per-slice counters)."""
+
+    __slots__ = ("expires_at", "newest", "slices", "totals")
+
+    def __init__(self, width: int, newest: int) -> None:
+        self.slices: dict[int, list[float]] = {}
+        self.totals = [0.0] * width
+        self.newest = newest
+        self.expires_at = 0.0
+
+    def add(self, index: int, amounts: tuple[float, ...], slices: int) -> None:
+        if index > self.newest:
+            self._slide(index, slices)
+        stored = self.slices.get(index)
+        if stored is None:
+            self.slices[index] = list(amounts)
+        else:
+            for metric, amount in enumerate(amounts):
+                stored[metric] += amount
+        if index > self.newest - slices:
+            for metric, amount in enumerate(amounts):
+                self.totals[metric] += amount
+
+    def _slide(self, newest: int, slices: int) -> None:
+        leaving_from, leaving_to = self.newest - slices + 1, newest - slices + 1
+        for index in [i for i in self.slices if i < leaving_to]:
+            if index >= leaving_from:
+                for metric, amount in enumerate(self.slices[index]):
+                    self.totals[metric] -= amount
+            if index <= newest - 2 * slices:
+                del self.slices[index]
+        self.newest = newest
+
+    def sum(self, width: int, end: int, slices: int) -> tuple[float, ...]:
+        """The totals over the ``slices`` slices ending with ``end``."""
+        if end == self.newest:
+            return tuple(self.totals)
+        totals = [0.0] * width
+        for index, amounts in self.slices.items():
+            if end - slices < index <= end:
+                for metric, amount in enumerate(amounts):
+                    totals[metric] += amount
+        return tuple(totals)
 
 
 class MemoryBackend:
@@ -32,6 +82,7 @@ class MemoryBackend:
         self._buckets: dict[str, tuple[float, float]] = {}  # key -> (level, updated_at)
         self._counters: dict[str, tuple[float, float]] = {}  # key -> (total, expires_at)
         self._values: dict[str, tuple[str, float | None]] = {}  # key -> (value, expires_at)
+        self._windows: dict[str, _Window] = {}
         self._writes = 0
 
     # ---- token buckets ---------------------------------------------------------------
@@ -104,6 +155,38 @@ class MemoryBackend:
         total, expiry = self._counters.get(key, (0.0, now))
         return total if expiry >= now else 0.0
 
+    # ---- windows -------------------------------------------------------------------------
+
+    def window_add(
+        self,
+        key: str,
+        amounts: tuple[float, ...],
+        *,
+        slice_index: int,
+        slices: int,
+        expires_at: float,
+        now: float,
+    ) -> tuple[float, ...]:
+        width = len(amounts)
+        with self._lock:
+            self._wrote(now)
+            window = self._windows.get(key)
+            # An expired window needs no reset: its slices slide out of the totals as it moves.
+            if window is None or len(window.totals) != width:
+                window = self._windows[key] = _Window(width, slice_index)
+            window.add(slice_index, amounts, slices)
+            window.expires_at = max(window.expires_at, expires_at)
+            return window.sum(width, slice_index, slices)
+
+    def window_get(
+        self, key: str, *, width: int, slice_index: int, slices: int, now: float
+    ) -> tuple[float, ...]:
+        with self._lock:
+            window = self._windows.get(key)
+            if window is None or window.expires_at < now or len(window.totals) != width:
+                return (0.0,) * width
+            return window.sum(width, slice_index, slices)
+
     # ---- values --------------------------------------------------------------------------
 
     def value_get(self, key: str, *, now: float) -> str | None:
@@ -143,3 +226,4 @@ class MemoryBackend:
         if self._writes % _SWEEP_EVERY == 0:
             self._counters = {k: v for k, v in self._counters.items() if v[1] >= now}
             self._values = {k: v for k, v in self._values.items() if v[1] is None or v[1] >= now}
+            self._windows = {k: w for k, w in self._windows.items() if w.expires_at >= now}
