@@ -72,6 +72,7 @@ context_window = 128000
 max_output_tokens = 16384
 input_usd_per_mtok = 2.5
 output_usd_per_mtok = 10.0
+capabilities = ["tools", "vision", "json"]
 
 [models.llama]
 provider = "local"
@@ -81,6 +82,7 @@ context_window = 8192
 max_output_tokens = 2048
 input_usd_per_mtok = 0.0
 output_usd_per_mtok = 0.0
+capabilities = ["tools", "json"]
 
 [models.claude-haiku]
 provider = "anthropic"
@@ -90,6 +92,7 @@ context_window = 200000
 max_output_tokens = 8192
 input_usd_per_mtok = 0.80
 output_usd_per_mtok = 4.00
+capabilities = ["tools", "vision", "json"]
 
 [models.gemini-flash]
 provider = "gemini"
@@ -99,6 +102,7 @@ context_window = 1048576
 max_output_tokens = 8192
 input_usd_per_mtok = 0.10
 output_usd_per_mtok = 0.40
+capabilities = ["tools", "vision", "json"]
 
 [aliases]
 chat = "gpt-4o-mini"

@@ -11,7 +11,7 @@ from guardedllm.aclient import AsyncClient, AsyncStream
 from guardedllm.client import Client, Stream
 from guardedllm.errors import GuardedLLMError
 from guardedllm.estimate import Estimate
-from guardedllm.policy import Policy
+from guardedllm.policy import Policy, policy_scope
 from guardedllm.registry import Registry
 from guardedllm.types import ChatCompletion, ChatCompletionChunk, GuardInfo, Usage
 
@@ -30,4 +30,5 @@ __all__ = [
     "Usage",
     "__version__",
     "errors",
+    "policy_scope",
 ]

@@ -14,6 +14,7 @@ from guardedllm import defaults
 from guardedllm.registry import Registry
 
 if TYPE_CHECKING:
+    from guardedllm.engine._routing import ShadowResult, ShadowStats
     from guardedllm.estimate import CalibrationStats
     from guardedllm.guards import (
         BreakerConfig,
@@ -91,3 +92,14 @@ class ClientBase:
         """How far each deployment's token estimates have run from the vendor's counts, and
         the calibration factor learned from them (see ``guardedllm.estimate.Calibrator``)."""
         return self._engine.calibrator.stats()
+
+    def shadow_results(self) -> list[ShadowResult]:
+        """The most recent shadow copies (up to ``defaults.SHADOW_RESULTS_KEPT``), oldest
+        first, each beside the call it copied: outcome, latency, cost, the candidate's answer,
+        and whether its text matched the caller's."""
+        return self._engine.shadows.results()
+
+    def shadow_stats(self) -> dict[str, ShadowStats]:
+        """Per route with a shadow: copies sent, skipped for ``max_in_flight``, answered,
+        failed, identical answers, latency and cost totals for both sides, copies running."""
+        return self._engine.shadows.stats()

@@ -107,3 +107,11 @@ HEDGE_MIN_SAMPLES = 20
 # Shadow copies running at once, per route, when the config does not say: enough to watch a
 # candidate on a busy route, few enough that a hung candidate holds a handful of connections.
 SHADOW_MAX_IN_FLIGHT = 4
+
+# Shadow results kept per client for comparison (``client.shadow_results()``): the most recent
+# ones; totals per route are kept without limit in ``client.shadow_stats()``.
+SHADOW_RESULTS_KEPT = 200
+
+# Threads the sync client runs shadow copies on. Each route also caps its own copies in flight
+# (``max_in_flight``), so a slow candidate cannot take more than that from the pool.
+SHADOW_THREADS = 4

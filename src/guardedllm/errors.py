@@ -3,6 +3,8 @@
     GuardedLLMError
     ├── ConfigError                    the registry / config file is invalid (lists every problem)
     ├── InvalidRequestError            the caller's arguments cannot be sent (bad messages, ...)
+    │   └── NoRouteError               no deployment of the route can serve the call (each
+    │                                  excluded deployment with the constraint that excluded it)
     ├── ContextWindowExceededError     the request does not fit the model, refused before sending
     ├── BudgetExceededError            the worst-case cost is over a cap, refused before sending
     ├── CircuitOpenError               the deployment's breaker is open; nothing was sent
@@ -60,6 +62,7 @@ __all__ = [
     "GuardedLLMError",
     "InvalidRequestError",
     "ModelNotFoundError",
+    "NoRouteError",
     "NotFoundError",
     "OverloadedError",
     "PermissionDeniedError",
@@ -143,6 +146,18 @@ class ConfigError(GuardedLLMError):
 
 class InvalidRequestError(GuardedLLMError):
     """The arguments to a call cannot make a valid request; nothing was sent."""
+
+
+class NoRouteError(InvalidRequestError):
+    """No deployment the route considered can serve this call; nothing was sent.
+
+    ``excluded`` maps each deployment considered to the constraint that excluded it (a
+    capability it lacks, the call's allowed deployments, a split arm not assigned, ...).
+    """
+
+    def __init__(self, message: str, *, excluded: Sequence[tuple[str, str]] = ()) -> None:
+        super().__init__(message)
+        self.excluded = dict(excluded)
 
 
 class ContextWindowExceededError(GuardedLLMError):

@@ -7,11 +7,18 @@ A field left as None defers to the next level.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
-__all__ = ["Policy"]
+if TYPE_CHECKING:
+    from guardedllm.types import ChatCompletion
+
+__all__ = ["Policy", "current_policy", "policy_scope"]
 
 
 def _positive(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
@@ -40,8 +47,29 @@ def _names(value: Any) -> tuple[str, ...] | None:
     if value is None:
         return None
     if isinstance(value, str):
-        raise TypeError("Policy.fallback takes a list of model or alias names, not one string")
+        raise TypeError(
+            "Policy.fallback and Policy.allowed_deployments take a list of model or alias "
+            f"names, not one string (got {value!r}); write [{value!r}]"
+        )
     return tuple(value)
+
+
+def _tags(value: Any) -> Mapping[str, str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise TypeError(f"Policy.tags must be a dict of str to str; got {value!r}")
+    return MappingProxyType(dict(value))
+
+
+def _callable(_: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not callable(value):
+        raise TypeError(
+            f"Policy.{attribute.name} must be a function taking the ChatCompletion and "
+            f"returning True to accept it; got {value!r}"
+        )
 
 
 @attrs.frozen(kw_only=True)
@@ -57,7 +85,17 @@ class Policy:
     stream that is slower fails that attempt, which is retried or falls back like any failure;
     ``hedge_after_s`` sends a slow first attempt to the next deployment of the plan as well,
     after that delay or the deployment's recent p95 latency ("p95"); the first answer wins and
-    the other is cancelled. Hedges draw on the retry budget; streams are not hedged."""
+    the other is cancelled. Hedges draw on the retry budget; streams are not hedged.
+
+    Routing: ``allowed_deployments`` restricts the plan to these model or alias names (the
+    others are left out, and say so in ``resp.guard.plan``); ``split_arm`` assigns every split
+    on the way to that arm (by its label, or the name it uses) instead of the sticky key;
+    ``route_key`` is the sticky key for splits and shadow sampling (default: the request's
+    ``user``); ``tags`` are matched by routes' ``when = { tags = ... }`` rules (a call's tags
+    are laid over a scope's); ``validator`` judges an answer on an escalating route (False:
+    escalate to the larger model); ``fallback_on_client_error`` lets a 400/401/403/404/413/422
+    fall back to the next deployment instead of failing the call (useful when the deployments
+    are on different vendors, which may reject what another accepts)."""
 
     deadline_s: float | None = attrs.field(default=None, validator=_positive)
     max_cost_usd: float | None = attrs.field(default=None, validator=_positive)
@@ -68,6 +106,14 @@ class Policy:
     budget_key: str | None = None
     first_chunk_timeout_s: float | None = attrs.field(default=None, validator=_positive)
     hedge_after_s: float | Literal["p95"] | None = attrs.field(default=None, validator=_hedge)
+    allowed_deployments: tuple[str, ...] | None = attrs.field(default=None, converter=_names)
+    split_arm: str | None = None
+    route_key: str | None = None
+    tags: Mapping[str, str] | None = attrs.field(default=None, converter=_tags, hash=False)
+    validator: Callable[[ChatCompletion], bool] | None = attrs.field(
+        default=None, validator=_callable
+    )
+    fallback_on_client_error: bool | None = None
 
     def over(self, base: Policy | None) -> Policy:
         """This policy's set fields laid over ``base``'s."""
@@ -78,4 +124,37 @@ class Policy:
             for f in attrs.fields(Policy)
             if getattr(self, f.name) is not None
         }
+        if self.tags is not None and base.tags is not None:
+            changes["tags"] = {**base.tags, **self.tags}
         return attrs.evolve(base, **changes)
+
+
+_SCOPED: ContextVar[Policy | None] = ContextVar("guardedllm_policy_scope", default=None)
+
+
+def current_policy(policy: Policy | None = None) -> Policy | None:
+    """``policy`` (a call's own) laid over the policy of the innermost ``policy_scope``."""
+    scoped = _SCOPED.get()
+    if scoped is None:
+        return policy
+    return policy.over(scoped) if policy is not None else scoped
+
+
+@contextlib.contextmanager
+def policy_scope(policy: Policy) -> Iterator[Policy]:
+    """Apply ``policy`` to every call made inside the ``with`` block, in this thread or task.
+
+    Scopes nest (the inner one's set fields win) and a call's own ``policy=`` wins over both.
+    The scope lives in a context variable: a thread started inside the block does not see it
+    (each thread has its own context), and each asyncio or trio task sees the scope that was
+    current when it was created, so concurrent tasks never see each other's scopes.
+    """
+    if not isinstance(policy, Policy):
+        raise TypeError(f"policy_scope takes a guardedllm.Policy; got {policy!r}")
+    effective = current_policy(policy)
+    assert effective is not None
+    token = _SCOPED.set(effective)
+    try:
+        yield effective
+    finally:
+        _SCOPED.reset(token)

@@ -28,6 +28,7 @@ __all__ = [
     "FinishReason",
     "Function",
     "GuardInfo",
+    "PlanEntry",
     "PromptTokensDetails",
     "ToolCall",
     "Usage",
@@ -195,8 +196,25 @@ class Attempt(_Dumpable):
 
 
 @attrs.frozen(kw_only=True)
+class PlanEntry(_Dumpable):
+    """One line of a call's plan: a deployment routing considered, whether it is in the plan
+    (``included``), and why."""
+
+    deployment: str
+    included: bool
+    reason: str
+
+
+@attrs.frozen(kw_only=True)
 class GuardInfo(_Dumpable):
-    """What guardedllm did for one call: which deployment answered and how it got there."""
+    """What guardedllm did for one call: which deployment answered and how it got there.
+
+    ``plan`` is every deployment routing considered, in order, with why it is in the plan or
+    left out; ``attempts`` each deployment tried or skipped, with its outcome; ``decisions``
+    the choices taken after planning (escalation, shadow copy), each with its reason.
+    ``cost_usd`` is what every answered attempt of the call cost (an answer escalated past is
+    billed too). ``explain()`` puts it all in a few lines of text.
+    """
 
     requested: str
     route: str
@@ -206,6 +224,25 @@ class GuardInfo(_Dumpable):
     estimate: Any = None  # guardedllm.estimate.Estimate for the deployment that answered
     cost_usd: float | None = None
     latency_s: float = 0.0
+    plan: tuple[PlanEntry, ...] = ()
+    decisions: tuple[str, ...] = ()
+
+    def explain(self) -> str:
+        """The plan, each attempt and each decision, one per line."""
+        lines = [f"{self.requested!r} -> route {self.route!r}: {self.route_reason}", "plan:"]
+        lines.extend(
+            f"  {'+' if e.included else '-'} {e.deployment}: {e.reason}" for e in self.plan
+        )
+        lines.append("attempts:")
+        for a in self.attempts:
+            what = a.outcome if a.status is None else f"{a.outcome} {a.status}"
+            why = f" ({a.error_type}: {a.error})" if a.error else ""
+            lines.append(f"  {a.deployment} #{a.number}: {what} in {a.latency_s:.3f} s{why}")
+        lines.extend(f"decision: {d}" for d in self.decisions)
+        answered = self.deployment or "nobody"
+        cost = "unknown" if self.cost_usd is None else f"${self.cost_usd:.6f}"
+        lines.append(f"answered by {answered}, cost {cost}, {self.latency_s:.3f} s in all")
+        return "\n".join(lines)
 
 
 @attrs.frozen(kw_only=True)

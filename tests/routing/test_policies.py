@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from tests.routing._registry import registry
 
-from guardedllm.errors import InvalidRequestError, ModelNotFoundError
+from guardedllm.errors import InvalidRequestError, ModelNotFoundError, NoRouteError
 from guardedllm.policy import Policy
 from guardedllm.registry import Condition
 from guardedllm.routing import (
@@ -116,15 +116,21 @@ def test_rule_conditions(
     when: Condition, request_args: dict[str, Any], features: RouteFeatures | None, expected: str
 ) -> None:
     policy = Rules(rules=[Rule(when=when, use="tiny")], otherwise="big")
-    # Plans are capability-checked, so look at the first choice before that check.
-    result = plan_route(
-        registry(),
-        ChatRequest(model="support", **{"messages": SHORT, **request_args}),
-        Policy(),
-        route_policy=policy,
-        features=features,
-    )
-    assert result.explanation[0].deployment == expected
+    # Plans are capability-checked ("tiny" declares none), so look at the rule's choice before
+    # that check: the first entry of the plan, or of the error when the check left nothing.
+    try:
+        result = plan_route(
+            registry(),
+            ChatRequest(model="support", **{"messages": SHORT, **request_args}),
+            Policy(),
+            route_policy=policy,
+            features=features,
+        )
+    except NoRouteError as refused:
+        chosen = next(iter(refused.excluded))
+    else:
+        chosen = result.explanation[0].deployment
+    assert chosen == expected
 
 
 def test_the_first_matching_rule_wins_and_says_so() -> None:
@@ -282,14 +288,69 @@ def test_policy_fallback_override_still_applies() -> None:
     assert result.reason.endswith("policy fallback override: big, mini")
 
 
-def test_legacy_call_keeps_todays_plan() -> None:
+def test_capabilities_are_checked_without_features_too() -> None:
     request = ChatRequest(model="support", messages=IMAGE)
     result = plan_route(registry(), request, Policy())
-    # Without features, capability checks stay off, as before policy-based routing.
-    assert names(result) == ["mini", "haiku", "flash"]
+    assert names(result) == ["mini", "flash"]
     assert result.reason == "route 'support': fallback mini, haiku, flash"
-    override = plan_route(registry(), request, Policy(fallback=["haiku"]))
-    assert names(override) == ["haiku"]
+    with pytest.raises(NoRouteError) as refused:
+        plan_route(registry(), request, Policy(fallback=["haiku"]))
+    assert refused.value.excluded == {
+        "haiku": "excluded: needs 'vision' (the messages hold images), but it declares only [tools]"
+    }
+
+
+def test_allowed_deployments_narrow_the_plan_and_escalation() -> None:
+    policy = Escalate(first=Chain(steps=["mini", "haiku"]), to="big")
+    result = plan_route(
+        registry(),
+        ChatRequest(model="support", messages=SHORT),
+        Policy(allowed_deployments=["haiku", "chat"]),  # "chat" is an alias of mini
+        route_policy=policy,
+    )
+    assert names(result) == ["mini", "haiku"]
+    assert result.escalation is not None
+    assert result.escalation.deployments == ()
+    (big,) = [e for e in result.explanation if e.deployment == "big"]
+    assert not big.included
+    with pytest.raises(NoRouteError, match=r"not in the call's Policy.allowed_deployments \[big\]"):
+        plan_route(
+            registry(),
+            ChatRequest(model="support", messages=SHORT),
+            Policy(allowed_deployments=["big"]),
+        )
+
+
+def test_split_arm_override_beats_the_key_and_names_the_arms_when_wrong() -> None:
+    split = Split(name="ab", arms=[Arm(use="mini", weight=99), Arm(use="haiku", weight=1)])
+    forced = plan(split, features=RouteFeatures(key="user-1", arm="haiku"))
+    assert names(forced)[0] == "haiku"
+    assert "assigned by the call's Policy.split_arm" in forced.explanation[0].reason
+    with pytest.raises(InvalidRequestError, match=r"names no arm of split 'ab'.*'mini', 'haiku'"):
+        plan(split, features=RouteFeatures(arm="flash"))
+
+
+def test_a_split_without_key_draws_from_the_source_only_when_needed() -> None:
+    draws: list[float] = []
+
+    def source() -> float:
+        draws.append(0.999)
+        return 0.999
+
+    split = Split(name="ab", arms=[Arm(use="mini", weight=1), Arm(use="haiku", weight=1)])
+    request = ChatRequest(model="support", messages=SHORT)
+    drawn = plan_route(registry(), request, Policy(), route_policy=split, random=source)
+    assert names(drawn)[0] == "haiku"
+    assert len(draws) == 1
+    keyed = plan_route(
+        registry(), request, Policy(), route_policy=split, random=source,
+        features=RouteFeatures(key="k"),
+    )  # fmt: skip
+    assert len(draws) == 1
+    assert "sticky by key" in keyed.explanation[0].reason
+    plain = plan_route(registry(), request, Policy(), random=source)
+    assert len(draws) == 1
+    assert names(plain) == ["mini", "haiku", "flash"]
 
 
 def test_route_cycles_in_code_are_refused() -> None:
@@ -297,3 +358,13 @@ def test_route_cycles_in_code_are_refused() -> None:
     request = ChatRequest(model="support", messages=SHORT)
     with pytest.raises(ModelNotFoundError):
         plan_route(reg, request, Policy(), route_policy=Use(name="nowhere"))
+
+
+def test_the_escalation_target_serves_what_nothing_before_it_can() -> None:
+    result = plan(Escalate(first="tiny", to="big"), messages=IMAGE)
+    assert names(result) == ["big"]
+    assert result.escalation is None
+    (big,) = [e for e in result.explanation if e.deployment == "big"]
+    assert big.reason.startswith("the escalation target, since nothing before it can serve")
+    with pytest.raises(NoRouteError):
+        plan(Escalate(first="tiny", to="haiku"), messages=IMAGE)  # haiku lacks vision too

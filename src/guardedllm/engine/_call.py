@@ -31,6 +31,7 @@ class Settings:
     budget_key: str | None
     first_chunk_timeout_s: float | None
     hedge_after_s: float | Literal["p95"] | None
+    fallback_on_client_error: bool = False
 
 
 class Call:
@@ -46,6 +47,18 @@ class Call:
         self.first_refusal: GuardedLLMError | None = None
         self.last_error: GuardedLLMError | None = None
         self.reason: str | None = None  # why the next attempt happens (None for the first)
+        self.trying: tuple[Deployment, ...] = plan.deployments  # the plan, or the escalation
+        self.escalated = False
+        self.decisions: list[str] = []  # escalation and shadow decisions, with their reasons
+        self.billed: float | None = None  # what the call's answered attempts cost
+
+    def decide(self, decision: str) -> None:
+        self.decisions.append(decision)
+
+    def bill(self, cost: float | None) -> None:
+        """Add an answered attempt's cost (None: unknown, which leaves a known total)."""
+        if cost is not None:
+            self.billed = cost if self.billed is None else self.billed + cost
 
     def skip(self, deployment: Deployment, refusal: GuardedLLMError) -> None:
         self.attempts.append(
@@ -109,7 +122,7 @@ class Call:
         """The error for a plan that ran out: the first refusal if nothing was sent."""
         if self.last_error is None and self.first_refusal is not None:
             return self.first_refusal
-        tried = ", ".join(d.name for d in self.plan.deployments)
+        tried = ", ".join(d.name for d in self.trying)
         last = self.last_error
         detail = f"{type(last).__name__}: {last}" if last is not None else "nothing was sent"
         error = AllRoutesFailedError(

@@ -32,6 +32,7 @@ from __future__ import annotations
 import random as _random
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
+from typing import Literal
 
 import attrs
 import httpx
@@ -44,6 +45,14 @@ from guardedllm.engine._failures import failed
 from guardedllm.engine._guards import Guards, report_transition
 from guardedllm.engine._hedge import LatencyWindow, hedge_partner, race
 from guardedllm.engine._refusals import check_preflight, circuit_open, unavailable
+from guardedllm.engine._routing import (
+    ShadowBook,
+    ShadowJob,
+    escalation_after,
+    features_for,
+    note_shadow,
+    shadow_job,
+)
 from guardedllm.engine._steps import (
     Answered,
     Failed,
@@ -73,7 +82,7 @@ from guardedllm.policy import Policy
 from guardedllm.providers import wire_format_for
 from guardedllm.providers.base import Target, WireFormat
 from guardedllm.registry import Deployment, Registry
-from guardedllm.routing import Plan, plan_route, usage_cost
+from guardedllm.routing import Plan, RouteFeatures, plan_route, usage_cost
 from guardedllm.state import StateBackend
 from guardedllm.telemetry import AttemptSpan, Telemetry
 from guardedllm.types import (
@@ -124,6 +133,9 @@ class Engine:
         self._clock = self.clock = clock
         self._wall_clock = self.wall_clock = wall_clock
         self.latencies = LatencyWindow()
+        self.shadows = ShadowBook()
+        # Set by the driver: runs a shadow copy's flow in the background. None: no copies.
+        self.spawn_shadow: Callable[[ShadowJob], None] | None = None
         self._random = self.random = random
         self._max_body_bytes = max_body_bytes
         self._wires: dict[str, WireFormat] = {}
@@ -154,7 +166,7 @@ class Engine:
         """The pre-flight estimate for the first deployment the call would be sent to. It
         sends nothing unless the policy asks for exact counts from the vendor."""
         effective = self._policy(policy)
-        plan = self._plan(request, effective)
+        plan = self._plan(request, effective, features_for(request, effective), random=None)
         deployment = plan.deployments[0]
         estimate = plan.estimate(deployment)
         if effective.exact_tokens and not estimate.exact:
@@ -194,35 +206,145 @@ class Engine:
     # ---------------------------------------------------------------- the call
 
     def run(
-        self, request: ChatRequest, policy: Policy | None = None, *, context: Context | None = None
+        self,
+        request: ChatRequest,
+        policy: Policy | None = None,
+        *,
+        context: Context | None = None,
+        shadow_of: str | None = None,
     ) -> Flow:
         """Drive one logical call. See the module docstring for the protocol. ``context`` is
-        the OpenTelemetry context the driver captured when the call began."""
+        the OpenTelemetry context the driver captured when the call began; ``shadow_of`` marks
+        a shadow copy of a call to that route (see ``_routing``)."""
         started = self._clock()
         span = self.telemetry.start_call(
             requested=request.model, request=request, parent_context=context, now=started
         )
+        if shadow_of is not None:
+            span.mark_shadow(shadow_of)
         call: Call | None = None
+        job: ShadowJob | None = None
+        result: ChatCompletion | StreamStart | None = None
+        failure: BaseException | None = None
         try:
-            effective = self._policy(policy)
-            plan = self._plan(request, effective)
+            # A shadow copy's policy is complete as given: the client's would add fallbacks.
+            effective = policy if shadow_of is not None and policy else self._policy(policy)
+            features = features_for(request, effective)
+            plan = self._plan(request, effective, features)
             call = Call(
                 plan=plan, settings=self._settings(effective, plan), started=started, span=span
             )
-            for deployment in plan.deployments:
-                result = yield from self._on_deployment(call, request, deployment)
-                if result is not None:
-                    return result
-            raise call.final_error()
+            job = self._sample_shadow(call, request, effective, features, context)
+            result = yield from self._route(call, request, effective.validator)
+            if isinstance(result, ChatCompletion):
+                result = self._finish(call, result)
+            return result
         except GuardedLLMError as exc:
+            failure = exc
             if not exc.attempts and call is not None:
                 exc.attempts = tuple(call.attempts)
             span.end_error(exc, now=self._clock())
             raise
-        except BaseException:
+        except BaseException as exc:
+            failure = exc
             span.abandon(
                 now=self._clock()
             )  # the driver gave up on the call (cancelled, or closed the flow)
+            raise
+        finally:
+            if job is not None:
+                self._hand_over_shadow(job, result, failure, started)
+
+    def _route(
+        self,
+        call: Call,
+        request: ChatRequest,
+        validator: Callable[[ChatCompletion], bool] | None,
+    ) -> Flow:
+        """The plan's deployments in turn, then the escalation target if the outcome calls
+        for it (a failure, an answer cut at its limit, one the validator rejects)."""
+        try:
+            result = yield from self._through(call, request, call.plan.deployments)
+        except GuardedLLMError as error:
+            larger = escalation_after(call, error=error)
+            if not larger:
+                raise
+            return (yield from self._through(call, request, larger))
+        if isinstance(result, ChatCompletion):
+            larger = escalation_after(call, completion=result, validator=validator)
+            if larger:
+                return (yield from self._through(call, request, larger))
+        return result
+
+    def _through(
+        self, call: Call, request: ChatRequest, deployments: tuple[Deployment, ...]
+    ) -> Flow:
+        call.trying = deployments
+        for deployment in deployments:
+            result = yield from self._on_deployment(call, request, deployment)
+            if result is not None:
+                return result
+        raise call.final_error()
+
+    def _finish(self, call: Call, result: ChatCompletion) -> ChatCompletion:
+        """The answer with the whole call's guard info, the call span ended."""
+        now = self._clock()
+        assert result.guard is not None
+        guard = attrs.evolve(
+            result.guard,
+            attempts=tuple(call.attempts),
+            decisions=tuple(call.decisions),
+            cost_usd=call.billed,
+            latency_s=now - call.started,
+        )
+        call.span.end_ok(guard, now=now)
+        return attrs.evolve(result, guard=guard)
+
+    def _sample_shadow(
+        self,
+        call: Call,
+        request: ChatRequest,
+        policy: Policy,
+        features: RouteFeatures,
+        context: Context | None,
+    ) -> ShadowJob | None:
+        """Whether this call sends a shadow copy; the job, holding its place, if so. Drawn
+        apart from the split's draw, so that the sample is not tied to one arm."""
+        plan = call.plan.shadow
+        if plan is None:
+            return None
+        if self.spawn_shadow is None:
+            note_shadow(call, plan, False, "this driver runs no shadow copies")
+            return None
+        draw = self._random() % 1.0 if features.key is None else None
+        sent, reason = self.shadows.admit(plan, key=features.key, draw=draw)
+        note_shadow(call, plan, sent, reason)
+        return shadow_job(call, request, policy, context) if sent else None
+
+    def _hand_over_shadow(
+        self,
+        job: ShadowJob,
+        result: ChatCompletion | StreamStart | None,
+        failure: BaseException | None,
+        started: float,
+    ) -> None:
+        """Give the sampled copy to the driver now that the caller has its outcome; a copy
+        that cannot be started gives its place back."""
+        primary = result if isinstance(result, ChatCompletion) else None
+        job = attrs.evolve(
+            job,
+            primary=primary,
+            primary_error=failure,
+            primary_latency_s=self._clock() - started,
+        )
+        spawn = self.spawn_shadow
+        if spawn is None or (failure is not None and not isinstance(failure, Exception)):
+            self.shadows.release(job.plan, None)  # the caller was cancelled: no copy
+            return
+        try:
+            spawn(job)
+        except Exception:
+            self.shadows.release(job.plan, None)  # a closed pool: the copy is not sent
             raise
 
     def _on_deployment(
@@ -478,9 +600,8 @@ class Engine:
         # correction keeps the correction from handing back tokens the vendor already counted.
         self.learn(attempt, outcome)
         attempt_span.end_ok(result, status=status or 200, cost_usd=cost, now=now)
-        guard = attrs.evolve(guard, cost_usd=cost)
-        call.span.end_ok(guard, now=now)
-        return attrs.evolve(result, guard=guard)
+        call.bill(cost)
+        return attrs.evolve(result, guard=attrs.evolve(guard, cost_usd=cost))
 
     # ---------------------------------------------------------------- pieces of a call
 
@@ -488,8 +609,25 @@ class Engine:
         base = self.policy or Policy()
         return policy.over(base) if policy is not None else base
 
-    def _plan(self, request: ChatRequest, policy: Policy) -> Plan:
-        return plan_route(self.registry, request, policy, calibrator=self.calibrator)
+    def _plan(
+        self,
+        request: ChatRequest,
+        policy: Policy,
+        features: RouteFeatures,
+        *,
+        random: Callable[[], float] | Literal["engine"] | None = "engine",
+    ) -> Plan:
+        """The call's plan; a split with no key draws from the engine's random source
+        (``random=None``: takes its heaviest arm, as an estimate does)."""
+        return plan_route(
+            self.registry,
+            request,
+            policy,
+            calibrator=self.calibrator,
+            features=features,
+            latencies=self.latencies,
+            random=self._random if random == "engine" else random,
+        )
 
     def _settings(self, policy: Policy, plan: Plan) -> Settings:
         config = self.registry.defaults
@@ -502,6 +640,7 @@ class Engine:
             budget_key=policy.budget_key,
             first_chunk_timeout_s=policy.first_chunk_timeout_s,
             hedge_after_s=policy.hedge_after_s,
+            fallback_on_client_error=bool(policy.fallback_on_client_error),
         )
 
     def _timeout(self, deployment: Deployment, settings: Settings) -> float:
@@ -567,6 +706,8 @@ class Engine:
             estimate=estimate,
             cost_usd=None,
             latency_s=self._clock() - call.started,
+            plan=call.plan.explanation,
+            decisions=tuple(call.decisions),
         )
 
     def settle(

@@ -32,6 +32,12 @@ def failed(
     now = engine.clock()
     note_failure(engine, call, attempt, number=number, error=error, status=status, latency=latency)
     verdict = classify(error, engine.registry.provider_of(attempt.deployment).outcomes)
+    if (
+        verdict == "fail"
+        and call.settings.fallback_on_client_error
+        and isinstance(error, ProviderError)
+    ):
+        verdict = "fallback"  # the policy lets another vendor try what this one refused
     if verdict == "fail":
         raise error
     remaining = call.deadline - now
@@ -44,7 +50,7 @@ def failed(
         return wait
     retry_after = error.retry_after if isinstance(error, ProviderError) else None
     if retry_after is not None and retry_after >= remaining:
-        if attempt.deployment is call.plan.deployments[-1]:
+        if attempt.deployment is call.trying[-1]:
             raise wait_too_long(error, retry_after, remaining)
         call.reason = "retry_after_exceeds_deadline"
     return None  # no time to retry here; the next deployment may still answer

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import deque
-from collections.abc import Generator
+from collections.abc import Generator, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from guardedllm import defaults
@@ -32,8 +32,9 @@ if TYPE_CHECKING:
 __all__ = ["LatencyWindow", "hedge_partner", "race"]
 
 
-class LatencyWindow:
-    """The recent latencies of each deployment's answered attempts, for a p95 hedge delay."""
+class LatencyWindow(Mapping[str, float]):
+    """The recent latencies of each deployment's answered attempts: their p95 for a hedge
+    delay, and, read as a mapping, their average for "fastest" routes."""
 
     def __init__(self, size: int = defaults.HEDGE_LATENCY_SAMPLES) -> None:
         self._size = size
@@ -46,6 +47,22 @@ class LatencyWindow:
             if samples is None:
                 samples = self._samples[deployment] = deque(maxlen=self._size)
             samples.append(latency)
+
+    def __getitem__(self, deployment: str) -> float:
+        """The average of the deployment's recent latencies (KeyError: none yet)."""
+        with self._lock:
+            samples = self._samples.get(deployment)
+            if not samples:
+                raise KeyError(deployment)
+            return sum(samples) / len(samples)
+
+    def __iter__(self) -> Iterator[str]:
+        with self._lock:
+            return iter([name for name, samples in self._samples.items() if samples])
+
+    def __len__(self) -> int:
+        with self._lock:
+            return sum(1 for samples in self._samples.values() if samples)
 
     def p95(self, deployment: str) -> float | None:
         """The 95th percentile, or None until enough answers have been seen to say."""

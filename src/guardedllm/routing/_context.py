@@ -16,18 +16,9 @@ from guardedllm.estimate import Estimate
 from guardedllm.registry import Deployment, Registry
 from guardedllm.routing._decisions import Escalation, ShadowPlan
 from guardedllm.routing._features import RouteFeatures, needed_capabilities
-from guardedllm.types import ChatRequest
+from guardedllm.types import ChatRequest, PlanEntry
 
 __all__ = ["Context", "PlanEntry", "RoutePolicy", "Selection"]
-
-
-@attrs.frozen(kw_only=True)
-class PlanEntry:
-    """One line of a plan's explanation: a deployment, whether it is in the plan, and why."""
-
-    deployment: str
-    included: bool
-    reason: str
 
 
 @attrs.frozen(kw_only=True)
@@ -76,6 +67,7 @@ class Context:
         estimate: Callable[[Deployment], Estimate],
         count_tokens: Callable[[], int],
         policy_of_route: Callable[[str], RoutePolicy],
+        random: Callable[[], float] | None = None,
     ) -> None:
         self.registry = registry
         self.request = request
@@ -86,6 +78,16 @@ class Context:
         self._count_tokens = count_tokens
         self._input_tokens: int | None = None
         self.policy_of_route = policy_of_route
+        self._random = random
+
+    def draw(self) -> float | None:
+        """The caller's random draw, else one from the engine's source, taken only when a
+        policy needs it (a split with no key); None when there is neither."""
+        if self.features.draw is not None:
+            return self.features.draw
+        if self._random is None:
+            return None
+        return self._random() % 1.0  # a source may return 1.0; a draw is in [0, 1)
 
     def input_tokens(self) -> int:
         """The estimated prompt tokens, counted once and only if a policy asks."""

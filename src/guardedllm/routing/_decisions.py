@@ -92,6 +92,7 @@ class ShadowPlan:
 class ShadowVerdict:
     send: bool
     reason: str
+    full: bool = False  # sampled, but max_in_flight copies were already running
 
 
 def sample_shadow(
@@ -113,6 +114,7 @@ def sample_shadow(
     if in_flight >= shadow.max_in_flight:
         return ShadowVerdict(
             send=False,
+            full=True,
             reason=f"{in_flight} shadow copies in flight, the most allowed "
             f"({shadow.max_in_flight}): skipped so shadows cannot pile up",
         )

@@ -40,12 +40,14 @@ class RouteFeatures:
     ``tags`` are matched by ``when = { tags = {...} }`` rules. ``key`` makes a split or shadow
     sample sticky (the same key always gets the same arm, across processes and restarts).
     ``draw`` is a random number in [0, 1) the engine drew, used where no key was given; with
-    neither, a split takes its heaviest arm and a shadow is not sampled.
+    neither, a split takes its heaviest arm and a shadow is not sampled. ``arm`` assigns
+    every split to the arm of that label (or name), whatever the key: a per-call override.
     """
 
     tags: Mapping[str, str] = attrs.field(factory=dict, converter=_tags, hash=False)
     key: str | None = None
     draw: float | None = attrs.field(default=None, validator=_draw)
+    arm: str | None = None
 
 
 def _has_image(messages: tuple[Mapping[str, Any], ...]) -> bool:

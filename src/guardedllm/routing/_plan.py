@@ -6,11 +6,11 @@ latencies, the time), never the network or a clock.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 
 from guardedllm import defaults
-from guardedllm.errors import InvalidRequestError, ModelNotFoundError
+from guardedllm.errors import ModelNotFoundError, NoRouteError
 from guardedllm.estimate import (
     Calibrator,
     Estimate,
@@ -23,11 +23,11 @@ from guardedllm.estimate import (
 from guardedllm.policy import Policy
 from guardedllm.registry import Deployment, Registry
 from guardedllm.routing._compile import policy_of
-from guardedllm.routing._context import Context, PlanEntry, RoutePolicy, Selection
+from guardedllm.routing._context import Context, RoutePolicy, Selection
 from guardedllm.routing._decisions import Escalation, ShadowPlan
 from guardedllm.routing._features import RouteFeatures
 from guardedllm.routing._policies import Chain, Use
-from guardedllm.types import ChatRequest, Usage
+from guardedllm.types import ChatRequest, PlanEntry, Usage
 
 __all__ = ["Plan", "estimate_on", "plan_route", "usage_cost"]
 
@@ -105,22 +105,24 @@ def plan_route(
     latencies: Mapping[str, float] | None = None,
     now: float | None = None,
     route_policy: RoutePolicy | None = None,
+    random: Callable[[], float] | None = None,
 ) -> Plan:
-    """The plan for ``request``: its route's policy evaluated for this call, or the policy's
-    fallback override, every deployment considered listed in ``Plan.explanation`` with why.
+    """The plan for ``request``: its route's policy evaluated for this call (or the policy's
+    ``fallback`` override, or ``route_policy`` built in code), every deployment considered
+    listed in ``Plan.explanation`` with why.
 
-    ``features`` (tags, sticky key, random draw) turns on policy-based routing in full: with
-    it, deployments lacking a capability the request needs (images: "vision", tools: "tools",
-    JSON output: "json") are excluded, and a call no deployment can serve raises
-    InvalidRequestError naming the constraint that excluded each. Without it, the plan is the
-    route's order as before. ``latencies`` maps a deployment to its recent average latency in
-    seconds (for "fastest" routes); ``route_policy`` replaces the route's own policy with a
-    code-built one. ``now`` is accepted for policies that depend on time; none does yet.
+    Then two filters, applied to the plan and to the escalation target alike: deployments
+    lacking a capability the request needs (images: "vision", tools: "tools", JSON output:
+    "json") are left out, and so are those outside ``policy.allowed_deployments``. A call no
+    deployment can serve raises ``NoRouteError`` naming what excluded each one.
+
+    ``features`` are the caller's tags, sticky key, forced split arm and random draw;
+    ``latencies`` maps a deployment to its recent average latency in seconds (for "fastest"
+    routes); ``random`` is drawn from when a split needs a draw that ``features`` lacks.
+    ``now`` is accepted for policies that depend on time; none does yet.
     """
     del now  # no building block reads the time yet; the parameter keeps the engine's call stable
     resolution = registry.resolve(request.model)
-    if features is None and route_policy is None and policy.fallback is not None:
-        return _legacy_override(registry, request, policy, calibrator)
     estimates: dict[str, Estimate] = {}
 
     def estimate(deployment: Deployment) -> Estimate:
@@ -147,6 +149,7 @@ def plan_route(
         estimate=estimate,
         count_tokens=count_tokens,
         policy_of_route=route_policy_of,
+        random=random,
     )
     chosen: RoutePolicy
     if policy.fallback is not None:
@@ -160,11 +163,18 @@ def plan_route(
     else:
         chosen = Use(name=request.model)
     selection = chosen.select(context, ())
-    if features is not None:
-        selection = _check_capabilities(selection, context)
+    selection = _check_capabilities(selection, context)
+    if policy.allowed_deployments is not None:
+        selection = _check_allowed(selection, registry, policy.allowed_deployments)
     included = selection.included()
     if not included:
-        raise InvalidRequestError(_no_route_message(request.model, selection))
+        selection = _promote_escalation(selection)
+        included = selection.included()
+    if not included:
+        raise NoRouteError(
+            _no_route_message(request.model, selection),
+            excluded=[(e.deployment, e.reason) for e in selection.entries],
+        )
     override = ""
     if policy.fallback is not None:
         override = f"; policy fallback override: {', '.join(included)}"
@@ -190,33 +200,71 @@ def plan_route(
     return plan
 
 
+def _promote_escalation(selection: Selection) -> Selection:
+    """When nothing in the plan can serve the call, the escalation target is the plan."""
+    escalation = selection.escalation
+    if escalation is None or not escalation.deployments:
+        return selection
+    targets = {d.name for d in escalation.deployments}
+    promoted = "the escalation target, since nothing before it can serve this call"
+    entries = tuple(
+        PlanEntry(deployment=e.deployment, included=True, reason=f"{promoted}: {e.reason}")
+        if e.deployment in targets and not e.included
+        else e
+        for e in selection.entries
+    )
+    return Selection(entries=entries, escalation=None, shadow=selection.shadow)
+
+
+def _filtered(selection: Selection, excluded: Callable[[str], str | None]) -> Selection:
+    """``selection`` with each included deployment for which ``excluded`` gives a reason left
+    out for that reason, and the escalation target filtered alike."""
+    entries: list[PlanEntry] = []
+    for entry in selection.entries:
+        why = excluded(entry.deployment) if entry.included else None
+        if why is None:
+            entries.append(entry)
+        else:
+            entries.append(PlanEntry(deployment=entry.deployment, included=False, reason=why))
+    escalation = selection.escalation
+    if escalation is not None:
+        kept = tuple(d for d in escalation.deployments if excluded(d.name) is None)
+        escalation = Escalation(deployments=kept, on=escalation.on, reason=escalation.reason)
+    return Selection(entries=tuple(entries), escalation=escalation, shadow=selection.shadow)
+
+
 def _check_capabilities(selection: Selection, context: Context) -> Selection:
-    """``selection`` with every deployment that lacks a needed capability left out, the
-    escalation target too."""
+    """``selection`` without the deployments that lack a capability the request needs."""
     needs = context.needs
     if not needs:
         return selection
     registry = context.registry
 
-    def missing(name: str) -> list[str]:
+    def lacking(name: str) -> str | None:
         has = registry.deployment(name).capabilities
-        return [capability for capability in needs if capability not in has]
-
-    entries: list[PlanEntry] = []
-    for entry in selection.entries:
-        lacks = missing(entry.deployment) if entry.included else []
+        lacks = [capability for capability in needs if capability not in has]
         if not lacks:
-            entries.append(entry)
-            continue
-        declared = ", ".join(sorted(registry.deployment(entry.deployment).capabilities))
+            return None
+        declared = ", ".join(sorted(has))
         why = "; ".join(f"needs {c!r} ({needs[c]})" for c in lacks)
-        reason = f"excluded: {why}, but it declares only [{declared}]"
-        entries.append(PlanEntry(deployment=entry.deployment, included=False, reason=reason))
-    escalation = selection.escalation
-    if escalation is not None:
-        kept = tuple(d for d in escalation.deployments if not missing(d.name))
-        escalation = Escalation(deployments=kept, on=escalation.on, reason=escalation.reason)
-    return Selection(entries=tuple(entries), escalation=escalation, shadow=selection.shadow)
+        return f"excluded: {why}, but it declares only [{declared}]"
+
+    return _filtered(selection, lacking)
+
+
+def _check_allowed(selection: Selection, registry: Registry, names: Sequence[str]) -> Selection:
+    """``selection`` without the deployments outside the call's ``allowed_deployments``."""
+    allowed: set[str] = set()
+    for name in names:
+        allowed.update(d.name for d in registry.resolve(name).deployments)
+    listed = ", ".join(names)
+
+    def outside(name: str) -> str | None:
+        if name in allowed:
+            return None
+        return f"excluded: not in the call's Policy.allowed_deployments [{listed}]"
+
+    return _filtered(selection, outside)
 
 
 def _no_route_message(requested: str, selection: Selection) -> str:
@@ -224,36 +272,8 @@ def _no_route_message(requested: str, selection: Selection) -> str:
     return (
         f"no deployment can serve this call to {requested!r}: {excluded or 'none considered'}. "
         "Add a deployment with the needed capabilities to the route (and declare them in its "
-        "[models.NAME] capabilities), or change the request."
-    )
-
-
-def _legacy_override(
-    registry: Registry, request: ChatRequest, policy: Policy, calibrator: Calibrator | None
-) -> Plan:
-    """Today's ``Policy.fallback`` behaviour, for callers that pass no routing features."""
-    resolution = registry.resolve(request.model)
-    chosen: list[Deployment] = []
-    for name in policy.fallback or ():
-        for deployment in registry.resolve(name).deployments:
-            if deployment not in chosen:
-                chosen.append(deployment)
-    if not chosen:
-        raise ModelNotFoundError(
-            "Policy.fallback named no deployment; give at least one model or alias name."
-        )
-    return Plan(
-        registry=registry,
-        request=request,
-        requested=resolution.requested,
-        route=resolution.route,
-        reason=f"{resolution.reason}; policy fallback override: "
-        + ", ".join(d.name for d in chosen),
-        deployments=tuple(chosen),
-        deadline_s=resolution.deadline_s,
-        max_attempts=resolution.max_attempts,
-        max_cost_usd=resolution.max_cost_usd,
-        calibrator=calibrator,
+        "[models.NAME] capabilities), widen the call's allowed deployments, or change the "
+        "request."
     )
 
 

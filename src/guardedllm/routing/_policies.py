@@ -234,7 +234,8 @@ class Cheapest:
 @attrs.frozen(kw_only=True)
 class Fastest:
     """``of``'s deployments, lowest recent average latency first; those with no recent
-    latency follow, in ``of``'s order (so a new deployment still gets traffic to measure)."""
+    latency follow, in ``of``'s order. A deployment is measured whenever it answers: as a
+    fallback, or when a call's ``Policy.allowed_deployments`` or a split sends it traffic."""
 
     of: RoutePolicy = attrs.field(converter=as_policy)
 
@@ -297,8 +298,20 @@ class Split:
         if not value:
             raise ValueError(f"split {self.name!r} needs at least one arm")
 
-    def assign(self, key: str | None, draw: float | None) -> tuple[int, str]:
-        """The index of the arm for a call, and how it was chosen."""
+    def assign(
+        self, key: str | None, draw: float | None, arm: str | None = None
+    ) -> tuple[int, str]:
+        """The index of the arm for a call, and how it was chosen. ``arm`` (a label or the
+        name an arm uses) overrides the key and the draw."""
+        if arm is not None:
+            for index, candidate in enumerate(self.arms):
+                if arm == candidate.title:
+                    return index, "assigned by the call's Policy.split_arm"
+            titles = ", ".join(repr(a.title) for a in self.arms)
+            raise InvalidRequestError(
+                f"Policy.split_arm={arm!r} names no arm of split {self.name!r} (its arms: "
+                f"{titles}); give one of those"
+            )
         weights = [arm.weight for arm in self.arms]
         if key is not None:
             point = position(self.name, key)
@@ -310,7 +323,8 @@ class Split:
 
     def select(self, context: Context, trail: tuple[str, ...]) -> Selection:
         features = context.features
-        index, how = self.assign(features.key, features.draw)
+        draw = None if features.key is not None or features.arm is not None else context.draw()
+        index, how = self.assign(features.key, draw, features.arm)
         total = sum(arm.weight for arm in self.arms)
         chosen = self.arms[index]
         parts = [

@@ -30,6 +30,7 @@ from guardedllm.telemetry._call import CallSpan
 from guardedllm.telemetry._instruments import BREAKER_STATES
 from guardedllm.telemetry._semconv import (
     EVENT_BREAKER_TRANSITION,
+    EVENT_ESCALATION,
     EVENT_FALLBACK,
     EVENT_HEDGE,
     EVENT_RETRY,
@@ -44,6 +45,7 @@ from guardedllm.telemetry._telemetry import Telemetry
 __all__ = [
     "BREAKER_STATES",
     "EVENT_BREAKER_TRANSITION",
+    "EVENT_ESCALATION",
     "EVENT_FALLBACK",
     "EVENT_HEDGE",
     "EVENT_RETRY",

@@ -131,6 +131,11 @@ class CallSpan:
             return
         self._span.add_event(name, attributes)
 
+    def mark_shadow(self, route: str) -> None:
+        """Mark this call as a shadow copy of a call to ``route`` (``guardedllm.shadow.of``)."""
+        if not self._ended and self._span.is_recording():
+            self._span.set_attribute(sc.GUARDEDLLM_SHADOW_OF, route)
+
     def start_attempt(
         self,
         *,

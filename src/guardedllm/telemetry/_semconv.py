@@ -85,6 +85,9 @@ GUARDEDLLM_BREAKER_TO: Final = "guardedllm.breaker.to"
 GUARDEDLLM_BREAKER_REASON: Final = "guardedllm.breaker.reason"
 GUARDEDLLM_HEDGE_FOR: Final = "guardedllm.hedge.for"
 GUARDEDLLM_HEDGE_DELAY_S: Final = "guardedllm.hedge.delay_s"
+GUARDEDLLM_SHADOW_OF: Final = "guardedllm.shadow.of"  # on a shadow copy's call span: the route
+GUARDEDLLM_SHADOW_SENT: Final = "guardedllm.shadow.sent"
+GUARDEDLLM_DECISION_REASON: Final = "guardedllm.decision.reason"
 
 # Span events on the call span. Retries and fallbacks are added by ``CallSpan.start_attempt``;
 # the others by whoever observes them, through ``CallSpan.event``.
@@ -94,6 +97,7 @@ EVENT_BREAKER_TRANSITION: Final = "guardedllm.breaker.transition"
 EVENT_SKIPPED: Final = "guardedllm.deployment.skipped"
 EVENT_HEDGE: Final = "guardedllm.hedge"
 EVENT_SHADOW: Final = "guardedllm.shadow"
+EVENT_ESCALATION: Final = "guardedllm.escalation"
 
 # --------------------------------------------------------------------------- metrics
 

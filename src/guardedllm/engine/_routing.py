@@ -1,0 +1,298 @@
+"""What the engine decides around a plan: the routing features of a call, escalation to a
+larger model, and shadow copies to a candidate.
+
+Shadow copies are the one part a driver runs on the side: the engine samples the call when it
+plans it (holding a place among the route's copies in flight, so that copies cannot pile up),
+and once the caller has its answer or error it hands a ``ShadowJob`` to the driver's spawner,
+which runs ``shadow_flow`` in the background (a thread, a task). Nothing the copy does reaches
+the caller: its errors, its latency and its answer are recorded in the ``ShadowBook`` only.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Generator, Iterator
+from typing import TYPE_CHECKING
+
+import attrs
+from opentelemetry.context import Context as OtelContext
+
+from guardedllm import defaults
+from guardedllm.errors import AllRoutesFailedError, DeadlineExceededError, GuardedLLMError
+from guardedllm.policy import Policy
+from guardedllm.registry import Deployment
+from guardedllm.routing import (
+    EscalationVerdict,
+    RouteFeatures,
+    ShadowPlan,
+    decide_escalation,
+    sample_shadow,
+)
+from guardedllm.telemetry import EVENT_ESCALATION, EVENT_SHADOW
+from guardedllm.telemetry import _semconv as sc
+from guardedllm.types import ChatCompletion, ChatRequest
+
+if TYPE_CHECKING:
+    from guardedllm.engine._call import Call
+    from guardedllm.engine._engine import Engine
+    from guardedllm.engine._steps import Outcome, Step
+
+__all__ = [
+    "ShadowBook",
+    "ShadowJob",
+    "ShadowResult",
+    "ShadowStats",
+    "escalation_after",
+    "features_for",
+    "shadow_flow",
+]
+
+
+def features_for(request: ChatRequest, policy: Policy) -> RouteFeatures:
+    """The routing input of one call besides the request: the policy's tags, its sticky key
+    (else the request's ``user``) and its forced split arm."""
+    return RouteFeatures(
+        tags=policy.tags or {},
+        key=policy.route_key if policy.route_key is not None else request.user,
+        arm=policy.split_arm,
+    )
+
+
+# ---------------------------------------------------------------------------- escalation
+
+
+def escalation_after(
+    call: Call,
+    *,
+    completion: ChatCompletion | None = None,
+    error: GuardedLLMError | None = None,
+    validator: Callable[[ChatCompletion], bool] | None = None,
+) -> tuple[Deployment, ...]:
+    """The deployments to escalate to after the plan's outcome (empty: stay with it). The
+    decision is noted on the call, in ``resp.guard.decisions`` and as a span event."""
+    escalation = call.plan.escalation
+    if escalation is None or call.escalated:
+        return ()
+    if isinstance(error, DeadlineExceededError):
+        verdict = EscalationVerdict(escalate=False, reason="the deadline ran out: no escalation")
+    else:
+        verdict = decide_escalation(
+            escalation, completion=completion, error=error, validator=validator
+        )
+    call.decide(f"escalation: {verdict.reason}")
+    if not verdict.escalate:
+        return ()
+    call.escalated = True
+    call.span.event(EVENT_ESCALATION, {sc.GUARDEDLLM_DECISION_REASON: verdict.reason})
+    return escalation.deployments
+
+
+# ---------------------------------------------------------------------------- shadow
+
+
+@attrs.frozen(kw_only=True)
+class ShadowResult:
+    """One shadow copy and the call it copied, side by side.
+
+    ``ok``/``error_type``/``latency_s``/``cost_usd``/``completion`` are the candidate's;
+    ``primary_*`` the caller's call (``primary_deployment`` None when it failed).
+    ``same_content`` says whether both first choices' text is identical (None unless both
+    answered with text).
+    """
+
+    route: str
+    candidate: str
+    ok: bool
+    error_type: str | None
+    error: str | None
+    latency_s: float
+    cost_usd: float | None
+    completion: ChatCompletion | None = attrs.field(repr=False)
+    primary_deployment: str | None
+    primary_ok: bool
+    primary_latency_s: float
+    primary_cost_usd: float | None
+    same_content: bool | None
+
+
+@attrs.frozen(kw_only=True)
+class ShadowStats:
+    """A route's shadow copies to one candidate so far: sampled and sent, skipped because
+    ``max_in_flight`` copies were running, answered, failed, and sums to compare."""
+
+    route: str
+    candidate: str
+    sent: int = 0
+    skipped_full: int = 0
+    answered: int = 0
+    failed: int = 0
+    same_content: int = 0
+    latency_s_total: float = 0.0
+    primary_latency_s_total: float = 0.0
+    cost_usd_total: float = 0.0
+    primary_cost_usd_total: float = 0.0
+    in_flight: int = 0
+
+    @property
+    def mean_latency_s(self) -> float | None:
+        done = self.answered + self.failed
+        return self.latency_s_total / done if done else None
+
+
+@attrs.frozen(kw_only=True)
+class ShadowJob:
+    """A sampled copy, ready for the driver to run once the primary call has ended."""
+
+    plan: ShadowPlan
+    request: ChatRequest
+    policy: Policy
+    context: OtelContext | None
+    primary: ChatCompletion | None = None
+    primary_error: BaseException | None = None
+    primary_latency_s: float = 0.0
+
+
+class ShadowBook:
+    """Shadow copies in flight per route, their recent results and running totals. Safe to
+    use from several threads (the sync driver runs copies on a pool)."""
+
+    def __init__(self, keep: int = defaults.SHADOW_RESULTS_KEPT) -> None:
+        self._lock = threading.Lock()
+        self._in_flight: dict[str, int] = {}
+        self._results: deque[ShadowResult] = deque(maxlen=keep)
+        self._stats: dict[tuple[str, str], ShadowStats] = {}
+
+    def admit(self, plan: ShadowPlan, *, key: str | None, draw: float | None) -> tuple[bool, str]:
+        """Whether this call sends a copy, and why; a copy sent holds a place until
+        ``release``."""
+        with self._lock:
+            running = self._in_flight.get(plan.route, 0)
+            verdict = sample_shadow(plan, key=key, draw=draw, in_flight=running)
+            self._count(plan, sent=int(verdict.send), skipped_full=int(verdict.full))
+            if verdict.send:
+                self._in_flight[plan.route] = running + 1
+        return verdict.send, verdict.reason
+
+    def release(self, plan: ShadowPlan, result: ShadowResult | None) -> None:
+        """The copy ended (with ``result``), or was never run (None)."""
+        with self._lock:
+            self._in_flight[plan.route] = max(0, self._in_flight.get(plan.route, 0) - 1)
+            if result is None:
+                self._count(plan, sent=-1)
+                return
+            self._results.append(result)
+            self._count(
+                plan,
+                answered=int(result.ok),
+                failed=int(not result.ok),
+                same_content=int(bool(result.same_content)),
+                latency_s_total=result.latency_s,
+                primary_latency_s_total=result.primary_latency_s,
+                cost_usd_total=result.cost_usd or 0.0,
+                primary_cost_usd_total=result.primary_cost_usd or 0.0,
+            )
+
+    def _count(self, plan: ShadowPlan, **changes: float) -> None:
+        key = (plan.route, plan.deployment.name)
+        stats = self._stats.get(key) or ShadowStats(route=key[0], candidate=key[1])
+        updated = {name: getattr(stats, name) + value for name, value in changes.items()}
+        updated["in_flight"] = self._in_flight.get(plan.route, 0)
+        self._stats[key] = attrs.evolve(stats, **updated)
+
+    def results(self) -> list[ShadowResult]:
+        with self._lock:
+            return list(self._results)
+
+    def stats(self) -> dict[str, ShadowStats]:
+        """Per route (``route -> candidate`` when a route's candidate changed)."""
+        with self._lock:
+            found: dict[str, ShadowStats] = {}
+            for (route, candidate), stats in self._stats.items():
+                label = route if route not in found else f"{route} -> {candidate}"
+                found[label] = attrs.evolve(stats, in_flight=self._in_flight.get(route, 0))
+            return found
+
+    def __iter__(self) -> Iterator[ShadowResult]:
+        return iter(self.results())
+
+
+def shadow_job(
+    call: Call, request: ChatRequest, policy: Policy, context: OtelContext | None
+) -> ShadowJob:
+    """The copy of ``request`` the candidate gets: not streamed, one attempt, no fallback, no
+    escalation, within the caller's deadline and spend budget key."""
+    plan = call.plan.shadow
+    assert plan is not None
+    candidate = plan.deployment.name
+    # Not streamed, and without the end-user id: not every vendor can carry it, and the
+    # sample was already taken by it.
+    copied = attrs.evolve(
+        request, model=candidate, stream=False, stream_include_usage=False, user=None
+    )
+    shadow_policy = Policy(
+        deadline_s=call.settings.deadline_s,
+        timeout_s=call.settings.timeout_s,
+        max_attempts=1,
+        budget_key=policy.budget_key,
+        allowed_deployments=(candidate,),
+    )
+    return ShadowJob(plan=plan, request=copied, policy=shadow_policy, context=context)
+
+
+def note_shadow(call: Call, plan: ShadowPlan, sent: bool, reason: str) -> None:
+    call.decide(f"shadow: {reason}")
+    call.span.event(
+        EVENT_SHADOW,
+        {
+            sc.GUARDEDLLM_DEPLOYMENT: plan.deployment.name,
+            sc.GUARDEDLLM_SHADOW_SENT: sent,
+            sc.GUARDEDLLM_DECISION_REASON: reason,
+        },
+    )
+
+
+def _text(completion: ChatCompletion | None) -> str | None:
+    if completion is None or not completion.choices:
+        return None
+    return completion.choices[0].message.content
+
+
+def shadow_flow(engine: Engine, job: ShadowJob) -> Generator[Step, Outcome | None, None]:
+    """Run one shadow copy to its end and record it. Never raises a guardedllm error: the
+    copy's failure is its result. The place it held is given back however it ends."""
+    started = engine.clock()
+    completion: ChatCompletion | None = None
+    failure: GuardedLLMError | None = None
+    result: ShadowResult | None = None
+    try:
+        try:
+            answer = yield from engine.run(
+                job.request, job.policy, context=job.context, shadow_of=job.plan.route
+            )
+            assert isinstance(answer, ChatCompletion)  # a copy is never streamed
+            completion = answer
+        except AllRoutesFailedError as exc:  # one deployment, one attempt: say what failed
+            cause = exc.__cause__
+            failure = cause if isinstance(cause, GuardedLLMError) else exc
+        except GuardedLLMError as exc:
+            failure = exc
+        primary = job.primary
+        texts = (_text(completion), _text(primary))
+        result = ShadowResult(
+            route=job.plan.route,
+            candidate=job.plan.deployment.name,
+            ok=completion is not None,
+            error_type=type(failure).__name__ if failure is not None else None,
+            error=str(failure) if failure is not None else None,
+            latency_s=engine.clock() - started,
+            cost_usd=completion.guard.cost_usd if completion and completion.guard else None,
+            completion=completion,
+            primary_deployment=primary.guard.deployment if primary and primary.guard else None,
+            primary_ok=job.primary_error is None,
+            primary_latency_s=job.primary_latency_s,
+            primary_cost_usd=primary.guard.cost_usd if primary and primary.guard else None,
+            same_content=texts[0] == texts[1] if None not in texts else None,
+        )
+    finally:
+        engine.shadows.release(job.plan, result)
