@@ -21,7 +21,7 @@ import attrs
 from guardedllm import defaults
 from guardedllm.errors import InvalidRequestError
 from guardedllm.estimate._cost import Prices, cost_usd
-from guardedllm.estimate._count import count_chat_tokens
+from guardedllm.estimate._count import TokenCount, count_chat_tokens
 from guardedllm.estimate._encodings import get_encoding
 from guardedllm.estimate._images import GPT_4O_IMAGE_RATES, ImageTokenRates
 
@@ -70,8 +70,11 @@ def estimate_request(
     exact_tokenizer: bool = True,
     expected_output_tokens: int | None = None,
     image_rates: ImageTokenRates = GPT_4O_IMAGE_RATES,
+    count: TokenCount | None = None,
 ) -> Estimate:
     """Estimate ``messages`` (+ ``tools``, ``max_tokens``) on the deployment described.
+    ``count`` is the messages' count with ``tokenizer`` when the caller already has it (a
+    route estimating several deployments that share a tokenizer counts once).
 
     ``max_tokens`` is the caller's cap (None: the deployment's ``max_output_tokens``);
     ``exact_tokenizer`` says whether ``tokenizer`` is the vendor's own; ``calibration`` and
@@ -96,9 +99,10 @@ def estimate_request(
             f"limit ({max_output_tokens})."
         )
 
-    count = count_chat_tokens(
-        messages, encoding=get_encoding(tokenizer), tools=tools, image_rates=image_rates
-    )
+    if count is None:
+        count = count_chat_tokens(
+            messages, encoding=get_encoding(tokenizer), tools=tools, image_rates=image_rates
+        )
     notes = list(count.notes)
     if exact_tokenizer:
         input_tokens = count.tokens

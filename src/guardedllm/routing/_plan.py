@@ -15,6 +15,7 @@ from guardedllm.estimate import (
     Calibrator,
     Estimate,
     Prices,
+    TokenCount,
     cost_usd,
     count_chat_tokens,
     estimate_request,
@@ -40,6 +41,24 @@ _NO_LATENCIES: Mapping[str, float] = MappingProxyType({})
 # Provider kinds whose models use tiktoken's encodings, so that a count is exact. Any other
 # vendor's count is an estimate from a stand-in tokenizer, with a safety margin.
 EXACT_TOKENIZER_KINDS = frozenset({"openai", "azure-openai"})
+
+
+class TokenCounts:
+    """A request's prompt counted once per tokenizer: the deployments of a route mostly share
+    one, and rules, estimates and the plan all ask."""
+
+    def __init__(self, request: ChatRequest) -> None:
+        self._request = request
+        self._counts: dict[str, TokenCount] = {}
+
+    def of(self, tokenizer: str) -> TokenCount:
+        found = self._counts.get(tokenizer)
+        if found is None:
+            request = self._request
+            found = self._counts[tokenizer] = count_chat_tokens(
+                request.messages, encoding=get_encoding(tokenizer), tools=request.tools
+            )
+        return found
 
 
 class Plan:
@@ -80,13 +99,14 @@ class Plan:
         self.max_attempts = max_attempts
         self.max_cost_usd = max_cost_usd
         self._estimates: dict[str, Estimate] = {}
+        self.counts = TokenCounts(request)
 
     def estimate(self, deployment: Deployment) -> Estimate:
         found = self._estimates.get(deployment.name)
         if found is None:
             factor = self.calibrator.factor(deployment.name) if self.calibrator else 1.0
             found = self._estimates[deployment.name] = estimate_on(
-                self.registry, deployment, self.request, calibration=factor
+                self.registry, deployment, self.request, calibration=factor, counts=self.counts
             )
         return found
 
@@ -124,19 +144,19 @@ def plan_route(
     del now  # no building block reads the time yet; the parameter keeps the engine's call stable
     resolution = registry.resolve(request.model)
     estimates: dict[str, Estimate] = {}
+    counts = TokenCounts(request)
 
     def estimate(deployment: Deployment) -> Estimate:
         found = estimates.get(deployment.name)
         if found is None:
             factor = calibrator.factor(deployment.name) if calibrator else 1.0
             found = estimates[deployment.name] = estimate_on(
-                registry, deployment, request, calibration=factor
+                registry, deployment, request, calibration=factor, counts=counts
             )
         return found
 
     def count_tokens() -> int:
-        encoding = get_encoding(RULE_TOKENIZER)
-        return count_chat_tokens(request.messages, encoding=encoding, tools=request.tools).tokens
+        return counts.of(RULE_TOKENIZER).tokens
 
     def route_policy_of(name: str) -> RoutePolicy:
         return policy_of(registry.routes[name])
@@ -197,6 +217,7 @@ def plan_route(
     )
     for found in estimates.values():
         plan.remember(found)
+    plan.counts = counts
     return plan
 
 
@@ -292,9 +313,11 @@ def estimate_on(
     request: ChatRequest,
     *,
     calibration: float = 1.0,
+    counts: TokenCounts | None = None,
 ) -> Estimate:
     """The pre-flight estimate of ``request`` on ``deployment``. ``calibration`` scales the
-    count of a stand-in tokenizer (it does not apply where the count is exact)."""
+    count of a stand-in tokenizer (it does not apply where the count is exact); ``counts``
+    shares the prompt's count with other deployments of the same tokenizer."""
     exact = registry.provider_of(deployment).kind in EXACT_TOKENIZER_KINDS
     return estimate_request(
         request.messages,
@@ -308,6 +331,7 @@ def estimate_on(
         calibration=calibration,
         safety_margin=0.0 if exact else defaults.ESTIMATE_SAFETY_MARGIN,
         exact_tokenizer=exact,
+        count=counts.of(deployment.tokenizer) if counts is not None else None,
     )
 
 
