@@ -58,6 +58,10 @@ split = { "openai-chain" = 1, "anthropic-chain" = 1 }
 [routes.cross]
 fallback = ["gpt-4o-mini", "claude-haiku", "gemini-flash"]
 
+[routes.thrifty]
+strategy = "cheapest"
+fallback = ["azure-4o", "gpt-4o-mini", "gemini-flash"]
+
 [routes.quick]
 strategy = "fastest"
 fallback = ["gpt-4o-mini", "claude-haiku"]
@@ -288,6 +292,23 @@ def test_client_errors_fall_back_only_when_the_policy_says_so(
     )
     assert response.guard is not None
     assert response.guard.deployment == "claude-haiku"
+
+
+def test_cheapest_first_sends_to_the_cheapest_deployment_and_falls_back_in_price_order(
+    call: Call, fake_provider: FakeProvider
+) -> None:
+    response = answered(call(model="thrifty", messages=SHORT, max_tokens=20))
+    assert response.guard is not None
+    assert response.guard.deployment == "gemini-flash"
+    assert [e.deployment for e in response.guard.plan] == [
+        "gemini-flash",
+        "gpt-4o-mini",
+        "azure-4o",
+    ]
+    fake_provider.script(vendor="gemini", status=503)
+    moved = answered(call(model="thrifty", messages=SHORT, max_tokens=20))
+    assert moved.guard is not None
+    assert moved.guard.deployment == "gpt-4o-mini"
 
 
 def test_fastest_first_follows_the_recent_average_latency(
