@@ -409,3 +409,12 @@ def test_policy_scopes_are_per_thread_and_a_call_policy_wins(registry: Registry)
     assert results == {"claude-haiku": ["claude-haiku"] * 4, "gemini-flash": ["gemini-flash"] * 4}
     assert answered(inner).guard.deployment == "claude-haiku"  # type: ignore[union-attr]
     assert answered(own).guard.deployment == "gemini-flash"  # type: ignore[union-attr]
+
+
+def test_an_escalated_call_with_hedging_on_hedges_within_the_escalation_target(
+    call: Call, fake_provider: FakeProvider
+) -> None:
+    fake_provider.script(model="llama-3.1-8b-instruct", status=500)
+    response = answered(call(model="small-first", messages=SHORT, policy=Policy(hedge_after_s=5.0)))
+    assert response.guard is not None
+    assert response.guard.deployment == "gpt-4o-mini"

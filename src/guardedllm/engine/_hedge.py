@@ -81,7 +81,7 @@ def hedge_partner(
     holds (a breaker permit, a spend reservation, a rate-limit grant, a retry) is given back
     by ``race`` if it is never sent, or by the returned turn's ``close``."""
     setting = call.settings.hedge_after_s
-    plan = call.plan.deployments
+    plan = call.trying  # the plan, or the escalation target once escalated
     if setting is None or request.stream or plan.index(primary) + 1 >= len(plan):
         return None
     delay = engine.latencies.p95(primary.name) if setting == "p95" else setting
