@@ -301,7 +301,8 @@ class AsyncClient(ClientBase):
         response: httpx.Response | None = None
         keep_open = False
         try:
-            with anyio.fail_after(step.timeout_s):
+            # anyio.fail_after, without its two generator-based context managers per call.
+            with anyio.CancelScope(deadline=anyio.current_time() + step.timeout_s):
                 response = await self._open(step.request, streaming=step.decoder is not None)
                 body = response.aiter_bytes()
                 if step.decoder is not None and response.status_code < 300:
@@ -323,14 +324,17 @@ class AsyncClient(ClientBase):
                 return Answered(
                     status=response.status_code, headers=response.headers, body=buffer.value()
                 )
-        except builtins.TimeoutError:
+            # Every way through the block returns or raises: here, the deadline cancelled it.
+            return Failed(error=too_slow(step))
+        except builtins.TimeoutError:  # one raised inside the attempt (an OS-level timeout)
             return Failed(error=too_slow(step))
         except (httpx.TransportError, httpx.DecodingError) as exc:
             return Failed(error=transport_error(exc, step.target))
         except GuardedLLMError as exc:
             return Failed(error=exc)
         finally:
-            if response is not None and not keep_open:
+            # A body read to its end has closed itself; no shielded scope needed for it.
+            if response is not None and not keep_open and not response.is_closed:
                 with anyio.CancelScope(shield=True):
                     await response.aclose()
 
