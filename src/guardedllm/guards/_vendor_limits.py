@@ -161,10 +161,21 @@ def _together(first: VendorLimit | None, second: VendorLimit | None) -> VendorLi
     )
 
 
+_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-")
+_NONE = VendorLimits()
+
+
 def read_limits(headers: Mapping[str, str], *, wall_now: float) -> VendorLimits:
     """The rate limits a response's ``headers`` report, OpenAI's or Anthropic's (any case).
     ``wall_now`` is the Unix time, for Anthropic's absolute reset times."""
-    lower = {name.lower(): value for name, value in headers.items()}
+    # Most answers carry no rate-limit header at all: only those are looked at twice.
+    lower = {
+        name: value
+        for name, value in ((name.lower(), value) for name, value in headers.items())
+        if name.startswith(_PREFIXES)
+    }
+    if not lower:
+        return _NONE
     if any(name.startswith("anthropic-ratelimit-") for name in lower):
         prefix = "anthropic-ratelimit-"
 

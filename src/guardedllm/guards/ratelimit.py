@@ -27,6 +27,7 @@ reset times. State keys: ``ratelimit:<deployment>:requests`` and ``...:tokens`` 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from typing import Literal
@@ -296,13 +297,17 @@ def _vendor_level(vendor: VendorLimit) -> float | None:
     return min(0.0, vendor.limit * (1.0 - vendor.reset_s / _MINUTE_S))
 
 
+# State keys are the same on every call for a deployment: built once (a few per call).
+@functools.lru_cache(maxsize=1024)
 def _bucket_key(key: str, kind: Kind) -> str:
     return f"ratelimit:{quote(key, safe='')}:{kind}"
 
 
+@functools.lru_cache(maxsize=1024)
 def _pause_key(key: str) -> str:
     return f"ratelimit:{quote(key, safe='')}:paused-until"
 
 
+@functools.lru_cache(maxsize=1024)
 def _value_key(key: str, kind: Kind) -> str:
     return f"ratelimit:{quote(key, safe='')}:{kind}:limit"
