@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
 
 import attrs
 
@@ -60,7 +60,111 @@ _MODEL_NOT_FOUND_TEXT = re.compile(r"\bmodel\b.*\b(does not exist|not found)", r
 
 
 def parse_completion(body: bytes, target: Target) -> ChatCompletion:
-    data = _object(decode_json(body, target), "response", target)
+    data = decode_json(body, target)
+    if type(data) is dict:
+        completion = _plain_completion(data, target)
+        if completion is not None:
+            return completion
+    return _checked_completion(data, target)
+
+
+def _plain_completion(data: dict[str, Any], target: Target) -> ChatCompletion | None:
+    """The completion in ``data`` when it has the shape OpenAI sends (text answers, plain
+    types, known finish reasons), read without the field-by-field checks that name the path
+    of a bad field; None for anything else, which ``_checked_completion`` reads (and reports)."""
+    choices = data.get("choices")
+    if type(choices) is not list:
+        return None
+    head = _plain_head(data, target)
+    if head is None:
+        return None
+    parsed = []
+    for position, raw in enumerate(choices):
+        if type(raw) is not dict:
+            return None
+        message = raw.get("message")
+        if type(message) is not dict or message.get("tool_calls") is not None:
+            return None
+        content, refusal = message.get("content"), message.get("refusal")
+        index = raw.get("index", position)
+        finish = _plain_finish(raw)
+        if (
+            not _str_or_none(content)
+            or not _str_or_none(refusal)
+            or (type(index) is not int and index is not None)
+            or finish is False
+        ):
+            return None
+        parsed.append(
+            Choice(
+                index=position if index is None else index,
+                message=ChatCompletionMessage(content=content, refusal=refusal),
+                finish_reason=finish,
+            )
+        )
+    usage = data.get("usage")
+    return ChatCompletion(
+        id=head[0],
+        created=head[1],
+        model=head[2],
+        choices=tuple(parsed),
+        usage=None if usage is None else _usage(usage, "response.usage", target),
+        system_fingerprint=head[3],
+    )
+
+
+def _plain_head(data: dict[str, Any], target: Target) -> tuple[str, int, str, str | None] | None:
+    """id, created, model and system_fingerprint as the checked reader gives them, or None
+    when one of them is not the plain type (the checked reader then says which)."""
+    id_, created = data.get("id", ""), data.get("created", 0)
+    model, fingerprint = data.get("model", ""), data.get("system_fingerprint")
+    if id_ is None:
+        id_ = ""
+    if created is None:
+        created = 0
+    if model is None:
+        model = ""
+    if (
+        type(id_) is not str
+        or type(created) is not int
+        or type(model) is not str
+        or not _str_or_none(fingerprint)
+    ):
+        return None
+    return id_, created, model or target.model, fingerprint
+
+
+# json.loads without its wrapper: the C scanner, then what json.loads checks after it (only
+# JSON whitespace may follow). Anything the scanner does not take goes to json.loads, which
+# raises the error it always raised.
+_scan: Callable[[str, int], tuple[Any, int]]
+_scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # set in __init__, unstubbed
+
+
+def _loads(text: str) -> Any:
+    try:
+        value, end = _scan(text, 0)
+    except (StopIteration, ValueError):
+        return json.loads(text)
+    if end != len(text) and text[end:].strip(" \t\n\r"):  # JSON's whitespace only
+        return json.loads(text)
+    return value
+
+
+def _str_or_none(value: object) -> bool:
+    return value is None or type(value) is str
+
+
+def _plain_finish(choice: dict[str, Any]) -> FinishReason | Literal[False] | None:
+    """A choice's finish reason, or False when the checked reader has something to say."""
+    raw = choice.get("finish_reason")
+    if raw is None:
+        return None
+    return _FINISH_REASONS.get(raw, False) if type(raw) is str else False
+
+
+def _checked_completion(raw: object, target: Target) -> ChatCompletion:
+    data = _object(raw, "response", target)
     if "choices" not in data and data.get("error"):
         # Some proxies and compatible servers answer 200 with an error body.
         vendor = read_error(data) or VendorError()
@@ -224,16 +328,17 @@ class OpenAIStreamDecoder:
     def _chunk(self, event: ServerSentEvent) -> ChatCompletionChunk | None:
         if event.event not in ("message", "error"):
             return None  # a named event OpenAI does not send: a compatible server's extension
-        if event.data.strip() == "[DONE]":
+        # A chunk's data starts with "{"; only other data can be "[DONE]" (with any spaces).
+        if not event.data.startswith("{") and event.data.strip() == "[DONE]":
             self._done = True
             return None
         try:
-            payload = json.loads(event.data)
+            payload = _loads(event.data)
         except ValueError:
             raise _format_error(
                 self._target, "a stream event's data is neither JSON nor [DONE]", event.data
             ) from None
-        data = _object(payload, "stream chunk", self._target)
+        data = payload if type(payload) is dict else _object(payload, "stream chunk", self._target)
         if event.event == "error" or data.get("error"):
             vendor = read_error(data) or VendorError(message=event.data[:200])
             raise mapped_error(vendor.status or 500, vendor, self._target)
@@ -253,6 +358,74 @@ class OpenAIStreamDecoder:
 
 
 def _parse_chunk(data: Mapping[str, Any], target: Target) -> ChatCompletionChunk:
+    if type(data) is dict:
+        chunk = _plain_chunk(data, target)
+        if chunk is not None:
+            return chunk
+    return _checked_chunk(data, target)
+
+
+# The delta of a chunk that says nothing but its finish reason: one value serves them all.
+_EMPTY_DELTA = ChoiceDelta()
+
+
+def _plain_chunk(data: dict[str, Any], target: Target) -> ChatCompletionChunk | None:
+    """As ``_plain_completion``, for one stream chunk: the chunk when it has the plain shape
+    of a text delta (no tool calls), else None for ``_checked_chunk`` to read. Written out
+    flat: it runs once per chunk of every stream."""
+    choices = data.get("choices")
+    if type(choices) is not list:
+        return None
+    head = _plain_head(data, target)
+    if head is None:
+        return None
+    parsed = []
+    for position, raw in enumerate(choices):
+        if type(raw) is not dict:
+            return None
+        delta = raw.get("delta") or {}
+        if type(delta) is not dict:
+            return None
+        content = delta.get("content")
+        role = delta.get("role")
+        refusal = delta.get("refusal")
+        index = raw.get("index", position)
+        finish = raw.get("finish_reason")
+        if (
+            (content is not None and type(content) is not str)
+            or (role is not None and type(role) is not str)
+            or (refusal is not None and type(refusal) is not str)
+            or delta.get("tool_calls") is not None
+        ):
+            return None
+        if index is None:
+            index = position
+        elif type(index) is not int:
+            return None
+        if finish is not None:
+            finish = _FINISH_REASONS.get(finish) if type(finish) is str else None
+            if finish is None:
+                return None
+        if content is None and not role and refusal is None:
+            value = _EMPTY_DELTA
+        else:
+            # See _chunk_choice: any non-empty role is the assistant's.
+            value = ChoiceDelta(
+                content=content, role="assistant" if role else None, refusal=refusal
+            )
+        parsed.append(ChunkChoice(index=index, delta=value, finish_reason=finish))
+    usage = data.get("usage")
+    return ChatCompletionChunk(
+        id=head[0],
+        created=head[1],
+        model=head[2],
+        choices=tuple(parsed),
+        usage=None if usage is None else _usage(usage, "stream chunk.usage", target),
+        system_fingerprint=head[3],
+    )
+
+
+def _checked_chunk(data: Mapping[str, Any], target: Target) -> ChatCompletionChunk:
     where = "stream chunk"
     choices = _list(data, "choices", where, target)
     return ChatCompletionChunk(

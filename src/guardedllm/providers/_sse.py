@@ -9,8 +9,7 @@ cannot exhaust memory. Pure: no I/O, no clock.
 from __future__ import annotations
 
 import codecs
-
-import attrs
+from typing import NamedTuple
 
 from guardedllm.errors import ResponseFormatError
 
@@ -21,8 +20,10 @@ __all__ = ["SSEParser", "ServerSentEvent"]
 DEFAULT_MAX_BUFFER = 8 * 1024 * 1024
 
 
-@attrs.frozen(kw_only=True)
-class ServerSentEvent:
+class ServerSentEvent(NamedTuple):
+    """One dispatched event. A named tuple, not an attrs class: one is made per stream chunk,
+    and a tuple is made in a third of the time."""
+
     event: str = "message"
     data: str = ""
     id: str | None = None
@@ -46,7 +47,7 @@ class SSEParser:
     def feed(self, data: bytes) -> list[ServerSentEvent]:
         """Parse more bytes; return the events they complete (possibly none)."""
         try:
-            text = self._decoder.decode(data)
+            text = self._decode(data)
         except UnicodeDecodeError as exc:
             raise ResponseFormatError(
                 f"The event stream is not valid UTF-8 ({exc.reason}); the provider sent a "
@@ -73,12 +74,30 @@ class SSEParser:
             self._text = ""
         return events
 
+    def _decode(self, data: bytes) -> str:
+        # Most reads end on a character boundary: decode them whole, and leave the incremental
+        # decoder to a read that splits a character (or that follows one that did).
+        if not self._decoder.getstate()[0]:
+            try:
+                return data.decode("utf-8")
+            except UnicodeDecodeError:
+                pass
+        return self._decoder.decode(data)
+
     @property
     def has_partial_event(self) -> bool:
         """True while an event has begun but its blank line has not arrived."""
         return bool(self._text or self._data)
 
     def _consume(self, text: str) -> list[ServerSentEvent]:
+        buffer = self._text + text if self._text else text
+        if not self._pending_cr and "\r" not in buffer:
+            return self._consume_lf(buffer)
+        return self._consume_any(text)
+
+    def _consume_any(self, text: str) -> list[ServerSentEvent]:
+        """Lines ending in CRLF, LF or CR, with a CR at the end of one feed and its LF at the
+        start of the next read as one line end."""
         if self._pending_cr and text.startswith("\n"):
             text = text[1:]
         self._pending_cr = False
@@ -112,6 +131,28 @@ class SSEParser:
             )
         return events
 
+    def _consume_lf(self, buffer: str) -> list[ServerSentEvent]:
+        """``_consume`` for text whose lines all end in LF (what every vendor sends)."""
+        lines = buffer.split("\n")
+        self._text = lines.pop()  # what follows the last LF: the start of a line to come
+        if len(self._text) > self._max_buffer:
+            raise ResponseFormatError(
+                f"An event-stream line exceeded {self._max_buffer} bytes without ending; the "
+                "provider's stream is malformed. Retry the call.",
+                excerpt=self._text[:200],
+            )
+        events: list[ServerSentEvent] = []
+        for line in lines:
+            if not line:
+                event = self._dispatch()
+                if event is not None:
+                    events.append(event)
+            elif line.startswith("data:"):  # the common line, as _line reads it
+                self._data.append(line[6:] if line.startswith(" ", 5) else line[5:])
+            else:
+                self._line(line)
+        return events
+
     def _line(self, line: str) -> ServerSentEvent | None:
         if not line:
             return self._dispatch()
@@ -136,10 +177,7 @@ class SSEParser:
             self._event = ""
             return None
         event = ServerSentEvent(
-            event=self._event or "message",
-            data="\n".join(self._data),
-            id=self._id,
-            retry=self._retry,
+            self._event or "message", "\n".join(self._data), self._id, self._retry
         )
         self._event = ""
         self._data = []
