@@ -51,6 +51,7 @@ class Call:
         self.escalated = False
         self.decisions: list[str] = []  # escalation and shadow decisions, with their reasons
         self.billed: float | None = None  # what the call's answered attempts cost
+        self.answered: Turn | None = None  # the turn whose answer the call returns
 
     def decide(self, decision: str) -> None:
         self.decisions.append(decision)

@@ -106,6 +106,9 @@ _REFUSALS = (
 )
 
 
+_NO_POLICY = Policy()
+
+
 class Engine:
     """Plans and decides every call for one client. Holds no I/O: the registry, the client-wide
     policy, the guards over their state backend, telemetry, and the injected clock, wall clock
@@ -288,16 +291,8 @@ class Engine:
 
     def _finish(self, call: Call, result: ChatCompletion) -> ChatCompletion:
         """The answer with the whole call's guard info, the call span ended."""
-        now = self._clock()
-        assert result.guard is not None
-        guard = attrs.evolve(
-            result.guard,
-            attempts=tuple(call.attempts),
-            decisions=tuple(call.decisions),
-            cost_usd=call.billed,
-            latency_s=now - call.started,
-        )
-        call.span.end_ok(guard, now=now)
+        guard = self._guard_info(call, cost_usd=call.billed)
+        call.span.end_ok(guard, now=call.started + guard.latency_s)
         return attrs.evolve(result, guard=guard)
 
     def _sample_shadow(
@@ -581,8 +576,8 @@ class Engine:
         self.latencies.record(attempt.deployment.name, latency)
         attempt.record_permit(self.guards, "success", latency, now, call.span)
         call.record(attempt.target, number, status=status, latency=latency)
-        guard = self._guard_info(call, attempt.deployment, attempt.estimate)
         attempt.handed_over = True  # the stream or this return now settles the reservation
+        call.answered = attempt
         if isinstance(outcome, StreamStarted):
             attempt_span.first_chunk(now=now)
             return start_stream(
@@ -591,7 +586,7 @@ class Engine:
                 request,
                 attempt,
                 outcome=outcome,
-                guard=guard,
+                guard=self._guard_info(call, cost_usd=None),
                 attempt_span=attempt_span,
             )
         assert result is not None
@@ -601,12 +596,12 @@ class Engine:
         self.learn(attempt, outcome)
         attempt_span.end_ok(result, status=status or 200, cost_usd=cost, now=now)
         call.bill(cost)
-        return attrs.evolve(result, guard=attrs.evolve(guard, cost_usd=cost))
+        return result  # its guard info is added once the call is over (``_finish``)
 
     # ---------------------------------------------------------------- pieces of a call
 
     def _policy(self, policy: Policy | None) -> Policy:
-        base = self.policy or Policy()
+        base = self.policy or _NO_POLICY
         return policy.over(base) if policy is not None else base
 
     def _plan(
@@ -696,15 +691,18 @@ class Engine:
             self.guards.ledger.settle(attempt.reservation, settled, wall_now=self._wall_clock())
         return cost
 
-    def _guard_info(self, call: Call, deployment: Deployment, estimate: Estimate) -> GuardInfo:
+    def _guard_info(self, call: Call, *, cost_usd: float | None) -> GuardInfo:
+        """What the call did, up to now, for the attempt that answered."""
+        answered = call.answered
+        assert answered is not None
         return GuardInfo(
             requested=call.plan.requested,
             route=call.plan.route,
             route_reason=call.plan.reason,
-            deployment=deployment.name,
+            deployment=answered.deployment.name,
             attempts=tuple(call.attempts),
-            estimate=estimate,
-            cost_usd=None,
+            estimate=answered.estimate,
+            cost_usd=cost_usd,
             latency_s=self._clock() - call.started,
             plan=call.plan.explanation,
             decisions=tuple(call.decisions),
