@@ -368,3 +368,16 @@ def test_the_escalation_target_serves_what_nothing_before_it_can() -> None:
     assert big.reason.startswith("the escalation target, since nothing before it can serve")
     with pytest.raises(NoRouteError):
         plan(Escalate(first="tiny", to="haiku"), messages=IMAGE)  # haiku lacks vision too
+
+
+def test_a_single_model_is_planned_and_checked_like_a_route() -> None:
+    via_alias = plan_route(registry(), ChatRequest(model="chat", messages=IMAGE), Policy())
+    assert names(via_alias) == ["mini"]
+    assert [(e.deployment, e.included) for e in via_alias.explanation] == [("mini", True)]
+    assert via_alias.explanation[0].reason == via_alias.reason
+    with pytest.raises(NoRouteError) as refused:
+        plan_route(registry(), ChatRequest(model="tiny", messages=IMAGE), Policy())
+    assert refused.value.excluded == {
+        "tiny": "excluded: needs 'vision' (the messages hold images), but it declares only []"
+    }
+    assert "no deployment can serve this call to 'tiny'" in str(refused.value)

@@ -52,11 +52,13 @@ __all__ = [
 def features_for(request: ChatRequest, policy: Policy) -> RouteFeatures:
     """The routing input of one call besides the request: the policy's tags, its sticky key
     (else the request's ``user``) and its forced split arm."""
-    return RouteFeatures(
-        tags=policy.tags or {},
-        key=policy.route_key if policy.route_key is not None else request.user,
-        arm=policy.split_arm,
-    )
+    key = policy.route_key if policy.route_key is not None else request.user
+    if key is None and policy.tags is None and policy.split_arm is None:
+        return _NO_FEATURES
+    return RouteFeatures(tags=policy.tags or {}, key=key, arm=policy.split_arm)
+
+
+_NO_FEATURES = RouteFeatures()
 
 
 # ---------------------------------------------------------------------------- escalation

@@ -22,11 +22,11 @@ from guardedllm.estimate import (
     get_encoding,
 )
 from guardedllm.policy import Policy
-from guardedllm.registry import Deployment, Registry
+from guardedllm.registry import Deployment, Registry, Resolution
 from guardedllm.routing._compile import policy_of
 from guardedllm.routing._context import Context, RoutePolicy, Selection
 from guardedllm.routing._decisions import Escalation, ShadowPlan
-from guardedllm.routing._features import RouteFeatures
+from guardedllm.routing._features import RouteFeatures, needed_capabilities
 from guardedllm.routing._policies import Chain, Use
 from guardedllm.types import ChatRequest, PlanEntry, Usage
 
@@ -143,6 +143,13 @@ def plan_route(
     """
     del now  # no building block reads the time yet; the parameter keeps the engine's call stable
     resolution = registry.resolve(request.model)
+    if (
+        resolution.route not in registry.routes
+        and policy.fallback is None
+        and route_policy is None
+        and policy.allowed_deployments is None
+    ):
+        return _one_model(registry, request, resolution, calibrator)
     estimates: dict[str, Estimate] = {}
     counts = TokenCounts(request)
 
@@ -221,6 +228,44 @@ def plan_route(
     return plan
 
 
+def _one_model(
+    registry: Registry, request: ChatRequest, resolution: Resolution, calibrator: Calibrator | None
+) -> Plan:
+    """The plan for a name that is one model (directly or by alias), with no override: the
+    policies would only say "use it", so this is the common case made short."""
+    (deployment,) = resolution.deployments
+    why = _lacking(deployment, needed_capabilities(request))
+    if why is not None:
+        entry = PlanEntry(deployment=deployment.name, included=False, reason=why)
+        raise NoRouteError(
+            _no_route_message(request.model, Selection(entries=(entry,))),
+            excluded=[(deployment.name, why)],
+        )
+    return Plan(
+        registry=registry,
+        request=request,
+        requested=resolution.requested,
+        route=resolution.route,
+        reason=resolution.reason,
+        deployments=resolution.deployments,
+        deadline_s=resolution.deadline_s,
+        max_attempts=resolution.max_attempts,
+        max_cost_usd=resolution.max_cost_usd,
+        calibrator=calibrator,
+    )
+
+
+def _lacking(deployment: Deployment, needs: Mapping[str, str]) -> str | None:
+    """Why ``deployment`` cannot serve a request with ``needs``, or None when it can."""
+    has = deployment.capabilities
+    lacks = [capability for capability in needs if capability not in has]
+    if not lacks:
+        return None
+    declared = ", ".join(sorted(has))
+    why = "; ".join(f"needs {c!r} ({needs[c]})" for c in lacks)
+    return f"excluded: {why}, but it declares only [{declared}]"
+
+
 def _promote_escalation(selection: Selection) -> Selection:
     """When nothing in the plan can serve the call, the escalation target is the plan."""
     escalation = selection.escalation
@@ -261,16 +306,7 @@ def _check_capabilities(selection: Selection, context: Context) -> Selection:
         return selection
     registry = context.registry
 
-    def lacking(name: str) -> str | None:
-        has = registry.deployment(name).capabilities
-        lacks = [capability for capability in needs if capability not in has]
-        if not lacks:
-            return None
-        declared = ", ".join(sorted(has))
-        why = "; ".join(f"needs {c!r} ({needs[c]})" for c in lacks)
-        return f"excluded: {why}, but it declares only [{declared}]"
-
-    return _filtered(selection, lacking)
+    return _filtered(selection, lambda name: _lacking(registry.deployment(name), needs))
 
 
 def _check_allowed(selection: Selection, registry: Registry, names: Sequence[str]) -> Selection:
