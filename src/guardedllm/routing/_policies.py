@@ -18,9 +18,10 @@ import attrs
 
 from guardedllm.errors import InvalidRequestError
 from guardedllm.registry import Condition
-from guardedllm.routing._context import Context, PlanEntry, RoutePolicy, Selection
+from guardedllm.routing._context import Context, RoutePolicy, Selection
 from guardedllm.routing._decisions import Escalation, ShadowPlan
 from guardedllm.routing._sticky import pick_weighted, position
+from guardedllm.types import PlanEntry
 
 __all__ = [
     "Arm",
@@ -69,6 +70,21 @@ def _arms(values: Iterable[Arm]) -> tuple[Arm, ...]:
 
 def _triggers(values: Iterable[str]) -> frozenset[str]:
     return frozenset(values)
+
+
+# Built directly rather than with attrs.evolve, whose generic path is several times slower:
+# these run for every entry of every block of a composed policy, on every call.
+
+
+def _entry(entry: PlanEntry, reason: str, *, included: bool | None = None) -> PlanEntry:
+    """``entry`` with another reason (and inclusion)."""
+    kept = entry.included if included is None else included
+    return PlanEntry(deployment=entry.deployment, included=kept, reason=reason)
+
+
+def _with(selection: Selection, *, entries: tuple[PlanEntry, ...]) -> Selection:
+    """``selection`` with other entries, its escalation and shadow kept."""
+    return Selection(entries=entries, escalation=selection.escalation, shadow=selection.shadow)
 
 
 def _merge(selections: Iterable[Selection]) -> Selection:
@@ -217,18 +233,15 @@ class Cheapest:
                     f"does not fit: {estimate.input_tokens} input + "
                     f"{estimate.max_output_tokens} output tokens over its context window"
                 )
-                others.append(attrs.evolve(entry, included=False, reason=reason))
+                others.append(_entry(entry, reason, included=False))
                 continue
             ranked.append((estimate.cost_usd_max, order, entry))
         ranked.sort(key=lambda item: (item[0], item[1]))
         entries = [
-            attrs.evolve(
-                entry,
-                reason=f"cheapest #{rank} (worst case ${cost:.6f}): {entry.reason}",
-            )
+            _entry(entry, f"cheapest #{rank} (worst case ${cost:.6f}): {entry.reason}")
             for rank, (cost, _, entry) in enumerate(ranked, start=1)
         ]
-        return attrs.evolve(chosen, entries=(*entries, *others))
+        return _with(chosen, entries=(*entries, *others))
 
 
 @attrs.frozen(kw_only=True)
@@ -250,15 +263,15 @@ class Fastest:
                 others.append(entry)
             elif latency is None:
                 reason = f"no recent latency, after those with one: {entry.reason}"
-                unknown.append(attrs.evolve(entry, reason=reason))
+                unknown.append(_entry(entry, reason))
             else:
                 known.append((latency, order, entry))
         known.sort(key=lambda item: (item[0], item[1]))
         fast = [
-            attrs.evolve(entry, reason=f"recent average {latency:.3f} s: {entry.reason}")
+            _entry(entry, f"recent average {latency:.3f} s: {entry.reason}")
             for latency, _, entry in known
         ]
-        return attrs.evolve(chosen, entries=(*fast, *unknown, *others))
+        return _with(chosen, entries=(*fast, *unknown, *others))
 
 
 @attrs.frozen(kw_only=True)
@@ -339,16 +352,15 @@ class Split:
             if self.spill:
                 parts.append(selection.prefixed(f"other arm {other.title!r}, as a fallback"))
             else:
+                why = f"split arm {other.title!r} not assigned"
                 left_out = tuple(
-                    attrs.evolve(
-                        e, included=False, reason=f"split arm {other.title!r} not assigned"
-                    )
-                    for e in selection.entries
-                    if e.included
+                    _entry(e, why, included=False) for e in selection.entries if e.included
                 )
                 parts.append(Selection(entries=left_out))
         merged = _merge(parts)
-        return attrs.evolve(merged, escalation=parts[0].escalation, shadow=parts[0].shadow)
+        return Selection(
+            entries=merged.entries, escalation=parts[0].escalation, shadow=parts[0].shadow
+        )
 
 
 @attrs.frozen(kw_only=True)
@@ -365,12 +377,9 @@ class Escalate:
     def select(self, context: Context, trail: tuple[str, ...]) -> Selection:
         first = self.first.select(context, trail)
         target = self.to.select(context, trail)
+        on = ", ".join(sorted(self.on))
         held = tuple(
-            attrs.evolve(
-                e,
-                included=False,
-                reason=f"held for escalation (on {', '.join(sorted(self.on))}): {e.reason}",
-            )
+            _entry(e, f"held for escalation (on {on}): {e.reason}", included=False)
             for e in target.entries
             if e.included and e.deployment not in first.included()
         )
@@ -405,4 +414,4 @@ class Shadowed:
             sample=self.sample,
             max_in_flight=self.max_in_flight,
         )
-        return attrs.evolve(chosen, shadow=shadow)
+        return Selection(entries=chosen.entries, escalation=chosen.escalation, shadow=shadow)
