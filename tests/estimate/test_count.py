@@ -178,6 +178,23 @@ def test_special_token_text_counts_as_text(encoding: tiktoken.Encoding) -> None:
     assert len(encoding.encode_ordinary(text)) > len(encoding.encode(text, allowed_special="all"))
 
 
+def test_a_lone_surrogate_counts_as_tiktoken_repairs_it(encoding: tiktoken.Encoding) -> None:
+    text = "half a pair: \ud83d, then on"  # what a bad JSON escape leaves in a str
+    messages = [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "name": "al", "content": [{"type": "text", "text": text}]},
+    ]
+    count = count_chat_tokens(messages, encoding=encoding)
+
+    def tokens(value: str) -> int:
+        return len(encoding.encode_ordinary(value))  # tiktoken's own repair of the surrogate
+
+    first = 3 + tokens("system") + tokens("be brief")
+    second = 3 + tokens("user") + tokens("al") + 1 + tokens(text)
+    assert count.tokens == 3 + first + second
+    assert count.exact
+
+
 def test_text_parts_count_as_text(encoding: tiktoken.Encoding) -> None:
     parts = [{"type": "text", "text": "hello"}, {"type": "text", "text": " world, again"}]
     count = count_chat_tokens([{"role": "user", "content": parts}], encoding=encoding)

@@ -45,11 +45,11 @@ _EXACT_KEYS: Final = frozenset({"role", "content", "name"})
 
 # Token counts of the standard roles per encoding name, filled on first sight. A role is encoded
 # in every message and each tiktoken call has a fixed cost of about a microsecond, so this keeps
-# counting close to one bare encode of the same text. Only these roles are kept: the dict stays
+# counting close to one bare encode of the same text. Only these roles are kept: the dicts stay
 # tiny whatever callers send. Keyed by encoding name, which identifies an encoding in tiktoken.
 # Unlocked: a racing write stores the same value.
 _CACHED_ROLES: Final = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
-_role_tokens: dict[tuple[str, str], int] = {}
+_role_tokens: dict[str, dict[str, int]] = {}
 
 _NOTE_TOOLS: Final = (
     "tool definitions counted with the OpenAI cookbook's fitted formula (nested schemas are "
@@ -85,8 +85,29 @@ def count_chat_tokens(
 
     Raises ``InvalidRequestError`` for a message that is not an OpenAI chat message.
     """
-    encode = _encoder(encoding)
-    encoding_name = encoding.name
+    # tiktoken's encoder without its Python wrapper: a count makes one call per message, and
+    # the wrapper's frame was a tenth of a short message's cost. Text the wrapper would
+    # repair first (lone surrogates) makes the encoder raise; the count then starts over
+    # through the wrapper (counting is pure, so nothing is counted twice).
+    core = getattr(encoding, "_core_bpe", None)
+    if core is not None:
+        try:
+            return _count(messages, core.encode_ordinary, encoding.name, tools, image_rates)
+        except UnicodeEncodeError:
+            pass
+    return _count(messages, encoding.encode_ordinary, encoding.name, tools, image_rates)
+
+
+def _count(
+    messages: Sequence[Mapping[str, Any]],
+    encode: _Encode,
+    encoding_name: str,
+    tools: Sequence[Mapping[str, Any]] | None,
+    image_rates: ImageTokenRates,
+) -> TokenCount:
+    roles = _role_tokens.get(encoding_name)
+    if roles is None:
+        roles = _role_tokens.setdefault(encoding_name, {})
     notes: list[str] = []
     total = _REPLY_PRIMING
     for index, message in enumerate(messages):
@@ -98,10 +119,12 @@ def count_chat_tokens(
         total += _PER_MESSAGE
         for key, value in message.items():
             if type(value) is str or isinstance(value, str):
-                if key == "role" and value in _CACHED_ROLES:
-                    cached = _role_tokens.get((encoding_name, value))
+                if key == "role":
+                    cached = roles.get(value)
                     if cached is None:
-                        cached = _role_tokens[encoding_name, value] = len(encode(value))
+                        cached = len(encode(value))
+                        if value in _CACHED_ROLES:
+                            roles[value] = cached
                     total += cached
                     continue
                 total += len(encode(value))
@@ -122,28 +145,9 @@ def count_chat_tokens(
             else:
                 _add(notes, f"message field {key!r} ({type(value).__name__}) not counted")
     if tools:
-        total += count_tool_tokens(tools, encode=encode, formula=tool_formula_for(encoding.name))
+        total += count_tool_tokens(tools, encode=encode, formula=tool_formula_for(encoding_name))
         _add(notes, _NOTE_TOOLS)
     return TokenCount(tokens=total, exact=not notes, notes=tuple(notes))
-
-
-def _encoder(encoding: tiktoken.Encoding) -> _Encode:
-    """``encoding.encode_ordinary`` without its Python wrapper on the way: a count makes one
-    call per message, and the wrapper's frame was a tenth of a short message's cost. Text the
-    wrapper would repair (lone surrogates) still goes through it."""
-    core = getattr(encoding, "_core_bpe", None)
-    if core is None:  # a tiktoken without the attribute: the public method, as before
-        return encoding.encode_ordinary
-    core_encode: _Encode = core.encode_ordinary
-    wrapped = encoding.encode_ordinary
-
-    def encode(text: str) -> list[int]:
-        try:
-            return core_encode(text)
-        except UnicodeEncodeError:
-            return wrapped(text)
-
-    return encode
 
 
 def _add(notes: list[str], note: str) -> None:
