@@ -342,7 +342,9 @@ class OpenAIStreamDecoder:
         if event.event == "error" or data.get("error"):
             vendor = read_error(data) or VendorError(message=event.data[:200])
             raise mapped_error(vendor.status or 500, vendor, self._target)
-        chunk = _parse_chunk(data, self._target)
+        chunk = (_plain_chunk(data, self._target) if type(data) is dict else None) or (
+            _checked_chunk(data, self._target)
+        )
         if chunk.usage is not None:
             self._usage = chunk.usage
         if not chunk.choices and chunk.usage is None:
@@ -357,14 +359,6 @@ class OpenAIStreamDecoder:
         )
 
 
-def _parse_chunk(data: Mapping[str, Any], target: Target) -> ChatCompletionChunk:
-    if type(data) is dict:
-        chunk = _plain_chunk(data, target)
-        if chunk is not None:
-            return chunk
-    return _checked_chunk(data, target)
-
-
 # The delta of a chunk that says nothing but its finish reason: one value serves them all.
 _EMPTY_DELTA = ChoiceDelta()
 
@@ -374,10 +368,15 @@ def _plain_chunk(data: dict[str, Any], target: Target) -> ChatCompletionChunk | 
     of a text delta (no tool calls), else None for ``_checked_chunk`` to read. Written out
     flat: it runs once per chunk of every stream."""
     choices = data.get("choices")
-    if type(choices) is not list:
-        return None
-    head = _plain_head(data, target)
-    if head is None:
+    id_, created = data.get("id", ""), data.get("created", 0)
+    model, fingerprint = data.get("model", ""), data.get("system_fingerprint")
+    if (
+        type(choices) is not list
+        or (type(id_) is not str and id_ is not None)
+        or (type(created) is not int and created is not None)
+        or (type(model) is not str and model is not None)
+        or (type(fingerprint) is not str and fingerprint is not None)
+    ):
         return None
     parsed = []
     for position, raw in enumerate(choices):
@@ -416,12 +415,12 @@ def _plain_chunk(data: dict[str, Any], target: Target) -> ChatCompletionChunk | 
         parsed.append(ChunkChoice(index=index, delta=value, finish_reason=finish))
     usage = data.get("usage")
     return ChatCompletionChunk(
-        id=head[0],
-        created=head[1],
-        model=head[2],
+        id=id_ or "",
+        created=created or 0,
+        model=model or target.model,
         choices=tuple(parsed),
         usage=None if usage is None else _usage(usage, "stream chunk.usage", target),
-        system_fingerprint=head[3],
+        system_fingerprint=fingerprint,
     )
 
 

@@ -133,6 +133,24 @@ class SSEParser:
 
     def _consume_lf(self, buffer: str) -> list[ServerSentEvent]:
         """``_consume`` for text whose lines all end in LF (what every vendor sends)."""
+        if (
+            not self._data
+            and buffer.startswith("data:")
+            and buffer.endswith("\n\n")
+            and buffer.count("\n") == 2
+        ):
+            # The commonest read of all, one whole event of one data line, read as the loop
+            # below reads it.
+            value = buffer[5:-2]
+            self._text = ""
+            single = ServerSentEvent(
+                self._event or "message",
+                value[1:] if value.startswith(" ") else value,
+                self._id,
+                self._retry,
+            )
+            self._event = ""
+            return [single]
         lines = buffer.split("\n")
         self._text = lines.pop()  # what follows the last LF: the start of a line to come
         if len(self._text) > self._max_buffer:
