@@ -51,6 +51,7 @@ class Mode:
     loop_window_s: float  # how long one throughput sample keeps calls going
     import_runs: int  # fresh interpreters per import case
     estimate_calls: int  # calls per sample in bench_estimate
+    memory_calls: int  # calls per client in bench_memory, after its warm-up
 
 
 QUICK = Mode(
@@ -62,6 +63,7 @@ QUICK = Mode(
     loop_window_s=0.5,
     import_runs=5,
     estimate_calls=100,
+    memory_calls=25_000,
 )
 FULL = Mode(
     name="full",
@@ -72,6 +74,7 @@ FULL = Mode(
     loop_window_s=1.2,
     import_runs=15,
     estimate_calls=200,
+    memory_calls=100_000,
 )
 
 
@@ -273,6 +276,7 @@ class Target:
     limit: float
     higher_is_better: bool
     basis: str
+    unit: str = ""  # "": a ratio, shown as x1.23; else the unit of an absolute figure ("MB")
 
     @property
     def passed(self) -> bool | None:
@@ -283,8 +287,13 @@ class Target:
     def line(self) -> str:
         verdict = {True: "PASS", False: "FAIL", None: "SKIP"}[self.passed]
         sign = ">=" if self.higher_is_better else "<="
-        shown = f"x{self.value:.2f}" if self.value is not None else "n/a"
-        return f"[{verdict}] {self.goal}: {shown} (goal {sign} x{self.limit:g}; {self.basis})"
+        if self.unit:
+            shown = f"{self.value:.2f} {self.unit}" if self.value is not None else "n/a"
+            goal = f"{self.limit:g} {self.unit}"
+        else:
+            shown = f"x{self.value:.2f}" if self.value is not None else "n/a"
+            goal = f"x{self.limit:g}"
+        return f"[{verdict}] {self.goal}: {shown} (goal {sign} {goal}; {self.basis})"
 
 
 def _figure(value: float) -> str:

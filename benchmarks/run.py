@@ -3,7 +3,7 @@
     python benchmarks/run.py            # full: under ~8 minutes on 2 cores
     python benchmarks/run.py --quick    # under ~2 minutes
     python benchmarks/run.py --only overhead,stream   # some of: overhead loopback stream
-                                                     # import estimate telemetry routing
+                                                     # import estimate telemetry routing memory
     nox -s bench -- --quick
 
 Everything is offline: mock transports in process, and a loopback server (127.0.0.1) in a child
@@ -34,6 +34,7 @@ MEASUREMENTS = {
     "estimate": "bench_estimate",
     "telemetry": "bench_telemetry",
     "routing": "bench_routing",
+    "memory": "bench_memory",
 }
 
 
