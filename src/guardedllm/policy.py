@@ -93,9 +93,10 @@ class Policy:
     ``route_key`` is the sticky key for splits and shadow sampling (default: the request's
     ``user``); ``tags`` are matched by routes' ``when = { tags = ... }`` rules (a call's tags
     are laid over a scope's); ``validator`` judges an answer on an escalating route (False:
-    escalate to the larger model); ``fallback_on_client_error`` lets a 400/401/403/404/413/422
-    fall back to the next deployment instead of failing the call (useful when the deployments
-    are on different vendors, which may reject what another accepts)."""
+    escalate to the larger model); ``fallback_on_client_error`` lets a 400/401/403/413/422 fall
+    back (or escalate) to the next deployment instead of failing the call (useful when the
+    deployments are on different vendors, which may reject what another accepts; a 404 falls
+    back anyway)."""
 
     deadline_s: float | None = attrs.field(default=None, validator=_positive)
     max_cost_usd: float | None = attrs.field(default=None, validator=_positive)

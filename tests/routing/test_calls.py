@@ -418,3 +418,24 @@ def test_an_escalated_call_with_hedging_on_hedges_within_the_escalation_target(
     response = answered(call(model="small-first", messages=SHORT, policy=Policy(hedge_after_s=5.0)))
     assert response.guard is not None
     assert response.guard.deployment == "gpt-4o-mini"
+
+
+def test_a_client_error_escalates_only_when_the_policy_lets_client_errors_fall_back(
+    call: Call, fake_provider: FakeProvider
+) -> None:
+    fake_provider.script(model="llama-3.1-8b-instruct", status=400)
+    with pytest.raises(BadRequestError):
+        call(model="small-first", messages=SHORT, max_tokens=20)
+    assert len(fake_provider.requests) == 1
+    response = answered(
+        call(
+            model="small-first",
+            messages=SHORT,
+            max_tokens=20,
+            policy=Policy(fallback_on_client_error=True),
+        )
+    )
+    assert response.guard is not None
+    assert response.guard.deployment == "gpt-4o-mini"
+    escalated = response.guard.attempts[-1]
+    assert (escalated.deployment, escalated.retry_reason) == ("gpt-4o-mini", "escalation")

@@ -326,8 +326,24 @@ def test_split_arm_override_beats_the_key_and_names_the_arms_when_wrong() -> Non
     forced = plan(split, features=RouteFeatures(key="user-1", arm="haiku"))
     assert names(forced)[0] == "haiku"
     assert "assigned by the call's Policy.split_arm" in forced.explanation[0].reason
-    with pytest.raises(InvalidRequestError, match=r"names no arm of split 'ab'.*'mini', 'haiku'"):
+    with pytest.raises(InvalidRequestError, match=r"names no arm .*split 'ab': 'mini', 'haiku'"):
         plan(split, features=RouteFeatures(arm="flash"))
+    # No split on the way: nothing to assign, so the arm is no error.
+    assert names(plan(Chain(steps=["mini"]), features=RouteFeatures(arm="flash"))) == ["mini"]
+
+
+def test_split_arm_reaches_a_nested_split_and_spilled_arms_do_not_object() -> None:
+    inner = Split(name="inner", arms=[Arm(use="mini", weight=1), Arm(use="flash", weight=1)])
+    outer = Split(
+        name="outer", arms=[Arm(use=inner, weight=1, label="in"), Arm(use="haiku", weight=1)]
+    )
+    assert names(plan(outer, features=RouteFeatures(key="k", arm="haiku")))[0] == "haiku"
+    assert names(plan(outer, features=RouteFeatures(key="k", arm="in")))[0] in {"mini", "flash"}
+    # An arm of the inner split only: the outer split goes by the key, the inner one is forced.
+    for arm in ("flash", "mini"):
+        ordered = names(plan(outer, features=RouteFeatures(key="k", arm=arm)))
+        assert set(ordered) == {"mini", "flash", "haiku"}
+        assert next(n for n in ordered if n in {"mini", "flash"}) == arm
 
 
 def test_a_split_without_key_draws_from_the_source_only_when_needed() -> None:
@@ -381,3 +397,26 @@ def test_a_single_model_is_planned_and_checked_like_a_route() -> None:
         "tiny": "excluded: needs 'vision' (the messages hold images), but it declares only []"
     }
     assert "no deployment can serve this call to 'tiny'" in str(refused.value)
+
+
+def test_a_filtered_escalation_target_says_why_in_the_error() -> None:
+    with pytest.raises(NoRouteError) as refused:
+        plan(Escalate(first="tiny", to="haiku"), messages=IMAGE)
+    assert refused.value.excluded["haiku"].startswith("excluded: needs 'vision'")
+
+
+def test_the_shadow_candidate_obeys_allowed_deployments_and_capabilities() -> None:
+    shadowed = Shadowed(of="mini", deployment="haiku", sample=1.0, max_in_flight=2, route="r")
+    request = ChatRequest(model="support", messages=SHORT)
+    kept = plan_route(registry(), request, Policy(), route_policy=shadowed)
+    assert kept.shadow is not None
+    narrowed = plan_route(
+        registry(), request, Policy(allowed_deployments=["mini"]), route_policy=shadowed
+    )
+    assert narrowed.shadow is None
+    (entry,) = [e for e in narrowed.explanation if e.deployment == "haiku"]
+    assert entry.reason.startswith("shadow candidate, no copy sent: excluded: not in the call's")
+    image = plan_route(
+        registry(), ChatRequest(model="support", messages=IMAGE), Policy(), route_policy=shadowed
+    )
+    assert image.shadow is None

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 
 from guardedllm import AsyncClient, Client, Registry
@@ -235,3 +236,75 @@ def test_sampling_is_sticky_by_key(registry: Registry, fake_provider: FakeProvid
     assert 0 < sent < len(users)
     assert stats.sent == 2 * sent
     assert stats.answered == 2 * sent
+
+
+# ---------------------------------------------------------------------------- closing
+
+BUSY = """
+[routes.busy]
+fallback = ["gpt-4o-mini"]
+shadow = { deployment = "gemini-flash", sample = 1.0, max_in_flight = 8 }
+"""
+
+
+def test_a_copy_that_cannot_start_never_reaches_the_caller(
+    registry: Registry, fake_provider: FakeProvider
+) -> None:
+    # Your own http_client outlives the guardedllm client: after close() a call still goes
+    # out, but its shadow copy cannot start. The caller still gets its answer.
+    with httpx.Client() as http:
+        client = Client(registry, environ=ENVIRON, http_client=http)
+        client.close()
+        response = client.chat.completions.create(model="watched", messages=SHORT)
+    assert response.guard is not None
+    assert response.guard.deployment == "gpt-4o-mini"
+    assert any("could not start" in d for d in response.guard.decisions)
+    assert client.shadow_stats()["watched"].in_flight == 0
+    assert not [r for r in fake_provider.requests if r.vendor == "gemini"]
+
+
+def test_closing_a_client_gives_every_place_back_and_never_blames_the_candidate(
+    fake_provider: FakeProvider,
+) -> None:
+    registry = Registry.from_toml_text(config_text(fake_provider) + BUSY)
+    fake_provider.script(vendor="gemini", latency=0.5)
+    client = Client(registry, environ=ENVIRON)
+    for _ in range(8):  # 8 copies, 4 threads: 4 run, 4 wait in the queue
+        client.chat.completions.create(model="busy", messages=SHORT)
+    client.close()
+    deadline = time.monotonic() + WAIT_S
+    while client.shadow_stats()["busy"].in_flight and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stats = client.shadow_stats()["busy"]
+    assert stats.in_flight == 0
+    assert stats.sent == 8
+    assert stats.answered + stats.failed + stats.abandoned == 8
+    assert stats.abandoned >= 4  # the queued ones at least
+    breaker = client.health()["gemini-flash"].breaker
+    assert breaker.failures == 0
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_closing_an_async_client_cancels_copies_and_gives_their_places_back(
+    backend: str, fake_provider: FakeProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    registry = Registry.from_toml_text(config_text(fake_provider) + BUSY)
+    fake_provider.script(vendor="gemini", hang=True)
+
+    async def main() -> Any:
+        client = AsyncClient(registry, environ=ENVIRON)
+        await client.chat.completions.create(model="busy", messages=SHORT)
+        await client.chat.completions.create(model="busy", messages=SHORT)
+        await anyio.sleep(0.05)  # one copy under way, hanging; the other may not have started
+        await client.aclose()
+        await anyio.sleep(0.05)  # cancelled copies unwind
+        return client
+
+    with caplog.at_level("ERROR", logger="guardedllm"):
+        client = anyio.run(main, backend=backend)
+    stats = client.shadow_stats()["busy"]
+    assert stats.in_flight == 0
+    assert stats.sent == 2
+    assert stats.abandoned == 2
+    assert client.health()["gemini-flash"].breaker.failures == 0
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]

@@ -56,6 +56,14 @@ class Call:
     def decide(self, decision: str) -> None:
         self.decisions.append(decision)
 
+    def escalate(self) -> None:
+        """Move on to the escalation target: its attempts say so, and its errors are the ones
+        a failure reports (the plan's are in ``attempts``)."""
+        self.escalated = True
+        self.reason = "escalation"
+        self.last_error = None
+        self.first_refusal = None
+
     def bill(self, cost: float | None) -> None:
         """Add an answered attempt's cost (None: unknown, which leaves a known total)."""
         if cost is not None:

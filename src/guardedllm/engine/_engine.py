@@ -50,6 +50,7 @@ from guardedllm.engine._routing import (
     ShadowJob,
     escalation_after,
     features_for,
+    first_text,
     note_shadow,
     shadow_job,
 )
@@ -82,7 +83,7 @@ from guardedllm.policy import Policy
 from guardedllm.providers import wire_format_for
 from guardedllm.providers.base import Target, WireFormat
 from guardedllm.registry import Deployment, Registry
-from guardedllm.routing import Plan, RouteFeatures, plan_route, usage_cost
+from guardedllm.routing import Plan, RouteFeatures, plan_route, sample_shadow, usage_cost
 from guardedllm.state import StateBackend
 from guardedllm.telemetry import AttemptSpan, Telemetry
 from guardedllm.types import (
@@ -227,8 +228,6 @@ class Engine:
             span.mark_shadow(shadow_of)
         call: Call | None = None
         job: ShadowJob | None = None
-        result: ChatCompletion | StreamStart | None = None
-        failure: BaseException | None = None
         try:
             # A shadow copy's policy is complete as given: the client's would add fallbacks.
             effective = policy if shadow_of is not None and policy else self._policy(policy)
@@ -239,24 +238,30 @@ class Engine:
             )
             job = self._sample_shadow(call, request, effective, features, context)
             result = yield from self._route(call, request, effective.validator)
+            if job is not None:
+                self._hand_over_shadow(call, job, result)
+                if isinstance(result, StreamStart):  # its guard info predates the copy
+                    tracker = result.tracker
+                    tracker.guard = attrs.evolve(tracker.guard, decisions=tuple(call.decisions))
             if isinstance(result, ChatCompletion):
                 result = self._finish(call, result)
             return result
         except GuardedLLMError as exc:
-            failure = exc
-            if not exc.attempts and call is not None:
-                exc.attempts = tuple(call.attempts)
+            if call is not None:
+                if not exc.attempts:
+                    exc.attempts = tuple(call.attempts)
+                if job is not None:
+                    self._hand_over_shadow(call, job, None)
             span.end_error(exc, now=self._clock())
             raise
-        except BaseException as exc:
-            failure = exc
+        except Exception as exc:  # a bug, such as in the caller's validator: an error still
+            span.end_error(exc, now=self._clock())
+            raise
+        except BaseException:
             span.abandon(
                 now=self._clock()
             )  # the driver gave up on the call (cancelled, or closed the flow)
             raise
-        finally:
-            if job is not None:
-                self._hand_over_shadow(job, result, failure, started)
 
     def _route(
         self,
@@ -269,12 +274,14 @@ class Engine:
         try:
             result = yield from self._through(call, request, call.plan.deployments)
         except GuardedLLMError as error:
-            larger = escalation_after(call, error=error)
+            larger = escalation_after(call, now=self._clock(), error=error)
             if not larger:
                 raise
             return (yield from self._through(call, request, larger))
         if isinstance(result, ChatCompletion):
-            larger = escalation_after(call, completion=result, validator=validator)
+            larger = escalation_after(
+                call, now=self._clock(), completion=result, validator=validator
+            )
             if larger:
                 return (yield from self._through(call, request, larger))
         return result
@@ -303,8 +310,8 @@ class Engine:
         features: RouteFeatures,
         context: Context | None,
     ) -> ShadowJob | None:
-        """Whether this call sends a shadow copy; the job, holding its place, if so. Drawn
-        apart from the split's draw, so that the sample is not tied to one arm."""
+        """The copy this call sends if it is in the route's sample (sticky by its key, else
+        a draw apart from the split's, so that the sample is not tied to one arm)."""
         plan = call.plan.shadow
         if plan is None:
             return None
@@ -312,35 +319,39 @@ class Engine:
             note_shadow(call, plan, False, "this driver runs no shadow copies")
             return None
         draw = self._random() % 1.0 if features.key is None else None
-        sent, reason = self.shadows.admit(plan, key=features.key, draw=draw)
-        note_shadow(call, plan, sent, reason)
-        return shadow_job(call, request, policy, context) if sent else None
+        verdict = sample_shadow(plan, key=features.key, draw=draw, in_flight=0)
+        if not verdict.send:
+            note_shadow(call, plan, False, verdict.reason)
+            return None
+        return shadow_job(call, request, policy, context, sampled=verdict.reason)
 
     def _hand_over_shadow(
-        self,
-        job: ShadowJob,
-        result: ChatCompletion | StreamStart | None,
-        failure: BaseException | None,
-        started: float,
+        self, call: Call, job: ShadowJob, result: ChatCompletion | StreamStart | None
     ) -> None:
-        """Give the sampled copy to the driver now that the caller has its outcome; a copy
-        that cannot be started gives its place back."""
-        primary = result if isinstance(result, ChatCompletion) else None
+        """Give the sampled copy to the driver now that the caller has its outcome (an answer,
+        a stream's first chunk, or an error), if a place among the route's copies is free.
+        Nothing here reaches the caller: a copy that cannot start is noted and dropped."""
+        answered = call.answered
+        completion = result if isinstance(result, ChatCompletion) else None
         job = attrs.evolve(
             job,
-            primary=primary,
-            primary_error=failure,
-            primary_latency_s=self._clock() - started,
+            primary_deployment=answered.deployment.name if answered is not None else None,
+            primary_ok=result is not None,
+            primary_text=first_text(completion),
+            primary_cost_usd=call.billed if completion is not None else None,
+            primary_latency_s=self._clock() - call.started,
         )
-        spawn = self.spawn_shadow
-        if spawn is None or (failure is not None and not isinstance(failure, Exception)):
-            self.shadows.release(job.plan, None)  # the caller was cancelled: no copy
-            return
-        try:
-            spawn(job)
-        except Exception:
-            self.shadows.release(job.plan, None)  # a closed pool: the copy is not sent
-            raise
+        admitted, full = self.shadows.admit(job.plan)
+        why = job.sampled if admitted else f"{job.sampled}, but {full}"
+        if admitted:
+            spawn = self.spawn_shadow
+            try:
+                assert spawn is not None
+                spawn(job)
+            except Exception as exc:  # a client closing meanwhile: the copy is not sent
+                self.shadows.release(job.plan, None)
+                admitted, why = False, f"{job.sampled}, but it could not start ({exc})"
+        note_shadow(call, job.plan, admitted, why)
 
     def _on_deployment(
         self, call: Call, request: ChatRequest, deployment: Deployment
@@ -365,7 +376,14 @@ class Engine:
                     call.skip(deployment, refused)
                     return None
                 remaining = call.deadline - self._clock()
-                if remaining <= 0:
+                if remaining <= 0:  # the grant goes back: nothing is sent
+                    self.guards.limiter.release(
+                        deployment.name,
+                        rpm=deployment.rpm,
+                        tpm=deployment.tpm,
+                        tokens=attempt.tokens,
+                        now=self._clock(),
+                    )
                     raise call.deadline_error()
                 if number == 1:
                     backup = yield from hedge_partner(self, call, request, deployment)

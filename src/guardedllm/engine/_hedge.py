@@ -172,7 +172,7 @@ def race(
             span.cancel(now=now)
             turn.release_permit(guards, now)
             result = None if outcome is None else engine.settle(outcome, turn.wire, turn.target)[0]
-            engine.account(turn, result.usage if result is not None else None)
+            call.bill(engine.account(turn, result.usage if result is not None else None))
             turn.handed_over = True
             call.note_cancelled(turn.target, latency=raced.latencies[index])
             continue

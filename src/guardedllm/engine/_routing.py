@@ -12,14 +12,20 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING
 
 import attrs
 from opentelemetry.context import Context as OtelContext
 
 from guardedllm import defaults
-from guardedllm.errors import AllRoutesFailedError, DeadlineExceededError, GuardedLLMError
+from guardedllm.engine._classify import STATUS_VERDICTS
+from guardedllm.errors import (
+    AllRoutesFailedError,
+    DeadlineExceededError,
+    GuardedLLMError,
+    ProviderError,
+)
 from guardedllm.policy import Policy
 from guardedllm.registry import Deployment
 from guardedllm.routing import (
@@ -27,7 +33,6 @@ from guardedllm.routing import (
     RouteFeatures,
     ShadowPlan,
     decide_escalation,
-    sample_shadow,
 )
 from guardedllm.telemetry import EVENT_ESCALATION, EVENT_SHADOW
 from guardedllm.telemetry import _semconv as sc
@@ -67,17 +72,30 @@ _NO_FEATURES = RouteFeatures()
 def escalation_after(
     call: Call,
     *,
+    now: float,
     completion: ChatCompletion | None = None,
     error: GuardedLLMError | None = None,
     validator: Callable[[ChatCompletion], bool] | None = None,
 ) -> tuple[Deployment, ...]:
     """The deployments to escalate to after the plan's outcome (empty: stay with it). The
-    decision is noted on the call, in ``resp.guard.decisions`` and as a span event."""
+    decision is noted on the call, in ``resp.guard.decisions`` and as a span event.
+
+    A failure escalates like a fallback would: a client error (400, 401, 403, 413, 422) ends
+    the call unless the policy lets client errors fall back. No escalation starts once the
+    deadline has run out: an answer in hand is then returned as it is.
+    """
     escalation = call.plan.escalation
     if escalation is None or call.escalated:
         return ()
-    if isinstance(error, DeadlineExceededError):
+    verdict: EscalationVerdict
+    if isinstance(error, DeadlineExceededError) or now >= call.deadline:
         verdict = EscalationVerdict(escalate=False, reason="the deadline ran out: no escalation")
+    elif _ends_the_call(error) and not call.settings.fallback_on_client_error:
+        verdict = EscalationVerdict(
+            escalate=False,
+            reason=f"{type(error).__name__} is a client error, which would fail anywhere: "
+            "no escalation (Policy(fallback_on_client_error=True) allows it)",
+        )
     else:
         verdict = decide_escalation(
             escalation, completion=completion, error=error, validator=validator
@@ -85,9 +103,18 @@ def escalation_after(
     call.decide(f"escalation: {verdict.reason}")
     if not verdict.escalate:
         return ()
-    call.escalated = True
+    call.escalate()
     call.span.event(EVENT_ESCALATION, {sc.GUARDEDLLM_DECISION_REASON: verdict.reason})
     return escalation.deployments
+
+
+def _ends_the_call(error: GuardedLLMError | None) -> bool:
+    """Whether ``error`` is a vendor's client error, which no other deployment would accept."""
+    return (
+        isinstance(error, ProviderError)
+        and error.status is not None
+        and STATUS_VERDICTS.get(error.status) == "fail"
+    )
 
 
 # ---------------------------------------------------------------------------- shadow
@@ -98,9 +125,10 @@ class ShadowResult:
     """One shadow copy and the call it copied, side by side.
 
     ``ok``/``error_type``/``latency_s``/``cost_usd``/``completion`` are the candidate's;
-    ``primary_*`` the caller's call (``primary_deployment`` None when it failed).
-    ``same_content`` says whether both first choices' text is identical (None unless both
-    answered with text).
+    ``primary_*`` the caller's call: the deployment that answered (None when the call failed),
+    whether it answered, its latency up to its answer (for a stream: its first chunk) and its
+    cost (None for a stream, whose cost is known only when it ends). ``same_content`` says
+    whether both first choices' text is identical (None unless both answered with text).
     """
 
     route: str
@@ -120,8 +148,9 @@ class ShadowResult:
 
 @attrs.frozen(kw_only=True)
 class ShadowStats:
-    """A route's shadow copies to one candidate so far: sampled and sent, skipped because
-    ``max_in_flight`` copies were running, answered, failed, and sums to compare."""
+    """A route's shadow copies to one candidate so far: started, skipped because
+    ``max_in_flight`` copies were running, answered, failed, abandoned (the client closed
+    under them), and sums to compare."""
 
     route: str
     candidate: str
@@ -129,6 +158,7 @@ class ShadowStats:
     skipped_full: int = 0
     answered: int = 0
     failed: int = 0
+    abandoned: int = 0
     same_content: int = 0
     latency_s_total: float = 0.0
     primary_latency_s_total: float = 0.0
@@ -144,19 +174,22 @@ class ShadowStats:
 
 @attrs.frozen(kw_only=True)
 class ShadowJob:
-    """A sampled copy, ready for the driver to run once the primary call has ended."""
+    """A sampled copy, ready for the driver to run once the primary call has its outcome."""
 
     plan: ShadowPlan
     request: ChatRequest
     policy: Policy
     context: OtelContext | None
-    primary: ChatCompletion | None = None
-    primary_error: BaseException | None = None
+    sampled: str  # why the call is in the sample
+    primary_deployment: str | None = None
+    primary_ok: bool = False
+    primary_text: str | None = None
+    primary_cost_usd: float | None = None
     primary_latency_s: float = 0.0
 
 
 class ShadowBook:
-    """Shadow copies in flight per route, their recent results and running totals. Safe to
+    """Shadow copies running per route, their recent results and running totals. Safe to
     use from several threads (the sync driver runs copies on a pool)."""
 
     def __init__(self, keep: int = defaults.SHADOW_RESULTS_KEPT) -> None:
@@ -165,23 +198,28 @@ class ShadowBook:
         self._results: deque[ShadowResult] = deque(maxlen=keep)
         self._stats: dict[tuple[str, str], ShadowStats] = {}
 
-    def admit(self, plan: ShadowPlan, *, key: str | None, draw: float | None) -> tuple[bool, str]:
-        """Whether this call sends a copy, and why; a copy sent holds a place until
-        ``release``."""
+    def admit(self, plan: ShadowPlan) -> tuple[bool, str]:
+        """Whether a sampled copy may start now (else why not); one that may holds a place
+        among the route's copies until ``release``. A full route skips the copy, never queues
+        it."""
         with self._lock:
             running = self._in_flight.get(plan.route, 0)
-            verdict = sample_shadow(plan, key=key, draw=draw, in_flight=running)
-            self._count(plan, sent=int(verdict.send), skipped_full=int(verdict.full))
-            if verdict.send:
-                self._in_flight[plan.route] = running + 1
-        return verdict.send, verdict.reason
+            if running >= plan.max_in_flight:
+                self._count(plan, skipped_full=1)
+                return False, (
+                    f"{running} shadow copies in flight, the most allowed "
+                    f"({plan.max_in_flight}): skipped so shadows cannot pile up"
+                )
+            self._in_flight[plan.route] = running + 1
+            self._count(plan, sent=1)
+        return True, ""
 
     def release(self, plan: ShadowPlan, result: ShadowResult | None) -> None:
-        """The copy ended (with ``result``), or was never run (None)."""
+        """The copy ended with ``result``, or was abandoned or never started (None)."""
         with self._lock:
             self._in_flight[plan.route] = max(0, self._in_flight.get(plan.route, 0) - 1)
             if result is None:
-                self._count(plan, sent=-1)
+                self._count(plan, abandoned=1)
                 return
             self._results.append(result)
             self._count(
@@ -215,15 +253,17 @@ class ShadowBook:
                 found[label] = attrs.evolve(stats, in_flight=self._in_flight.get(route, 0))
             return found
 
-    def __iter__(self) -> Iterator[ShadowResult]:
-        return iter(self.results())
-
 
 def shadow_job(
-    call: Call, request: ChatRequest, policy: Policy, context: OtelContext | None
+    call: Call,
+    request: ChatRequest,
+    policy: Policy,
+    context: OtelContext | None,
+    *,
+    sampled: str,
 ) -> ShadowJob:
     """The copy of ``request`` the candidate gets: not streamed, one attempt, no fallback, no
-    escalation, within the caller's deadline and spend budget key."""
+    escalation, with the call's deadline (its own, from when it starts) and spend budget key."""
     plan = call.plan.shadow
     assert plan is not None
     candidate = plan.deployment.name
@@ -239,7 +279,9 @@ def shadow_job(
         budget_key=policy.budget_key,
         allowed_deployments=(candidate,),
     )
-    return ShadowJob(plan=plan, request=copied, policy=shadow_policy, context=context)
+    return ShadowJob(
+        plan=plan, request=copied, policy=shadow_policy, context=context, sampled=sampled
+    )
 
 
 def note_shadow(call: Call, plan: ShadowPlan, sent: bool, reason: str) -> None:
@@ -254,7 +296,8 @@ def note_shadow(call: Call, plan: ShadowPlan, sent: bool, reason: str) -> None:
     )
 
 
-def _text(completion: ChatCompletion | None) -> str | None:
+def first_text(completion: ChatCompletion | None) -> str | None:
+    """The text of an answer's first choice (None: no answer, or no text)."""
     if completion is None or not completion.choices:
         return None
     return completion.choices[0].message.content
@@ -279,8 +322,7 @@ def shadow_flow(engine: Engine, job: ShadowJob) -> Generator[Step, Outcome | Non
             failure = cause if isinstance(cause, GuardedLLMError) else exc
         except GuardedLLMError as exc:
             failure = exc
-        primary = job.primary
-        texts = (_text(completion), _text(primary))
+        texts = (first_text(completion), job.primary_text)
         result = ShadowResult(
             route=job.plan.route,
             candidate=job.plan.deployment.name,
@@ -290,10 +332,10 @@ def shadow_flow(engine: Engine, job: ShadowJob) -> Generator[Step, Outcome | Non
             latency_s=engine.clock() - started,
             cost_usd=completion.guard.cost_usd if completion and completion.guard else None,
             completion=completion,
-            primary_deployment=primary.guard.deployment if primary and primary.guard else None,
-            primary_ok=job.primary_error is None,
+            primary_deployment=job.primary_deployment if job.primary_ok else None,
+            primary_ok=job.primary_ok,
             primary_latency_s=job.primary_latency_s,
-            primary_cost_usd=primary.guard.cost_usd if primary and primary.guard else None,
+            primary_cost_usd=job.primary_cost_usd,
             same_content=texts[0] == texts[1] if None not in texts else None,
         )
     finally:

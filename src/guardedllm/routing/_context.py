@@ -8,7 +8,7 @@ several policies may ask for. Nothing in it reads a clock or the network.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 import attrs
 
@@ -79,6 +79,9 @@ class Context:
         self._input_tokens: int | None = None
         self.policy_of_route = policy_of_route
         self._random = random
+        # For the check of a forced split arm: the splits evaluated, and whether one had it.
+        self.splits_seen: list[Any] = []
+        self.arm_found = False
 
     def draw(self) -> float | None:
         """The caller's random draw, else one from the engine's source, taken only when a

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 
 from guardedllm import defaults
-from guardedllm.errors import ModelNotFoundError, NoRouteError
+from guardedllm.errors import InvalidRequestError, ModelNotFoundError, NoRouteError
 from guardedllm.estimate import (
     Calibrator,
     Estimate,
@@ -190,6 +190,18 @@ def plan_route(
     else:
         chosen = Use(name=request.model)
     selection = chosen.select(context, ())
+    arm = context.features.arm
+    if arm is not None and context.splits_seen and not context.arm_found:
+        # A call that meets no split has nothing to assign (a scope's split_arm may cover
+        # calls to plain models too); one that meets splits must name an arm of one of them.
+        arms = "; ".join(
+            f"split {split.name!r}: " + ", ".join(repr(a.title) for a in split.arms)
+            for split in context.splits_seen
+        )
+        raise InvalidRequestError(
+            f"Policy.split_arm={arm!r} names no arm of the splits on this call's way "
+            f"({arms}); give one of those arms, or leave split_arm out"
+        )
     selection = _check_capabilities(selection, context)
     if policy.allowed_deployments is not None:
         selection = _check_allowed(selection, registry, policy.allowed_deployments)
@@ -283,20 +295,32 @@ def _promote_escalation(selection: Selection) -> Selection:
 
 
 def _filtered(selection: Selection, excluded: Callable[[str], str | None]) -> Selection:
-    """``selection`` with each included deployment for which ``excluded`` gives a reason left
-    out for that reason, and the escalation target filtered alike."""
+    """``selection`` with each deployment for which ``excluded`` gives a reason left out for
+    that reason: those in the plan, those held for escalation, and the shadow candidate (a
+    copy goes nowhere the call itself could not go)."""
+    escalation = selection.escalation
+    held = {d.name for d in escalation.deployments} if escalation is not None else set()
     entries: list[PlanEntry] = []
     for entry in selection.entries:
-        why = excluded(entry.deployment) if entry.included else None
+        considered = entry.included or entry.deployment in held
+        why = excluded(entry.deployment) if considered else None
         if why is None:
             entries.append(entry)
         else:
             entries.append(PlanEntry(deployment=entry.deployment, included=False, reason=why))
-    escalation = selection.escalation
     if escalation is not None:
         kept = tuple(d for d in escalation.deployments if excluded(d.name) is None)
         escalation = Escalation(deployments=kept, on=escalation.on, reason=escalation.reason)
-    return Selection(entries=tuple(entries), escalation=escalation, shadow=selection.shadow)
+    shadow = selection.shadow
+    if shadow is not None:
+        why = excluded(shadow.deployment.name)
+        if why is not None:
+            reason = f"shadow candidate, no copy sent: {why}"
+            entries.append(
+                PlanEntry(deployment=shadow.deployment.name, included=False, reason=reason)
+            )
+            shadow = None
+    return Selection(entries=tuple(entries), escalation=escalation, shadow=shadow)
 
 
 def _check_capabilities(selection: Selection, context: Context) -> Selection:
@@ -313,7 +337,10 @@ def _check_allowed(selection: Selection, registry: Registry, names: Sequence[str
     """``selection`` without the deployments outside the call's ``allowed_deployments``."""
     allowed: set[str] = set()
     for name in names:
-        allowed.update(d.name for d in registry.resolve(name).deployments)
+        try:
+            allowed.update(d.name for d in registry.resolve(name).deployments)
+        except ModelNotFoundError as exc:
+            raise ModelNotFoundError(f"Policy.allowed_deployments: {exc}") from None
     listed = ", ".join(names)
 
     def outside(name: str) -> str | None:

@@ -315,16 +315,10 @@ class Split:
         self, key: str | None, draw: float | None, arm: str | None = None
     ) -> tuple[int, str]:
         """The index of the arm for a call, and how it was chosen. ``arm`` (a label or the
-        name an arm uses) overrides the key and the draw."""
-        if arm is not None:
-            for index, candidate in enumerate(self.arms):
-                if arm == candidate.title:
-                    return index, "assigned by the call's Policy.split_arm"
-            titles = ", ".join(repr(a.title) for a in self.arms)
-            raise InvalidRequestError(
-                f"Policy.split_arm={arm!r} names no arm of split {self.name!r} (its arms: "
-                f"{titles}); give one of those"
-            )
+        name an arm uses) overrides the key and the draw when this split has that arm."""
+        for index, candidate in enumerate(self.arms):
+            if arm is not None and arm == candidate.title:
+                return index, "assigned by the call's Policy.split_arm"
         weights = [arm.weight for arm in self.arms]
         if key is not None:
             point = position(self.name, key)
@@ -336,8 +330,12 @@ class Split:
 
     def select(self, context: Context, trail: tuple[str, ...]) -> Selection:
         features = context.features
-        draw = None if features.key is not None or features.arm is not None else context.draw()
-        index, how = self.assign(features.key, draw, features.arm)
+        forced = features.arm is not None and any(a.title == features.arm for a in self.arms)
+        context.splits_seen.append(self)
+        if forced:
+            context.arm_found = True
+        draw = None if features.key is not None or forced else context.draw()
+        index, how = self.assign(features.key, draw, features.arm if forced else None)
         total = sum(arm.weight for arm in self.arms)
         chosen = self.arms[index]
         parts = [
