@@ -275,23 +275,36 @@ def test_fallback_crosses_vendors_with_the_request_translated(
     assert text == "from gemini"
 
 
-def test_client_errors_fall_back_only_when_the_policy_says_so(
-    call: Call, fake_provider: FakeProvider
+@pytest.mark.parametrize(
+    ("route", "failing", "answering", "reason"),
+    [
+        ("cross", {"vendor": "openai"}, "claude-haiku", "400"),  # fallback
+        ("small-first", {"model": "llama-3.1-8b-instruct"}, "gpt-4o-mini", "escalation"),
+    ],
+)
+def test_client_errors_move_on_only_when_the_policy_says_so(
+    call: Call,
+    fake_provider: FakeProvider,
+    route: str,
+    failing: dict[str, str],
+    answering: str,
+    reason: str,
 ) -> None:
-    fake_provider.script(vendor="openai", status=400)
+    fake_provider.script(status=400, **failing)  # type: ignore[arg-type]
     with pytest.raises(BadRequestError):
-        call(model="cross", messages=SHORT, max_tokens=20)
+        call(model=route, messages=SHORT, max_tokens=20)
     assert len(fake_provider.requests) == 1
     response = answered(
         call(
-            model="cross",
+            model=route,
             messages=SHORT,
             max_tokens=20,
             policy=Policy(fallback_on_client_error=True),
         )
     )
     assert response.guard is not None
-    assert response.guard.deployment == "claude-haiku"
+    moved = response.guard.attempts[-1]
+    assert (moved.deployment, moved.outcome, moved.retry_reason) == (answering, "ok", reason)
 
 
 def test_cheapest_first_sends_to_the_cheapest_deployment_and_falls_back_in_price_order(
@@ -418,24 +431,3 @@ def test_an_escalated_call_with_hedging_on_hedges_within_the_escalation_target(
     response = answered(call(model="small-first", messages=SHORT, policy=Policy(hedge_after_s=5.0)))
     assert response.guard is not None
     assert response.guard.deployment == "gpt-4o-mini"
-
-
-def test_a_client_error_escalates_only_when_the_policy_lets_client_errors_fall_back(
-    call: Call, fake_provider: FakeProvider
-) -> None:
-    fake_provider.script(model="llama-3.1-8b-instruct", status=400)
-    with pytest.raises(BadRequestError):
-        call(model="small-first", messages=SHORT, max_tokens=20)
-    assert len(fake_provider.requests) == 1
-    response = answered(
-        call(
-            model="small-first",
-            messages=SHORT,
-            max_tokens=20,
-            policy=Policy(fallback_on_client_error=True),
-        )
-    )
-    assert response.guard is not None
-    assert response.guard.deployment == "gpt-4o-mini"
-    escalated = response.guard.attempts[-1]
-    assert (escalated.deployment, escalated.retry_reason) == ("gpt-4o-mini", "escalation")

@@ -219,20 +219,14 @@ def plan_route(
         override = f"; policy fallback override: {', '.join(included)}"
     elif route_policy is not None:
         override = "; policy given in code"
-    plan = Plan(
-        registry=registry,
-        request=request,
-        requested=resolution.requested,
-        route=resolution.route,
+    plan = _plan_for(
+        registry,
+        request,
+        resolution,
+        calibrator,
         reason=resolution.reason + override,
         deployments=tuple(registry.deployment(name) for name in included),
-        deadline_s=resolution.deadline_s,
-        max_attempts=resolution.max_attempts,
-        max_cost_usd=resolution.max_cost_usd,
-        calibrator=calibrator,
-        explanation=selection.entries,
-        escalation=selection.escalation,
-        shadow=selection.shadow,
+        selection=selection,
     )
     for found in estimates.values():
         plan.remember(found)
@@ -253,17 +247,42 @@ def _one_model(
             _no_route_message(request.model, Selection(entries=(entry,))),
             excluded=[(deployment.name, why)],
         )
+    return _plan_for(
+        registry,
+        request,
+        resolution,
+        calibrator,
+        reason=resolution.reason,
+        deployments=resolution.deployments,
+    )
+
+
+def _plan_for(
+    registry: Registry,
+    request: ChatRequest,
+    resolution: Resolution,
+    calibrator: Calibrator | None,
+    *,
+    reason: str,
+    deployments: tuple[Deployment, ...],
+    selection: Selection | None = None,
+) -> Plan:
+    """A plan over ``deployments``, with the route's settings and ``selection``'s
+    explanation, escalation and shadow (none: one line per deployment saying ``reason``)."""
     return Plan(
         registry=registry,
         request=request,
         requested=resolution.requested,
         route=resolution.route,
-        reason=resolution.reason,
-        deployments=resolution.deployments,
+        reason=reason,
+        deployments=deployments,
         deadline_s=resolution.deadline_s,
         max_attempts=resolution.max_attempts,
         max_cost_usd=resolution.max_cost_usd,
         calibrator=calibrator,
+        explanation=selection.entries if selection is not None else (),
+        escalation=selection.escalation if selection is not None else None,
+        shadow=selection.shadow if selection is not None else None,
     )
 
 
