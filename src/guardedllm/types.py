@@ -229,7 +229,7 @@ class GuardInfo(_Dumpable):
 
     def explain(self) -> str:
         """The plan, each attempt and each decision, one per line."""
-        lines = [f"{self.requested!r} -> route {self.route!r}: {self.route_reason}", "plan:"]
+        lines = [f"{self.requested!r}: {self.route_reason}", "plan:"]
         lines.extend(
             f"  {'+' if e.included else '-'} {e.deployment}: {e.reason}" for e in self.plan
         )
