@@ -26,8 +26,10 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_LIMITS",
     "DefaultAsyncTransport",
+    "aiter_body",
     "aopen_direct",
     "client_headers",
+    "iter_body",
     "open_direct",
 ]
 
@@ -166,3 +168,55 @@ async def aopen_direct(
         response.stream = _TimedAsyncStream(response.stream, response, start)
     _log(request, response)
     return response
+
+
+# --------------------------------------------------------------------------- reading a body
+#
+# ``response.iter_bytes()`` runs every read through two generators, a content decoder and two
+# chunkers: ~1.5 µs a read, a tenth of what a stream chunk costs guardedllm in all. For a body
+# sent without a content encoding (what chat APIs send) they hand each read on unchanged, so
+# the drivers read such a body straight from the stream and keep httpx's bookkeeping
+# (``is_stream_consumed``, ``num_bytes_downloaded``, closing at the end) themselves. Anything
+# else — an encoded body, a body already read or closed — goes through ``iter_bytes``.
+
+
+def _plain_body(response: httpx.Response) -> bool:
+    return not (
+        response.is_stream_consumed or response.is_closed or "content-encoding" in response.headers
+    )
+
+
+def iter_body(response: httpx.Response) -> Iterator[bytes]:
+    """What ``response.iter_bytes()`` yields, read straight from the stream when it can be."""
+    if not _plain_body(response) or not isinstance(response.stream, httpx.SyncByteStream):
+        return response.iter_bytes()
+    return _reads(response, response.stream)
+
+
+def _reads(response: httpx.Response, stream: httpx.SyncByteStream) -> Iterator[bytes]:
+    response.is_stream_consumed = True
+    received = 0
+    for data in stream:
+        if data:  # iter_bytes yields no empty chunk
+            received += len(data)
+            response._num_bytes_downloaded = received
+            yield data
+    response.close()
+
+
+def aiter_body(response: httpx.Response) -> AsyncIterator[bytes]:
+    """What ``response.aiter_bytes()`` yields, read straight from the stream when it can be."""
+    if not _plain_body(response) or not isinstance(response.stream, httpx.AsyncByteStream):
+        return response.aiter_bytes()
+    return _areads(response, response.stream)
+
+
+async def _areads(response: httpx.Response, stream: httpx.AsyncByteStream) -> AsyncIterator[bytes]:
+    response.is_stream_consumed = True
+    received = 0
+    async for data in stream:
+        if data:
+            received += len(data)
+            response._num_bytes_downloaded = received
+            yield data
+    await response.aclose()

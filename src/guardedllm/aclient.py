@@ -27,7 +27,12 @@ from guardedllm import defaults
 from guardedllm._clientbase import ClientBase
 from guardedllm._request import chat_request
 from guardedllm._shadows import TaskShadows
-from guardedllm._transport import DefaultAsyncTransport, aopen_direct, client_headers
+from guardedllm._transport import (
+    DefaultAsyncTransport,
+    aiter_body,
+    aopen_direct,
+    client_headers,
+)
 from guardedllm._version import USER_AGENT
 from guardedllm.engine import (
     Answered,
@@ -304,7 +309,7 @@ class AsyncClient(ClientBase):
             # anyio.fail_after, without its two generator-based context managers per call.
             with anyio.CancelScope(deadline=anyio.current_time() + step.timeout_s):
                 response = await self._open(step.request, streaming=step.decoder is not None)
-                body = response.aiter_bytes()
+                body = aiter_body(response)
                 if step.decoder is not None and response.status_code < 300:
                     async for data in body:
                         chunks = step.decoder.feed(data)

@@ -17,7 +17,7 @@ from guardedllm import defaults
 from guardedllm._clientbase import ClientBase
 from guardedllm._request import chat_request
 from guardedllm._shadows import ThreadShadows
-from guardedllm._transport import client_headers, open_direct
+from guardedllm._transport import client_headers, iter_body, open_direct
 from guardedllm._version import USER_AGENT
 from guardedllm.engine import (
     Answered,
@@ -285,7 +285,7 @@ class Client(ClientBase):
             return Failed(error=transport_error(exc, step.target))
         keep_open = False
         try:
-            body = response.iter_bytes()
+            body = iter_body(response)
             if step.decoder is not None and response.status_code < 300:
                 for data in body:
                     if time.monotonic() > cap_at:  # the first chunk came too late

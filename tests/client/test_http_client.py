@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import anyio
@@ -231,3 +232,57 @@ def test_a_closed_client_sends_nothing(registry: Registry, driver: str) -> None:
 
         anyio.run(main, backend=driver)
     assert seen == []
+
+
+def _stream_reply(encoding: str | None) -> Callable[[httpx.Request], httpx.Response]:
+    def handler(request: httpx.Request) -> httpx.Response:
+        headers = {"content-type": "text/event-stream"}
+        body = STREAM
+        if encoding == "gzip":
+            headers["content-encoding"] = "gzip"
+            body = gzip.compress(STREAM)
+        # One SSE event per read, as a network delivers it.
+        reads = [body[i : i + 40] for i in range(0, len(body), 40)]
+        return httpx.Response(200, stream=_Reads(reads), headers=headers)
+
+    return handler
+
+
+class _Reads(httpx.SyncByteStream, httpx.AsyncByteStream):
+    def __init__(self, reads: list[bytes]) -> None:
+        self._reads = reads
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._reads
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for data in self._reads:
+            yield data
+
+
+@pytest.mark.parametrize("encoding", [None, "gzip"])
+def test_a_streams_body_is_read_as_httpx_reads_it(
+    registry: Registry, driver: str, encoding: str | None
+) -> None:
+    transport = httpx.MockTransport(_stream_reply(encoding))
+
+    def sync_read() -> tuple[str, httpx.Response]:
+        with Client(registry, transport=transport, environ=ENVIRON) as client:
+            stream = client.chat.completions.create(model="chat", messages=MESSAGES, stream=True)
+            text = "".join(c.choices[0].delta.content or "" for c in stream)
+            return text, stream.response
+
+    async def async_read() -> tuple[str, httpx.Response]:
+        async with AsyncClient(registry, transport=transport, environ=ENVIRON) as client:
+            stream = await client.chat.completions.create(
+                model="chat", messages=MESSAGES, stream=True
+            )
+            text = "".join([c.choices[0].delta.content or "" async for c in stream])
+            return text, stream.response
+
+    text, response = sync_read() if driver == "sync" else anyio.run(async_read, backend=driver)
+    assert text == "hi"
+    assert response.is_stream_consumed
+    assert response.is_closed
+    sent = len(gzip.compress(STREAM)) if encoding else len(STREAM)
+    assert response.num_bytes_downloaded == sent
