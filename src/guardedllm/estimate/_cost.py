@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["Prices", "cost_usd"]
+__all__ = ["Prices", "cost_usd", "priced"]
 
 _PER_MTOK = 1_000_000
 
@@ -76,6 +76,25 @@ def cost_usd(
             f"reasoning_tokens ({reasoning_tokens}) are part of output_tokens ({output_tokens}) "
             "and cannot exceed them: pass the full completion count as output_tokens."
         )
+    return priced(
+        prices,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cached_input_tokens=cached_input_tokens,
+        reasoning_tokens=reasoning_tokens,
+    )
+
+
+def priced(
+    prices: Prices,
+    *,
+    input_tokens: int,
+    output_tokens: int,
+    cached_input_tokens: int = 0,
+    reasoning_tokens: int = 0,
+) -> float:
+    """``cost_usd`` for counts the caller has already checked (the estimate's own, which are
+    non-negative and whole by construction): the arithmetic alone."""
     cached_rate = prices.cached_input_usd_per_mtok
     if cached_rate is None:
         cached_rate = prices.input_usd_per_mtok

@@ -20,7 +20,7 @@ import attrs
 
 from guardedllm import defaults
 from guardedllm.errors import InvalidRequestError
-from guardedllm.estimate._cost import Prices, cost_usd
+from guardedllm.estimate._cost import Prices, priced
 from guardedllm.estimate._count import TokenCount, count_chat_tokens
 from guardedllm.estimate._encodings import get_encoding
 from guardedllm.estimate._images import GPT_4O_IMAGE_RATES, ImageTokenRates
@@ -170,13 +170,14 @@ def _priced(
     counted_tokens: int,
 ) -> Estimate:
     reasoning_is_dearer = (prices.reasoning_usd_per_mtok or 0.0) > prices.output_usd_per_mtok
-    cost_max = cost_usd(
+    # The counts are the estimate's own: non-negative, and no part above its whole.
+    cost_max = priced(
         prices,
         input_tokens=input_tokens,
         output_tokens=max_output,
         reasoning_tokens=max_output if reasoning_is_dearer else 0,
     )
-    cost_expected = cost_usd(prices, input_tokens=input_tokens, output_tokens=expected_output)
+    cost_expected = priced(prices, input_tokens=input_tokens, output_tokens=expected_output)
     return Estimate(
         deployment=deployment,
         input_tokens=input_tokens,
