@@ -43,6 +43,7 @@ class SSEParser:
         self._retry: int | None = None
         self._pending_cr = False
         self._first = True
+        self._split = False  # whether the incremental decoder holds part of a character
 
     def feed(self, data: bytes) -> list[ServerSentEvent]:
         """Parse more bytes; return the events they complete (possibly none)."""
@@ -77,12 +78,14 @@ class SSEParser:
     def _decode(self, data: bytes) -> str:
         # Most reads end on a character boundary: decode them whole, and leave the incremental
         # decoder to a read that splits a character (or that follows one that did).
-        if not self._decoder.getstate()[0]:
+        if not self._split:
             try:
                 return data.decode("utf-8")
             except UnicodeDecodeError:
                 pass
-        return self._decoder.decode(data)
+        text = self._decoder.decode(data)
+        self._split = bool(self._decoder.getstate()[0])  # the start of a character is held
+        return text
 
     @property
     def has_partial_event(self) -> bool:
