@@ -194,3 +194,18 @@ def test_routes_built_in_code() -> None:
             Route(name="p", fallback=["mini"], escalate_to="q"),
             Route(name="q", fallback=["mini"], escalate_to="p"),
         )
+
+
+def test_a_rule_needing_capabilities_must_lead_to_a_deployment_that_has_them() -> None:
+    data = config()  # tiny declares no capabilities; flash declares vision
+    data["routes"]["support"]["rules"] = [
+        {"when": {"capabilities": ["vision"]}, "use": "tiny"},
+        {"when": {"capabilities": ["vision"]}, "use": "flash"},
+        {"when": {"capabilities": ["vision", "tools"]}, "use": "support-2"},
+    ]
+    data["routes"]["support-2"] = {"fallback": ["tiny", "haiku"]}  # tools, but no vision
+    found = problems(data)
+    assert set(found) == {"routes.support.rules[0].use", "routes.support.rules[2].use"}
+    (message,) = found["routes.support.rules[2].use"]
+    assert "need ['tools', 'vision']" in message
+    assert "'support-2' reaches (tiny, haiku)" in message

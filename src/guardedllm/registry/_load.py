@@ -20,7 +20,7 @@ from guardedllm.registry._check import Problems, Table, did_you_mean, dotted
 from guardedllm.registry._environments import check_alias_coverage
 from guardedllm.registry._layers import Layer, read_layers
 from guardedllm.registry._model import Defaults, Deployment, ProviderConfig, Route
-from guardedllm.registry._resolve import follow_aliases
+from guardedllm.registry._resolve import deployments_of, follow_aliases
 from guardedllm.registry._routes import read_route
 from guardedllm.registry._tables import read_defaults, read_model, read_provider
 
@@ -217,6 +217,36 @@ def _find_cycle(start: str, reaches: Mapping[str, list[str]]) -> list[str] | Non
     return visit(start)
 
 
+def _check_rule_capabilities(
+    layer: Layer,
+    models: Mapping[str, Deployment | None],
+    aliases: Mapping[str, str],
+    routes: Mapping[str, Route],
+    problems: Problems,
+) -> None:
+    """A rule that matches only calls needing some capabilities must lead somewhere that has
+    them: otherwise every call it matches would be refused with NoRouteError."""
+    known = {n: m for n, m in models.items() if m is not None}
+    for name, route in routes.items():
+        for index, rule in enumerate(route.rules):
+            needed = rule.when.capabilities
+            if not needed:
+                continue
+            try:
+                reached = deployments_of(rule.use, known, aliases, routes)
+            except ValueError:
+                continue  # a name or cycle problem, reported where the name is
+            if any(needed <= known[d].capabilities for d in reached):
+                continue
+            problems.add(
+                f"{layer.routes[name].key}.rules[{index}].use",
+                f"the rule matches calls that need {sorted(needed)}, but none of what "
+                f"{rule.use!r} reaches ({', '.join(reached)}) declares them all, so every "
+                "call it matches would be refused: send it to a deployment that has them, or "
+                "declare them in its [models.NAME] capabilities",
+            )
+
+
 def _build(layer: Layer, problems: Problems) -> Built | None:
     """The values of ``layer``, or None when any check added a problem."""
     mine = Problems()
@@ -239,6 +269,13 @@ def _build(layer: Layer, problems: Problems) -> Built | None:
         name: _resolve_fallback(table, layer, aliases, mine) for name, table in layer.routes.items()
     }
     _check_references(layer, aliases, mine)
+    if mine:  # a route's fallback may not have resolved
+        problems.extend(mine)
+        return None
+    resolved = {
+        n: attrs.evolve(r, fallback=fallbacks[n]) for n, r in routes.items() if r is not None
+    }
+    _check_rule_capabilities(layer, models, aliases, resolved, mine)
     problems.extend(mine)
     if mine or defaults is None:
         return None
@@ -246,9 +283,7 @@ def _build(layer: Layer, problems: Problems) -> Built | None:
         providers={n: p for n, p in providers.items() if p is not None},
         models={n: m for n, m in models.items() if m is not None},
         aliases=aliases,
-        routes={
-            n: attrs.evolve(r, fallback=fallbacks[n]) for n, r in routes.items() if r is not None
-        },
+        routes=resolved,
         defaults=defaults,
     )
 

@@ -103,6 +103,23 @@ def _reachable(
     return list(found)
 
 
+def deployments_of(
+    name: str,
+    models: Mapping[str, Deployment],
+    aliases: Mapping[str, str],
+    routes: Mapping[str, Route],
+) -> list[str]:
+    """Every deployment a model, alias or route name may call (ValueError: it does not
+    resolve, or routes reach each other in a cycle)."""
+    chain, cyclic = follow_aliases(name, aliases)
+    end = chain[-1]
+    if not cyclic and end in models:
+        return [end]
+    if cyclic or end not in routes:
+        raise ValueError(f"{name!r} does not resolve")
+    return _reachable(end, models, aliases, routes, (end,))
+
+
 def _of_route(
     name: str,
     models: Mapping[str, Deployment],
