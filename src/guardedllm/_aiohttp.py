@@ -8,6 +8,7 @@ takes longer to import than the rest of guardedllm together.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -38,6 +39,15 @@ def _as_httpx_error(exc: BaseException, request: httpx.Request) -> httpx.Transpo
         if isinstance(exc, source):
             return target(str(exc) or type(exc).__name__, request=request)
     return httpx.TransportError(str(exc), request=request)  # pragma: no cover - table ends in base
+
+
+@functools.lru_cache(maxsize=64)
+def _client_timeout(
+    pool: float | None, connect: float | None, read: float | None
+) -> aiohttp.ClientTimeout:
+    # Most attempts carry their deployment's timeout, the same on every call; ClientTimeout is
+    # frozen, so one value serves them all. (An attempt cut short by its deadline misses.)
+    return aiohttp.ClientTimeout(total=None, connect=pool, sock_connect=connect, sock_read=read)
 
 
 class _AiohttpStream(httpx.AsyncByteStream):
@@ -90,11 +100,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 data=body or None,
                 allow_redirects=False,
                 compress=None,
-                timeout=aiohttp.ClientTimeout(
-                    total=None,
-                    connect=timeout.get("pool"),
-                    sock_connect=timeout.get("connect"),
-                    sock_read=timeout.get("read"),
+                timeout=_client_timeout(
+                    timeout.get("pool"), timeout.get("connect"), timeout.get("read")
                 ),
             )
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
