@@ -308,3 +308,30 @@ def test_closing_an_async_client_cancels_copies_and_gives_their_places_back(
     assert stats.abandoned == 2
     assert client.health()["gemini-flash"].breaker.failures == 0
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+def test_copies_under_concurrent_callers_are_all_accounted_for(
+    fake_provider: FakeProvider,
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    registry = Registry.from_toml_text(config_text(fake_provider) + BUSY)
+    with Client(registry, environ=ENVIRON) as client:
+
+        def calls(_: int) -> list[str | None]:
+            return [
+                client.chat.completions.create(model="busy", messages=SHORT).guard.deployment
+                for _ in range(5)
+            ]
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            served = [d for batch in pool.map(calls, range(16)) for d in batch]
+        until_settled = time.monotonic() + WAIT_S
+        while client.shadow_stats()["busy"].in_flight and time.monotonic() < until_settled:
+            time.sleep(0.01)
+        stats = client.shadow_stats()["busy"]
+    assert served == ["gpt-4o-mini"] * 80
+    assert stats.sent + stats.skipped_full == 80  # every call sampled (sample = 1.0)
+    assert stats.in_flight == 0
+    assert stats.answered == stats.sent
+    assert len([r for r in fake_provider.requests if r.vendor == "gemini"]) == stats.sent
