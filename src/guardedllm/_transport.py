@@ -2,7 +2,7 @@
 
 With 64 requests in flight, a plain ``httpx.AsyncClient``'s pool spends ~4 ms of CPU per call
 once 64 connections are open (encode/httpx#3215): on 2 cores against a loopback server it
-managed 220-390 calls/s, against 3,000-5,500 for raw aiohttp and 900-1,300 for guardedllm over
+managed 200-430 calls/s, against 3,500-4,700 for raw aiohttp and 1,250-1,650 for guardedllm over
 aiohttp (``python benchmarks/run.py --only loopback``; docs/benchmarks.md). So under asyncio
 ``AsyncClient`` sends through aiohttp by default, behind the ordinary ``httpx.AsyncBaseTransport``
 interface, so that everything above it (and a user's own ``http_client=``) stays httpx. aiohttp
