@@ -1,12 +1,13 @@
-"""Running shadow copies in the background: on a small thread pool for ``Client``, as tasks for
-``AsyncClient``. The engine decides which calls are copied and records what each copy did
+"""Running shadow copies in the background: on a daemon thread each for ``Client``, as tasks
+for ``AsyncClient``. The engine decides which calls are copied and records what each copy did
 (``engine/_routing.py``); these only run a copy's flow on the side and let go of it when the
 client closes. A copy never raises into the caller's code: a bug surfacing in one is logged.
 
 When the client closes, copies not started yet are dropped and copies running are abandoned at
 their next step (their flow is closed, as a cancelled call's is): the breaker permits they hold
 are released as "not the deployment's fault", so closing a client never counts against the
-candidate. Each copy's place among its route's copies in flight is given back either way.
+candidate. Each copy's place among its route's copies in flight is given back either way, and
+the client's connection pool is closed after the copies have let go of their connections.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ import functools
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Generator
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 import sniffio
@@ -77,47 +77,59 @@ class _Shadows:
 
 
 class ThreadShadows(_Shadows):
-    """Shadow copies for the sync client, on up to ``defaults.SHADOW_THREADS`` threads
-    started on the first copy."""
+    """Shadow copies for the sync client, each on a daemon thread of its own (the route's
+    ``max_in_flight`` bounds how many run; a daemon thread never holds up the interpreter's
+    exit, as a hung copy on a pool thread would)."""
 
     def __init__(self, engine: Engine, drive: Callable[[Flow], None]) -> None:
         super().__init__(engine)
         self._drive = drive
         self._lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
+        self._running = 0
+        self._on_idle: Callable[[], None] | None = None
 
     def spawn(self, job: ShadowJob) -> None:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the client is closed")
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(
-                    max_workers=defaults.SHADOW_THREADS, thread_name_prefix="guardedllm-shadow"
-                )
-            future = self._pool.submit(self._run, job)
-        future.add_done_callback(functools.partial(self._done, job))
+            self._running += 1
+        thread = threading.Thread(
+            target=self._run, args=(job,), name="guardedllm-shadow", daemon=True
+        )
+        try:
+            thread.start()
+        except BaseException:
+            self._finished()
+            raise
 
     def _run(self, job: ShadowJob) -> None:
-        if self._closed:
-            self._not_started(job)
-            return
-        self._drive(self._flow(job))
+        try:
+            self._drive(self._flow(job))
+        except Exception as exc:
+            self._log(exc)
+        finally:
+            self._finished()
 
-    def _done(self, job: ShadowJob, future: Future[Any]) -> None:
-        if future.cancelled():  # dropped from the queue when the client closed
-            self._not_started(job)
-            return
-        error = future.exception()
-        if error is not None:
-            self._log(error)
+    def _finished(self) -> None:
+        with self._lock:
+            self._running -= 1
+            then = self._on_idle if self._running == 0 else None
+            if then is not None:
+                self._on_idle = None
+        if then is not None:
+            then()
 
-    def close(self) -> None:
-        """Take no more copies; drop those queued, abandon those running."""
+    def close(self, then: Callable[[], None] | None = None) -> None:
+        """Take no more copies and abandon those running at their next step; ``then`` runs
+        once none is left (now, if none is running): the client closes its pool there, so
+        that no copy's connection is closed under it."""
         with self._lock:
             self._closed = True
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+            if self._running:
+                self._on_idle = then
+                then = None
+        if then is not None:
+            then()
 
 
 class TaskShadows(_Shadows):
@@ -129,11 +141,14 @@ class TaskShadows(_Shadows):
         self._drive = drive
         self._scopes: set[anyio.CancelScope] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._running = 0
+        self._idle: anyio.Event | None = None
 
     def spawn(self, job: ShadowJob) -> None:
         if self._closed:
             raise RuntimeError("the client is closed")
         started: list[bool] = []
+        self._running += 1
         if sniffio.current_async_library() == "trio":
             import trio
 
@@ -145,27 +160,42 @@ class TaskShadows(_Shadows):
 
     async def _run(self, job: ShadowJob, started: list[bool]) -> None:
         started.append(True)
-        if self._closed:
-            self._not_started(job)
-            return
-        with anyio.CancelScope() as scope:
-            self._scopes.add(scope)
-            try:
-                await self._drive(self._flow(job))
-            except Exception as exc:
-                self._log(exc)
-            finally:
-                self._scopes.discard(scope)
+        try:
+            if self._closed:
+                self._not_started(job)
+                return
+            with anyio.CancelScope() as scope:
+                self._scopes.add(scope)
+                try:
+                    await self._drive(self._flow(job))
+                except Exception as exc:
+                    self._log(exc)
+                finally:
+                    self._scopes.discard(scope)
+        finally:
+            self._finished()
 
     def _done(self, job: ShadowJob, started: list[bool], task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         if not started:  # cancelled before its first step
             self._not_started(job)
+            self._finished()
 
-    def cancel(self) -> None:
-        """Take no more copies; cancel those running (each is abandoned) or not yet started."""
+    def _finished(self) -> None:
+        self._running -= 1
+        if self._running == 0 and self._idle is not None:
+            self._idle.set()
+
+    async def cancel(self) -> None:
+        """Take no more copies; cancel those running (each is abandoned) or not yet started,
+        and wait (briefly) until they have let go, so that the client closes its pool after
+        them."""
         self._closed = True
         for scope in list(self._scopes):
             scope.cancel()
         for task in list(self._tasks):
             task.cancel()
+        if self._running:
+            self._idle = anyio.Event()
+            with anyio.move_on_after(defaults.SHADOW_CLOSE_WAIT_S):
+                await self._idle.wait()

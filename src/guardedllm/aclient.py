@@ -352,7 +352,7 @@ class AsyncClient(ClientBase):
     async def aclose(self) -> None:
         """Close the connection pool (unless it was your own ``http_client``). Shadow
         copies still running are cancelled."""
-        self._shadows.cancel()
+        await self._shadows.cancel()
         if self._owns_http:
             await self._http.aclose()
 

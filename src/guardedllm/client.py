@@ -324,11 +324,10 @@ class Client(ClientBase):
         return self._http.send(with_client_headers(request, self._http.headers), stream=True)
 
     def close(self) -> None:
-        """Close the connection pool (unless it was your own ``http_client``). Shadow
-        copies not yet started are dropped."""
-        self._shadows.close()
-        if self._owns_http:
-            self._http.close()
+        """Close the connection pool (unless it was your own ``http_client``). Shadow copies
+        still running are abandoned at their next step; the pool closes once they have let
+        go of it."""
+        self._shadows.close(then=self._http.close if self._owns_http else None)
 
     def __enter__(self) -> Client:
         return self

@@ -112,6 +112,6 @@ SHADOW_MAX_IN_FLIGHT = 4
 # ones; totals per route are kept without limit in ``client.shadow_stats()``.
 SHADOW_RESULTS_KEPT = 200
 
-# Threads the sync client runs shadow copies on. Each route also caps its own copies in flight
-# (``max_in_flight``), so a slow candidate cannot take more than that from the pool.
-SHADOW_THREADS = 4
+# How long closing an AsyncClient waits for its cancelled shadow copies to let go of their
+# connections before it closes the pool anyway: cancellation takes a scheduler turn or two.
+SHADOW_CLOSE_WAIT_S = 1.0

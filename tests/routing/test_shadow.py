@@ -269,9 +269,9 @@ def test_closing_a_client_gives_every_place_back_and_never_blames_the_candidate(
     registry = Registry.from_toml_text(config_text(fake_provider) + BUSY)
     fake_provider.script(vendor="gemini", latency=0.5)
     client = Client(registry, environ=ENVIRON)
-    for _ in range(8):  # 8 copies, 4 threads: 4 run, 4 wait in the queue
+    for _ in range(8):  # 8 copies, each waiting 0.5 s for its answer
         client.chat.completions.create(model="busy", messages=SHORT)
-    client.close()
+    client.close()  # abandons them at their next step; the pool closes after them
     deadline = time.monotonic() + WAIT_S
     while client.shadow_stats()["busy"].in_flight and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -279,7 +279,7 @@ def test_closing_a_client_gives_every_place_back_and_never_blames_the_candidate(
     assert stats.in_flight == 0
     assert stats.sent == 8
     assert stats.answered + stats.failed + stats.abandoned == 8
-    assert stats.abandoned >= 4  # the queued ones at least
+    assert stats.abandoned >= 1
     breaker = client.health()["gemini-flash"].breaker
     assert breaker.failures == 0
 
@@ -297,7 +297,9 @@ def test_closing_an_async_client_cancels_copies_and_gives_their_places_back(
         await client.chat.completions.create(model="busy", messages=SHORT)
         await anyio.sleep(0.05)  # one copy under way, hanging; the other may not have started
         await client.aclose()
-        await anyio.sleep(0.05)  # cancelled copies unwind
+        until = time.monotonic() + WAIT_S  # cancelled copies unwind
+        while client.shadow_stats()["busy"].in_flight and time.monotonic() < until:
+            await anyio.sleep(0.01)
         return client
 
     with caplog.at_level("ERROR", logger="guardedllm"):
