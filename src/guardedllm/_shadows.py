@@ -23,10 +23,10 @@ import anyio
 import sniffio
 
 from guardedllm import defaults
-from guardedllm.engine._routing import ShadowJob, shadow_flow
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the engine loads with the first client, not with ``import guardedllm``
     from guardedllm.engine._engine import Engine
+    from guardedllm.engine._routing import ShadowJob
     from guardedllm.engine._steps import Outcome, Step
 
 __all__ = ["TaskShadows", "ThreadShadows"]
@@ -50,6 +50,8 @@ class _Shadows:
 
     def _flow(self, job: ShadowJob) -> Flow:
         """The copy's flow, closed (abandoned) at the first step after the client closes."""
+        from guardedllm.engine._routing import shadow_flow
+
         flow = shadow_flow(self._engine, job)
         try:
             step = next(flow)

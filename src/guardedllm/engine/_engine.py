@@ -35,7 +35,6 @@ from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Literal
 
 import attrs
-import httpx
 from opentelemetry.context import Context
 
 from guardedllm import defaults
@@ -531,7 +530,13 @@ class Engine:
         whole attempt, up to a stream's first chunk, by it or by the first-chunk timeout,
         whichever is shorter."""
         target = attempt.target
-        attempt.http_request.extensions["timeout"] = httpx.Timeout(timeout).as_dict()
+        # What httpx.Timeout(timeout).as_dict() gives, without building the Timeout.
+        attempt.http_request.extensions["timeout"] = {
+            "connect": timeout,
+            "read": timeout,
+            "write": timeout,
+            "pool": timeout,
+        }
         cap = timeout
         if request.stream and call.settings.first_chunk_timeout_s is not None:
             cap = min(cap, call.settings.first_chunk_timeout_s)

@@ -124,5 +124,5 @@ class StreamTracker:
         # The usage-only last chunk reaches the caller only if asked for, as with the openai
         # package: code written for it may index choices[0] on every chunk.
         if self._include_usage:
-            return list(chunks)
+            return chunks if isinstance(chunks, list) else list(chunks)  # a decoder's own list
         return [c for c in chunks if c.choices or c.usage is None]

@@ -6,6 +6,7 @@ latencies, the time), never the network or a clock.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 
@@ -381,11 +382,25 @@ def _no_route_message(requested: str, selection: Selection) -> str:
 
 
 def prices_of(deployment: Deployment) -> Prices:
+    """The deployment's prices, as one shared value per distinct set of prices (a call needs
+    them twice: for the estimate and for the bill)."""
+    return _prices(
+        deployment.input_usd_per_mtok,
+        deployment.output_usd_per_mtok,
+        deployment.cached_input_usd_per_mtok,
+        deployment.reasoning_usd_per_mtok,
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _prices(
+    input_usd: float, output_usd: float, cached_usd: float | None, reasoning_usd: float | None
+) -> Prices:
     return Prices(
-        input_usd_per_mtok=deployment.input_usd_per_mtok,
-        output_usd_per_mtok=deployment.output_usd_per_mtok,
-        cached_input_usd_per_mtok=deployment.cached_input_usd_per_mtok,
-        reasoning_usd_per_mtok=deployment.reasoning_usd_per_mtok,
+        input_usd_per_mtok=input_usd,
+        output_usd_per_mtok=output_usd,
+        cached_input_usd_per_mtok=cached_usd,
+        reasoning_usd_per_mtok=reasoning_usd,
     )
 
 
