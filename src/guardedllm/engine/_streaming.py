@@ -59,6 +59,8 @@ def start_stream(
         include_usage=request.stream_include_usage,
         clock=engine.clock,
         settle=settle,
-        on_chunk=lambda now: attempt_span.next_chunk(now=now),
+        on_chunk=(lambda now: attempt_span.next_chunk(now=now))
+        if attempt_span.times_chunks
+        else None,
     )
     return StreamStart(handle=outcome.handle, first_chunks=outcome.first_chunks, tracker=tracker)

@@ -121,6 +121,12 @@ class AttemptSpan:
         if self._span.is_recording():
             self._span.set_attribute(sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, at - self._started)
 
+    @property
+    def times_chunks(self) -> bool:
+        """Whether ``next_chunk`` records anything (a metrics SDK is installed): a stream
+        with nobody measuring it need not call it per chunk."""
+        return not self._ended and self._call is not None and self._call._instruments is not None
+
     def next_chunk(self, *, now: float | None = None) -> None:
         """Another chunk arrived: records ``gen_ai.client.operation.time_per_output_chunk``."""
         call = self._call
