@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -20,6 +21,7 @@ from guardedllm.errors import GuardedLLMError
 from guardedllm.providers import _openai_response as reader
 from guardedllm.providers._sse import ServerSentEvent, SSEParser
 from guardedllm.providers.base import Target
+from guardedllm.types import ChatCompletionChunk, ChoiceDelta, ChunkChoice
 
 TARGET = Target(deployment="d", provider="p", kind="openai", base_url="http://x", model="m")
 
@@ -211,3 +213,25 @@ def test_line_endings_do_not_change_the_events(ending: str) -> None:
     parser = SSEParser()
     events = parser.feed(text.encode()) + parser.close()
     assert [(e.event, e.data) for e in events] == [("x", "a\nb"), ("message", "c")]
+
+
+def test_a_chunk_the_fast_path_builds_is_a_whole_frozen_value() -> None:
+    data = {
+        "id": "c",
+        "created": 1,
+        "model": "gpt",
+        "choices": [{"index": 0, "delta": {"role": "assistant", "content": "hi"}}],
+    }
+    chunk = reader._plain_chunk(data, TARGET)
+    built = ChatCompletionChunk(
+        id="c",
+        created=1,
+        model="gpt",
+        choices=(ChunkChoice(index=0, delta=ChoiceDelta(content="hi", role="assistant")),),
+    )
+    assert chunk == built
+    assert hash(chunk) == hash(built)
+    assert chunk.to_dict() == built.to_dict()
+    assert repr(chunk) == repr(built)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        chunk.id = "other"  # type: ignore[misc]
