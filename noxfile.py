@@ -34,6 +34,7 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks, run on demand: figures and ratios against raw httpx in the same run."""
-    session.install("-e", ".[dev]", "pyinstrument")
+    """Benchmarks, run on demand: figures and ratios against raw httpx in the same run, with the
+    openai SDK and LiteLLM as peers (LiteLLM runs offline: bundled cost map, no telemetry)."""
+    session.install("-e", ".[dev]", "pyinstrument", "litellm")
     session.run("python", "benchmarks/run.py", *session.posargs)

@@ -8,6 +8,8 @@ Rules the measurements follow (they make figures from a busy 2-core machine comp
   rounds, never with a number from another run.
 - In-process timings use CPU time (``time.process_time``): other processes on the machine then
   slow a sample down less than wall-clock time would.
+- Work a candidate leaves to background threads or event-loop tasks is waited for after its
+  sample and counted in it (``time_calls(settle=True)``), never in the next candidate's.
 - Every loop is bounded in count and in time: rounds stop at ``Mode.rounds`` or once the
   section's time budget is spent (after at least ``MIN_ROUNDS``), and a sample's size is
   calibrated to last about ``Mode.sample_s``.
@@ -36,6 +38,12 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 MIN_ROUNDS = 3
 # Calls per sample, whatever the calibration says: bounds a sample of a very cheap candidate.
 MAX_CALLS_PER_SAMPLE = 200_000
+# After a timed sample, background work the calls left (other threads, loop tasks) is waited
+# for in steps of SETTLE_STEP_S until a step costs less than SETTLE_IDLE_CPU_S of CPU (at most
+# SETTLE_STEPS steps), and counted in the sample.
+SETTLE_STEP_S = 0.002
+SETTLE_IDLE_CPU_S = 0.0002
+SETTLE_STEPS = 250
 
 
 @dataclass(frozen=True)
@@ -123,19 +131,42 @@ def _calls_for(per_call_s: float, sample_s: float) -> int:
     return max(1, min(MAX_CALLS_PER_SAMPLE, math.ceil(sample_s / per_call_s)))
 
 
-def time_calls(function: Callable[[], object], calls: int) -> float:
-    """CPU seconds per call of ``calls`` calls back to back."""
+def time_calls(function: Callable[[], object], calls: int, *, settle: bool = False) -> float:
+    """CPU seconds per call of ``calls`` calls back to back. With ``settle``, the work the
+    calls left to background threads (LiteLLM logs each call in a thread pool) is waited for
+    and counted too, so it is charged to this candidate, not to the one measured next."""
     start = time.process_time()
     for _ in range(calls):
         function()
+    if settle:
+        for _ in range(SETTLE_STEPS):
+            before = time.process_time()
+            time.sleep(SETTLE_STEP_S)  # this thread is idle: what is spent is other threads'
+            if time.process_time() - before < SETTLE_IDLE_CPU_S:
+                break
     return (time.process_time() - start) / calls
 
 
-async def time_calls_async(function: Callable[[], Awaitable[object]], calls: int) -> float:
+async def time_calls_async(
+    function: Callable[[], Awaitable[object]], calls: int, *, settle: bool = False
+) -> float:
+    """``time_calls`` for a coroutine function; settling also lets the tasks the calls left
+    on the event loop run (LiteLLM's async logging), and counts them."""
     start = time.process_time()
     for _ in range(calls):
         await function()
+    if settle:
+        await settle_async()
     return (time.process_time() - start) / calls
+
+
+async def settle_async() -> None:
+    """Wait (bounded) until the threads and loop tasks other work left behind go idle."""
+    for _ in range(SETTLE_STEPS):
+        before = time.process_time()
+        await asyncio.sleep(SETTLE_STEP_S)
+        if time.process_time() - before < SETTLE_IDLE_CPU_S:
+            break
 
 
 def calibrate(function: Callable[[], object], sample_s: float) -> int:
@@ -144,7 +175,7 @@ def calibrate(function: Callable[[], object], sample_s: float) -> int:
     function()
     calls, spent = 4, 0.0
     while calls < MAX_CALLS_PER_SAMPLE:
-        spent = time_calls(function, calls) * calls
+        spent = time_calls(function, calls, settle=True) * calls
         if spent >= sample_s / 4:
             break
         calls *= 4
@@ -155,7 +186,7 @@ async def calibrate_async(function: Callable[[], Awaitable[object]], sample_s: f
     await function()
     calls, spent = 4, 0.0
     while calls < MAX_CALLS_PER_SAMPLE:
-        spent = await time_calls_async(function, calls) * calls
+        spent = await time_calls_async(function, calls, settle=True) * calls
         if spent >= sample_s / 4:
             break
         calls *= 4
@@ -176,7 +207,7 @@ def interleave(candidates: Mapping[str, Callable[[], object]], mode: Mode) -> Sa
     for order in schedule(list(candidates), rounds=mode.rounds, budget_s=mode.section_budget_s):
         for name in order:
             gc.collect()  # no candidate pays for the garbage another one left
-            samples[name].append(time_calls(candidates[name], calls[name]))
+            samples[name].append(time_calls(candidates[name], calls[name], settle=True))
     return samples
 
 
@@ -189,7 +220,7 @@ async def interleave_async(
     for order in schedule(list(candidates), rounds=mode.rounds, budget_s=mode.section_budget_s):
         for name in order:
             gc.collect()
-            samples[name].append(await time_calls_async(candidates[name], calls[name]))
+            samples[name].append(await time_calls_async(candidates[name], calls[name], settle=True))
     return samples
 
 

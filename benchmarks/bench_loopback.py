@@ -16,7 +16,10 @@ Configurations:
 - guardedllm ``AsyncClient(http_client=httpx.AsyncClient())`` (httpx's own pool);
 - raw ``httpx.AsyncClient`` and raw ``aiohttp.ClientSession``: ``post`` + ``json()``;
 - the openai SDK's ``AsyncOpenAI``, if importable: with its default HTTP client, and with
-  ``DefaultAioHttpClient`` when it has one.
+  ``DefaultAioHttpClient`` when it has one;
+- LiteLLM, if importable: ``litellm.acompletion(model="openai/...", api_base=..., api_key=...)``
+  with the HTTP client LiteLLM makes and caches itself, and a ``litellm.Router`` with one
+  deployment on the same server.
 
 Reported per cell: calls/s (median over rounds), the client's CPU per call (process time over
 the window / calls) and the server's CPU use (from /proc); a server near 100 % of a core is the
@@ -51,8 +54,10 @@ from _harness import (
     paired_ratios,
     run_async,
     schedule,
+    settle_async,
 )
 from _payloads import (
+    API_KEY,
     ENVIRON,
     MAX_TOKENS,
     MESSAGES,
@@ -61,7 +66,7 @@ from _payloads import (
     REQUEST_HEADERS,
     registry,
 )
-from _peers import openai_peer
+from _peers import litellm_peer, openai_peer
 
 from guardedllm import AsyncClient
 
@@ -80,6 +85,8 @@ RAW_HTTPX = "raw httpx.AsyncClient"
 RAW_AIOHTTP = "raw aiohttp.ClientSession"
 SDK = "openai.AsyncOpenAI (default client)"
 SDK_AIOHTTP = "openai.AsyncOpenAI (DefaultAioHttpClient)"
+LITELLM = "litellm.acompletion (its own client)"
+LITELLM_ROUTER = "litellm.Router (one deployment)"
 
 
 # --------------------------------------------------------------------------- the server
@@ -214,6 +221,29 @@ def make_clients(base_url: str) -> Clients:
             sdk_aiohttp = peer.async_client(api, aio_http_client)
             closers.append(sdk_aiohttp.close)
             calls[SDK_AIOHTTP] = _sdk_call(sdk_aiohttp)
+
+    lite, why = litellm_peer()
+    notes.append(f"peer: {why}")
+    if lite is not None:
+        acompletion = lite.litellm.acompletion
+        calls[LITELLM] = lambda: acompletion(
+            model=lite.model,
+            api_base=api,
+            api_key=API_KEY,
+            messages=MESSAGES,
+            max_completion_tokens=MAX_TOKENS,
+        )
+        try:
+            router = lite.router(api)
+        except Exception as exc:  # a Router this version cannot build: skip it, keep the rest
+            notes.append(f"litellm.Router unavailable ({type(exc).__name__}: {exc}); skipped")
+        else:
+            calls[LITELLM_ROUTER] = lambda: router.acompletion(
+                model="chat", messages=MESSAGES, max_completion_tokens=MAX_TOKENS
+            )
+        closer = getattr(lite.litellm, "close_litellm_async_clients", None)
+        if closer is not None:
+            closers.append(closer)
     return Clients(calls, closers, notes)
 
 
@@ -257,6 +287,7 @@ async def sample(call: Call, in_flight: int, window_s: float, server: ServerProc
         asyncio.gather(*(worker() for _ in range(in_flight))), window_s + SAMPLE_TIMEOUT_S
     )
     wall = time.perf_counter() - started
+    await settle_async()  # background work the calls left (LiteLLM's logging) counts as theirs
     cpu = time.process_time() - cpu_before
     server_after = server.cpu_seconds()
     server_cpu = (
@@ -334,6 +365,12 @@ def run(mode: Mode, server_kind: str = "raw") -> tuple[list[Section], list[Targe
         f"@64, guardedllm default: x{versus(GUARDED_HTTPX):.1f} guardedllm over httpx's pool, "
         f"x{versus(RAW_HTTPX):.1f} raw httpx.AsyncClient"
         + (f", x{versus(SDK):.1f} the openai SDK" if (SDK, 64) in rates else "")
+        + (f", x{versus(LITELLM):.1f} LiteLLM" if (LITELLM, 64) in rates else "")
+        + (
+            f", x{versus(LITELLM_ROUTER):.1f} LiteLLM's Router"
+            if (LITELLM_ROUTER, 64) in rates
+            else ""
+        )
     )
     if (SDK, 64) in rates:
         ratio, basis = versus(SDK), f"vs {SDK}"

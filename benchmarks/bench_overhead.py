@@ -10,6 +10,9 @@ left is the client's own work:
   validation, pre-flight token and cost estimate, deadline, attempt record, typed response);
 - the openai SDK, if importable, over its own HTTP library's MockTransport (openai 3.x uses
   ``httpx2``; its raw ``httpx2.Client`` is measured too, so the SDK's own share is visible);
+- LiteLLM, if importable: ``litellm.completion(model="openai/...", client=...)`` handed an
+  openai client on that same MockTransport (LiteLLM's OpenAI provider sends through the client
+  it is given), so it does everything it does for a real call except the network;
 - the same for the async clients, in one asyncio loop.
 
 Run alone:  python benchmarks/bench_overhead.py [--quick]
@@ -43,9 +46,11 @@ from _payloads import (
     guarded_async_client,
     guarded_client,
 )
-from _peers import openai_peer
+from _peers import litellm_peer, openai_peer
 
 URL = MOCK_BASE_URL + "/chat/completions"
+LITELLM = "litellm.completion (client=openai.OpenAI)"
+LITELLM_ASYNC = "litellm.acompletion (client=openai.AsyncOpenAI)"
 GOAL = 2.0  # per-call CPU with all guards <= 2x raw httpx through the same mock transport
 
 
@@ -75,6 +80,21 @@ def _sync_candidates(notes: list[str]) -> tuple[dict[str, Callable[[], object]],
             candidates[f"raw {peer.http_name}.Client"] = lambda: raw_peer.post(
                 URL, json=REQUEST_BODY, headers=REQUEST_HEADERS
             ).json()
+    lite, why = litellm_peer()
+    notes.append(f"peer: {why}")
+    if lite is not None and peer is None:
+        notes.append("litellm skipped in process: it needs an openai client to mock the transport")
+    elif lite is not None and peer is not None:
+        # Its own openai client: LiteLLM sets max_retries on the client it is handed.
+        lite_sdk = peer.client(MOCK_BASE_URL, peer.mock_transport())
+        closers.append(lite_sdk)
+        completion = lite.litellm.completion
+        candidates[LITELLM] = lambda: completion(
+            model=lite.model,
+            messages=MESSAGES,
+            max_completion_tokens=MAX_TOKENS,
+            client=lite_sdk,
+        )
     return candidates, closers
 
 
@@ -115,6 +135,18 @@ async def _measure_async(mode: Mode, section: Section) -> float:
         closers.append(sdk)
         candidates["openai.AsyncOpenAI"] = lambda: sdk.chat.completions.create(
             model=MODEL_ID, messages=MESSAGES, max_completion_tokens=MAX_TOKENS
+        )
+    lite, _ = litellm_peer()
+    if lite is not None and peer is not None:
+        lite_http = peer.http.AsyncClient(transport=peer.mock_transport())
+        lite_sdk = peer.async_client(MOCK_BASE_URL, lite_http)
+        closers.append(lite_sdk)
+        acompletion = lite.litellm.acompletion
+        candidates[LITELLM_ASYNC] = lambda: acompletion(
+            model=lite.model,
+            messages=MESSAGES,
+            max_completion_tokens=MAX_TOKENS,
+            client=lite_sdk,
         )
     try:
         samples = await interleave_async(candidates, mode)

@@ -8,7 +8,9 @@ Candidates read it to the end:
   ``data:`` line until ``[DONE]`` (the baseline);
 - ``guardedllm``: iterate ``chat.completions.create(..., stream=True)`` (incremental SSE
   parsing, typed chunks, usage and cost accounting);
-- the openai SDK, if importable (``stream_options.include_usage`` as guardedllm sends it).
+- the openai SDK, if importable (``stream_options.include_usage`` as guardedllm sends it);
+- LiteLLM, if importable: ``litellm.completion(..., stream=True, client=...)`` handed an openai
+  client on the SDK's own MockTransport serving the same events, read to the end.
 
 Two stream lengths, 8 and 64 content chunks, run in the same interleaved rounds. "Per stream" is
 the cost of a whole 8-chunk stream (it includes the per-call work before the first byte);
@@ -50,7 +52,7 @@ from _payloads import (
     stream_events,
     stream_handler,
 )
-from _peers import openai_peer
+from _peers import litellm_peer, openai_peer
 
 URL = MOCK_BASE_URL + "/chat/completions"
 STREAM_BODY = {**REQUEST_BODY, "stream": True, "stream_options": {"include_usage": True}}
@@ -60,6 +62,7 @@ GOAL = 1.3  # streaming <= 1.3x raw per chunk
 RAW = "raw httpx"
 GUARDED = "guardedllm"
 SDK = "openai SDK"
+LITE = "litellm"
 
 
 def _read_raw(lines: Iterator[str]) -> int:
@@ -109,6 +112,10 @@ def _sync_candidates(notes: list[str]) -> tuple[dict[str, Callable[[], object]],
     closers: list[Any] = []
     peer, why = openai_peer()
     notes.append(f"peer: {why}")
+    lite, why = litellm_peer()
+    notes.append(f"peer: {why}")
+    if lite is not None and peer is None:
+        notes.append("litellm skipped: it needs an openai client to mock the transport")
     for pieces in (SHORT, LONG):
         raw = httpx.Client(transport=httpx.MockTransport(stream_handler(pieces, is_async=False)))
         guarded = guarded_client(httpx.MockTransport(stream_handler(pieces, is_async=False)))
@@ -141,6 +148,24 @@ def _sync_candidates(notes: list[str]) -> tuple[dict[str, Callable[[], object]],
                 return sum(1 for _ in stream)
 
             candidates[f"{SDK}/{pieces}"] = sdk_stream
+        if lite is not None and peer is not None:
+            lite_sdk = peer.client(MOCK_BASE_URL, _peer_transport(peer, pieces, is_async=False))
+            closers.append(lite_sdk)
+
+            def lite_stream(
+                lite_sdk: Any = lite_sdk, completion: Any = lite.litellm.completion
+            ) -> int:
+                stream = completion(
+                    model=lite.model,
+                    messages=MESSAGES,
+                    max_completion_tokens=MAX_TOKENS,
+                    stream=True,
+                    stream_options={"include_usage": True},
+                    client=lite_sdk,
+                )
+                return sum(1 for _ in stream)
+
+            candidates[f"{LITE}/{pieces}"] = lite_stream
     return candidates, closers
 
 
@@ -148,6 +173,7 @@ async def _async_samples(mode: Mode) -> Samples:
     candidates: dict[str, Callable[[], Awaitable[object]]] = {}
     closers: list[Any] = []
     peer, _ = openai_peer()
+    lite, _ = litellm_peer()
     for pieces in (SHORT, LONG):
         raw = httpx.AsyncClient(
             transport=httpx.MockTransport(stream_handler(pieces, is_async=True))
@@ -185,6 +211,25 @@ async def _async_samples(mode: Mode) -> Samples:
                 return len([chunk async for chunk in stream])
 
             candidates[f"{SDK}/{pieces}"] = sdk_stream
+        if lite is not None and peer is not None:
+            transport = _peer_transport(peer, pieces, is_async=True)
+            lite_sdk = peer.async_client(MOCK_BASE_URL, peer.http.AsyncClient(transport=transport))
+            closers.append(lite_sdk)
+
+            async def lite_stream(
+                lite_sdk: Any = lite_sdk, acompletion: Any = lite.litellm.acompletion
+            ) -> int:
+                stream = await acompletion(
+                    model=lite.model,
+                    messages=MESSAGES,
+                    max_completion_tokens=MAX_TOKENS,
+                    stream=True,
+                    stream_options={"include_usage": True},
+                    client=lite_sdk,
+                )
+                return len([chunk async for chunk in stream])
+
+            candidates[f"{LITE}/{pieces}"] = lite_stream
     try:
         return await interleave_async(candidates, mode)
     finally:
@@ -195,7 +240,7 @@ async def _async_samples(mode: Mode) -> Samples:
 def _report(samples: Samples, section: Section, labels: dict[str, str]) -> float:
     """Rows per stream and per chunk; returns the per-chunk ratio of guardedllm to raw."""
     extra_events = LONG - SHORT
-    clients = [name for name in (RAW, GUARDED, SDK) if f"{name}/{SHORT}" in samples]
+    clients = [name for name in (RAW, GUARDED, SDK, LITE) if f"{name}/{SHORT}" in samples]
     per_stream = {name: samples[f"{name}/{SHORT}"] for name in clients}
     per_chunk = {
         name: [
@@ -238,7 +283,12 @@ def run(mode: Mode) -> tuple[list[Section], list[Target]]:
     sync_ratio = _report(
         sync_samples,
         sync,
-        {RAW: "raw httpx.Client", GUARDED: "guardedllm Client", SDK: "openai.OpenAI"},
+        {
+            RAW: "raw httpx.Client",
+            GUARDED: "guardedllm Client",
+            SDK: "openai.OpenAI",
+            LITE: "litellm.completion",
+        },
     )
     sync.notes.append(
         f"a {SHORT}-chunk stream is {SHORT + 3} data events; per extra chunk = "
@@ -254,6 +304,7 @@ def run(mode: Mode) -> tuple[list[Section], list[Target]]:
             RAW: "raw httpx.AsyncClient",
             GUARDED: "guardedllm AsyncClient",
             SDK: "openai.AsyncOpenAI",
+            LITE: "litellm.acompletion",
         },
     )
     asynchronous.notes.append(
