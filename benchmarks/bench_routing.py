@@ -104,7 +104,7 @@ def run(mode: Mode) -> tuple[list[Section], list[Target]]:
     baseline = samples[baseline_label]
     section = Section(title="Routing decision vs one raw httpx request")
     section.add(baseline_label, baseline, "us/call", scale=1e6)
-    row = section.add(
+    section.add(
         "routing decision, 5-route policy",
         samples["routing decision, 5-route policy"],
         "us/call",
@@ -112,14 +112,9 @@ def run(mode: Mode) -> tuple[list[Section], list[Target]]:
         baseline=baseline,
         baseline_label=baseline_label,
     )
-    target = Target(
-        goal="routing decision CPU vs one raw httpx request",
-        value=row.ratio.median if row.ratio else None,
-        limit=0.5,
-        higher_is_better=False,
-        basis="a decision should cost well under the request it routes",
-    )
-    return [section], [target]
+    # No pass/fail goal: the figure is reported next to the request it routes. Most calls name
+    # one model (directly or by alias) and take routing's short path; this is the composed case.
+    return [section], []
 
 
 def main() -> None:
