@@ -235,3 +235,48 @@ def test_a_chunk_the_fast_path_builds_is_a_whole_frozen_value() -> None:
     assert repr(chunk) == repr(built)
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         chunk.id = "other"  # type: ignore[misc]
+
+
+def _chunk_event(content: str) -> bytes:
+    chunk = {
+        "id": "c",
+        "created": 1,
+        "model": "gpt",
+        "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": None}],
+    }
+    return b"data: " + json.dumps(chunk).encode() + b"\n\n"
+
+
+def _decoded(reads: list[bytes]) -> list[Any]:
+    decoder = reader.OpenAIStreamDecoder(TARGET)
+    found: list[Any] = []
+    for read in reads:
+        try:
+            found.extend(decoder.feed(read))
+        except GuardedLLMError as exc:
+            found.append(f"error: {type(exc).__name__}")
+            break
+    return found
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [
+        [_chunk_event("a"), _chunk_event("b"), b"data: [DONE]\n\n"],
+        [b"\xef\xbb\xbf" + _chunk_event("bom"), _chunk_event("next")],  # a byte-order mark first
+        [_chunk_event("a"), b"event: ping\n", _chunk_event("named"), _chunk_event("plain")],
+        [_chunk_event("a"), b'data: {"x"', b": 1}\n\n", _chunk_event("after a split")],
+        [_chunk_event("a"), _chunk_event("crlf").replace(b"\n", b"\r\n"), _chunk_event("c")],
+        [_chunk_event("a"), b"id: 7\n", _chunk_event("with id")],
+        [_chunk_event("a"), _chunk_event("\u00e9")[:-4], _chunk_event("\u00e9")[-4:]],
+        [_chunk_event("a"), b'data: {"error": {"message": "boom", "type": "server_error"}}\n\n'],
+        [_chunk_event("a"), b"event: error\n", _chunk_event("as error")],
+    ],
+)
+def test_whole_event_reads_decode_as_the_parser_reads_them(stream: list[bytes]) -> None:
+    # One read per event (what a network usually delivers, and what the decoder's shortcut
+    # takes) against the same bytes one at a time (which never takes it).
+    whole = _decoded(stream)
+    bytewise = _decoded([bytes([b]) for read in stream for b in read])
+    assert whole == bytewise
+    assert whole  # something was read

@@ -292,6 +292,22 @@ class OpenAIStreamDecoder:
     def feed(self, data: bytes) -> list[ChatCompletionChunk]:
         if self._done:
             return []
+        if (
+            data.startswith(b"data: {")
+            and data.endswith(b"}\n\n")
+            and data.count(b"\n") == 2
+            and b"\r" not in data
+            and self._sse.between_events()
+        ):
+            # The commonest read of all: one whole chunk event, read as the SSE parser would
+            # read it (see SSEParser.between_events), without building the event.
+            try:
+                text = data[6:-2].decode("utf-8")
+            except UnicodeDecodeError:
+                pass  # the parser reports it, with its excerpt
+            else:
+                chunk = self._chunk_of("message", text)
+                return [] if chunk is None else [chunk]
         try:
             events = self._sse.feed(data)
         except ResponseFormatError as exc:
@@ -326,21 +342,25 @@ class OpenAIStreamDecoder:
         return chunks
 
     def _chunk(self, event: ServerSentEvent) -> ChatCompletionChunk | None:
-        if event.event not in ("message", "error"):
+        return self._chunk_of(event.event, event.data)
+
+    def _chunk_of(self, name: str, text: str) -> ChatCompletionChunk | None:
+        """The chunk an event named ``name`` with data ``text`` carries (None: nothing)."""
+        if name not in ("message", "error"):
             return None  # a named event OpenAI does not send: a compatible server's extension
         # A chunk's data starts with "{"; only other data can be "[DONE]" (with any spaces).
-        if not event.data.startswith("{") and event.data.strip() == "[DONE]":
+        if not text.startswith("{") and text.strip() == "[DONE]":
             self._done = True
             return None
         try:
-            payload = _loads(event.data)
+            payload = _loads(text)
         except ValueError:
             raise _format_error(
-                self._target, "a stream event's data is neither JSON nor [DONE]", event.data
+                self._target, "a stream event's data is neither JSON nor [DONE]", text
             ) from None
         data = payload if type(payload) is dict else _object(payload, "stream chunk", self._target)
-        if event.event == "error" or data.get("error"):
-            vendor = read_error(data) or VendorError(message=event.data[:200])
+        if name == "error" or data.get("error"):
+            vendor = read_error(data) or VendorError(message=text[:200])
             raise mapped_error(vendor.status or 500, vendor, self._target)
         chunk = (_plain_chunk(data, self._target) if type(data) is dict else None) or (
             _checked_chunk(data, self._target)

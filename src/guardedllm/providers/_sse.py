@@ -87,6 +87,19 @@ class SSEParser:
         self._split = bool(self._decoder.getstate()[0])  # the start of a character is held
         return text
 
+    def between_events(self) -> bool:
+        """True when nothing is pending: no part of a line, an event, a line end or a
+        character, and the stream's start (a byte-order mark) is behind. A read that is then
+        exactly ``data: ...\n\n`` is one "message" event with that data, whatever parses it."""
+        return not (
+            self._text
+            or self._data
+            or self._event
+            or self._pending_cr
+            or self._split
+            or self._first
+        )
+
     @property
     def has_partial_event(self) -> bool:
         """True while an event has begun but its blank line has not arrived."""
