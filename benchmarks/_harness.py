@@ -426,3 +426,13 @@ def write_json(
     }
     path.write_text(json.dumps(document, indent=2) + "\n")
     return path
+
+
+def run_alone(run: Callable[[Mode], tuple[list[Section], list[Target]]]) -> None:
+    """What a measurement module does when run as a script: ``--quick`` or full mode, then
+    its table and its target lines."""
+    mode = QUICK if "--quick" in sys.argv else FULL
+    sections, targets = run(mode)
+    print(render(sections))
+    for target in targets:
+        print(target.line())

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 
-from _harness import FULL, QUICK, Mode, Section, Stats, Target, schedule
+from _harness import Mode, Section, Stats, Target, run_alone, schedule
 
 BARE = "python -c pass"
 CASES = {
@@ -97,13 +97,7 @@ def run(mode: Mode) -> tuple[list[Section], list[Target]]:
 
 
 def main() -> None:
-    from _harness import render
-
-    mode = QUICK if "--quick" in sys.argv else FULL
-    sections, targets = run(mode)
-    print(render(sections))
-    for target in targets:
-        print(target.line())
+    run_alone(run)
 
 
 if __name__ == "__main__":

@@ -22,12 +22,11 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-import sys
 import time
 from collections.abc import Awaitable, Callable
 
 import httpx
-from _harness import FULL, QUICK, Mode, Section, Target
+from _harness import Mode, Section, Target, run_alone
 from _payloads import (
     MAX_TOKENS,
     MESSAGES,
@@ -190,13 +189,7 @@ def run(mode: Mode) -> tuple[list[Section], list[Target]]:
 
 
 def main() -> None:
-    from _harness import render
-
-    mode = QUICK if "--quick" in sys.argv else FULL
-    sections, targets = run(mode)
-    print(render(sections))
-    for target in targets:
-        print(target.line())
+    run_alone(run)
 
 
 if __name__ == "__main__":

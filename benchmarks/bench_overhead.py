@@ -20,19 +20,17 @@ Run alone:  python benchmarks/bench_overhead.py [--quick]
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 from _harness import (
-    FULL,
-    QUICK,
     Mode,
     Section,
     Target,
     interleave,
     interleave_async,
+    run_alone,
     run_async,
 )
 from _payloads import (
@@ -191,13 +189,7 @@ def run(mode: Mode) -> tuple[list[Section], list[Target]]:
 
 
 def main() -> None:
-    from _harness import render
-
-    mode = QUICK if "--quick" in sys.argv else FULL
-    sections, targets = run(mode)
-    print(render(sections))
-    for target in targets:
-        print(target.line())
+    run_alone(run)
 
 
 if __name__ == "__main__":

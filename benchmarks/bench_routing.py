@@ -14,11 +14,10 @@ Run alone:  python benchmarks/bench_routing.py [--quick]
 from __future__ import annotations
 
 import itertools
-import sys
 from collections.abc import Callable
 
 import httpx
-from _harness import FULL, QUICK, Mode, Section, Target, interleave, render
+from _harness import Mode, Section, Target, interleave, run_alone
 from _payloads import MESSAGES, MOCK_BASE_URL, REQUEST_BODY, REQUEST_HEADERS, completion_handler
 
 from guardedllm.policy import Policy
@@ -118,11 +117,7 @@ def run(mode: Mode) -> tuple[list[Section], list[Target]]:
 
 
 def main() -> None:
-    mode = QUICK if "--quick" in sys.argv else FULL
-    sections, targets = run(mode)
-    print(render(sections))
-    for target in targets:
-        print(target.line())
+    run_alone(run)
 
 
 if __name__ == "__main__":
