@@ -43,10 +43,6 @@ class _Shadows:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._closed = False
-        engine.spawn_shadow = self.spawn
-
-    def spawn(self, job: ShadowJob) -> None:
-        raise NotImplementedError
 
     def _flow(self, job: ShadowJob) -> Flow:
         """The copy's flow, closed (abandoned) at the first step after the client closes."""
@@ -89,6 +85,7 @@ class ThreadShadows(_Shadows):
         self._lock = threading.Lock()
         self._running = 0
         self._on_idle: Callable[[], None] | None = None
+        engine.spawn_shadow = self.spawn
 
     def spawn(self, job: ShadowJob) -> None:
         with self._lock:
@@ -145,6 +142,7 @@ class TaskShadows(_Shadows):
         self._tasks: set[asyncio.Task[None]] = set()
         self._running = 0
         self._idle: anyio.Event | None = None
+        engine.spawn_shadow = self.spawn
 
     def spawn(self, job: ShadowJob) -> None:
         if self._closed:
