@@ -12,11 +12,12 @@ from guardedllm.engine._guards import Guards, report_transition
 from guardedllm.errors import AllRoutesFailedError, DeadlineExceededError, GuardedLLMError
 from guardedllm.estimate import Estimate
 from guardedllm.guards import Permit, Reservation
+from guardedllm.policy import Policy
 from guardedllm.providers.base import Target, WireFormat
-from guardedllm.registry import Deployment
+from guardedllm.registry import Defaults, Deployment
 from guardedllm.routing import Plan
 from guardedllm.telemetry import EVENT_SKIPPED, CallSpan, error_type
-from guardedllm.types import Attempt
+from guardedllm.types import Attempt, GuardInfo
 
 __all__ = ["Call", "Settings", "Turn"]
 
@@ -32,6 +33,25 @@ class Settings:
     first_chunk_timeout_s: float | None
     hedge_after_s: float | Literal["p95"] | None
     fallback_on_client_error: bool = False
+
+    @classmethod
+    def of(cls, policy: Policy, plan: Plan, defaults: Defaults) -> Settings:
+        """The call's settings: the policy's, else the route's, else ``[defaults]``."""
+        return cls(
+            deadline_s=policy.deadline_s or plan.deadline_s or defaults.deadline_s,
+            max_attempts=policy.max_attempts or plan.max_attempts or defaults.max_attempts,
+            timeout_s=policy.timeout_s,
+            max_cost_usd=policy.max_cost_usd or plan.max_cost_usd,
+            exact_tokens=bool(policy.exact_tokens),
+            budget_key=policy.budget_key,
+            first_chunk_timeout_s=policy.first_chunk_timeout_s,
+            hedge_after_s=policy.hedge_after_s,
+            fallback_on_client_error=bool(policy.fallback_on_client_error),
+        )
+
+    def attempt_timeout(self, provider_timeout_s: float | None, defaults: Defaults) -> float:
+        """One attempt's timeout: the policy's, else the provider's, else ``[defaults]``."""
+        return self.timeout_s or provider_timeout_s or defaults.timeout_s
 
 
 class Call:
@@ -52,6 +72,23 @@ class Call:
         self.decisions: list[str] = []  # escalation and shadow decisions, with their reasons
         self.billed: float | None = None  # what the call's answered attempts cost
         self.answered: Turn | None = None  # the turn whose answer the call returns
+
+    def guard_info(self, *, cost_usd: float | None, now: float) -> GuardInfo:
+        """What the call did, up to ``now``, for the attempt that answered."""
+        answered = self.answered
+        assert answered is not None
+        return GuardInfo(
+            requested=self.plan.requested,
+            route=self.plan.route,
+            route_reason=self.plan.reason,
+            deployment=answered.deployment.name,
+            attempts=tuple(self.attempts),
+            estimate=answered.estimate,
+            cost_usd=cost_usd,
+            latency_s=now - self.started,
+            plan=self.plan.explanation,
+            decisions=tuple(self.decisions),
+        )
 
     def decide(self, decision: str) -> None:
         self.decisions.append(decision)

@@ -21,7 +21,8 @@ that a guard would refuse:
 Invariants:
 - One deadline per call covers every attempt, backoff, rate-limit wait and fallback; no step
   is yielded after it, and no wait is slept into it.
-- Client errors (400/401/403/413/422) fail the call at once; they would fail anywhere.
+- Client errors (400/401/403/413/422) fail the call at once, as they would fail anywhere,
+  unless the policy lets them fall back.
 - A stream is retried or failed over only before its first chunk reaches the caller.
 - Every breaker permit is recorded and every reservation settled or released exactly once,
   even when the driver abandons the call (the generator is closed).
@@ -43,19 +44,23 @@ from guardedllm.engine._counting import counted
 from guardedllm.engine._failures import failed
 from guardedllm.engine._guards import Guards, report_transition
 from guardedllm.engine._hedge import LatencyWindow, hedge_partner, race
-from guardedllm.engine._refusals import check_preflight, circuit_open, unavailable
+from guardedllm.engine._outcomes import account, learn, settle
+from guardedllm.engine._refusals import (
+    check_preflight,
+    circuit_open,
+    rate_limited,
+    reserve,
+    unavailable,
+)
 from guardedllm.engine._routing import (
     ShadowBook,
     ShadowJob,
     escalation_after,
     features_for,
-    first_text,
-    note_shadow,
-    shadow_job,
+    hand_over_shadow,
+    sample_shadow_job,
 )
 from guardedllm.engine._steps import (
-    Answered,
-    Failed,
     Outcome,
     Send,
     Sleep,
@@ -72,23 +77,20 @@ from guardedllm.errors import (
     ContextWindowExceededError,
     GuardedLLMError,
     InvalidRequestError,
-    RateLimitedError,
-    redact,
 )
 from guardedllm.estimate import Calibrator, Estimate, get_encoding
 from guardedllm.estimate._encodings import BUNDLED_ENCODINGS
-from guardedllm.guards import BreakerConfig, Permit, Reservation, RetryBudgetConfig, SpendBudget
+from guardedllm.guards import BreakerConfig, Permit, RetryBudgetConfig, SpendBudget
 from guardedllm.policy import Policy
 from guardedllm.providers import wire_format_for
 from guardedllm.providers.base import Target, WireFormat
 from guardedllm.registry import Deployment, Registry
-from guardedllm.routing import Plan, RouteFeatures, plan_route, sample_shadow, usage_cost
+from guardedllm.routing import Plan, RouteFeatures, plan_route
 from guardedllm.state import StateBackend
 from guardedllm.telemetry import AttemptSpan, Telemetry
 from guardedllm.types import (
     ChatCompletion,
     ChatRequest,
-    GuardInfo,
     Usage,
 )
 
@@ -181,7 +183,9 @@ class Engine:
                 estimate=estimate,
                 target=target,
                 wire=self.wire(target.kind),
-                timeout=self._timeout(deployment, self._settings(effective, plan)),
+                timeout=Settings.of(effective, plan, self.registry.defaults).attempt_timeout(
+                    self.registry.provider_of(deployment).timeout_s, self.registry.defaults
+                ),
                 max_body_bytes=self._max_body_bytes,
                 wall_clock=self._wall_clock,
             )
@@ -233,12 +237,17 @@ class Engine:
             features = features_for(request, effective)
             plan = self._plan(request, effective, features)
             call = Call(
-                plan=plan, settings=self._settings(effective, plan), started=started, span=span
+                plan=plan,
+                settings=Settings.of(effective, plan, self.registry.defaults),
+                started=started,
+                span=span,
             )
-            job = self._sample_shadow(call, request, effective, features, context)
+            job = sample_shadow_job(
+                self, call, request, effective, features=features, context=context
+            )
             result = yield from self._route(call, request, effective.validator)
             if job is not None:
-                self._hand_over_shadow(call, job, result)
+                hand_over_shadow(self, call, job, result)
                 if isinstance(result, StreamStart):  # its guard info predates the copy
                     tracker = result.tracker
                     tracker.guard = attrs.evolve(tracker.guard, decisions=tuple(call.decisions))
@@ -250,7 +259,7 @@ class Engine:
                 if not exc.attempts:
                     exc.attempts = tuple(call.attempts)
                 if job is not None:
-                    self._hand_over_shadow(call, job, None)
+                    hand_over_shadow(self, call, job, None)
             span.end_error(exc, now=self._clock())
             raise
         except Exception as exc:  # a bug, such as in the caller's validator: an error still
@@ -297,60 +306,9 @@ class Engine:
 
     def _finish(self, call: Call, result: ChatCompletion) -> ChatCompletion:
         """The answer with the whole call's guard info, the call span ended."""
-        guard = self._guard_info(call, cost_usd=call.billed)
+        guard = call.guard_info(cost_usd=call.billed, now=self._clock())
         call.span.end_ok(guard, now=call.started + guard.latency_s)
         return attrs.evolve(result, guard=guard)
-
-    def _sample_shadow(
-        self,
-        call: Call,
-        request: ChatRequest,
-        policy: Policy,
-        features: RouteFeatures,
-        context: Context | None,
-    ) -> ShadowJob | None:
-        """The copy this call sends if it is in the route's sample (sticky by its key, else
-        a draw apart from the split's, so that the sample is not tied to one arm)."""
-        plan = call.plan.shadow
-        if plan is None:
-            return None
-        if self.spawn_shadow is None:
-            note_shadow(call, plan, False, "this driver runs no shadow copies")
-            return None
-        draw = self._random() % 1.0 if features.key is None else None
-        verdict = sample_shadow(plan, key=features.key, draw=draw, in_flight=0)
-        if not verdict.send:
-            note_shadow(call, plan, False, verdict.reason)
-            return None
-        return shadow_job(call, request, policy, context, sampled=verdict.reason)
-
-    def _hand_over_shadow(
-        self, call: Call, job: ShadowJob, result: ChatCompletion | StreamStart | None
-    ) -> None:
-        """Give the sampled copy to the driver now that the caller has its outcome (an answer,
-        a stream's first chunk, or an error), if a place among the route's copies is free.
-        Nothing here reaches the caller: a copy that cannot start is noted and dropped."""
-        answered = call.answered
-        completion = result if isinstance(result, ChatCompletion) else None
-        job = attrs.evolve(
-            job,
-            primary_deployment=answered.deployment.name if answered is not None else None,
-            primary_ok=result is not None,
-            primary_text=first_text(completion),
-            primary_cost_usd=call.billed if completion is not None else None,
-            primary_latency_s=self._clock() - call.started,
-        )
-        admitted, full = self.shadows.admit(job.plan)
-        why = job.sampled if admitted else f"{job.sampled}, but {full}"
-        if admitted:
-            spawn = self.spawn_shadow
-            try:
-                assert spawn is not None
-                spawn(job)
-            except Exception as exc:  # a client closing meanwhile: the copy is not sent
-                self.shadows.release(job.plan, None)
-                admitted, why = False, f"{job.sampled}, but it could not start ({exc})"
-        note_shadow(call, job.plan, admitted, why)
 
     def _on_deployment(
         self, call: Call, request: ChatRequest, deployment: Deployment
@@ -369,7 +327,7 @@ class Engine:
             for number in range(1, call.settings.max_attempts + 1):
                 if number > 1 and not self._readmit(call, attempt):
                     return None
-                refused = yield from self._rate_limit(call, deployment, attempt.tokens)
+                refused = yield from rate_limited(self, call, deployment, attempt.tokens)
                 if refused is not None:
                     attempt.release_permit(self.guards, self._clock())
                     call.skip(deployment, refused)
@@ -411,7 +369,7 @@ class Engine:
                     outcome, latency, attempt_span = yield from self._send(
                         call, request, attempt, number, timeout
                     )
-                result, error, status = self.settle(outcome, winner.wire, winner.target)
+                result, error, status = settle(self, outcome, winner.wire, winner.target)
                 if error is None:
                     return self._succeeded(
                         call,
@@ -486,7 +444,9 @@ class Engine:
             attempt.target = self.target(deployment)
             attempt.wire = self.wire(attempt.target.kind)
             estimate = call.plan.estimate(deployment)
-            attempt.timeout_cap = self._timeout(deployment, call.settings)
+            attempt.timeout_cap = call.settings.attempt_timeout(
+                self.registry.provider_of(deployment).timeout_s, self.registry.defaults
+            )
             if count and call.settings.exact_tokens and not estimate.exact:
                 estimate = yield from counted(
                     request,
@@ -504,7 +464,7 @@ class Engine:
             call.span.set_estimate(estimate)
             check_preflight(deployment, estimate, call.settings.max_cost_usd)
             attempt.http_request = attempt.wire.build_request(request, attempt.target)
-            attempt.reservation = self._reserve(call, estimate)
+            attempt.reservation = reserve(self, call, estimate)
         except _REFUSALS as refusal:
             if not quiet:  # a hedge that cannot go is no step of the plan
                 call.skip(deployment, refusal)
@@ -522,7 +482,7 @@ class Engine:
         sent_at = self._clock()
         outcome = yield send
         if not succeeded(outcome):  # an answer's headers are learned after its usage is settled
-            self.learn(attempt, outcome)
+            learn(self, attempt, outcome)
         return outcome, self._clock() - sent_at, attempt_span
 
     def make_send(self, call: Call, request: ChatRequest, attempt: Turn, timeout: float) -> Send:
@@ -569,19 +529,6 @@ class Engine:
             now=now if now is not None else self._clock(),
         )
 
-    def learn(self, attempt: Turn, outcome: object) -> None:
-        """Bring the rate limiter to what the vendor's headers say is left."""
-        if isinstance(outcome, (Answered, StreamStarted)):
-            deployment = attempt.deployment
-            self.guards.limiter.learn(
-                deployment.name,
-                outcome.headers,
-                rpm=deployment.rpm,
-                tpm=deployment.tpm,
-                now=self._clock(),
-                wall_now=self._wall_clock(),
-            )
-
     def _succeeded(
         self,
         call: Call,
@@ -609,14 +556,14 @@ class Engine:
                 request,
                 attempt,
                 outcome=outcome,
-                guard=self._guard_info(call, cost_usd=None),
+                guard=call.guard_info(cost_usd=None, now=now),
                 attempt_span=attempt_span,
             )
         assert result is not None
-        cost = self.account(attempt, result.usage)
+        cost = account(self, attempt, result.usage)
         # The vendor's count of what is left includes this call; learning it after the usage
         # correction keeps the correction from handing back tokens the vendor already counted.
-        self.learn(attempt, outcome)
+        learn(self, attempt, outcome)
         attempt_span.end_ok(result, status=status or 200, cost_usd=cost, now=now)
         call.bill(cost)
         return result  # its guard info is added once the call is over (``_finish``)
@@ -646,107 +593,3 @@ class Engine:
             latencies=self.latencies,
             random=self._random if random == "engine" else random,
         )
-
-    def _settings(self, policy: Policy, plan: Plan) -> Settings:
-        config = self.registry.defaults
-        return Settings(
-            deadline_s=policy.deadline_s or plan.deadline_s or config.deadline_s,
-            max_attempts=policy.max_attempts or plan.max_attempts or config.max_attempts,
-            timeout_s=policy.timeout_s,
-            max_cost_usd=policy.max_cost_usd or plan.max_cost_usd,
-            exact_tokens=bool(policy.exact_tokens),
-            budget_key=policy.budget_key,
-            first_chunk_timeout_s=policy.first_chunk_timeout_s,
-            hedge_after_s=policy.hedge_after_s,
-            fallback_on_client_error=bool(policy.fallback_on_client_error),
-        )
-
-    def _timeout(self, deployment: Deployment, settings: Settings) -> float:
-        """One attempt's timeout: the policy's, else the provider's, else ``[defaults]``."""
-        provider = self.registry.provider_of(deployment)
-        return settings.timeout_s or provider.timeout_s or self.registry.defaults.timeout_s
-
-    def _reserve(self, call: Call, estimate: Estimate) -> Reservation | None:
-        """Hold the worst-case cost on every spend budget that applies (None: no budgets)."""
-        if not self.guards.ledger.budgets:
-            return None
-        return self.guards.ledger.reserve(
-            route=call.plan.requested,
-            key=call.settings.budget_key,
-            amount_usd=estimate.cost_usd_max,
-            wall_now=self._wall_clock(),
-        )
-
-    def _rate_limit(
-        self, call: Call, deployment: Deployment, tokens: int
-    ) -> Generator[Step, Outcome | None, RateLimitedError | None]:
-        """Take a request and ``tokens`` from the deployment's rate limits, sleeping within the
-        deadline for them; the error when the wait would outlast it."""
-        while True:
-            now = self._clock()
-            decision = self.guards.limiter.acquire(
-                deployment.name, rpm=deployment.rpm, tpm=deployment.tpm, tokens=tokens, now=now
-            )
-            if decision.granted:
-                return None
-            remaining = call.deadline - now
-            if decision.wait_s >= remaining:
-                return decision.error(deployment=deployment.name, deadline_left_s=remaining)
-            yield Sleep(seconds=decision.wait_s)
-
-    def account(self, attempt: Turn, usage: Usage | None) -> float | None:
-        """Settle an answered attempt: calibration, rate-limit correction, spend. Returns its
-        cost (None when the vendor reported no usage: then the worst case stays spent)."""
-        deployment = attempt.deployment
-        now = self._clock()
-        cost = usage_cost(deployment, usage) if usage is not None else None
-        if usage is not None:
-            self.observe_usage(deployment.name, attempt.estimate, usage)
-            self.guards.limiter.correct(
-                deployment.name,
-                tpm=deployment.tpm,
-                reserved_tokens=attempt.tokens,
-                actual_tokens=usage.prompt_tokens + usage.completion_tokens,
-                now=now,
-            )
-        if attempt.reservation is not None:
-            settled = cost if cost is not None else attempt.reservation.amount_usd
-            self.guards.ledger.settle(attempt.reservation, settled, wall_now=self._wall_clock())
-        return cost
-
-    def _guard_info(self, call: Call, *, cost_usd: float | None) -> GuardInfo:
-        """What the call did, up to now, for the attempt that answered."""
-        answered = call.answered
-        assert answered is not None
-        return GuardInfo(
-            requested=call.plan.requested,
-            route=call.plan.route,
-            route_reason=call.plan.reason,
-            deployment=answered.deployment.name,
-            attempts=tuple(call.attempts),
-            estimate=answered.estimate,
-            cost_usd=cost_usd,
-            latency_s=self._clock() - call.started,
-            plan=call.plan.explanation,
-            decisions=tuple(call.decisions),
-        )
-
-    def settle(
-        self, outcome: Outcome | None, wire: WireFormat, target: Target
-    ) -> tuple[ChatCompletion | None, GuardedLLMError | None, int | None]:
-        """(parsed response, error, status) for one attempt's outcome."""
-        if isinstance(outcome, Failed):
-            return None, outcome.error, None
-        if isinstance(outcome, StreamStarted):
-            return None, None, 200
-        if not isinstance(outcome, Answered):  # the driver broke the protocol
-            raise TypeError(f"engine expected an attempt outcome, got {outcome!r}")
-        if outcome.status >= 300:
-            error = wire.parse_error(
-                outcome.status, outcome.headers, outcome.body, target, now=self._wall_clock()
-            )
-            return None, redact(error, target.api_key), outcome.status
-        try:
-            return wire.parse_response(outcome.body, target), None, outcome.status
-        except GuardedLLMError as exc:
-            return None, exc, outcome.status

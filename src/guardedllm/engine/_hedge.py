@@ -20,6 +20,7 @@ from guardedllm import defaults
 from guardedllm.engine._call import Call, Turn
 from guardedllm.engine._failures import note_failure
 from guardedllm.engine._guards import report_transition
+from guardedllm.engine._outcomes import account, learn, settle
 from guardedllm.engine._steps import Outcome, Race, Raced, Step, succeeded
 from guardedllm.registry import Deployment
 from guardedllm.telemetry import EVENT_HEDGE, AttemptSpan
@@ -163,20 +164,20 @@ def race(
         outcome = raced.outcomes[index]
         if index == keep:
             if not succeeded(outcome):
-                engine.learn(turn, outcome)
+                learn(engine, turn, outcome)
             continue
-        engine.learn(turn, outcome)
+        learn(engine, turn, outcome)
         if outcome is None or succeeded(outcome):
             # Cancelled, or answered after the winner: it was sent, so the vendor may bill
             # it; settle its reservation to what it reported, else to its worst case.
             span.cancel(now=now)
             turn.release_permit(guards, now)
-            result = None if outcome is None else engine.settle(outcome, turn.wire, turn.target)[0]
-            call.bill(engine.account(turn, result.usage if result is not None else None))
+            result = None if outcome is None else settle(engine, outcome, turn.wire, turn.target)[0]
+            call.bill(account(engine, turn, result.usage if result is not None else None))
             turn.handed_over = True
             call.note_cancelled(turn.target, latency=raced.latencies[index])
             continue
-        _, error, status = engine.settle(outcome, turn.wire, turn.target)
+        _, error, status = settle(engine, outcome, turn.wire, turn.target)
         assert error is not None  # not a success, so settling it finds the failure
         span.end_error(error, status=status, now=now)
         note_failure(

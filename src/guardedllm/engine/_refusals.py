@@ -1,8 +1,13 @@
-"""The errors that pass over a deployment before anything is sent to it, or end a call early,
-each saying what happened and what to do."""
+"""What passes over a deployment before anything is sent to it, or ends a call early: the
+pre-flight checks, the spend reservation, the rate-limit wait, and their errors, each saying
+what happened and what to do."""
 
 from __future__ import annotations
 
+from collections.abc import Generator
+from typing import TYPE_CHECKING
+
+from guardedllm.engine._steps import Outcome, Sleep, Step
 from guardedllm.errors import (
     BudgetExceededError,
     CircuitOpenError,
@@ -13,10 +18,53 @@ from guardedllm.errors import (
     RateLimitedError,
 )
 from guardedllm.estimate import Estimate
-from guardedllm.guards import Permit
+from guardedllm.guards import Permit, Reservation
 from guardedllm.registry import Deployment
 
-__all__ = ["check_preflight", "circuit_open", "unavailable", "wait_too_long"]
+if TYPE_CHECKING:
+    from guardedllm.engine._call import Call
+    from guardedllm.engine._engine import Engine
+
+__all__ = [
+    "check_preflight",
+    "circuit_open",
+    "rate_limited",
+    "reserve",
+    "unavailable",
+    "wait_too_long",
+]
+
+
+def reserve(engine: Engine, call: Call, estimate: Estimate) -> Reservation | None:
+    """Hold the worst-case cost on every spend budget that applies (None: no budgets).
+    Raises BudgetExceededError when one would overspend."""
+    ledger = engine.guards.ledger
+    if not ledger.budgets:
+        return None
+    return ledger.reserve(
+        route=call.plan.requested,
+        key=call.settings.budget_key,
+        amount_usd=estimate.cost_usd_max,
+        wall_now=engine.wall_clock(),
+    )
+
+
+def rate_limited(
+    engine: Engine, call: Call, deployment: Deployment, tokens: int
+) -> Generator[Step, Outcome | None, RateLimitedError | None]:
+    """Take a request and ``tokens`` from the deployment's rate limits, sleeping within the
+    deadline for them; the error when the wait would outlast it."""
+    while True:
+        now = engine.clock()
+        decision = engine.guards.limiter.acquire(
+            deployment.name, rpm=deployment.rpm, tpm=deployment.tpm, tokens=tokens, now=now
+        )
+        if decision.granted:
+            return None
+        remaining = call.deadline - now
+        if decision.wait_s >= remaining:
+            return decision.error(deployment=deployment.name, deadline_left_s=remaining)
+        yield Sleep(seconds=decision.wait_s)
 
 
 def check_preflight(deployment: Deployment, estimate: Estimate, max_cost_usd: float | None) -> None:

@@ -33,6 +33,7 @@ from guardedllm.routing import (
     RouteFeatures,
     ShadowPlan,
     decide_escalation,
+    sample_shadow,
 )
 from guardedllm.telemetry import EVENT_ESCALATION, EVENT_SHADOW
 from guardedllm.telemetry import _semconv as sc
@@ -41,7 +42,7 @@ from guardedllm.types import ChatCompletion, ChatRequest
 if TYPE_CHECKING:
     from guardedllm.engine._call import Call
     from guardedllm.engine._engine import Engine
-    from guardedllm.engine._steps import Outcome, Step
+    from guardedllm.engine._steps import Outcome, Step, StreamStart
 
 __all__ = [
     "ShadowBook",
@@ -50,6 +51,8 @@ __all__ = [
     "ShadowStats",
     "escalation_after",
     "features_for",
+    "hand_over_shadow",
+    "sample_shadow_job",
     "shadow_flow",
 ]
 
@@ -340,3 +343,57 @@ def shadow_flow(engine: Engine, job: ShadowJob) -> Generator[Step, Outcome | Non
         )
     finally:
         engine.shadows.release(job.plan, result)
+
+
+def sample_shadow_job(
+    engine: Engine,
+    call: Call,
+    request: ChatRequest,
+    policy: Policy,
+    *,
+    features: RouteFeatures,
+    context: OtelContext | None,
+) -> ShadowJob | None:
+    """The copy this call sends if it is in the route's sample (sticky by its key, else
+    a draw apart from the split's, so that the sample is not tied to one arm)."""
+    plan = call.plan.shadow
+    if plan is None:
+        return None
+    if engine.spawn_shadow is None:
+        note_shadow(call, plan, False, "this driver runs no shadow copies")
+        return None
+    draw = engine.random() % 1.0 if features.key is None else None
+    verdict = sample_shadow(plan, key=features.key, draw=draw, in_flight=0)
+    if not verdict.send:
+        note_shadow(call, plan, False, verdict.reason)
+        return None
+    return shadow_job(call, request, policy, context, sampled=verdict.reason)
+
+
+def hand_over_shadow(
+    engine: Engine, call: Call, job: ShadowJob, result: ChatCompletion | StreamStart | None
+) -> None:
+    """Give the sampled copy to the driver now that the caller has its outcome (an answer,
+    a stream's first chunk, or an error), if a place among the route's copies is free.
+    Nothing here reaches the caller: a copy that cannot start is noted and dropped."""
+    answered = call.answered
+    completion = result if isinstance(result, ChatCompletion) else None
+    job = attrs.evolve(
+        job,
+        primary_deployment=answered.deployment.name if answered is not None else None,
+        primary_ok=result is not None,
+        primary_text=first_text(completion),
+        primary_cost_usd=call.billed if completion is not None else None,
+        primary_latency_s=engine.clock() - call.started,
+    )
+    admitted, full = engine.shadows.admit(job.plan)
+    why = job.sampled if admitted else f"{job.sampled}, but {full}"
+    if admitted:
+        spawn = engine.spawn_shadow
+        try:
+            assert spawn is not None
+            spawn(job)
+        except Exception as exc:  # a client closing meanwhile: the copy is not sent
+            engine.shadows.release(job.plan, None)
+            admitted, why = False, f"{job.sampled}, but it could not start ({exc})"
+    note_shadow(call, job.plan, admitted, why)

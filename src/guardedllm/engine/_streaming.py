@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from guardedllm.engine._call import Call, Turn
+from guardedllm.engine._outcomes import account, learn
 from guardedllm.engine._steps import StreamStart, StreamStarted
 from guardedllm.engine._stream import StreamEnd, StreamTracker
 from guardedllm.telemetry import AttemptSpan
@@ -39,8 +40,8 @@ def start_stream(
         error: BaseException | None,
     ) -> float | None:
         now = engine.clock()
-        cost = engine.account(attempt, usage)
-        engine.learn(attempt, outcome)  # after the usage correction, as for an answer
+        cost = account(engine, attempt, usage)
+        learn(engine, attempt, outcome)  # after the usage correction, as for an answer
         if how == "completed":
             attempt_span.end_stream(received, usage=usage, cost_usd=cost, now=now)
             call.span.end_ok(attrs.evolve(tracker.guard, cost_usd=cost), now=now)
