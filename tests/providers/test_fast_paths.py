@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from guardedllm.errors import GuardedLLMError
 from guardedllm.providers import _openai_response as reader
+from guardedllm.providers import _openai_stream as stream_reader
 from guardedllm.providers._sse import ServerSentEvent, SSEParser
 from guardedllm.providers.base import Target
 from guardedllm.types import ChatCompletionChunk, ChoiceDelta, ChunkChoice
@@ -107,7 +108,7 @@ def _agree(fast: Any, checked: Any) -> None:
 
 @given(_answers("delta", DELTA))
 def test_the_fast_chunk_reader_agrees_with_the_checked_one(data: dict[str, Any]) -> None:
-    _agree(_outcome(reader._plain_chunk, data), _outcome(reader._checked_chunk, data))
+    _agree(_outcome(stream_reader._plain_chunk, data), _outcome(stream_reader._checked_chunk, data))
 
 
 @given(_answers("message", MESSAGE))
@@ -122,7 +123,7 @@ def test_a_plain_chunk_takes_the_fast_path() -> None:
         "model": "",
         "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": None}],
     }
-    chunk = reader._plain_chunk(data, TARGET)
+    chunk = stream_reader._plain_chunk(data, TARGET)
     assert chunk is not None
     assert (chunk.model, chunk.choices[0].delta.content) == ("m", "hi")
 
@@ -222,7 +223,7 @@ def test_a_chunk_the_fast_path_builds_is_a_whole_frozen_value() -> None:
         "model": "gpt",
         "choices": [{"index": 0, "delta": {"role": "assistant", "content": "hi"}}],
     }
-    chunk = reader._plain_chunk(data, TARGET)
+    chunk = stream_reader._plain_chunk(data, TARGET)
     built = ChatCompletionChunk(
         id="c",
         created=1,
@@ -248,7 +249,7 @@ def _chunk_event(content: str) -> bytes:
 
 
 def _decoded(reads: list[bytes]) -> list[Any]:
-    decoder = reader.OpenAIStreamDecoder(TARGET)
+    decoder = stream_reader.OpenAIStreamDecoder(TARGET)
     found: list[Any] = []
     for read in reads:
         try:

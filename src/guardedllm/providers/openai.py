@@ -31,12 +31,12 @@ import httpx
 
 from guardedllm.errors import InvalidRequestError, ProviderError
 from guardedllm.providers._openai_response import (
-    OpenAIStreamDecoder,
     VendorError,
     mapped_error,
     parse_completion,
     read_error,
 )
+from guardedllm.providers._openai_stream import OpenAIStreamDecoder
 from guardedllm.providers.base import Target, first_header, post_request, retry_after_seconds
 from guardedllm.types import ChatCompletion, ChatRequest
 
