@@ -8,7 +8,7 @@ several policies may ask for. Nothing in it reads a clock or the network.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
@@ -17,6 +17,9 @@ from guardedllm.registry import Deployment, Registry
 from guardedllm.routing._decisions import Escalation, ShadowPlan
 from guardedllm.routing._features import RouteFeatures, needed_capabilities
 from guardedllm.types import ChatRequest, PlanEntry
+
+if TYPE_CHECKING:
+    from guardedllm.routing._policies import Split
 
 __all__ = ["Context", "PlanEntry", "RoutePolicy", "Selection"]
 
@@ -80,7 +83,7 @@ class Context:
         self.policy_of_route = policy_of_route
         self._random = random
         # For the check of a forced split arm: the splits evaluated, and whether one had it.
-        self.splits_seen: list[Any] = []
+        self.splits_seen: list[Split] = []
         self.arm_found = False
 
     def draw(self) -> float | None:

@@ -82,9 +82,11 @@ class Plan:
         explanation: tuple[PlanEntry, ...] = (),
         escalation: Escalation | None = None,
         shadow: ShadowPlan | None = None,
+        counts: TokenCounts | None = None,
     ) -> None:
         self.registry = registry
-        # Each deployment considered, in the plan or not, with why; empty for legacy plans.
+        # Each deployment considered, in the plan or not, with why (one line per deployment
+        # saying ``reason`` when none is given).
         self.explanation = explanation or tuple(
             PlanEntry(deployment=d.name, included=True, reason=reason) for d in deployments
         )
@@ -100,7 +102,7 @@ class Plan:
         self.max_attempts = max_attempts
         self.max_cost_usd = max_cost_usd
         self._estimates: dict[str, Estimate] = {}
-        self.counts = TokenCounts(request)
+        self.counts = counts if counts is not None else TokenCounts(request)
 
     def estimate(self, deployment: Deployment) -> Estimate:
         found = self._estimates.get(deployment.name)
@@ -228,10 +230,10 @@ def plan_route(
         reason=resolution.reason + override,
         deployments=tuple(registry.deployment(name) for name in included),
         selection=selection,
+        counts=counts,
     )
     for found in estimates.values():
         plan.remember(found)
-    plan.counts = counts
     return plan
 
 
@@ -267,6 +269,7 @@ def _plan_for(
     reason: str,
     deployments: tuple[Deployment, ...],
     selection: Selection | None = None,
+    counts: TokenCounts | None = None,
 ) -> Plan:
     """A plan over ``deployments``, with the route's settings and ``selection``'s
     explanation, escalation and shadow (none: one line per deployment saying ``reason``)."""
@@ -284,6 +287,7 @@ def _plan_for(
         explanation=selection.entries if selection is not None else (),
         escalation=selection.escalation if selection is not None else None,
         shadow=selection.shadow if selection is not None else None,
+        counts=counts,
     )
 
 
