@@ -58,6 +58,10 @@ class OpenAIStreamDecoder:
         self._sse = SSEParser()
         self._done = False
         self._usage: Usage | None = None
+        # Whether the SSE parser holds nothing pending (SSEParser.between_events), so that a
+        # read of one whole event can skip it. Kept here, as the parser's state changes only
+        # when it is fed; False once the stream is done.
+        self._idle = False
 
     @property
     def done(self) -> bool:
@@ -68,14 +72,12 @@ class OpenAIStreamDecoder:
         return self._usage
 
     def feed(self, data: bytes) -> list[ChatCompletionChunk]:
-        if self._done:
-            return []
         if (
-            data.startswith(b"data: {")
+            self._idle
+            and data.startswith(b"data: {")
             and data.endswith(b"}\n\n")
             and data.count(b"\n") == 2
-            and b"\r" not in data
-            and self._sse.between_events()
+            and data.find(b"\r") < 0
         ):
             # The commonest read of all: one whole chunk event, read as the SSE parser would
             # read it (see SSEParser.between_events), without building the event.
@@ -84,13 +86,18 @@ class OpenAIStreamDecoder:
             except UnicodeDecodeError:
                 pass  # the parser reports it, with its excerpt
             else:
-                chunk = self._chunk_of("message", text)
+                chunk = self._read("message", text)
                 return [] if chunk is None else [chunk]
+        if self._done:
+            return []
+        self._idle = False  # until the parser has taken these bytes without an error
         try:
             events = self._sse.feed(data)
         except ResponseFormatError as exc:
             raise self._reframed(exc) from None
-        return self._chunks(events)
+        chunks = self._chunks(events)
+        self._idle = not self._done and self._sse.between_events()
+        return chunks
 
     def close(self) -> list[ChatCompletionChunk]:
         if self._done:
@@ -129,23 +136,29 @@ class OpenAIStreamDecoder:
         # A chunk's data starts with "{"; only other data can be "[DONE]" (with any spaces).
         if not text.startswith("{") and text.strip() == "[DONE]":
             self._done = True
+            self._idle = False
             return None
+        return self._read(name, text)
+
+    def _read(self, name: str, text: str) -> ChatCompletionChunk | None:
+        """``_chunk_of`` for data that is not ``[DONE]``."""
         try:
             payload = _loads(text)
         except ValueError:
             raise _format_error(
                 self._target, "a stream event's data is neither JSON nor [DONE]", text
             ) from None
-        data = payload if type(payload) is dict else _object(payload, "stream chunk", self._target)
-        if name == "error" or data.get("error"):
-            vendor = read_error(data) or VendorError(message=text[:200])
-            raise mapped_error(vendor.status or 500, vendor, self._target)
-        chunk = (_plain_chunk(data, self._target) if type(data) is dict else None) or (
-            _checked_chunk(data, self._target)
-        )
+        if type(payload) is dict and name == "message" and not payload.get("error"):
+            chunk = _plain_chunk(payload, self._target) or _checked_chunk(payload, self._target)
+        else:
+            data = _object(payload, "stream chunk", self._target)
+            if name == "error" or data.get("error"):
+                vendor = read_error(data) or VendorError(message=text[:200])
+                raise mapped_error(vendor.status or 500, vendor, self._target)
+            chunk = _checked_chunk(data, self._target)
         if chunk.usage is not None:
             self._usage = chunk.usage
-        if not chunk.choices and chunk.usage is None:
+        elif not chunk.choices:
             return None
         return chunk
 
@@ -186,48 +199,10 @@ _C_ID, _C_CREATED, _C_MODEL, _C_CHOICES, _C_USAGE, _C_OBJECT, _C_FINGERPRINT = _
 )
 
 
-def _text_delta(content: str | None, role: str | None, refusal: str | None) -> ChoiceDelta:
-    delta: ChoiceDelta = _new(ChoiceDelta)
-    _D_CONTENT(delta, content)
-    _D_ROLE(delta, role)
-    _D_TOOL_CALLS(delta, None)
-    _D_REFUSAL(delta, refusal)
-    return delta
-
-
-def _chunk_choice_of(index: int, delta: ChoiceDelta, finish: str | None) -> ChunkChoice:
-    choice: ChunkChoice = _new(ChunkChoice)
-    _K_INDEX(choice, index)
-    _K_DELTA(choice, delta)
-    _K_FINISH(choice, finish)
-    _K_LOGPROBS(choice, None)
-    return choice
-
-
-def _chunk_of(
-    id_: str,
-    created: int,
-    *,
-    model: str,
-    choices: tuple[ChunkChoice, ...],
-    usage: Usage | None,
-    fingerprint: str | None,
-) -> ChatCompletionChunk:
-    chunk: ChatCompletionChunk = _new(ChatCompletionChunk)
-    _C_ID(chunk, id_)
-    _C_CREATED(chunk, created)
-    _C_MODEL(chunk, model)
-    _C_CHOICES(chunk, choices)
-    _C_USAGE(chunk, usage)
-    _C_OBJECT(chunk, "chat.completion.chunk")
-    _C_FINGERPRINT(chunk, fingerprint)
-    return chunk
-
-
 def _plain_chunk(data: dict[str, Any], target: Target) -> ChatCompletionChunk | None:
     """As ``_plain_completion``, for one stream chunk: the chunk when it has the plain shape
     of a text delta (no tool calls), else None for ``_checked_chunk`` to read. Written out
-    flat: it runs once per chunk of every stream."""
+    flat, its values built in line: it runs once per chunk of every stream."""
     choices = data.get("choices")
     id_, created = data.get("id", ""), data.get("created", 0)
     model, fingerprint = data.get("model", ""), data.get("system_fingerprint")
@@ -269,18 +244,27 @@ def _plain_chunk(data: dict[str, Any], target: Target) -> ChatCompletionChunk | 
         if content is None and not role and refusal is None:
             value = _EMPTY_DELTA
         else:
-            # See _chunk_choice: any non-empty role is the assistant's.
-            value = _text_delta(content, "assistant" if role else None, refusal)
-        parsed.append(_chunk_choice_of(index, value, finish))
+            value = _new(ChoiceDelta)
+            _D_CONTENT(value, content)
+            _D_ROLE(value, "assistant" if role else None)  # see _chunk_choice
+            _D_TOOL_CALLS(value, None)
+            _D_REFUSAL(value, refusal)
+        choice = _new(ChunkChoice)
+        _K_INDEX(choice, index)
+        _K_DELTA(choice, value)
+        _K_FINISH(choice, finish)
+        _K_LOGPROBS(choice, None)
+        parsed.append(choice)
     usage = data.get("usage")
-    return _chunk_of(
-        id_ or "",
-        created or 0,
-        model=model or target.model,
-        choices=tuple(parsed),
-        usage=None if usage is None else _usage(usage, "stream chunk.usage", target),
-        fingerprint=fingerprint,
-    )
+    chunk: ChatCompletionChunk = _new(ChatCompletionChunk)
+    _C_ID(chunk, id_ or "")
+    _C_CREATED(chunk, created or 0)
+    _C_MODEL(chunk, model or target.model)
+    _C_CHOICES(chunk, tuple(parsed))
+    _C_USAGE(chunk, None if usage is None else _usage(usage, "stream chunk.usage", target))
+    _C_OBJECT(chunk, "chat.completion.chunk")
+    _C_FINGERPRINT(chunk, fingerprint)
+    return chunk
 
 
 def _checked_chunk(data: Mapping[str, Any], target: Target) -> ChatCompletionChunk:
