@@ -74,11 +74,15 @@ class StreamTracker:
             chunks = self._decoder.feed(data)
         except GuardedLLMError as exc:
             raise self.interrupted(exc) from exc
-        if chunks and self._on_chunk is not None:
+        if not chunks:
+            return chunks
+        if self._on_chunk is not None:
             now = self._clock()
             for _ in chunks:
                 self._on_chunk(now)
         self._received.extend(chunks)
+        if self._include_usage or (len(chunks) == 1 and chunks[0].choices):
+            return chunks  # what _visible gives, for the commonest read (one chunk of text)
         return self._visible(chunks)
 
     def finish(self) -> list[ChatCompletionChunk]:
