@@ -269,6 +269,7 @@ def _decoded(reads: list[bytes]) -> list[Any]:
         [_chunk_event("a"), b'data: {"x"', b": 1}\n\n", _chunk_event("after a split")],
         [_chunk_event("a"), _chunk_event("crlf").replace(b"\n", b"\r\n"), _chunk_event("c")],
         [_chunk_event("a"), _chunk_event("cr inside").replace(b", ", b",\r ", 1)],
+        [_chunk_event("a"), _chunk_event("lf inside").replace(b", ", b",\n ", 1)],
         [_chunk_event("a"), b"id: 7\n", _chunk_event("with id")],
         [_chunk_event("a"), _chunk_event("\u00e9")[:-4], _chunk_event("\u00e9")[-4:]],
         [_chunk_event("a"), b'data: {"error": {"message": "boom", "type": "server_error"}}\n\n'],
