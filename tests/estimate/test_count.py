@@ -330,3 +330,52 @@ def test_count_is_positive_and_grows_with_each_message(
     after = count_chat_tokens([*messages, extra], encoding=encoding)
     assert before.tokens >= 3
     assert after.tokens >= before.tokens + 3  # at least one message's framing more
+
+
+# Texts that stress where one text ends and the next begins: spaces and line ends (which tiktoken
+# merges into runs), letters and digits (which it merges into words), special tokens whole and
+# in parts (the count joins texts with one), and characters beyond ASCII.
+BOUNDARY_TEXT = st.lists(
+    st.sampled_from(
+        [
+            *(" ", "  ", "\n", "\r\n", "\t", "a", "Z", "7", "'s", ".", "é", "中", "\U0001f600"),
+            *("<|", "|>", "endoftext", "<|endoftext|>", "<|endofprompt|>", "<|fim_prefix|>"),
+        ]
+    ),
+    max_size=8,
+).map("".join)
+boundary_message = st.fixed_dictionaries(
+    {"role": st.sampled_from(["system", "user", "assistant"]), "content": BOUNDARY_TEXT},
+    optional={"name": BOUNDARY_TEXT},
+)
+
+
+@settings(max_examples=300)
+@given(st.sampled_from(ENCODINGS), st.lists(boundary_message, min_size=1, max_size=6))
+def test_a_count_is_the_sum_of_each_text_encoded_alone(
+    name: str, messages: list[dict[str, Any]]
+) -> None:
+    # The count encodes all the texts of a request in one call; the cookbook's rule counts each
+    # on its own. They must agree whatever the texts hold at their ends.
+    encoding = get_encoding(name)
+    expected = 3 + sum(
+        3
+        + sum(len(encoding.encode_ordinary(value)) for value in message.values())
+        + ("name" in message)
+        for message in messages
+    )
+    assert count_chat_tokens(messages, encoding=encoding).tokens == expected
+
+
+def test_an_encoding_without_the_separator_counts_each_text_alone() -> None:
+    bundled = get_encoding("o200k_base")
+    plain = tiktoken.Encoding(
+        name="o200k_no_specials",
+        pat_str=bundled._pat_str,
+        mergeable_ranks=bundled._mergeable_ranks,
+        special_tokens={},
+    )
+    messages = [{"role": "user", "content": "one  "}, {"role": "user", "content": "  two"}]
+    expected = 3 + 2 * (3 + len(plain.encode_ordinary("user"))) + 2 + 2
+    assert len(plain.encode_ordinary("one  ")) + len(plain.encode_ordinary("  two")) == 4
+    assert count_chat_tokens(messages, encoding=plain).tokens == expected

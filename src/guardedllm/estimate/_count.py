@@ -42,6 +42,11 @@ _PER_NAME: Final = 1  # a named message costs one more token than its name's tex
 _REPLY_PRIMING: Final = 3  # <|start|>assistant<|message|>
 # Message keys whose string values the cookbook's rule covers exactly.
 _EXACT_KEYS: Final = frozenset({"role", "content", "name"})
+# The special token that separates texts counted in one call, and the bytes of one token id in
+# tiktoken's buffer of them (uint32).
+_SEPARATOR: Final = "<|endoftext|>"
+_ALLOWED: Final = frozenset({_SEPARATOR})
+_TOKEN_BYTES: Final = 4
 
 # Token counts of the standard roles per encoding name, filled on first sight. A role is encoded
 # in every message and each tiktoken call has a fixed cost of about a microsecond, so this keeps
@@ -85,22 +90,75 @@ def count_chat_tokens(
 
     Raises ``InvalidRequestError`` for a message that is not an OpenAI chat message.
     """
-    # tiktoken's encoder without its Python wrapper: a count makes one call per message, and
-    # the wrapper's frame was a tenth of a short message's cost. Text the wrapper would
-    # repair first (lone surrogates) makes the encoder raise; the count then starts over
-    # through the wrapper (counting is pure, so nothing is counted twice).
-    core = getattr(encoding, "_core_bpe", None)
-    if core is not None:
+    counter = _Counter.direct(encoding)
+    if counter is not None:
         try:
-            return _count(messages, core.encode_ordinary, encoding.name, tools, image_rates)
+            return _count(messages, counter, encoding.name, tools, image_rates)
         except UnicodeEncodeError:
+            # Text tiktoken's wrapper repairs first (lone surrogates) makes its encoder raise:
+            # the count starts over through the wrapper (counting is pure: nothing is counted
+            # twice).
             pass
-    return _count(messages, encoding.encode_ordinary, encoding.name, tools, image_rates)
+    return _count(messages, _Counter.wrapped(encoding), encoding.name, tools, image_rates)
+
+
+@attrs.frozen
+class _Counter:
+    """How one count encodes: ``encode`` for one text, ``total`` for the texts of a request.
+
+    A count gathers the request's texts and counts them in one call to tiktoken's encoder:
+    every call has a fixed cost (a message's text is short, and a chat request has many), and
+    a count needs no list of token ids, only its length.
+    """
+
+    encode: _Encode
+    total: Callable[[list[str]], int]
+
+    @staticmethod
+    def direct(encoding: tiktoken.Encoding) -> _Counter | None:
+        """tiktoken's encoder without its Python wrapper (None: this tiktoken lacks it).
+
+        The texts are joined by a special token the encoder is allowed to see: it encodes the
+        text between special tokens piece by piece, exactly as separate calls would, so the
+        tokens of the join are those of the texts plus one per separator. The token ids come
+        back as a buffer (what tiktoken's ``encode_to_numpy`` uses), not as a list of ints
+        nobody reads. When a text holds the separator itself, each text is counted alone.
+        """
+        core = getattr(encoding, "_core_bpe", None)
+        encode = getattr(core, "encode_ordinary", None)
+        to_buffer = getattr(core, "encode_to_tiktoken_buffer", None)
+        if encode is None:
+            return None
+        if to_buffer is None or _SEPARATOR not in getattr(encoding, "_special_tokens", ()):
+            return _Counter(encode, _one_by_one(encode))
+
+        def total(texts: list[str]) -> int:
+            if len(texts) < 2:
+                return len(encode(texts[0])) if texts else 0
+            joined = _SEPARATOR.join(texts)
+            separators = len(texts) - 1
+            if joined.count(_SEPARATOR) != separators:  # a text holds the separator
+                return sum(len(encode(text)) for text in texts)
+            return memoryview(to_buffer(joined, _ALLOWED)).nbytes // _TOKEN_BYTES - separators
+
+        return _Counter(encode, total)
+
+    @staticmethod
+    def wrapped(encoding: tiktoken.Encoding) -> _Counter:
+        """Through tiktoken's wrapper, one call per text: it repairs what its encoder refuses."""
+        return _Counter(encoding.encode_ordinary, _one_by_one(encoding.encode_ordinary))
+
+
+def _one_by_one(encode: _Encode) -> Callable[[list[str]], int]:
+    def total(texts: list[str]) -> int:
+        return sum(len(encode(text)) for text in texts)
+
+    return total
 
 
 def _count(
     messages: Sequence[Mapping[str, Any]],
-    encode: _Encode,
+    counter: _Counter,
     encoding_name: str,
     tools: Sequence[Mapping[str, Any]] | None,
     image_rates: ImageTokenRates,
@@ -109,6 +167,7 @@ def _count(
     if roles is None:
         roles = _role_tokens.setdefault(encoding_name, {})
     notes: list[str] = []
+    texts: list[str] = []  # counted together at the end
     total = _REPLY_PRIMING
     for index, message in enumerate(messages):
         if type(message) is not dict and not isinstance(message, Mapping):
@@ -122,12 +181,12 @@ def _count(
                 if key == "role":
                     cached = roles.get(value)
                     if cached is None:
-                        cached = len(encode(value))
+                        cached = len(counter.encode(value))
                         if value in _CACHED_ROLES:
                             roles[value] = cached
                     total += cached
                     continue
-                total += len(encode(value))
+                texts.append(value)
                 if key == "name":
                     total += _PER_NAME
                 elif key not in _EXACT_KEYS:
@@ -135,17 +194,20 @@ def _count(
             elif value is None:
                 continue
             elif key == "content":
-                total += _content_tokens(value, index, encode, image_rates, notes)
+                total += _content_tokens(value, index, texts, image_rates, notes)
             elif key == "tool_calls":
-                total += _tool_calls_tokens(value, index, encode)
+                _tool_calls_texts(value, index, texts)
                 _add(notes, _NOTE_TOOL_CALLS)
             elif key == "function_call" and isinstance(value, Mapping):
-                total += _function_tokens(value, encode)
+                _function_texts(value, texts)
                 _add(notes, _NOTE_TOOL_CALLS)
             else:
                 _add(notes, f"message field {key!r} ({type(value).__name__}) not counted")
+    total += counter.total(texts)
     if tools:
-        total += count_tool_tokens(tools, encode=encode, formula=tool_formula_for(encoding_name))
+        total += count_tool_tokens(
+            tools, encode=counter.encode, formula=tool_formula_for(encoding_name)
+        )
         _add(notes, _NOTE_TOOLS)
     return TokenCount(tokens=total, exact=not notes, notes=tuple(notes))
 
@@ -158,10 +220,11 @@ def _add(notes: list[str], note: str) -> None:
 def _content_tokens(
     content: object,
     index: int,
-    encode: _Encode,
+    texts: list[str],
     rates: ImageTokenRates,
     notes: list[str],
 ) -> int:
+    """The tokens of a list of content parts that are not text; its texts go to ``texts``."""
     if not isinstance(content, Sequence) or isinstance(content, (bytes, bytearray)):
         raise InvalidRequestError(
             f"messages[{index}].content is a {type(content).__name__}: pass a string or a list "
@@ -171,13 +234,13 @@ def _content_tokens(
     for part in content:
         kind = part.get("type") if isinstance(part, Mapping) else None
         if kind == "text":
-            total += len(encode(_part_str(part, "text", index)))
+            texts.append(_part_str(part, "text", index))
         elif kind == "refusal":
-            total += len(encode(_part_str(part, "refusal", index)))
+            texts.append(_part_str(part, "refusal", index))
         elif kind == "image_url":
             total += _image_part_tokens(part, index, rates, notes)
         elif isinstance(part, str):
-            total += len(encode(part))  # some SDKs allow bare strings in a parts list
+            texts.append(part)  # some SDKs allow bare strings in a parts list
         elif kind is None:
             raise InvalidRequestError(
                 f"messages[{index}].content holds a part without a type: give each part a "
@@ -227,22 +290,20 @@ def _image_part_tokens(
     return image_tokens(size[0], size[1], detail, rates)
 
 
-def _tool_calls_tokens(tool_calls: object, index: int, encode: _Encode) -> int:
+def _tool_calls_texts(tool_calls: object, index: int, texts: list[str]) -> None:
     if not isinstance(tool_calls, Sequence):
         raise InvalidRequestError(
             f"messages[{index}].tool_calls is a {type(tool_calls).__name__}: pass a list of "
             '{"id": ..., "type": "function", "function": {"name": ..., "arguments": ...}}.'
         )
-    total = 0
     for call in tool_calls:
         function = call.get("function") if isinstance(call, Mapping) else None
         if isinstance(function, Mapping):
-            total += _function_tokens(function, encode)
-    return total
+            _function_texts(function, texts)
 
 
-def _function_tokens(function: Mapping[str, Any], encode: _Encode) -> int:
-    name = function.get("name")
-    arguments = function.get("arguments")
-    total = len(encode(name)) if isinstance(name, str) else 0
-    return total + (len(encode(arguments)) if isinstance(arguments, str) else 0)
+def _function_texts(function: Mapping[str, Any], texts: list[str]) -> None:
+    for field in ("name", "arguments"):
+        value = function.get(field)
+        if isinstance(value, str):
+            texts.append(value)
