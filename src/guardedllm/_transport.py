@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -102,33 +103,41 @@ def _log(request: httpx.Request, response: httpx.Response) -> None:
 
 
 class _TimedStream(httpx.SyncByteStream):
-    """Sets ``response.elapsed`` when the body is closed, as httpx's client does."""
+    """Sets ``response.elapsed`` when the body is closed, as httpx's client does. It refers to
+    its response weakly: the response refers to it, and a cycle would leave every streamed
+    response to the garbage collector."""
 
     def __init__(self, stream: httpx.SyncByteStream, response: httpx.Response, start: float):
         self._stream = stream
-        self._response = response
+        self._response = weakref.ref(response)
         self._start = start
 
     def __iter__(self) -> Iterator[bytes]:
         return iter(self._stream)
 
     def close(self) -> None:
-        self._response.elapsed = timedelta(seconds=time.perf_counter() - self._start)
+        _set_elapsed(self._response, self._start)
         self._stream.close()
 
 
 class _TimedAsyncStream(httpx.AsyncByteStream):
     def __init__(self, stream: httpx.AsyncByteStream, response: httpx.Response, start: float):
         self._stream = stream
-        self._response = response
+        self._response = weakref.ref(response)
         self._start = start
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._stream.__aiter__()
 
     async def aclose(self) -> None:
-        self._response.elapsed = timedelta(seconds=time.perf_counter() - self._start)
+        _set_elapsed(self._response, self._start)
         await self._stream.aclose()
+
+
+def _set_elapsed(response: weakref.ref[httpx.Response], start: float) -> None:
+    alive = response()
+    if alive is not None:
+        alive.elapsed = timedelta(seconds=time.perf_counter() - start)
 
 
 def open_direct(

@@ -81,7 +81,9 @@ class AsyncStream:
     ) -> None:
         self._tracker = start.tracker
         self.response = response
-        self._chunks = self._generate(start, response, body)
+        # A function's generator, not a method's: one holding the stream would make a cycle
+        # that only the garbage collector frees, with every chunk the tracker keeps.
+        self._chunks = _read_chunks(start, response, body)
 
     @property
     def guard(self) -> GuardInfo:
@@ -91,30 +93,6 @@ class AsyncStream:
     def completed(self) -> bool:
         """True once the vendor's terminal event has arrived."""
         return self._tracker.completed
-
-    async def _generate(
-        self, start: StreamStart, response: httpx.Response, body: AsyncIterator[bytes]
-    ) -> AsyncGenerator[ChatCompletionChunk, None]:
-        tracker = start.tracker
-        try:
-            for chunk in tracker.first(start.first_chunks):
-                yield chunk
-            async for data in body:
-                for chunk in tracker.feed(data):
-                    yield chunk
-            for chunk in tracker.finish():
-                yield chunk
-        except (httpx.TransportError, httpx.DecodingError) as exc:
-            raise tracker.interrupted(transport_error(exc, tracker.target)) from exc
-        finally:
-            tracker.abandon()  # a no-op once the stream has ended either way
-            with anyio.CancelScope(shield=True):
-                await response.aclose()
-                # Finish httpx's body iterator too, or it is left unclosed when the caller
-                # stopped early (encode/httpx#3686); after aclose it ends at once.
-                with contextlib.suppress(httpx.StreamError, httpx.TransportError):
-                    async for _ in body:
-                        pass
 
     def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
         return self._chunks
@@ -137,6 +115,31 @@ class AsyncStream:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+async def _read_chunks(
+    start: StreamStart, response: httpx.Response, body: AsyncIterator[bytes]
+) -> AsyncGenerator[ChatCompletionChunk, None]:
+    tracker = start.tracker
+    try:
+        for chunk in tracker.first(start.first_chunks):
+            yield chunk
+        async for data in body:
+            for chunk in tracker.feed(data):
+                yield chunk
+        for chunk in tracker.finish():
+            yield chunk
+    except (httpx.TransportError, httpx.DecodingError) as exc:
+        raise tracker.interrupted(transport_error(exc, tracker.target)) from exc
+    finally:
+        tracker.abandon()  # a no-op once the stream has ended either way
+        with anyio.CancelScope(shield=True):
+            await response.aclose()
+            # Finish httpx's body iterator too, or it is left unclosed when the caller
+            # stopped early (encode/httpx#3686); after aclose it ends at once.
+            with contextlib.suppress(httpx.StreamError, httpx.TransportError):
+                async for _ in body:
+                    pass
 
 
 class _AsyncCompletions:

@@ -64,7 +64,9 @@ class Stream:
     def __init__(self, start: StreamStart, response: httpx.Response, body: Iterator[bytes]):
         self._tracker = start.tracker
         self.response = response
-        self._chunks = self._generate(start, response, body)
+        # A function's generator, not a method's: one holding the stream would make a cycle
+        # that only the garbage collector frees, with every chunk the tracker keeps.
+        self._chunks = _read_chunks(start, response, body)
 
     @property
     def guard(self) -> GuardInfo:
@@ -74,21 +76,6 @@ class Stream:
     def completed(self) -> bool:
         """True once the vendor's terminal event has arrived."""
         return self._tracker.completed
-
-    def _generate(
-        self, start: StreamStart, response: httpx.Response, body: Iterator[bytes]
-    ) -> Generator[ChatCompletionChunk, None, None]:
-        tracker = start.tracker
-        try:
-            yield from tracker.first(start.first_chunks)
-            for data in body:
-                yield from tracker.feed(data)
-            yield from tracker.finish()
-        except (httpx.TransportError, httpx.DecodingError) as exc:
-            raise tracker.interrupted(transport_error(exc, tracker.target)) from exc
-        finally:
-            tracker.abandon()  # a no-op once the stream has ended either way
-            response.close()
 
     def __iter__(self) -> Iterator[ChatCompletionChunk]:
         return self._chunks
@@ -110,6 +97,22 @@ class Stream:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _read_chunks(
+    start: StreamStart, response: httpx.Response, body: Iterator[bytes]
+) -> Generator[ChatCompletionChunk, None, None]:
+    tracker = start.tracker
+    try:
+        yield from tracker.first(start.first_chunks)
+        for data in body:
+            yield from tracker.feed(data)
+        yield from tracker.finish()
+    except (httpx.TransportError, httpx.DecodingError) as exc:
+        raise tracker.interrupted(transport_error(exc, tracker.target)) from exc
+    finally:
+        tracker.abandon()  # a no-op once the stream has ended either way
+        response.close()
 
 
 class _Completions:

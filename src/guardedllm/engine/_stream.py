@@ -23,9 +23,11 @@ __all__ = ["StreamEnd", "StreamTracker"]
 StreamEnd = Literal["completed", "interrupted", "abandoned"]
 
 # Called once when the stream ends: how it ended, the usage the vendor reported (if it did),
-# and the error for an interrupted one. Returns the stream's cost, if known.
+# the chunks received, the error for an interrupted one, and the call's guard info so far.
+# Returns the stream's cost, if known.
 Settle = Callable[
-    [StreamEnd, Usage | None, Sequence[ChatCompletionChunk], BaseException | None], float | None
+    [StreamEnd, Usage | None, Sequence[ChatCompletionChunk], BaseException | None, GuardInfo],
+    float | None,
 ]
 
 
@@ -117,7 +119,7 @@ class StreamTracker:
         if self.ended is not None:
             return
         self.ended = how
-        cost = self._settle(how, usage, self._received, error)
+        cost = self._settle(how, usage, self._received, error, self.guard)
         self.guard = attrs.evolve(
             self.guard,
             cost_usd=cost,

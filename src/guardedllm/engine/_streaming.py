@@ -38,13 +38,14 @@ def start_stream(
         usage: Usage | None,
         received: Sequence[ChatCompletionChunk],
         error: BaseException | None,
+        info: GuardInfo,
     ) -> float | None:
         now = engine.clock()
         cost = account(engine, attempt, usage)
         learn(engine, attempt, outcome)  # after the usage correction, as for an answer
         if how == "completed":
             attempt_span.end_stream(received, usage=usage, cost_usd=cost, now=now)
-            call.span.end_ok(attrs.evolve(tracker.guard, cost_usd=cost), now=now)
+            call.span.end_ok(attrs.evolve(info, cost_usd=cost), now=now)
         elif how == "interrupted" and error is not None:
             attempt_span.end_error(error, status=200, now=now)
             call.span.end_error(error, now=now)

@@ -1,0 +1,78 @@
+"""A call leaves nothing for the garbage collector: every value it made is freed by reference
+counting once the caller lets go. A stream's chunks in a reference cycle would stay in memory
+until a collection ran, and each collection would walk them (the cost of a long stream grew by
+a tenth that way)."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+
+from guardedllm import Client, Registry
+from guardedllm.testing import FakeProvider
+from session import open_session
+from support import DEPLOYMENTS
+
+MESSAGES = [{"role": "user", "content": "Say hello to the test suite."}]
+
+
+def _cyclic_garbage(action: Callable[[], object]) -> Counter[str]:
+    """The types of the guardedllm and httpx objects that ``action`` left in reference cycles."""
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        action()
+        gc.collect()
+        return Counter(
+            type(value).__qualname__
+            for value in gc.garbage
+            if type(value).__module__.startswith(("guardedllm", "httpx"))
+        )
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["answer", "stream"])
+@pytest.mark.parametrize("deployment", DEPLOYMENTS)
+def test_a_call_leaves_no_reference_cycles(
+    driver: str, registry: Registry, fake_provider: FakeProvider, deployment: str, stream: bool
+) -> None:
+    fake_provider.script(content="one two three four five six", chunks=3)
+    with open_session(driver, registry) as session:
+
+        def one_call() -> None:
+            session.create(model=deployment, messages=MESSAGES, max_tokens=50, stream=stream)
+
+        one_call()  # first-call work (encodings, caches, connections) out of the way
+        assert _cyclic_garbage(one_call) == Counter()
+
+
+def test_a_stream_dropped_after_its_first_chunk_is_freed_at_once(
+    registry: Registry, fake_provider: FakeProvider
+) -> None:
+    # The caller stops reading and drops the stream without closing it: reference counting
+    # alone must free it (closing its connection on the way), with no collection to wait for.
+    fake_provider.script(content="one two three four five six", chunks=3)
+    with open_session("sync", registry) as session:
+        client = session.client
+        assert isinstance(client, Client)
+        gc.disable()
+        try:
+            stream = client.chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES, max_tokens=50, stream=True
+            )
+            next(iter(stream))
+            response = weakref.ref(stream.response)
+            dropped = weakref.ref(stream)
+            del stream
+            assert dropped() is None
+            assert response() is None
+        finally:
+            gc.enable()
