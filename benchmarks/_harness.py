@@ -49,7 +49,7 @@ SETTLE_STEPS = 250
 @dataclass(frozen=True)
 class Mode:
     """How long to measure. ``quick`` finishes the whole suite in under ~2 minutes, ``full`` in
-    about 10 on 2 cores."""
+    about 11 on 2 cores."""
 
     name: str
     rounds: int  # interleaved rounds of the in-process CPU benchmarks

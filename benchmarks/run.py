@@ -1,6 +1,6 @@
 """guardedllm's benchmark suite, run on demand (never part of the tests).
 
-    python benchmarks/run.py            # full: about 10 minutes on 2 cores
+    python benchmarks/run.py            # full: about 11 minutes on 2 cores
     python benchmarks/run.py --quick    # under ~2 minutes
     python benchmarks/run.py --only overhead,stream   # some of: overhead loopback stream
                                                      # import estimate telemetry routing memory
