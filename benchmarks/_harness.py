@@ -27,7 +27,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -230,33 +230,42 @@ def alternate(candidates: Mapping[str, Callable[[], object]], mode: Mode) -> Sam
     candidate's CPU seconds per call in that round. For comparing candidates whose difference
     is small next to the drift between ``interleave``'s samples; only for candidates that leave
     no work behind in other threads (each call is timed alone, with nothing settled)."""
-    names = list(candidates)
     for function in candidates.values():
         function()  # first-call costs: caches, connections, encodings
-    samples: dict[str, list[float]] = {name: [] for name in names}
-    for order in schedule(names, rounds=mode.rounds, budget_s=mode.section_budget_s):
-        gc.collect()
-        spent = dict.fromkeys(names, 0.0)
-        calls = 0
-        while calls < MAX_CALLS_PER_SAMPLE and min(spent.values()) < mode.sample_s:
-            calls += 1
-            for name in order:
-                start = time.process_time()
-                candidates[name]()
-                spent[name] += time.process_time() - start
-        for name in names:
-            samples[name].append(spent[name] / calls)
-    return samples
+    turns = _turns(list(candidates), mode)
+    try:
+        name = next(turns)
+        while True:
+            start = time.process_time()
+            candidates[name]()
+            name = turns.send(time.process_time() - start)
+    except StopIteration as finished:
+        samples: Samples = finished.value
+        return samples
 
 
 async def alternate_async(
     candidates: Mapping[str, Callable[[], Awaitable[object]]], mode: Mode
 ) -> Samples:
     """``alternate`` for coroutine functions, all in the running event loop."""
-    names = list(candidates)
     for function in candidates.values():
         await function()
-    samples: dict[str, list[float]] = {name: [] for name in names}
+    turns = _turns(list(candidates), mode)
+    try:
+        name = next(turns)
+        while True:
+            start = time.process_time()
+            await candidates[name]()
+            name = turns.send(time.process_time() - start)
+    except StopIteration as finished:
+        samples: Samples = finished.value
+        return samples
+
+
+def _turns(names: list[str], mode: Mode) -> Generator[str, float, Samples]:
+    """The order of ``alternate``'s calls, whichever way they are made: yields the name of the
+    candidate to call next and takes the CPU seconds the call took; returns the samples."""
+    samples: Samples = {name: [] for name in names}
     for order in schedule(names, rounds=mode.rounds, budget_s=mode.section_budget_s):
         gc.collect()
         spent = dict.fromkeys(names, 0.0)
@@ -264,9 +273,7 @@ async def alternate_async(
         while calls < MAX_CALLS_PER_SAMPLE and min(spent.values()) < mode.sample_s:
             calls += 1
             for name in order:
-                start = time.process_time()
-                await candidates[name]()
-                spent[name] += time.process_time() - start
+                spent[name] += yield name
         for name in names:
             samples[name].append(spent[name] / calls)
     return samples
