@@ -3,7 +3,8 @@
 Cases: ``pass`` (the interpreter's own start-up, subtracted from the rest), ``import httpx``,
 ``import guardedllm``, and ``import openai`` when it is installed. Each case runs in
 ``Mode.import_runs`` fresh interpreters, the cases interleaved in rotating order; the first run
-of each (which may write bytecode caches) is untimed. Figures are median wall-clock times;
+of each (which writes the bytecode caches a source checkout lacks, PYTHONDONTWRITEBYTECODE or
+not) is untimed. Figures are median wall-clock times;
 each child's CPU time (user + system, from ``getrusage``) is reported beside them, because wall
 time on a shared machine also counts waiting for a core.
 
@@ -13,6 +14,7 @@ Run alone:  python benchmarks/bench_import.py [--quick]
 from __future__ import annotations
 
 import importlib.util
+import os
 import resource
 import subprocess
 import sys
@@ -29,6 +31,10 @@ CASES = {
 }
 RUN_TIMEOUT_S = 60.0  # one interpreter start; a healthy one takes well under a second
 GOAL = 0.3  # import guardedllm <= 0.3x import openai (each minus bare python)
+# The children may write bytecode caches, as an installed package has them (pip compiles them
+# when it installs): with PYTHONDONTWRITEBYTECODE set, a source checkout would be compiled on
+# every run and timed as such, while the installed packages it is compared with are not.
+CHILD_ENVIRON = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 def time_interpreter(code: str) -> tuple[float, float]:
@@ -42,6 +48,7 @@ def time_interpreter(code: str) -> tuple[float, float]:
             stderr=subprocess.PIPE,
             timeout=RUN_TIMEOUT_S,
             check=False,
+            env=CHILD_ENVIRON,
         )
     except subprocess.TimeoutExpired as exc:
         raise RuntimeError(f"`python -c {code!r}` did not finish in {RUN_TIMEOUT_S:g} s") from exc
