@@ -83,8 +83,6 @@ class StreamTracker:
             for _ in chunks:
                 self._on_chunk(now)
         self._received.extend(chunks)
-        if self._include_usage or (len(chunks) == 1 and chunks[0].choices):
-            return chunks  # what _visible gives, for the commonest read (one chunk of text)
         return self._visible(chunks)
 
     def finish(self) -> list[ChatCompletionChunk]:
@@ -129,6 +127,7 @@ class StreamTracker:
     def _visible(self, chunks: Sequence[ChatCompletionChunk]) -> list[ChatCompletionChunk]:
         # The usage-only last chunk reaches the caller only if asked for, as with the openai
         # package: code written for it may index choices[0] on every chunk.
-        if self._include_usage:
-            return chunks if isinstance(chunks, list) else list(chunks)  # a decoder's own list
+        if self._include_usage or (len(chunks) == 1 and chunks[0].choices):
+            # Nothing to hide (one chunk of text is the commonest read): the decoder's own list.
+            return chunks if isinstance(chunks, list) else list(chunks)
         return [c for c in chunks if c.choices or c.usage is None]
