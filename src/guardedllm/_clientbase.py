@@ -78,7 +78,8 @@ class ClientBase:
         return self._engine.registry
 
     def health(self) -> dict[str, DeploymentHealth]:
-        """Each deployment's circuit breaker, retry budget and unavailable mark, now."""
+        """Each deployment's circuit breaker, retry budget, unavailable mark and the vendor
+        Retry-After holding its calls back, now."""
         return self._engine.guards.health()
 
     def spend(

@@ -23,6 +23,13 @@ TIMEOUT_S = 30.0
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 8.0
 
+# The longest vendor Retry-After honoured. Every vendor's 429 is about a per-minute limit (rpm,
+# tpm), which a minute refills whole, and the official SDKs stop honouring the header past a
+# minute or two (openai-python: two minutes). A longer wait ("Retry-After: 999999", a date in
+# year 9999, a confused gateway) would park a deployment for days: it is cut to this, counted
+# and shown in health(); a vendor still limiting after it answers 429 again.
+MAX_RETRY_AFTER_S = 60.0
+
 # The largest response body read into memory. Real chat completions are kilobytes; a body past
 # this is a misrouted download or a runaway server, and is refused with ResponseFormatError.
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from guardedllm import Policy, Registry
+from guardedllm import Policy, Registry, defaults
 from guardedllm.errors import (
     AllRoutesFailedError,
     AuthenticationError,
@@ -26,7 +26,8 @@ from guardedllm.errors import (
 )
 from guardedllm.testing import FakeProvider
 from guardedllm.types import ChatCompletion
-from support import ENVIRON, Call, Streamed, make_call
+from session import VirtualClock, open_session
+from support import ENVIRON, Call, Streamed, config_text, make_call
 
 MESSAGES = [{"role": "user", "content": "Hello there"}]
 OPENAI_ID = "gpt-4o-mini-2024-07-18"
@@ -148,8 +149,90 @@ def test_retry_after_past_the_deadline_fails_at_once(
     with pytest.raises(RateLimitedError) as caught:
         call(model="gpt-4o-mini", messages=MESSAGES)
     assert time.monotonic() - started < 2
-    assert caught.value.retry_after == 3600
+    # The hour asked for is cut to the cap: that is the wait the deployment is held back.
+    assert caught.value.retry_after == defaults.MAX_RETRY_AFTER_S
+    assert "asked to wait 3600 s (cut to 60 s" in str(caught.value)
+    assert isinstance(caught.value.__cause__, RateLimitedError)
+    assert caught.value.__cause__.retry_after == 3600  # the vendor's own figure, kept
     assert len(fake_provider.requests) == 1
+
+
+# A Retry-After no client should honour, as sent: a wait of eleven days, a date in year 9999.
+ENDLESS_WAITS = {
+    "seconds": 999_999,
+    "year-9999": "Fri, 31 Dec 9999 23:59:59 GMT",
+}
+
+
+@pytest.mark.parametrize("asked", list(ENDLESS_WAITS.values()), ids=list(ENDLESS_WAITS))
+def test_an_endless_retry_after_holds_the_deployment_back_for_the_cap_only(
+    driver: str, registry: Registry, fake_provider: FakeProvider, asked: float | str
+) -> None:
+    clock = VirtualClock()
+    fake_provider.script(model=OPENAI_ID, status=429, retry_after=asked, times=1)
+    with open_session(driver, registry, **clock.client_kwargs(driver)) as session:
+        limited = session.outcome(model="gpt-4o-mini", messages=MESSAGES)
+        held = session.client.health()["gpt-4o-mini"]
+        refused = session.outcome(model="gpt-4o-mini", messages=MESSAGES)
+        clock.advance(defaults.MAX_RETRY_AFTER_S)
+        freed = session.client.health()["gpt-4o-mini"]
+        answered = session.create(model="gpt-4o-mini", messages=MESSAGES)
+
+    # The 10 s deadline cannot hold the 60 s kept: the call fails at once, with that wait.
+    assert isinstance(limited, RateLimitedError)
+    assert limited.retry_after == defaults.MAX_RETRY_AFTER_S
+    # health() says the deployment is held back, by the vendor, how long, and that it was cut.
+    assert not held.available
+    assert held.paused is not None
+    assert held.paused.until == pytest.approx(clock.now())
+    assert held.paused.retry_after.wait_s == defaults.MAX_RETRY_AFTER_S
+    assert held.paused.retry_after.asked_s > 900_000
+    assert held.paused.retry_after.capped
+    assert held.breaker.state == "closed"
+    assert held.unavailable is None
+    # Meanwhile calls are refused locally; once the cap has passed, the deployment answers.
+    assert isinstance(refused, RateLimitedError)
+    assert "Retry-After" in str(refused)
+    assert freed.available
+    assert freed.paused is None
+    assert [a.outcome for a in answered.guard.attempts] == ["ok"]
+    assert len(fake_provider.requests) == 2
+    assert clock.sleeps == []
+
+
+@pytest.mark.parametrize("asked", ["inf", "nan", "-5", "1e400"])
+def test_a_retry_after_that_is_no_wait_is_ignored(
+    driver: str, registry: Registry, fake_provider: FakeProvider, asked: str
+) -> None:
+    clock = VirtualClock()
+    fake_provider.script(model=OPENAI_ID, status=429, retry_after=asked, times=1)
+    with open_session(driver, registry, **clock.client_kwargs(driver)) as session:
+        response = session.create(model="gpt-4o-mini", messages=MESSAGES)
+        health = session.client.health()["gpt-4o-mini"]
+
+    # Retried after the engine's own backoff (no jitter in these tests: nothing to sleep).
+    assert outcomes(response) == [("gpt-4o-mini", "error", 429), ("gpt-4o-mini", "ok", 200)]
+    assert clock.sleeps == [0.0]
+    assert health.available
+    assert health.paused is None
+
+
+def test_the_retry_after_cap_is_a_default_of_the_config(
+    driver: str, fake_provider: FakeProvider
+) -> None:
+    text = config_text(fake_provider).replace(
+        "timeout_s = 5\n", "timeout_s = 5\nmax_retry_after_s = 2.5\n", 1
+    )
+    registry = Registry.from_toml_text(text)
+    assert registry.defaults.max_retry_after_s == 2.5
+    clock = VirtualClock()
+    fake_provider.script(model=OPENAI_ID, status=429, retry_after=3600, times=1)
+    with open_session(driver, registry, **clock.client_kwargs(driver)) as session:
+        response = session.create(model="gpt-4o-mini", messages=MESSAGES)
+
+    # 2.5 s fit the 10 s deadline: slept, and the retry answered.
+    assert clock.sleeps == [2.5]
+    assert outcomes(response) == [("gpt-4o-mini", "error", 429), ("gpt-4o-mini", "ok", 200)]
 
 
 def test_a_hang_is_cut_by_the_deadline(

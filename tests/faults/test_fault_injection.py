@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from guardedllm import Policy
+from guardedllm import Policy, defaults
 from guardedllm.errors import (
     AllRoutesFailedError,
     CircuitOpenError,
@@ -275,12 +275,12 @@ def test_a_retry_after_past_the_deadline_fails_at_once(
 
     outcome = session.call(**ASK)
     assert isinstance(outcome.error, RateLimitedError)
-    assert outcome.error.retry_after == 3600
+    assert outcome.error.retry_after == defaults.MAX_RETRY_AFTER_S  # the hour, cut to the cap
     assert outcome.elapsed_s < 1
     assert len(fake_provider.requests) == 1
     assert session.sleeps == []
 
-    # Later callers find the deployment paused for the hour and fail locally, as fast.
+    # Later callers find the deployment paused for that minute and fail locally, as fast.
     later = session.gather(4, concurrency=4, **ASK)
     assert all(isinstance(o.error, RateLimitedError) for o in later)
     assert all(o.sent == 0 and o.elapsed_s < 1 for o in later)

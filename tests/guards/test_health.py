@@ -5,6 +5,8 @@ from __future__ import annotations
 from guardedllm.guards import (
     BreakerConfig,
     CircuitBreaker,
+    RateLimiter,
+    RetryAfter,
     RetryBudget,
     RetryBudgetConfig,
     UnavailableMarks,
@@ -44,3 +46,28 @@ def test_health_combines_breaker_budget_and_mark_without_changing_them() -> None
     assert later.breaker.state == "half_open"
     assert later.available
     assert breaker.acquire("d", 11.0).transition is not None
+
+
+def test_health_shows_a_vendor_retry_after_holding_calls_back() -> None:
+    backend = MemoryBackend()
+    guards = {
+        "breaker": CircuitBreaker(backend, BreakerConfig(), random=lambda: 0.0),
+        "budget": RetryBudget(backend, RetryBudgetConfig()),
+        "marks": UnavailableMarks(backend),
+        "limiter": RateLimiter(backend),
+    }
+    asked = RetryAfter.honour(86_400.0, cap_s=60.0)
+    assert asked is not None
+    guards["limiter"].pause("d", asked, now=0.0)
+
+    held = deployment_health("d", 59.0, **guards)
+    assert not held.available
+    assert held.paused is not None
+    assert (held.paused.until, held.paused.retry_after.asked_s) == (60.0, 86_400.0)
+    assert held.paused.retry_after.wait_s == 60.0
+    assert held.paused.retry_after.capped
+    assert held.breaker.state == "closed"
+    assert held.unavailable is None
+    assert deployment_health("d", 60.0, **guards).available
+    assert deployment_health("d", 60.0, **guards).paused is None
+    assert deployment_health("other", 1.0, **guards).available

@@ -15,7 +15,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invaria
 from guardedllm import defaults
 from guardedllm.errors import RateLimitedError
 from guardedllm.estimate import count_chat_tokens, get_encoding
-from guardedllm.guards import RateDecision, RateLimiter
+from guardedllm.guards import RateDecision, RateLimiter, RetryAfter, VendorPause
 from guardedllm.state import MemoryBackend
 
 ANTHROPIC_AT = 1_755_780_060.0  # 2025-08-21T12:41:00Z
@@ -468,16 +468,49 @@ def test_threads_on_a_moving_clock_stay_within_the_rate() -> None:
     assert granted[0] <= 600 + 10 * clock[0] + 1e-6
 
 
+def wait(seconds: float, *, cap_s: float = 60.0) -> RetryAfter:
+    honoured = RetryAfter.honour(seconds, cap_s=cap_s)
+    assert honoured is not None
+    return honoured
+
+
 def test_a_retry_after_pause_holds_every_caller_back_until_it_ends() -> None:
     limiter = RateLimiter(MemoryBackend())
     assert limiter.acquire("gpt", rpm=None, tpm=None, tokens=10, now=0.0).granted
-    limiter.pause("gpt", until=2.0, now=0.0)
+    limiter.pause("gpt", wait(2.0), now=0.0)
     held = limiter.acquire("gpt", rpm=None, tpm=None, tokens=10, now=0.5)
     assert not held.granted
     assert held.limited_by == "retry-after"
     assert held.wait_s == pytest.approx(1.5, abs=1e-3)
     assert "Retry-After" in str(held.error(deployment="gpt", deadline_left_s=1.0))
-    limiter.pause("gpt", until=1.0, now=0.6)  # a shorter pause never cuts a longer one short
+    limiter.pause("gpt", wait(0.4), now=0.6)  # a shorter pause never cuts a longer one short
     assert not limiter.acquire("gpt", rpm=None, tpm=None, tokens=10, now=1.5).granted
     assert limiter.acquire("gpt", rpm=None, tpm=None, tokens=10, now=2.0).granted
     assert limiter.acquire("other", rpm=None, tpm=None, tokens=10, now=0.5).granted
+
+
+@pytest.mark.parametrize(
+    ("asked", "kept"),
+    [(0.0, 0.0), (2.5, 2.5), (60.0, 60.0), (60.5, 60.0), (999_999.0, 60.0), (math.inf, 60.0)],
+)
+def test_a_retry_after_is_honoured_up_to_the_cap(asked: float, kept: float) -> None:
+    honoured = RetryAfter.honour(asked, cap_s=60.0)
+    assert honoured == RetryAfter(asked_s=asked, wait_s=kept)
+    assert honoured.capped is (asked > 60.0)
+
+
+@pytest.mark.parametrize("asked", [None, -1.0, math.nan])
+def test_a_wait_that_is_no_number_of_seconds_is_no_wait(asked: float | None) -> None:
+    assert RetryAfter.honour(asked, cap_s=60.0) is None
+
+
+def test_the_pause_of_a_capped_retry_after_ends_at_the_cap_and_says_so() -> None:
+    limiter = RateLimiter(MemoryBackend())
+    pause = limiter.pause("gpt", wait(999_999.0), now=10.0)
+    assert pause == VendorPause(until=70.0, retry_after=RetryAfter(asked_s=999_999.0, wait_s=60.0))
+    assert limiter.paused("gpt", now=69.0) == pause
+    held = limiter.acquire("gpt", rpm=None, tpm=None, tokens=10, now=10.0)
+    assert (held.limited_by, held.wait_s) == ("retry-after", about(60.0))
+    assert limiter.paused("gpt", now=70.0) is None
+    assert limiter.acquire("gpt", rpm=None, tpm=None, tokens=10, now=70.0).granted
+    assert limiter.paused("other", now=10.0) is None

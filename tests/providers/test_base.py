@@ -1,11 +1,14 @@
-"""The request builder every wire format shares: the same request httpx.Request builds."""
+"""What every wire format shares: the request builder (the same request httpx.Request builds)
+and the reading of Retry-After."""
 
 from __future__ import annotations
+
+import math
 
 import httpx
 import pytest
 
-from guardedllm.providers.base import Target, post_request
+from guardedllm.providers.base import Target, post_request, retry_after_seconds
 
 
 def _target(base_url: str) -> Target:
@@ -49,3 +52,49 @@ def test_post_request_builds_what_httpx_request_builds(
 def test_a_header_httpx_cannot_encode_is_refused_as_httpx_refuses_it() -> None:
     with pytest.raises(UnicodeEncodeError):
         post_request(_target("https://x.example"), "p", headers=[("x-name", "é")], content=b"")
+
+
+# --------------------------------------------------------------------------- Retry-After
+
+NOW = 1_700_000_000.0  # 2023-11-14T22:13:20Z
+
+
+@pytest.mark.parametrize(
+    ("headers", "seconds"),
+    [
+        ({"retry-after": "7"}, 7.0),
+        ({"retry-after": " 2.5 "}, 2.5),
+        ({"retry-after": "0"}, 0.0),
+        ({"retry-after-ms": "1500", "retry-after": "7"}, 1.5),
+        ({"retry-after": "Tue, 14 Nov 2023 22:13:30 GMT"}, 10.0),
+        ({"retry-after": "Tue, 14 Nov 2023 22:13:00 GMT"}, 0.0),  # passed: no wait
+        # Faithful, however long: how much of it to honour is the guards' decision.
+        ({"retry-after": "999999"}, 999_999.0),
+        ({"retry-after": "Fri, 31 Dec 9999 23:59:59 GMT"}, 253_402_300_799.0 - NOW),
+        # Not a finite number of seconds: ignored, and the other header speaks.
+        ({"retry-after-ms": "inf", "retry-after": "3"}, 3.0),
+        ({"retry-after-ms": "nan", "retry-after": "3"}, 3.0),
+        ({"retry-after-ms": "-1", "retry-after": "3"}, 3.0),
+        ({"retry-after-ms": "soon", "retry-after": "3"}, 3.0),
+        ({"retry-after": "inf"}, None),
+        ({"retry-after": "-Infinity"}, None),
+        ({"retry-after": "NaN"}, None),
+        ({"retry-after": "1e400"}, None),
+        ({"retry-after": "9" * 400}, None),
+        ({"retry-after": "-5"}, None),
+        ({"retry-after": "Fri, 31 Dec 99999 23:59:59 GMT"}, None),  # no datetime holds it
+        ({"retry-after": "Mon, 32 Dec 2023 00:00:00 GMT"}, None),
+        ({"retry-after": "Fri, 31 Dec 9999 23:59:59 -0000"}, 253_402_300_799.0 - NOW),
+        ({"retry-after": "later"}, None),
+        ({}, None),
+    ],
+)
+def test_retry_after_is_the_vendors_wait_and_always_finite(
+    headers: dict[str, str], seconds: float | None
+) -> None:
+    parsed = retry_after_seconds(httpx.Headers(headers), now=NOW)
+    if seconds is None:
+        assert parsed is None
+    else:
+        assert parsed == pytest.approx(seconds, abs=1e-6)
+        assert math.isfinite(parsed)

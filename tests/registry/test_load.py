@@ -93,6 +93,13 @@ def test_valid_config_values() -> None:
     assert registry.routes["batch"].max_attempts is None
 
 
+def test_the_retry_after_cap_is_read_from_defaults(data: dict[str, Any]) -> None:
+    data["defaults"]["max_retry_after_s"] = 15
+    data.setdefault("env", {})["prod"]["defaults"] = {"max_retry_after_s": 2.5}
+    assert Registry.from_dict(data).defaults.max_retry_after_s == 15.0
+    assert Registry.from_dict(data, env="prod").defaults.max_retry_after_s == 2.5
+
+
 def test_empty_config_is_an_empty_registry() -> None:
     registry = Registry.from_dict({})
     assert registry.names() == []
@@ -478,7 +485,7 @@ def test_route_fallback_checked_even_when_other_fields_are_wrong(data: dict[str,
     assert {"routes.support.deadline_s", "routes.support.fallback"} <= set(load_problems(data))
 
 
-@pytest.mark.parametrize("field", ["deadline_s", "max_attempts", "timeout_s"])
+@pytest.mark.parametrize("field", ["deadline_s", "max_attempts", "timeout_s", "max_retry_after_s"])
 def test_defaults_must_be_positive(data: dict[str, Any], field: str) -> None:
     data["defaults"][field] = -1
     assert "must be > 0" in load_problems(data)[f"defaults.{field}"][0]

@@ -115,6 +115,9 @@ def test_defaults_come_from_the_defaults_module() -> None:
         deadline_s=defaults.DEADLINE_S,
         max_attempts=defaults.MAX_ATTEMPTS,
         timeout_s=defaults.TIMEOUT_S,
+        max_retry_after_s=defaults.MAX_RETRY_AFTER_S,
     )
     with pytest.raises(ValueError, match="max_attempts"):
         Defaults(max_attempts=0)
+    with pytest.raises(ValueError, match="max_retry_after_s"):
+        Defaults(max_retry_after_s=0)

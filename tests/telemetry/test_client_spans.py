@@ -26,6 +26,7 @@ from guardedllm.errors import (
     AllRoutesFailedError,
     AuthenticationError,
     BadRequestError,
+    RateLimitedError,
     StreamInterruptedError,
 )
 from guardedllm.guards import BreakerConfig, SpendBudget
@@ -335,6 +336,25 @@ def test_a_retry_is_a_second_attempt_span_and_a_retry_event(
     assert budgets["azure-4o"] == pytest.approx(10.0)
     assert len(fake_provider.requests) == 2
     assert [a.outcome for a in guard_of(response).attempts] == ["error", "ok"]
+
+
+def test_a_retry_after_past_the_cap_is_counted(
+    session: OpenSession, recorded: Recorded, fake_provider: FakeProvider
+) -> None:
+    fake_provider.script(model=OPENAI_ID, status=429, retry_after=999_999, times=1)
+    fake_provider.script(model=CLAUDE_ID, status=503, retry_after=1e9, times=1)
+    fake_provider.script(model=GEMINI_ID, status=429, retry_after=2, times=1)
+    client = session(clock=VirtualClock())
+    for deployment in ("gpt-4o-mini", "claude-haiku", "gemini-flash"):
+        with pytest.raises(RateLimitedError):
+            client.create(model=deployment, messages=MESSAGES, policy=Policy(deadline_s=1))
+
+    # One point per deployment whose vendor asked for more than max_retry_after_s (a 429 or
+    # any other status): the 2 s Retry-After was honoured as asked, and is not counted.
+    assert series(recorded, "guardedllm.retry_after.capped") == [
+        ({"guardedllm.deployment": "gpt-4o-mini"}, 1),
+        ({"guardedllm.deployment": "claude-haiku"}, 1),
+    ]
 
 
 def test_a_fallback_moves_to_the_next_deployment_with_a_fallback_event(

@@ -10,11 +10,12 @@ from guardedllm.engine._call import Call, Turn
 from guardedllm.engine._classify import breaker_outcome, classify
 from guardedllm.engine._refusals import wait_too_long
 from guardedllm.errors import GuardedLLMError, ModelNotFoundError, ProviderError, RateLimitedError
+from guardedllm.guards import RetryAfter
 
 if TYPE_CHECKING:
     from guardedllm.engine._engine import Engine
 
-__all__ = ["backoff", "failed", "note_failure"]
+__all__ = ["backoff", "failed", "note_failure", "vendor_wait"]
 
 
 def failed(
@@ -30,7 +31,9 @@ def failed(
     """Record a failed attempt; the backoff before retrying here, or None to move on.
     Raises when the call must end now."""
     now = engine.clock()
-    note_failure(engine, call, attempt, number=number, error=error, status=status, latency=latency)
+    retry_after = note_failure(
+        engine, call, attempt, number=number, error=error, status=status, latency=latency
+    )
     verdict = classify(error, engine.registry.provider_of(attempt.deployment).outcomes)
     if (
         verdict == "fail"
@@ -45,11 +48,10 @@ def failed(
         raise call.deadline_error()
     if verdict == "fallback" or number == call.settings.max_attempts:
         return None
-    wait = backoff(engine, number, error)
+    wait = backoff(engine, number, retry_after)
     if wait < remaining:
         return wait
-    retry_after = error.retry_after if isinstance(error, ProviderError) else None
-    if retry_after is not None and retry_after >= remaining:
+    if retry_after is not None and retry_after.wait_s >= remaining:
         if attempt.deployment is call.trying[-1]:
             raise wait_too_long(error, retry_after, remaining)
         call.reason = "retry_after_exceeds_deadline"
@@ -65,8 +67,9 @@ def note_failure(
     error: GuardedLLMError,
     status: int | None,
     latency: float,
-) -> None:
-    """What every guard learns from a failed attempt."""
+) -> RetryAfter | None:
+    """What every guard learns from a failed attempt. Returns the vendor's Retry-After as the
+    guards honour it (None: the vendor asked for no wait)."""
     now = engine.clock()
     name = attempt.deployment.name
     attempt.record_permit(engine.guards, breaker_outcome(error), latency, now, call.span)
@@ -79,13 +82,28 @@ def note_failure(
         engine.guards.marks.mark(
             name, until=now + defaults.UNAVAILABLE_S, reason=str(error), now=now
         )
-    if isinstance(error, RateLimitedError) and error.retry_after:
-        engine.guards.limiter.pause(name, until=now + error.retry_after, now=now)
+    retry_after = vendor_wait(engine, call, name, error)
+    if isinstance(error, RateLimitedError) and retry_after is not None and retry_after.wait_s:
+        engine.guards.limiter.pause(name, retry_after, now=now)
+    return retry_after
 
 
-def backoff(engine: Engine, retry: int, error: GuardedLLMError) -> float:
-    """Full-jitter exponential backoff, floored by the vendor's Retry-After."""
+def vendor_wait(
+    engine: Engine, call: Call, deployment: str, error: GuardedLLMError
+) -> RetryAfter | None:
+    """The wait ``error``'s vendor asked for (``Retry-After``, ``retry-after-ms``, Gemini's
+    ``retryDelay``) as the guards honour it: as asked up to ``[defaults] max_retry_after_s``,
+    and that long when it asked for more, which is counted. Every use of the wait — the backoff
+    floor, the deadline check, the pause of the deployment — takes this one."""
+    asked = error.retry_after if isinstance(error, ProviderError) else None
+    retry_after = RetryAfter.honour(asked, cap_s=engine.registry.defaults.max_retry_after_s)
+    if retry_after is not None and retry_after.capped:
+        call.span.retry_after_capped(deployment)
+    return retry_after
+
+
+def backoff(engine: Engine, retry: int, retry_after: RetryAfter | None) -> float:
+    """Full-jitter exponential backoff, floored by the vendor's Retry-After as honoured."""
     ceiling = min(defaults.BACKOFF_CAP_S, defaults.BACKOFF_BASE_S * 2.0 ** (retry - 1))
     wait = engine.random() * ceiling
-    retry_after = error.retry_after if isinstance(error, ProviderError) else None
-    return max(wait, retry_after) if retry_after is not None else wait
+    return max(wait, retry_after.wait_s) if retry_after is not None else wait

@@ -62,11 +62,17 @@ class Guards:
         telemetry.observe_spend_budgets(self._spend_headroom)
 
     def health(self) -> dict[str, DeploymentHealth]:
-        """Every deployment's breaker, retry budget and unavailable mark, read now."""
+        """Every deployment's breaker, retry budget, unavailable mark and vendor Retry-After,
+        read now."""
         now = self._clock()
         return {
             name: deployment_health(
-                name, now, breaker=self.breaker, budget=self.retry_budget, marks=self.marks
+                name,
+                now,
+                breaker=self.breaker,
+                budget=self.retry_budget,
+                marks=self.marks,
+                limiter=self.limiter,
             )
             for name in self._deployments
         }

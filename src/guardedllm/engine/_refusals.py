@@ -18,7 +18,7 @@ from guardedllm.errors import (
     RateLimitedError,
 )
 from guardedllm.estimate import Estimate
-from guardedllm.guards import Permit, Reservation
+from guardedllm.guards import Permit, Reservation, RetryAfter
 from guardedllm.registry import Deployment
 
 if TYPE_CHECKING:
@@ -109,15 +109,24 @@ def circuit_open(deployment: Deployment, permit: Permit) -> CircuitOpenError:
     )
 
 
-def wait_too_long(error: GuardedLLMError, wait: float, remaining: float) -> RateLimitedError:
+def wait_too_long(
+    error: GuardedLLMError, retry_after: RetryAfter, remaining: float
+) -> RateLimitedError:
+    """The error for a vendor wait past the deadline: ``retry_after`` is the wait kept (the
+    vendor's, or the cap when it asked for more), and the error's ``retry_after``."""
     status = error.status if isinstance(error, ProviderError) else None
     deployment = error.deployment if isinstance(error, ProviderError) else None
+    capped = (
+        f" (cut to {retry_after.wait_s:g} s: [defaults] max_retry_after_s)"
+        if retry_after.capped
+        else ""
+    )
     limited = RateLimitedError(
-        f"{deployment}: the provider asked to wait {wait:g} s, longer than the {remaining:.0f} s "
-        "left of the deadline, so the call failed at once. Retry later, raise deadline_s, or add "
-        "a fallback deployment.",
+        f"{deployment}: the provider asked to wait {retry_after.asked_s:g} s{capped}, longer "
+        f"than the {remaining:.0f} s left of the deadline, so the call failed at once. Retry "
+        "later, raise deadline_s, or add a fallback deployment.",
         status=status,
-        retry_after=wait,
+        retry_after=retry_after.wait_s,
         deployment=deployment,
     )
     limited.__cause__ = error

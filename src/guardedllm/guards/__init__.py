@@ -20,7 +20,7 @@ from guardedllm.guards.breaker import (
 )
 from guardedllm.guards.health import DeploymentHealth, deployment_health
 from guardedllm.guards.marks import Mark, UnavailableMarks
-from guardedllm.guards.ratelimit import RateDecision, RateLimiter
+from guardedllm.guards.ratelimit import RateDecision, RateLimiter, RetryAfter, VendorPause
 from guardedllm.guards.retry_budget import RetryBudget, RetryBudgetConfig
 from guardedllm.guards.spend import (
     Reservation,
@@ -42,6 +42,7 @@ __all__ = [
     "RateDecision",
     "RateLimiter",
     "Reservation",
+    "RetryAfter",
     "RetryBudget",
     "RetryBudgetConfig",
     "SpendBudget",
@@ -52,6 +53,7 @@ __all__ = [
     "UnavailableMarks",
     "VendorLimit",
     "VendorLimits",
+    "VendorPause",
     "deployment_health",
     "window_bounds",
 ]

@@ -15,6 +15,9 @@ Rules, which the tests check on virtual time, under hypothesis and with real thr
   see the slot in passing and wait a little longer than needed.
 - A request for more tokens than a whole minute's allowance can never be served: it is refused
   with ``wait_s = inf`` and nothing is taken.
+- A 429's Retry-After ``pause``s every caller of the deployment, for as long as the vendor asked
+  but never longer than the cap the caller passes (``RetryAfter.honour``): a vendor that asks
+  for days (``Retry-After: 999999``, a date in year 9999) must not park a deployment for days.
 - ``learn`` reads the vendor's own count from response headers and only ever lowers a bucket to
   it (another client sharing the vendor account spends from the same limit; our count already
   holds requests sent after that response was counted). When config sets no limit, the vendor's
@@ -22,12 +25,14 @@ Rules, which the tests check on virtual time, under hypothesis and with real thr
 
 ``now`` is the engine's monotonic clock; ``wall_now`` (Unix time) only reads Anthropic's absolute
 reset times. State keys: ``ratelimit:<deployment>:requests`` and ``...:tokens`` (buckets),
-``...:requests:limit`` and ``...:tokens:limit`` (adopted vendor limits).
+``...:requests:limit`` and ``...:tokens:limit`` (adopted vendor limits), ``...:paused-until``
+(a Retry-After in force).
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import math
 from collections.abc import Mapping
 from typing import Literal
@@ -40,7 +45,7 @@ from guardedllm.errors import RateLimitedError
 from guardedllm.guards._vendor_limits import VendorLimit, VendorLimits, read_limits
 from guardedllm.state.base import BucketTake, StateBackend
 
-__all__ = ["RateDecision", "RateLimiter"]
+__all__ = ["RateDecision", "RateLimiter", "RetryAfter", "VendorPause"]
 
 Kind = Literal["requests", "tokens"]
 
@@ -89,6 +94,52 @@ class RateDecision:
 _GRANTED = RateDecision(granted=True)
 
 
+@attrs.frozen(kw_only=True)
+class RetryAfter:
+    """A vendor's Retry-After as the guards honour it: ``asked_s`` is the wait the vendor asked
+    for, ``wait_s`` the wait kept, which is ``asked_s`` up to the cap and the cap beyond it."""
+
+    asked_s: float
+    wait_s: float
+
+    @property
+    def capped(self) -> bool:
+        """Whether the vendor asked for more than the cap (and got the cap)."""
+        return self.wait_s < self.asked_s
+
+    @classmethod
+    def honour(cls, asked_s: float | None, *, cap_s: float) -> RetryAfter | None:
+        """The wait to keep for a vendor that asked for ``asked_s`` (None: it asked for none):
+        at most ``cap_s``. A wait that is no number of seconds (nan, negative) is no wait."""
+        if not cap_s > 0:
+            raise ValueError(f"cap_s must be > 0 seconds; got {cap_s!r}")
+        if asked_s is None or not asked_s >= 0:
+            return None
+        return cls(asked_s=asked_s, wait_s=min(asked_s, cap_s))
+
+
+@attrs.frozen(kw_only=True)
+class VendorPause:
+    """A 429's Retry-After holding every call to a deployment back until ``until`` (on the
+    guards' clock): ``retry_after`` says what the vendor asked for and what is kept."""
+
+    until: float
+    retry_after: RetryAfter
+
+    def encode(self) -> str:
+        wait = self.retry_after
+        return json.dumps({"until": self.until, "asked_s": wait.asked_s, "wait_s": wait.wait_s})
+
+    @classmethod
+    def decode(cls, raw: str) -> VendorPause | None:
+        try:
+            data = json.loads(raw)
+            wait = RetryAfter(asked_s=float(data["asked_s"]), wait_s=float(data["wait_s"]))
+            return cls(until=float(data["until"]), retry_after=wait)
+        except (ValueError, TypeError, KeyError):
+            return None  # not ours, or from an incompatible version: as if absent
+
+
 def _check_limit(name: str, value: int | None) -> None:
     if value is not None and (isinstance(value, bool) or value < 1):
         raise ValueError(f"{name} must be a positive number per minute, or None; got {value!r}")
@@ -106,17 +157,31 @@ class RateLimiter:
     def __init__(self, backend: StateBackend) -> None:
         self._backend = backend
 
-    def pause(self, key: str, *, until: float, now: float) -> None:
-        """Hold every caller of ``key`` back until ``until``: the vendor answered 429 with a
-        Retry-After, which speaks for the deployment, not only for the caller that got it.
-        A later, longer pause wins; a shorter one never cuts a longer one short."""
+    def pause(self, key: str, retry_after: RetryAfter, *, now: float) -> VendorPause:
+        """Hold every caller of ``key`` back for ``retry_after.wait_s`` from ``now``: the vendor
+        answered 429 with a Retry-After, which speaks for the deployment, not only for the
+        caller that got it. A later, longer pause wins; a shorter one never cuts a longer one
+        short. Returns the pause in force."""
         name = _pause_key(key)
+        wanted = VendorPause(until=now + retry_after.wait_s, retry_after=retry_after)
+        if not math.isfinite(wanted.until):
+            raise ValueError(f"a pause needs a finite wait; got {retry_after!r}")
         for _ in range(4):  # a bounded compare-and-set loop; losing means a newer pause landed
             current = self._backend.value_get(name, now=now)
-            if current is not None and float(current) >= until:
-                return
-            if self._backend.value_cas(name, current, repr(until), expires_at=until, now=now):
-                return
+            held = VendorPause.decode(current) if current is not None else None
+            if held is not None and held.until >= wanted.until:
+                return held
+            if self._backend.value_cas(
+                name, current, wanted.encode(), expires_at=wanted.until, now=now
+            ):
+                return wanted
+        return self.paused(key, now=now) or wanted
+
+    def paused(self, key: str, *, now: float) -> VendorPause | None:
+        """The vendor's Retry-After holding ``key`` back at ``now``, if one is."""
+        raw = self._backend.value_get(_pause_key(key), now=now)
+        pause = VendorPause.decode(raw) if raw is not None else None
+        return pause if pause is not None and pause.until > now else None
 
     def acquire(
         self, key: str, *, rpm: int | None, tpm: int | None, tokens: int, now: float
@@ -125,11 +190,11 @@ class RateLimiter:
         _check_limit("rpm", rpm)
         _check_limit("tpm", tpm)
         _check_tokens("tokens", tokens)
-        paused = self._backend.value_get(_pause_key(key), now=now)
-        if paused is not None and float(paused) > now:
+        paused = self.paused(key, now=now)
+        if paused is not None:
             return self._refused(
                 "retry-after",
-                float(paused) - now,
+                paused.until - now,
                 "the provider answered 429 and asked every caller to wait.",
             )
         rpm = rpm if rpm is not None else self._learned(key, "requests", now)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import email.utils
 import functools
 import json
+import math
 from collections.abc import Mapping, Sequence
+from datetime import timezone
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
@@ -199,26 +201,40 @@ def retry_after_seconds(headers: httpx.Headers, *, now: float) -> float | None:
 
     ``retry-after-ms`` (OpenAI, Anthropic) is the most precise and wins; ``Retry-After`` may be
     delta-seconds or an HTTP-date (RFC 9110 §10.2.3), resolved against ``now`` (Unix time).
-    A negative or unparseable value is ignored rather than guessed at.
+    What comes back is the vendor's wait as sent, and always a finite number >= 0: a value that
+    is not one (``inf``, ``nan``, a negative number, a date no calendar holds, garbage) is
+    ignored rather than guessed at, and leaves the other header to speak. How much of a long
+    wait to honour is not the parser's call but the guards' (``[defaults] max_retry_after_s``).
     """
-    ms = headers.get("retry-after-ms")
-    if ms is not None:
-        try:
-            value = float(ms) / 1000.0
-        except ValueError:
-            value = -1.0
-        if value >= 0:
-            return value
+    waits = _seconds(headers.get("retry-after-ms"), unit_s=1e-3)
+    if waits is not None:
+        return waits
     raw = headers.get("retry-after")
     if raw is None:
         return None
-    raw = raw.strip()
+    seconds = _seconds(raw, unit_s=1.0)
+    return seconds if seconds is not None else _seconds_until(raw.strip(), now)
+
+
+def _seconds(text: str | None, *, unit_s: float) -> float | None:
+    """``text`` as a finite, non-negative number of ``unit_s`` seconds, in seconds, or None."""
+    if text is None:
+        return None
     try:
-        seconds = float(raw)
+        value = float(text) * unit_s
     except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(raw)
-        except (TypeError, ValueError, IndexError):
-            return None
-        seconds = max(0.0, when.timestamp() - now)
-    return seconds if seconds >= 0 else None
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+def _seconds_until(date: str, now: float) -> float | None:
+    """Seconds from ``now`` to the HTTP-date ``date`` (0 once it has passed), or None."""
+    try:
+        when = email.utils.parsedate_to_datetime(date)
+        if when.tzinfo is None:  # "-0000": an HTTP-date is always GMT, never local time
+            when = when.replace(tzinfo=timezone.utc)
+        at = when.timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError, OSError):
+        return None  # not a date, or one no datetime can hold (year 0, day 32, ...)
+    wait = at - now
+    return max(0.0, wait) if math.isfinite(wait) else None

@@ -301,3 +301,4 @@ class Defaults:
     deadline_s: float = attrs.field(default=defaults.DEADLINE_S, validator=_positive)
     max_attempts: int = attrs.field(default=defaults.MAX_ATTEMPTS, validator=_positive)
     timeout_s: float = attrs.field(default=defaults.TIMEOUT_S, validator=_positive)
+    max_retry_after_s: float = attrs.field(default=defaults.MAX_RETRY_AFTER_S, validator=_positive)

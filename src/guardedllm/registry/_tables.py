@@ -72,6 +72,7 @@ DEFAULTS_FIELDS = {
     "deadline_s": Field(type="number"),
     "max_attempts": Field(type="int"),
     "timeout_s": Field(type="number"),
+    "max_retry_after_s": Field(type="number"),
 }
 
 _PRICES = (
@@ -258,6 +259,13 @@ def read_defaults(table: Table, problems: Problems) -> Defaults | None:
     _check_positive(read, table, ["deadline_s"], "seconds a whole call may take", mine)
     _check_positive(read, table, ["max_attempts"], "attempts per deployment, at least 1", mine)
     _check_positive(read, table, ["timeout_s"], "seconds one HTTP attempt may take", mine)
+    _check_positive(
+        read,
+        table,
+        ["max_retry_after_s"],
+        "the longest wait a vendor's Retry-After may impose on a deployment, in seconds",
+        mine,
+    )
     problems.extend(mine)
     if mine:
         return None

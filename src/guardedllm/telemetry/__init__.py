@@ -14,7 +14,8 @@ What one call emits:
     gen_ai.client.operation.duration, gen_ai.client.token.usage,
     gen_ai.client.operation.time_to_first_chunk (streams)          per call
     guardedllm.attempt.duration, guardedllm.attempts               per attempt
-    guardedllm.retries, guardedllm.fallbacks, guardedllm.cost      as they happen
+    guardedllm.retries, guardedllm.fallbacks, guardedllm.cost,
+    guardedllm.retry_after.capped                                  as they happen
     guardedllm.breaker.state, guardedllm.retry_budget.available,
     guardedllm.spend_budget.remaining                              gauges, from callbacks
 

@@ -131,6 +131,12 @@ class CallSpan:
             return
         self._span.add_event(name, attributes)
 
+    def retry_after_capped(self, deployment: str) -> None:
+        """A vendor asked ``deployment``'s callers to wait longer than the guards honour
+        (``guardedllm.retry_after.capped``)."""
+        if self._instruments is not None:
+            self._instruments.retry_after_capped.add(1, {sc.GUARDEDLLM_DEPLOYMENT: deployment})
+
     def mark_shadow(self, route: str) -> None:
         """Mark this call as a shadow copy of a call to ``route`` (``guardedllm.shadow.of``)."""
         if not self._ended and self._span.is_recording():

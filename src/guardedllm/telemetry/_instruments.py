@@ -81,6 +81,12 @@ class Instruments:
         self.cost = meter.create_counter(
             sc.METRIC_COST, unit=sc.UNIT_USD, description="Cost of completed calls, in USD."
         )
+        self.retry_after_capped = meter.create_counter(
+            sc.METRIC_RETRY_AFTER_CAPPED,
+            unit="{response}",
+            description="Vendor answers whose Retry-After asked for longer than "
+            "max_retry_after_s, and were held to it.",
+        )
         self._breakers: list[BreakerSource] = []
         self._retry_budgets: list[BudgetSource] = []
         self._spend_budgets: list[BudgetSource] = []

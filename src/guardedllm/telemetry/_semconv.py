@@ -113,6 +113,7 @@ METRIC_COST: Final = "guardedllm.cost"
 METRIC_BREAKER_STATE: Final = "guardedllm.breaker.state"
 METRIC_RETRY_BUDGET: Final = "guardedllm.retry_budget.available"
 METRIC_SPEND_BUDGET: Final = "guardedllm.spend_budget.remaining"
+METRIC_RETRY_AFTER_CAPPED: Final = "guardedllm.retry_after.capped"
 
 # Currency is not a UCUM unit; the OpenTelemetry unit rules put such units in curly braces.
 UNIT_USD: Final = "{USD}"
