@@ -103,6 +103,28 @@ def test_check_reports_an_unreadable_file(capsys: pytest.CaptureFixture[str]) ->
     assert "cannot read" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "nested",
+    ["[" * 100_000 + "]" * 100_000, "{ a = " * 100_000 + "1" + " }" * 100_000],
+    ids=["arrays", "inline-tables"],
+)
+def test_check_refuses_a_config_nested_too_deep_without_a_traceback(
+    tmp_path: Path, nested: str
+) -> None:
+    path = write(tmp_path, MISMATCH + f"\n[routes.deep]\nfallback = {nested}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "guardedllm.cli", "check", path],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "(syntax): nests tables or arrays more than 32 levels deep" in result.stderr
+    assert path in result.stderr
+
+
 def smoke_config(tmp_path: Path, fake: FakeProvider) -> str:
     text = config_text(fake) + '\n[models.gpt-next]\nprovider = "openai"\nmodel = "gpt-next"\n'
     text += (

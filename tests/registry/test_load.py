@@ -126,6 +126,57 @@ def test_toml_syntax_error_gives_line_and_column() -> None:
     assert exc.value.source == "app.toml"
 
 
+DEEP = 100_000
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x = " + "[" * DEEP + "]" * DEEP,
+        "x = " + "{ a = " * DEEP + "1" + " }" * DEEP,
+        "[aliases]\nchat = " + "[" * DEEP,  # never closed
+    ],
+    ids=["arrays", "inline-tables", "unclosed"],
+)
+def test_nesting_too_deep_for_the_parser_is_a_config_error(text: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        Registry.from_toml_text(text, source="deep.toml")
+    (problem,) = exc.value.problems
+    assert problem.key == "(syntax)"
+    assert "levels deep" in problem.message
+    assert "brackets or braces left open" in problem.message
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("x = " + "[" * 40 + "]" * 40, "x" + "[0]" * 31),
+        ("a." * 500 + "b = 1", ".".join(["a"] * 32)),
+        ("[" + "a." * 500 + "b]\nc = 1", ".".join(["a"] * 32)),
+        ("[routes.r]\nfallback = " + "[" * 40 + "]" * 40, "routes.r.fallback" + "[0]" * 29),
+    ],
+    ids=["arrays", "dotted-key", "table-header", "in-a-table"],
+)
+def test_nesting_deeper_than_any_setting_is_refused_where_it_is(text: str, key: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        Registry.from_toml_text(text)
+    assert problems_of(exc) == {
+        key: [
+            "nests tables or arrays more than 32 levels deep, deeper than any setting goes: "
+            "look for brackets or braces left open, or remove it"
+        ]
+    }
+
+
+def test_data_nested_without_end_is_a_config_error() -> None:
+    data: dict[str, Any] = {"aliases": {}}
+    data["aliases"]["chat"] = data  # a cycle: no TOML file holds one, a caller's dict may
+    with pytest.raises(ConfigError) as exc:
+        Registry.from_dict(data)
+    (key,) = problems_of(exc)
+    assert key.startswith("aliases.chat.aliases.chat.")
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as exc:
         Registry.from_toml(tmp_path / "nope.toml")

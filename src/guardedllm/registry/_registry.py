@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 
 from guardedllm.errors import ConfigError, ConfigProblem, ModelNotFoundError
-from guardedllm.registry._check import did_you_mean
+from guardedllm.registry._check import did_you_mean, dotted
 from guardedllm.registry._environments import compare_views
 from guardedllm.registry._load import load
 from guardedllm.registry._model import Defaults, Deployment, ProviderConfig, Route
@@ -40,14 +40,49 @@ def _names(value: Iterable[str]) -> tuple[str, ...]:
     return tuple(value)
 
 
+# How deep tables and arrays may nest. The deepest value a config has (a tag of a route rule in
+# an environment: env.NAME.routes.NAME.rules[0].when.tags.KEY) is 8 levels down; 32 leaves room
+# for keys to come and stays far below Python's recursion limit, which a deeper document would
+# reach in the TOML parser or in ``_plain`` (RecursionError instead of a ConfigError).
+_MAX_DEPTH = 32
+
+
+def _too_deep(data: Any) -> str | None:
+    """The key of the first value nested more than ``_MAX_DEPTH`` tables or arrays down in
+    ``data``, or None. Walked without recursion, so any depth (or a cycle) is found."""
+    pending: list[tuple[Any, str, int]] = [(data, "", 0)]
+    while pending:
+        value, key, depth = pending.pop()
+        if isinstance(value, Mapping):
+            inner = [(item, dotted(key, str(name))) for name, item in value.items()]
+        elif isinstance(value, (list, tuple)):
+            inner = [(item, f"{key}[{index}]") for index, item in enumerate(value)]
+        else:
+            continue
+        if depth == _MAX_DEPTH and inner:
+            return key
+        pending.extend((item, where, depth + 1) for item, where in inner)
+    return None
+
+
 def _plain(value: Any) -> Any:
     """A fresh copy of TOML-shaped data as dicts and lists, whatever mapping and sequence types
-    a caller of ``from_dict`` used: later edits to the caller's objects cannot reach it."""
+    a caller of ``from_dict`` used: later edits to the caller's objects cannot reach it. The
+    data has been checked to nest at most ``_MAX_DEPTH`` levels."""
     if isinstance(value, Mapping):
         return {key: _plain(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(item) for item in value]
     return value
+
+
+def _too_deep_error(key: str, source: str | None) -> ConfigError:
+    problem = ConfigProblem(
+        key=key,
+        message=f"nests tables or arrays more than {_MAX_DEPTH} levels deep, deeper than any "
+        "setting goes: look for brackets or braces left open, or remove it",
+    )
+    return ConfigError([problem], source=source)
 
 
 def _parse_toml(text: str, source: str) -> dict[str, Any]:
@@ -59,6 +94,8 @@ def _parse_toml(text: str, source: str) -> dict[str, Any]:
             key="(syntax)", message=f"not valid TOML: {exc}; fix the file at that position"
         )
         raise ConfigError([problem], source=source) from None
+    except RecursionError:  # arrays or inline tables hundreds deep: the parser recurses
+        raise _too_deep_error("(syntax)", source) from None
     return data
 
 
@@ -109,6 +146,9 @@ class Registry:
                 key="(top level)", message="must be a table of sections like [models.NAME]"
             )
             raise ConfigError([problem], source=source)
+        deep = _too_deep(data)
+        if deep is not None:
+            raise _too_deep_error(deep or "(top level)", source)
         data = _plain(data)
         loaded = load(data, env=env, source=source)
         built = loaded.built
