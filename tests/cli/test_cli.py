@@ -125,6 +125,39 @@ def test_check_refuses_a_config_nested_too_deep_without_a_traceback(
     assert path in result.stderr
 
 
+def test_check_refuses_at_once_every_value_that_would_break_the_first_call(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = (
+        MISMATCH.replace(
+            'kind = "openai"\n',
+            'kind = "openai"\nheaders = { "X-Team:" = "search", X-Owner = "Zoë" }\n'
+            'base_url = "https://api.openai.com/v1?key=sk-hidden-0123456789abcdef"\n',
+        ).replace("output_usd_per_mtok = 0.60", "output_usd_per_mtok = 6e11", 1)
+        + '\n[providers.google]\nkind = "gemini"\napi_version = "../v1"\n'
+        '\n[models.flash]\nprovider = "google"\nmodel = "../../files"\n'
+        'tokenizer = "o200k_base"\ncontext_window = 1000\nmax_output_tokens = 100\n'
+        "input_usd_per_mtok = 0.1\noutput_usd_per_mtok = 0.4\n"
+    )
+    path = tmp_path / "guardedllm.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())  # the BOM is read past, not reported
+
+    assert main(["check", str(path)]) == 1
+    err = capsys.readouterr().err
+    for key in (
+        'providers.openai.headers."X-Team:"',
+        "providers.openai.headers.X-Owner",
+        "providers.openai.base_url",
+        "providers.google.api_version",
+        "models.flash.model",
+        "models.gpt-4o-mini.output_usd_per_mtok",
+    ):
+        assert f"  - {key}: " in err
+    assert "6 config problems" in err
+    assert "sk-hidden" not in err
+    assert "Zoë" not in err
+
+
 def smoke_config(tmp_path: Path, fake: FakeProvider) -> str:
     text = config_text(fake) + '\n[models.gpt-next]\nprovider = "openai"\nmodel = "gpt-next"\n'
     text += (

@@ -377,6 +377,156 @@ def test_base_url_with_credentials(data: dict[str, Any]) -> None:
     assert "hunter2" not in str(exc.value)
 
 
+# What passed loading and then broke the first call, or sent it elsewhere on the vendor's host.
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["équipe", "search\r\nX-Injected: 1", "search\n", "tab\x00null", "\x7f"],
+    ids=["non-ascii", "crlf", "newline", "nul", "del"],
+)
+def test_a_header_value_http_cannot_send_is_refused(data: dict[str, Any], value: str) -> None:
+    data["providers"]["local"]["headers"] = {"X-Team": value}
+    message = load_problems(data)["providers.local.headers.X-Team"][0]
+    assert message.startswith("must be printable ASCII text, without line breaks")
+    assert value not in message
+
+
+@pytest.mark.parametrize("name", ["X-Team:", "X Team", "X-Téam", "", "X-Team\n"])
+def test_a_header_name_that_is_no_http_token_is_refused(data: dict[str, Any], name: str) -> None:
+    data["providers"]["local"]["headers"] = {name: "search", "X-Ok": "fine 'quoted' \t text"}
+    problems = load_problems(data)
+    (key,) = [k for k in problems if k.startswith("providers.local.headers.")]
+    assert problems[key] == [
+        "is not an HTTP header name: use only letters, digits and - (no colon, space or other "
+        "punctuation), like X-Team"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("url", "wrong"),
+    [
+        ("https://api.example.com/v1\r\n", "must not hold spaces, line breaks"),
+        ("https://api.example.com/v1\n", "must not hold spaces, line breaks"),
+        ("https://api.example.com/ v1", "must not hold spaces, line breaks"),
+        ("https://api.example.com/v1?key=abcdef", "must not have a query (?...) or fragment"),
+        ("https://api.example.com/v1?", "must not have a query (?...) or fragment"),
+        ("https://api.example.com/v1#k=abcdef", "must not have a query (?...) or fragment"),
+        ("https://token123@api.example.com/v1", "holds credentials"),
+        ("https://api.example.com:99999/v1", "is not a valid URL"),
+        ("https://api.example.com:port/v1", "is not a valid URL"),
+        ("http://[::1/v1", "is not a valid URL"),
+    ],
+)
+def test_a_base_url_that_cannot_be_sent_to_or_would_print_a_secret_is_refused(
+    data: dict[str, Any], url: str, wrong: str
+) -> None:
+    data["providers"]["local"]["base_url"] = url
+    message = load_problems(data)["providers.local.base_url"][0]
+    assert message.startswith(wrong)
+    assert "abcdef" not in message
+    assert "token123" not in message
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://api.example.com", "http://127.0.0.1:8000/v1/", "https://bücher.example/v1%20x"],
+)
+def test_a_base_url_with_a_host_port_and_path_is_fine(data: dict[str, Any], url: str) -> None:
+    data["providers"]["local"]["base_url"] = url
+    assert Registry.from_dict(data).providers["local"].base_url == url
+
+
+@pytest.mark.parametrize(
+    ("provider", "model"),
+    [
+        ("google", "../../v1/files"),
+        ("google", "gemini-2.0-flash/../../files"),
+        ("google", "gemini-2.0-flash?alt=media"),
+        ("google", "gemini-2.0-flash#x"),
+        ("google", "gemini 2.0"),
+        ("google", "gemini%2F..%2Ffiles"),
+        ("google", "tunedModels//x"),
+        ("google", "/tunedModels/x"),
+        ("google", "gemini\n"),
+        ("azure", ".."),
+        ("azure", "prod/deployment"),
+        ("azure", "prod deployment"),
+        ("azure", "prod\tdeployment"),
+    ],
+)
+def test_a_vendor_id_that_leaves_its_url_path_is_refused(
+    data: dict[str, Any], provider: str, model: str
+) -> None:
+    name = {"google": "gemini-flash", "azure": "azure-4o"}[provider]
+    data["models"][name]["model"] = model
+    message = load_problems(data)[f"models.{name}.model"][0]
+    assert message.startswith("goes into the URL path of every request")
+    assert "and no part may be . or .." in message
+
+
+def test_ids_that_stay_in_their_path_are_fine(data: dict[str, Any]) -> None:
+    data["models"]["gemini-flash"]["model"] = "tunedModels/support-bot-v2.1"
+    data["models"]["azure-4o"]["model"] = "gpt-4o_prod.2024-08"
+    data["models"]["llama"]["model"] = "meta-llama/Llama 3.1?8B#x"  # in the body, not the URL
+    registry = Registry.from_dict(data)
+    assert registry.models["gemini-flash"].model == "tunedModels/support-bot-v2.1"
+
+
+@pytest.mark.parametrize(
+    ("provider", "version"),
+    [
+        ("google", "../v1"),
+        ("google", "v1beta/models"),
+        ("google", ".."),
+        ("azure", "2024-10-21&x=1"),
+        ("anthropic", "2023-06-01\r\nX-Injected: 1"),
+    ],
+)
+def test_an_api_version_that_leaves_its_place_is_refused(
+    data: dict[str, Any], provider: str, version: str
+) -> None:
+    data["providers"][provider]["api_version"] = version
+    message = load_problems(data)[f"providers.{provider}.api_version"][0]
+    assert message.startswith("goes into the URL path of every request")
+    assert message.endswith("write the version exactly as it spells it")
+
+
+@pytest.mark.parametrize(
+    ("price", "value"),
+    [
+        ("output_usd_per_mtok", 1e12),
+        ("input_usd_per_mtok", 1e11),
+        ("cached_input_usd_per_mtok", 1e11),
+        ("reasoning_usd_per_mtok", 1e12),
+    ],
+)
+def test_a_price_past_what_a_spend_budget_can_count_is_refused(
+    data: dict[str, Any], price: str, value: float
+) -> None:
+    data["models"]["gpt-4o-mini"][price] = value
+    message = load_problems(data)[f"models.gpt-4o-mini.{price}"][0]
+    assert message.startswith("makes one call's worst case $")
+    assert "more than the $9,000,000 a spend budget can count" in message
+
+
+def test_the_dearest_price_a_spend_budget_can_count_is_fine(data: dict[str, Any]) -> None:
+    # 128000 input tokens and 16384 output tokens at these rates: $9,000,000 exactly.
+    gpt = data["models"]["gpt-4o-mini"]
+    gpt.update(input_usd_per_mtok=0.0, cached_input_usd_per_mtok=0.0)
+    gpt["output_usd_per_mtok"] = 9e6 * 1e6 / 16384
+    assert Registry.from_dict(data).models["gpt-4o-mini"].output_usd_per_mtok > 5e8
+    gpt["output_usd_per_mtok"] *= 1.001
+    assert "models.gpt-4o-mini.output_usd_per_mtok" in load_problems(data)
+
+
+def test_a_file_with_a_byte_order_mark_loads(tmp_path: Path) -> None:
+    path = tmp_path / "guardedllm.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + VALID_TOML.encode())
+    assert Registry.from_toml(path).models["gpt-4o-mini"].provider == "openai"
+    assert Registry.from_toml_text("\ufeff" + VALID_TOML).models == Registry.from_toml(path).models
+
+
 def test_provider_timeout_must_be_positive(data: dict[str, Any]) -> None:
     data["providers"]["google"]["timeout_s"] = 0
     assert "must be > 0" in load_problems(data)["providers.google.timeout_s"][0]

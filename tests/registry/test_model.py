@@ -66,6 +66,25 @@ def test_unknown_kind_refused() -> None:
         _provider(kind="bedrock")
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"base_url": "https://api.openai.com/v1?key=sk-abcdef"},
+        {"base_url": "https://api.openai.com/v1\r\n"},
+        {"base_url": "https://user@api.openai.com/v1"},
+        {"headers": {"X-Team:": "search"}},
+        {"headers": {"X-Team": "équipe"}},
+        {"headers": {"X-Team": "a\r\nb"}},
+        {"kind": "gemini", "api_version": "../v1"},
+    ],
+)
+def test_provider_refuses_what_it_could_not_send(overrides: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match=r"base_url|header|api_version") as caught:
+        _provider(**overrides)
+    assert "sk-abcdef" not in str(caught.value)
+    assert "équipe" not in str(caught.value)
+
+
 def _deployment(**overrides: object) -> Deployment:
     fields: dict[str, object] = {
         "name": "m",
@@ -97,6 +116,8 @@ def test_deployment_defaults() -> None:
         {"cached_input_usd_per_mtok": -0.1},
         {"capabilities": ["tools", "telepathy"]},
         {"rpm": 0},
+        {"output_usd_per_mtok": 1e12},  # a worst case no spend budget can count
+        {"reasoning_usd_per_mtok": 1e12},
     ],
 )
 def test_deployment_refuses_invalid_values(overrides: dict[str, object]) -> None:

@@ -121,11 +121,11 @@ def test_registry_is_read_only(registry: Registry) -> None:
         registry.env = "staging"  # type: ignore[misc]
 
 
-def _deployment(name: str, provider: str = "p") -> Deployment:
+def _deployment(name: str, provider: str = "p", model: str | None = None) -> Deployment:
     return Deployment(
         name=name,
         provider=provider,
-        model=f"{name}-id",
+        model=model if model is not None else f"{name}-id",
         tokenizer="cl100k_base",
         context_window=8192,
         max_output_tokens=1024,
@@ -136,6 +136,18 @@ def _deployment(name: str, provider: str = "p") -> Deployment:
 
 def _provider() -> ProviderConfig:
     return ProviderConfig(name="p", kind="openai", base_url="https://api.openai.com/v1")
+
+
+@pytest.mark.parametrize(
+    ("kind", "model"),
+    [("gemini", "../../v1/files"), ("azure-openai", "a/b"), ("azure-openai", "..")],
+)
+def test_hand_built_registry_refuses_an_id_that_leaves_its_url_path(kind: str, model: str) -> None:
+    provider = ProviderConfig(
+        name="p", kind=kind, base_url="https://vendor.example", api_version="v1"
+    )
+    with pytest.raises(ValueError, match="URL path"):
+        Registry(providers={"p": provider}, models={"m": _deployment("m", model=model)})
 
 
 def test_hand_built_registry_resolves() -> None:

@@ -247,14 +247,19 @@ def _check_rule_capabilities(
             )
 
 
+def _kind_of(provider: Table) -> str | None:
+    """A provider table's kind as written, even when the table has other problems: what its
+    models' ids are checked against."""
+    kind = provider.values.get("kind")
+    return kind if isinstance(kind, str) else None
+
+
 def _build(layer: Layer, problems: Problems) -> Built | None:
     """The values of ``layer``, or None when any check added a problem."""
     mine = Problems()
     providers = {name: read_provider(name, table, mine) for name, table in layer.providers.items()}
-    models = {
-        name: read_model(name, table, list(layer.providers), mine)
-        for name, table in layer.models.items()
-    }
+    kinds = {name: _kind_of(table) for name, table in layer.providers.items()}
+    models = {name: read_model(name, table, kinds, mine) for name, table in layer.models.items()}
     routes = {name: read_route(name, table, mine) for name, table in layer.routes.items()}
     defaults = read_defaults(layer.defaults, mine)
     aliases = _check_aliases(layer, mine)

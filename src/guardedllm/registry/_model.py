@@ -21,6 +21,12 @@ from typing import Any
 import attrs
 
 from guardedllm import defaults
+from guardedllm.registry._http import (
+    base_url_problem,
+    header_name_problem,
+    header_value_problem,
+    path_id_problem,
+)
 
 __all__ = [
     "CAPABILITIES",
@@ -35,6 +41,8 @@ __all__ = [
     "Route",
     "RouteRule",
     "ShadowSetting",
+    "worst_call_usd",
+    "worst_call_usd_bound",
 ]
 
 PROVIDER_KINDS = frozenset({"openai", "openai-compatible", "azure-openai", "anthropic", "gemini"})
@@ -78,6 +86,51 @@ def _positive(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> N
         raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
 
 
+def worst_call_usd(
+    *,
+    context_window: int,
+    max_output_tokens: int,
+    input_usd_per_mtok: float,
+    output_usd_per_mtok: float,
+    cached_input_usd_per_mtok: float | None = None,
+    reasoning_usd_per_mtok: float | None = None,
+) -> float:
+    """The most one call to a deployment can cost, in USD: a whole context window of input and
+    every output token it allows, each at the dearest rate that may apply to it. No estimate's
+    worst case (``Estimate.cost_usd_max``) is above it."""
+    input_rate = max(input_usd_per_mtok, cached_input_usd_per_mtok or 0.0)
+    output_rate = max(output_usd_per_mtok, reasoning_usd_per_mtok or 0.0)
+    return (context_window * input_rate + max_output_tokens * output_rate) / 1_000_000
+
+
+def worst_call_usd_bound() -> float:
+    """The largest worst case a call may have: what the spend ledger can reserve at once. Read
+    when a deployment is checked, not imported with the registry: the guards load with the
+    first client."""
+    from guardedllm.guards.spend import MAX_BUDGET_USD
+
+    return MAX_BUDGET_USD
+
+
+def _sendable_url(_: Any, attribute: attrs.Attribute[str], value: str) -> None:
+    wrong = base_url_problem(value)
+    if wrong is not None:
+        raise ValueError(f"{attribute.name} {wrong}")
+
+
+def _sendable_headers(_: Any, __: attrs.Attribute[Any], value: Mapping[str, str]) -> None:
+    for name, text in value.items():
+        wrong = header_name_problem(name) or header_value_problem(text)
+        if wrong is not None:
+            raise ValueError(f"header {name!r} {wrong}")  # never the value: it may be a secret
+
+
+def _path_segment(_: Any, attribute: attrs.Attribute[str | None], value: str | None) -> None:
+    wrong = path_id_problem(value) if value is not None else None
+    if wrong is not None:
+        raise ValueError(f"{attribute.name} {wrong}")
+
+
 def _known_capabilities(_: Any, attribute: attrs.Attribute[Any], value: frozenset[str]) -> None:
     unknown = value - CAPABILITIES
     if unknown:
@@ -95,11 +148,15 @@ class ProviderConfig:
 
     name: str
     kind: str = attrs.field(validator=attrs.validators.in_(PROVIDER_KINDS))
-    base_url: str
+    base_url: str = attrs.field(validator=_sendable_url)
     api_key_env: str | None = None
-    api_version: str | None = None
+    api_version: str | None = attrs.field(default=None, validator=_path_segment)
     headers: Mapping[str, str] = attrs.field(
-        factory=dict, converter=_frozen_mapping, repr=_header_names, hash=False
+        factory=dict,
+        converter=_frozen_mapping,
+        validator=_sendable_headers,
+        repr=_header_names,
+        hash=False,
     )
     timeout_s: float | None = attrs.field(default=None, validator=_positive)
     # Status -> "retry" | "fallback" | "fail", over the engine's table, for a vendor whose
@@ -144,6 +201,22 @@ class Deployment:
         if value > self.context_window:
             raise ValueError(
                 f"max_output_tokens ({value}) exceeds context_window ({self.context_window})"
+            )
+
+    def __attrs_post_init__(self) -> None:
+        worst = worst_call_usd(
+            context_window=self.context_window,
+            max_output_tokens=self.max_output_tokens,
+            input_usd_per_mtok=self.input_usd_per_mtok,
+            output_usd_per_mtok=self.output_usd_per_mtok,
+            cached_input_usd_per_mtok=self.cached_input_usd_per_mtok,
+            reasoning_usd_per_mtok=self.reasoning_usd_per_mtok,
+        )
+        if not worst <= worst_call_usd_bound():
+            raise ValueError(
+                f"deployment {self.name!r}: one call's worst case is ${worst:,.0f}, more than "
+                f"the ${worst_call_usd_bound():,.0f} a spend budget can count; prices are USD "
+                "per million tokens"
             )
 
 

@@ -19,6 +19,7 @@ import attrs
 from guardedllm.errors import ConfigError, ConfigProblem, ModelNotFoundError
 from guardedllm.registry._check import did_you_mean, dotted
 from guardedllm.registry._environments import compare_views
+from guardedllm.registry._http import PATH_ID_KINDS, path_id_problem
 from guardedllm.registry._load import load
 from guardedllm.registry._model import Defaults, Deployment, ProviderConfig, Route
 from guardedllm.registry._resolve import Resolution, resolve_all
@@ -86,6 +87,9 @@ def _too_deep_error(key: str, source: str | None) -> ConfigError:
 
 
 def _parse_toml(text: str, source: str) -> dict[str, Any]:
+    # A byte order mark, which some Windows editors write at the top of a UTF-8 file, is no
+    # part of the document: TOML parsers would read it as a stray character on line 1.
+    text = text.removeprefix("\ufeff")
     try:
         data: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -128,6 +132,10 @@ class Registry:
                 raise ValueError(
                     f"deployment {deployment.name!r} names unknown provider {deployment.provider!r}"
                 )
+            slashes = PATH_ID_KINDS.get(self.providers[deployment.provider].kind)
+            wrong = None if slashes is None else path_id_problem(deployment.model, slashes=slashes)
+            if wrong is not None:
+                raise ValueError(f"deployment {deployment.name!r}: its model {wrong}")
         # Every name is resolved once, up front: resolve() on the hot path is a dict lookup,
         # and a hand-built registry with a dangling name fails here, not mid-call.
         resolutions = resolve_all(self.models, self.aliases, self.routes)

@@ -8,13 +8,20 @@ None when there were any, so a value is only ever built from a clean entry.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from functools import cache
 from typing import Any
-from urllib.parse import urlsplit
 
 from guardedllm.errors import scrub_secrets
 from guardedllm.registry._check import Field, Problems, Table, did_you_mean, dotted, read_fields
+from guardedllm.registry._http import (
+    KEY_ADVICE,
+    PATH_ID_KINDS,
+    base_url_problem,
+    header_name_problem,
+    header_value_problem,
+    path_id_problem,
+)
 from guardedllm.registry._model import (
     CAPABILITIES,
     DEFAULT_BASE_URLS,
@@ -22,6 +29,8 @@ from guardedllm.registry._model import (
     Defaults,
     Deployment,
     ProviderConfig,
+    worst_call_usd,
+    worst_call_usd_bound,
 )
 
 __all__ = ["known_tokenizers", "read_defaults", "read_model", "read_provider"]
@@ -89,10 +98,7 @@ _ENV_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # the config file would sit in version control.
 _AUTH_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "x-goog-api-key"})
 
-_KEY_ADVICE = (
-    "put the key in an environment variable and name the variable in api_key_env "
-    "(the value is not shown here)"
-)
+_KEY_ADVICE = KEY_ADVICE
 
 
 @cache
@@ -137,14 +143,13 @@ def read_provider(name: str, table: Table, problems: Problems) -> ProviderConfig
                 f'missing; {kind} providers have no default URL: add base_url = "https://..."',
             )
     elif base_url is not None:
-        url = urlsplit(base_url)
-        if url.password is not None or scrub_secrets(base_url) != base_url:
-            mine.add(table.key_of("base_url"), f"holds credentials: {_KEY_ADVICE}")
-        elif url.scheme not in ("http", "https") or not url.hostname:
-            mine.add(
-                table.key_of("base_url"),
-                "must be an http:// or https:// URL with a host, like https://api.openai.com/v1",
-            )
+        wrong = (
+            f"holds credentials: {_KEY_ADVICE}"
+            if scrub_secrets(base_url) != base_url
+            else base_url_problem(base_url)
+        )
+        if wrong is not None:
+            mine.add(table.key_of("base_url"), wrong)
     if kind == "azure-openai" and "api_version" not in table.values:
         mine.add(
             dotted(table.key, "api_version"),
@@ -156,6 +161,8 @@ def read_provider(name: str, table: Table, problems: Problems) -> ProviderConfig
             "only azure-openai (api-version), anthropic (anthropic-version) and gemini (the API "
             "version in the path) providers take it: remove it",
         )
+    elif "api_version" in read and (wrong := path_id_problem(read["api_version"])):
+        mine.add(table.key_of("api_version"), wrong.replace("the vendor's id", "the version"))
     key_env = read.get("api_key_env")
     if key_env is not None and not _ENV_VAR_NAME.fullmatch(key_env):
         mine.add(
@@ -168,8 +175,11 @@ def read_provider(name: str, table: Table, problems: Problems) -> ProviderConfig
     elif key_env is not None and _looks_like_key(key_env):
         mine.add(table.key_of("api_key_env"), f"looks like an API key itself: {_KEY_ADVICE}")
     for header, value in read.get("headers", {}).items():
+        where = dotted(table.key_of("headers"), header)
         if header.lower() in _AUTH_HEADERS or _looks_like_key(value):
-            mine.add(dotted(table.key_of("headers"), header), f"carries a secret: {_KEY_ADVICE}")
+            mine.add(where, f"carries a secret: {_KEY_ADVICE}")
+        elif wrong := header_name_problem(header) or header_value_problem(value):
+            mine.add(where, wrong)
     _check_positive(read, table, ["timeout_s"], "seconds one HTTP attempt may take", mine)
     verdicts: dict[int, str] = {}
     for status, verdict in read.get("outcomes", {}).items():
@@ -198,9 +208,10 @@ def read_provider(name: str, table: Table, problems: Problems) -> ProviderConfig
 
 
 def read_model(
-    name: str, table: Table, providers: Collection[str], problems: Problems
+    name: str, table: Table, providers: Mapping[str, str | None], problems: Problems
 ) -> Deployment | None:
-    """A deployment; ``providers`` are the names of every ``[providers.*]`` table."""
+    """A deployment; ``providers`` maps the name of every ``[providers.*]`` table to its kind
+    (None when it names none it could be read from)."""
     mine = Problems()
     read = read_fields(table, MODEL_FIELDS, "model", mine)
     provider = read.get("provider")
@@ -210,6 +221,11 @@ def read_model(
             f"names no [providers.*] table{did_you_mean(provider, providers)}: "
             f"add [{dotted('providers', provider)}] or use one of: {', '.join(providers)}",
         )
+    slashes = PATH_ID_KINDS.get(providers.get(provider) or "") if provider else None
+    if slashes is not None and "model" in read:
+        wrong = path_id_problem(read["model"], slashes=slashes)
+        if wrong is not None:
+            mine.add(table.key_of("model"), wrong)
     tokenizer = read.get("tokenizer")
     tokenizers = known_tokenizers()
     if tokenizer is not None and tokenizer not in tokenizers:
@@ -240,6 +256,8 @@ def read_model(
                 table.key_of(price),
                 f"must be >= 0, got {value:g}: a price in USD per million tokens",
             )
+    if not mine:  # every number there, and in range
+        _check_worst_call(read, table, mine)
     for capability in read.get("capabilities", ()):
         if capability not in CAPABILITIES:
             mine.add(
@@ -251,6 +269,27 @@ def read_model(
     if mine:
         return None
     return Deployment(name=name, **read)
+
+
+def _check_worst_call(read: dict[str, Any], table: Table, problems: Problems) -> None:
+    """One call's worst case must be a sum the spend ledger can count: a price off by a factor
+    of a million passes every other check and then fails the first budgeted call."""
+    prices = {p: read[p] for p in _PRICES if read.get(p) is not None}
+    window, output = read["context_window"], read["max_output_tokens"]
+    worst, bound = (
+        worst_call_usd(context_window=window, max_output_tokens=output, **prices),
+        (worst_call_usd_bound()),
+    )
+    if worst <= bound:
+        return
+    # Reported at the price that weighs most in the worst case: the one likely off.
+    weight = {p: (window if "input" in p else output) * rate for p, rate in prices.items()}
+    problems.add(
+        table.key_of(max(weight, key=weight.__getitem__)),
+        f"makes one call's worst case ${worst:,.0f} (context_window x input price + "
+        f"max_output_tokens x output price), more than the ${bound:,.0f} a spend budget can "
+        "count: give prices in USD per million tokens, as the vendor's price page does",
+    )
 
 
 def read_defaults(table: Table, problems: Problems) -> Defaults | None:
