@@ -25,6 +25,7 @@ from guardedllm.errors import (
     ResponseFormatError,
     ServerError,
 )
+from guardedllm.state import MemoryBackend
 from guardedllm.types import ChatCompletion
 
 CONFIG = """
@@ -304,3 +305,34 @@ def test_attempts_never_exceed_the_budget_of_the_plan(
     else:
         assert isinstance(result, GuardedLLMError)
         assert result.attempts
+
+
+@pytest.mark.parametrize("retries", [0, 1], ids=["first-attempt", "retry"])
+def test_a_flow_closed_mid_attempt_gives_its_rate_limit_tokens_back(retries: int) -> None:
+    # What a cancelled task or a KeyboardInterrupt does to the engine: the driver closes the
+    # flow while an attempt is out. Its tokens come back; its request slot, sent, stays taken.
+    clock = VirtualClock()
+    limited = CONFIG.replace(
+        "output_usd_per_mtok = 2.0\n", "output_usd_per_mtok = 2.0\nrpm = 60\ntpm = 1000\n", 1
+    )
+    state = MemoryBackend()
+    engine_ = Engine(
+        Registry.from_toml_text(limited), clock=clock, wall_clock=lambda: 1e9, state=state,
+        random=lambda: 0.0,
+    )  # fmt: skip
+    flow = engine_.run(request())
+    step = next(flow)
+    for _ in range(retries):  # a 500, then the retry goes out
+        assert isinstance(step, Send)
+        step = flow.send(error_answer(500))
+        if isinstance(step, Sleep):
+            step = flow.send(None)
+    assert isinstance(step, Send)
+    flow.close()
+
+    def level(kind: str, limit: int) -> float:
+        key = f"ratelimit:first:{kind}"
+        return state.bucket_take(key, 0, capacity=limit, refill_per_s=limit / 60, now=0).remaining
+
+    assert level("tokens", 1000) == 1000
+    assert level("requests", 60) == 60 - (1 + retries)

@@ -13,17 +13,21 @@ nothing; one runs concurrently on real time, with a rate fast enough to take abo
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import anyio
+import httpx
 import pytest
 
-from guardedllm import Policy, Registry
+from guardedllm import Client, Policy, Registry
 from guardedllm.errors import RateLimitedError
+from guardedllm.state import MemoryBackend
 from guardedllm.testing import FakeProvider
 from guardedllm.types import ChatCompletion
 from session import Session, VirtualClock, open_session
-from support import Streamed
+from support import ENVIRON, Streamed
 
 # A text the two encodings count differently: 26 input tokens with o200k_base, 32 with
 # cl100k_base, so each deployment's limit must be counted with its own tokenizer.
@@ -504,3 +508,163 @@ def test_the_tpm_is_learned_from_anthropic_headers(
     # tokens at 100 a second.
     assert clock.sleeps == pytest.approx([second / (6000 / 60)], abs=1e-4)
     assert len(fake_provider.requests) == 2
+
+
+# --------------------------------------------------------------------------- abandoned calls
+
+MINI_RPM = 600
+TURBO_RPM = 600
+# How long a cancellation scenario may take before it is a failure, not a hang.
+CANCEL_BOUND_S = 10.0
+
+
+def levels(state: MemoryBackend, deployment: str, *, rpm: int, tpm: int, now: float) -> tuple:
+    """What the deployment's request and token buckets hold at ``now`` (a take of nothing)."""
+    return tuple(
+        state.bucket_take(
+            f"ratelimit:{deployment}:{kind}", 0, capacity=limit, refill_per_s=limit / 60, now=now
+        ).remaining
+        for kind, limit in (("requests", rpm), ("tokens", tpm))
+    )
+
+
+def cancel_once_sent(session: Session, fake: FakeProvider, sent: int, **kwargs: Any) -> None:
+    """Start a call in the session's event loop and cancel it once the fake has received
+    ``sent`` requests of it: the call is abandoned mid-attempt, as a cancelled task is."""
+
+    async def run() -> None:
+        with anyio.fail_after(CANCEL_BOUND_S), anyio.CancelScope() as scope:
+            async with anyio.create_task_group() as group:
+
+                async def cancel_when_sent() -> None:
+                    while len(fake.requests) < sent:
+                        await anyio.sleep(0.005)
+                    scope.cancel()
+
+                group.start_soon(cancel_when_sent)
+                await session.client.chat.completions.create(**kwargs)
+        assert scope.cancelled_caught, "the call ended before it could be cancelled"
+
+    session.run_async(run)
+
+
+@pytest.mark.parametrize("driver", ["asyncio", "trio"])
+@pytest.mark.parametrize("stream", [False, True], ids=["create", "stream"])
+def test_a_cancelled_call_gives_its_tokens_back(
+    driver: str,
+    registry: Registry,
+    fake_provider: FakeProvider,
+    clock: VirtualClock,
+    stream: bool,
+) -> None:
+    fake_provider.script(model=MINI_ID, hang=True, times=1)
+    state = MemoryBackend()
+    with open_session(driver, registry, state=state, **clock.client_kwargs(driver)) as session:
+        tokens = tokens_of(session, "mini-o200k")
+        cancel_once_sent(
+            session, fake_provider, 1, model="mini-o200k", messages=MESSAGES,
+            max_tokens=MAX_TOKENS, stream=stream,
+        )  # fmt: skip
+        after = levels(state, "mini-o200k", rpm=MINI_RPM, tpm=MINI_TPM, now=clock.now())
+        # A full minute's allowance goes out at once again: five calls, no wait.
+        bill_what_was_reserved(fake_provider, "mini-o200k", tokens)
+        for _ in range(MINI_TPM // tokens):
+            call(session, "mini-o200k")
+
+    # The attempt was sent: the vendor may have counted it, so its request slot stays taken;
+    # its tokens, never used by an answer we saw, are all back (as a failed attempt's are).
+    assert after == (MINI_RPM - 1, MINI_TPM)
+    assert clock.sleeps == []
+    assert len(fake_provider.requests) == 1 + MINI_TPM // tokens
+
+
+@pytest.mark.parametrize("driver", ["asyncio", "trio"])
+def test_a_cancelled_hedged_call_gives_both_sides_their_tokens_back(
+    driver: str, registry: Registry, fake_provider: FakeProvider, clock: VirtualClock
+) -> None:
+    fake_provider.script(model=MINI_ID, hang=True, times=1)
+    fake_provider.script(model=TURBO_ID, hang=True, times=1)
+    state = MemoryBackend()
+    with open_session(driver, registry, state=state, **clock.client_kwargs(driver)) as session:
+        cancel_once_sent(
+            session, fake_provider, 2, model="shared", messages=MESSAGES, max_tokens=MAX_TOKENS,
+            policy=Policy(hedge_after_s=0.01),
+        )  # fmt: skip
+        mini = levels(state, "mini-o200k", rpm=MINI_RPM, tpm=MINI_TPM, now=clock.now())
+        turbo = levels(state, "turbo-cl100k", rpm=TURBO_RPM, tpm=TURBO_TPM, now=clock.now())
+
+    assert {r.model for r in fake_provider.requests} == {MINI_ID, TURBO_ID}
+    assert mini == (MINI_RPM - 1, MINI_TPM)
+    assert turbo == (TURBO_RPM - 1, TURBO_TPM)
+
+
+class CtrlCWhileReading(httpx.BaseTransport):
+    """httpx's own transport, except that reading a response's body raises KeyboardInterrupt,
+    as a Ctrl-C does in a program blocked on the first chunk of an answer: the request went
+    out for real, the answer never reached the caller."""
+
+    def __init__(self) -> None:
+        self._inner = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self._inner.handle_request(request)
+        assert isinstance(response.stream, httpx.SyncByteStream)
+        response.stream = _Interrupted(response.stream)
+        return response
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class _Interrupted(httpx.SyncByteStream):
+    def __init__(self, inner: httpx.SyncByteStream) -> None:
+        self._inner = inner
+
+    def __iter__(self) -> Iterator[bytes]:
+        raise KeyboardInterrupt
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["create", "stream"])
+def test_a_call_interrupted_before_its_answer_gives_its_tokens_back(
+    registry: Registry, fake_provider: FakeProvider, clock: VirtualClock, stream: bool
+) -> None:
+    state = MemoryBackend()
+    with Client(
+        registry,
+        environ=ENVIRON,
+        state=state,
+        transport=CtrlCWhileReading(),
+        **clock.client_kwargs("sync"),
+    ) as client:
+        with pytest.raises(KeyboardInterrupt):
+            client.chat.completions.create(
+                model="mini-o200k", messages=MESSAGES, max_tokens=MAX_TOKENS, stream=stream
+            )
+        after = levels(state, "mini-o200k", rpm=MINI_RPM, tpm=MINI_TPM, now=clock.now())
+
+    assert len(fake_provider.requests) == 1
+    assert after == (MINI_RPM - 1, MINI_TPM)
+
+
+def test_a_hedge_that_lost_gives_back_the_tokens_of_the_answer_it_never_gave(
+    driver: str, registry: Registry, fake_provider: FakeProvider, clock: VirtualClock
+) -> None:
+    fake_provider.script(model=MINI_ID, latency=0.3, times=1)  # slow: the hedge wins
+    state = MemoryBackend()
+    with open_session(driver, registry, state=state, **clock.client_kwargs(driver)) as session:
+        response = session.create(
+            model="shared",
+            messages=MESSAGES,
+            max_tokens=MAX_TOKENS,
+            policy=Policy(hedge_after_s=0.01),
+        )
+        mini = levels(state, "mini-o200k", rpm=MINI_RPM, tpm=MINI_TPM, now=clock.now())
+
+    assert [(a.deployment, a.outcome) for a in response.guard.attempts] == [
+        ("mini-o200k", "cancelled"),
+        ("turbo-cl100k", "ok"),
+    ]
+    assert mini == (MINI_RPM - 1, MINI_TPM)

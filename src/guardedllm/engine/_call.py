@@ -192,7 +192,8 @@ class Call:
 @attrs.define
 class Turn:
     """One deployment's turn within a call: what was prepared for it, and the guard state it
-    holds (a breaker permit, a spend reservation) until ``close`` lets go of it."""
+    holds (a breaker permit, a rate-limit grant, a spend reservation) until ``close`` lets go
+    of it."""
 
     deployment: Deployment
     permit: Permit | None
@@ -205,6 +206,10 @@ class Turn:
     reservation: Reservation | None = None
     handed_over: bool = False
     hedge_delay_s: float = 0.0
+    # The rate-limit grant of the next attempt (one request and ``tokens`` tokens), held until
+    # its outcome is accounted: "taken" once the limiter granted it, "sent" once the attempt
+    # went to the driver; None when nothing is held.
+    grant: Literal["taken", "sent"] | None = None
 
     def record_permit(
         self,
@@ -226,9 +231,56 @@ class Turn:
             guards.breaker.record(self.deployment.name, self.permit, "ignored", 0.0, now)
             self.permit = None
 
+    def sending(self) -> None:
+        """The attempt goes to the driver now: from here the vendor may see it."""
+        if self.grant is not None:
+            self.grant = "sent"
+
+    def release_grant(self, guards: Guards, now: float) -> None:
+        """Give back a grant whose attempt was never sent: its request slot and its tokens."""
+        if self.grant is not None:
+            deployment = self.deployment
+            guards.limiter.release(
+                deployment.name,
+                rpm=deployment.rpm,
+                tpm=deployment.tpm,
+                tokens=self.tokens,
+                now=now,
+            )
+            self.grant = None
+
+    def settle_grant(self, guards: Guards, now: float) -> None:
+        """Settle the grant of an attempt sent without an answer to account: its tokens come
+        back (none is known to be used), its request slot stays taken (it was sent)."""
+        if self.grant is not None:
+            guards.limiter.correct(
+                self.deployment.name,
+                tpm=self.deployment.tpm,
+                reserved_tokens=self.tokens,
+                actual_tokens=0,
+                now=now,
+            )
+            self.grant = None
+
     def close(self, guards: Guards, *, now: float, wall_now: float) -> None:
         """Let go of what is still held: a permit abandoned between acquire and outcome (not
-        the deployment's fault), a reservation nothing was billed against."""
+        the deployment's fault), a rate-limit grant and a reservation nothing was accounted
+        against (the driver abandoned the attempt: a cancellation, a KeyboardInterrupt, a
+        stream closed before its first chunk)."""
         self.release_permit(guards, now)
+        if self.handed_over:  # the answer, or its stream, accounts for the grant
+            self.grant = None
+        elif self.grant == "taken":
+            self.release_grant(guards, now)
+        elif self.grant == "sent":
+            # Sent, then abandoned before an answer came. The vendor may have counted the
+            # request and its input, but we have no usage to say how much, so this settles as
+            # a failed attempt (a timeout, a dropped connection) does: the tokens come back and
+            # the request slot stays taken. The spend reservation below is released the same
+            # way. Undercounting is bounded: the next answer's rate-limit headers bring the
+            # buckets down to the vendor's own count (``RateLimiter.learn``); keeping the
+            # reservation instead let cancelled calls starve the limiter of tokens they never
+            # used.
+            self.settle_grant(guards, now)
         if self.reservation is not None and not self.handed_over:
             guards.ledger.release(self.reservation, wall_now=wall_now)

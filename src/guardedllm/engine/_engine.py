@@ -24,8 +24,9 @@ Invariants:
 - Client errors (400/401/403/413/422) fail the call at once, as they would fail anywhere,
   unless the policy lets them fall back.
 - A stream is retried or failed over only before its first chunk reaches the caller.
-- Every breaker permit is recorded and every reservation settled or released exactly once,
-  even when the driver abandons the call (the generator is closed).
+- Every breaker permit is recorded, and every rate-limit grant and spend reservation settled
+  or given back exactly once, even when the driver abandons the call (the generator is
+  closed): ``Turn.close`` lets go of whatever an abandoned attempt still holds.
 """
 
 from __future__ import annotations
@@ -332,15 +333,10 @@ class Engine:
                     attempt.release_permit(self.guards, self._clock())
                     call.skip(deployment, refused)
                     return None
+                attempt.grant = "taken"
                 remaining = call.deadline - self._clock()
                 if remaining <= 0:  # the grant goes back: nothing is sent
-                    self.guards.limiter.release(
-                        deployment.name,
-                        rpm=deployment.rpm,
-                        tpm=deployment.tpm,
-                        tokens=attempt.tokens,
-                        now=self._clock(),
-                    )
+                    attempt.release_grant(self.guards, self._clock())
                     raise call.deadline_error()
                 if number == 1:
                     backup = yield from hedge_partner(self, call, request, deployment)
@@ -351,14 +347,7 @@ class Engine:
                     hedge_turn, backup = backup, None
                     now = self._clock()
                     self.guards.retry_budget.refund(deployment.name, now)
-                    partner = hedge_turn.deployment
-                    self.guards.limiter.release(
-                        partner.name,
-                        rpm=partner.rpm,
-                        tpm=partner.tpm,
-                        tokens=hedge_turn.tokens,
-                        now=now,
-                    )
+                    hedge_turn.release_grant(self.guards, now)
                     hedge_turn.close(self.guards, now=now, wall_now=self._wall_clock())
                 if backup is not None and number == 1:
                     winner, outcome, latency, attempt_span = yield from race(
@@ -480,6 +469,7 @@ class Engine:
         send = self.make_send(call, request, attempt, timeout)
         attempt_span = self.start_span(call, attempt, number, reason=call.reason)
         sent_at = self._clock()
+        attempt.sending()
         outcome = yield send
         if not succeeded(outcome):  # an answer's headers are learned after its usage is settled
             learn(self, attempt, outcome)

@@ -73,10 +73,7 @@ def note_failure(
     now = engine.clock()
     name = attempt.deployment.name
     attempt.record_permit(engine.guards, breaker_outcome(error), latency, now, call.span)
-    engine.guards.limiter.correct(
-        name, tpm=attempt.deployment.tpm, reserved_tokens=attempt.tokens, actual_tokens=0,
-        now=now,
-    )  # fmt: skip
+    attempt.settle_grant(engine.guards, now)
     call.record(attempt.target, number, status=status, latency=latency, error=error)
     if isinstance(error, ModelNotFoundError):
         engine.guards.marks.mark(

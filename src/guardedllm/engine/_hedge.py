@@ -106,11 +106,10 @@ def hedge_partner(
                 partner.name, rpm=partner.rpm, tpm=partner.tpm, tokens=turn.tokens, now=now
             )
             if decision.granted:
+                turn.grant = "taken"
                 if guards.retry_budget.try_withdraw(primary.name, now):
                     return turn
-                guards.limiter.release(
-                    partner.name, rpm=partner.rpm, tpm=partner.tpm, tokens=turn.tokens, now=now
-                )
+                turn.release_grant(guards, now)
     except BaseException:
         turn.close(guards, now=engine.clock(), wall_now=engine.wall_clock())
         raise
@@ -133,6 +132,8 @@ def race(
     delay = backup.hedge_delay_s
     primary_span = engine.start_span(call, primary, 1, reason=call.reason)
     started = engine.clock()
+    primary.sending()
+    backup.sending()  # the driver may launch it: abandoned mid-race, it counts as sent
     raced = yield Race(
         first=engine.make_send(call, request, primary, timeout),
         second=engine.make_send(call, request, backup, min(backup.timeout_cap, timeout - delay)),
@@ -145,9 +146,7 @@ def race(
     partner = backup.deployment
     if not raced.launched:  # the primary answered (or failed) first: the hedge never went
         guards.retry_budget.refund(primary.deployment.name, now)
-        guards.limiter.release(
-            partner.name, rpm=partner.rpm, tpm=partner.tpm, tokens=backup.tokens, now=now
-        )
+        backup.release_grant(guards, now)
         return primary, raced.outcomes[0], raced.latencies[0], primary_span
     call.span.event(
         EVENT_HEDGE,
@@ -169,9 +168,13 @@ def race(
         learn(engine, turn, outcome)
         if outcome is None or succeeded(outcome):
             # Cancelled, or answered after the winner: it was sent, so the vendor may bill
-            # it; settle its reservation to what it reported, else to its worst case.
+            # it; settle its reservation to what it reported, else to its worst case. Its
+            # rate-limit tokens are corrected to its usage, or, cancelled before an answer,
+            # given back as any abandoned attempt's are (``Turn.close``).
             span.cancel(now=now)
             turn.release_permit(guards, now)
+            if outcome is None:
+                turn.settle_grant(guards, now)
             result = None if outcome is None else settle(engine, outcome, turn.wire, turn.target)[0]
             call.bill(account(engine, turn, result.usage if result is not None else None))
             turn.handed_over = True
