@@ -150,7 +150,8 @@ def test_the_fast_json_reader_reads_what_json_loads_reads(text: str) -> None:
         with pytest.raises(type(exc)):
             reader._loads(text)
     else:
-        assert reader._loads(text) == expected
+        # Compared by repr: "NaN" reads as a float nan, which equals nothing, itself included.
+        assert repr(reader._loads(text)) == repr(expected)
 
 
 # --------------------------------------------------------------------------- SSE
