@@ -510,6 +510,15 @@ def test_a_price_past_what_a_spend_budget_can_count_is_refused(
     assert "more than the $9,000,000 a spend budget can count" in message
 
 
+def test_a_price_past_the_bound_is_reported_with_the_entrys_other_problems(
+    data: dict[str, Any],
+) -> None:
+    data["models"]["gpt-4o-mini"].update(output_usd_per_mtok=1e12, tokenizer="o300k")
+    problems = load_problems(data)
+    assert "models.gpt-4o-mini.output_usd_per_mtok" in problems
+    assert "models.gpt-4o-mini.tokenizer" in problems
+
+
 def test_the_dearest_price_a_spend_budget_can_count_is_fine(data: dict[str, Any]) -> None:
     # 128000 input tokens and 16384 output tokens at these rates: $9,000,000 exactly.
     gpt = data["models"]["gpt-4o-mini"]

@@ -256,8 +256,9 @@ def read_model(
                 table.key_of(price),
                 f"must be >= 0, got {value:g}: a price in USD per million tokens",
             )
-    if not mine:  # every number there, and in range
-        _check_worst_call(read, table, mine)
+    priced = all(read.get(p) is not None for p in _PRICES[:2])
+    if priced and window and max_output and window > 0 and max_output > 0:
+        _check_worst_call(read, table, mine)  # negative prices, already reported, weigh less
     for capability in read.get("capabilities", ()):
         if capability not in CAPABILITIES:
             mine.add(
@@ -276,10 +277,8 @@ def _check_worst_call(read: dict[str, Any], table: Table, problems: Problems) ->
     of a million passes every other check and then fails the first budgeted call."""
     prices = {p: read[p] for p in _PRICES if read.get(p) is not None}
     window, output = read["context_window"], read["max_output_tokens"]
-    worst, bound = (
-        worst_call_usd(context_window=window, max_output_tokens=output, **prices),
-        (worst_call_usd_bound()),
-    )
+    worst = worst_call_usd(context_window=window, max_output_tokens=output, **prices)
+    bound = worst_call_usd_bound()
     if worst <= bound:
         return
     # Reported at the price that weighs most in the worst case: the one likely off.
