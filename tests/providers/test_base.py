@@ -1,11 +1,26 @@
-"""The request builder every wire format shares: the same request httpx.Request builds."""
+"""What every wire format shares: the request builder (the same request httpx.Request builds)
+and the JSON reader."""
 
 from __future__ import annotations
 
+import json
+
+import attrs
 import httpx
 import pytest
 
-from guardedllm.providers.base import Target, post_request
+from guardedllm.errors import (
+    AuthenticationError,
+    InvalidRequestError,
+    RateLimitedError,
+    ResponseFormatError,
+    ServerError,
+)
+from guardedllm.providers.anthropic import AnthropicWire
+from guardedllm.providers.base import Target, load_json, post_request
+from guardedllm.providers.gemini import GeminiWire
+from guardedllm.providers.openai import AzureOpenAIWire, OpenAIWire
+from guardedllm.types import ChatRequest
 
 
 def _target(base_url: str) -> Target:
@@ -49,3 +64,62 @@ def test_post_request_builds_what_httpx_request_builds(
 def test_a_header_httpx_cannot_encode_is_refused_as_httpx_refuses_it() -> None:
     with pytest.raises(UnicodeEncodeError):
         post_request(_target("https://x.example"), "p", headers=[("x-name", "é")], content=b"")
+
+
+# --------------------------------------------------------------------------- JSON nested too deep
+
+# Far deeper than the interpreter's recursion limit: json.loads raises RecursionError on it.
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+@pytest.mark.parametrize("text", [DEEP, DEEP.decode(), b'{"a": ' + DEEP + b"}"])
+def test_json_nested_too_deep_is_malformed_json(text: str | bytes) -> None:
+    with pytest.raises(ValueError, match="nested too deeply"):
+        load_json(text)
+
+
+@pytest.mark.parametrize("text", ['{"a": [1, 2.5, null]}', " [] ", b'{"x": "\\u00e9"}', "1"])
+def test_load_json_reads_what_json_loads_reads(text: str | bytes) -> None:
+    assert load_json(text) == json.loads(text)
+
+
+WIRES = {
+    "openai": OpenAIWire(),
+    "azure-openai": AzureOpenAIWire(),
+    "anthropic": AnthropicWire(),
+    "gemini": GeminiWire(),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(WIRES))
+def test_every_wire_format_reads_json_nested_too_deep_as_malformed(kind: str) -> None:
+    wire, target = WIRES[kind], attrs.evolve(_target("https://x.example"), kind=kind)
+    with pytest.raises(ResponseFormatError, match="nested too deeply"):
+        wire.parse_response(DEEP, target)
+    decoder = wire.stream_decoder(target)
+    with pytest.raises(ResponseFormatError):
+        decoder.feed(b"data: " + DEEP + b"\n\n")
+    # An error body that cannot be read still gives its status's class.
+    for status, expected in [
+        (503, ServerError),
+        (401, AuthenticationError),
+        (429, RateLimitedError),
+    ]:
+        error = wire.parse_error(status, httpx.Headers(), DEEP, target, now=0.0)
+        assert type(error) is expected
+
+
+@pytest.mark.parametrize("kind", ["anthropic", "gemini"])
+def test_tool_arguments_nested_too_deep_are_an_invalid_request(kind: str) -> None:
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": DEEP.decode()}}
+    request = ChatRequest(
+        model="m",
+        messages=(
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "c1", "content": "ok"},
+        ),
+    )
+    target = attrs.evolve(_target("https://x.example"), kind=kind, max_output_tokens=10)
+    with pytest.raises(InvalidRequestError):
+        WIRES[kind].build_request(request, target)

@@ -29,7 +29,13 @@ import httpx
 
 from guardedllm.errors import ProviderError, ResponseFormatError, error_for_status
 from guardedllm.providers._sse import ServerSentEvent, SSEParser
-from guardedllm.providers.base import Target, decode_json, first_header, retry_after_seconds
+from guardedllm.providers.base import (
+    Target,
+    decode_json,
+    first_header,
+    load_json,
+    retry_after_seconds,
+)
 from guardedllm.types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -145,7 +151,7 @@ def parse_error(
     a proxy's HTML page still gives the status's class, with an excerpt)."""
     text = body.decode("utf-8", "replace")
     try:
-        data = json.loads(body)
+        data = load_json(body)
     except (ValueError, UnicodeDecodeError):
         data = None
     error_type, message, body_request_id = _error_details(data)

@@ -23,7 +23,7 @@ import attrs
 
 from guardedllm.errors import ProviderError, ResponseFormatError, error_for_status
 from guardedllm.providers._sse import SSEParser
-from guardedllm.providers.base import Target, decode_json
+from guardedllm.providers.base import Target, decode_json, load_json
 from guardedllm.types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -95,7 +95,7 @@ def parse_error_payload(
 ) -> ProviderError:
     """The typed error for a non-2xx answer with ``body``; the headers were read by the caller."""
     try:
-        data = json.loads(body)
+        data = load_json(body)
     except (ValueError, UnicodeDecodeError):
         data = None
     # The streaming endpoint can answer an error as a one-element JSON array.
@@ -354,7 +354,7 @@ class GeminiStreamDecoder:
 
     def _on_event(self, data: str) -> list[ChatCompletionChunk]:
         try:
-            payload = json.loads(data)
+            payload = load_json(data)
         except ValueError:
             payload = None
         if not isinstance(payload, Mapping):

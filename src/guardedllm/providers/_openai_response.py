@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import attrs
@@ -126,23 +126,6 @@ def _plain_head(data: dict[str, Any], target: Target) -> tuple[str, int, str, st
     ):
         return None
     return id_, created, model or target.model, fingerprint
-
-
-# json.loads without its wrapper: the C scanner, then what json.loads checks after it (only
-# JSON whitespace may follow). Anything the scanner does not take goes to json.loads, which
-# raises the error it always raised.
-_scan: Callable[[str, int], tuple[Any, int]]
-_scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # set in __init__, unstubbed
-
-
-def _loads(text: str) -> Any:
-    try:
-        value, end = _scan(text, 0)
-    except (StopIteration, ValueError):
-        return json.loads(text)
-    if end != len(text) and text[end:].strip(" \t\n\r"):  # JSON's whitespace only
-        return json.loads(text)
-    return value
 
 
 def _str_or_none(value: object) -> bool:
