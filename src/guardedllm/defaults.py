@@ -27,6 +27,13 @@ BACKOFF_CAP_S = 8.0
 # this is a misrouted download or a runaway server, and is refused with ResponseFormatError.
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 
+# The largest token count one answer's usage may report: a hundred times the longest context
+# window on sale (ten million tokens). A count past it, or a negative one, is no bill a vendor
+# could send (an integer wrapped around, a corrupt proxy): the whole report is read as missing,
+# and the call keeps the worst-case cost it reserved. Below it a call's cost stays within the
+# spend ledger's exact range (guards.spend.MAX_BUDGET_USD) at up to $4,500 per million tokens.
+MAX_USAGE_TOKENS = 1_000_000_000
+
 # Output assumed by an estimate's expected cost when the caller gives no figure: a typical chat
 # answer is a few hundred tokens; the actual cost, from the vendor's usage, replaces it.
 EXPECTED_OUTPUT_TOKENS = 256

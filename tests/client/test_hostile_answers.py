@@ -1,6 +1,7 @@
-"""Answers a hostile or broken upstream sends, through every driver: JSON nested too deep to
-parse. Each is a typed error that is retried or not like any malformed answer, never a builtin
-exception escaping the call."""
+"""Answers a hostile or broken upstream sends, through every driver: usage counts no vendor
+could bill, JSON nested too deep to parse. Each is either read safely (an answer whose usage is
+nonsense still answers, and its budget keeps no hold) or a typed error that is retried or not
+like any malformed answer; never a builtin exception escaping the call."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from guardedllm import Registry
+from guardedllm import Client, Registry
 from guardedllm.errors import (
     AllRoutesFailedError,
     BadRequestError,
@@ -16,13 +17,25 @@ from guardedllm.errors import (
     ServerError,
     StreamInterruptedError,
 )
+from guardedllm.guards import SpendBudget
+from guardedllm.guards.spend import MAX_BUDGET_USD
 from guardedllm.testing import FakeProvider
+from guardedllm.types import ChatCompletion
 from raw_server import RawServer
-from support import CONFIG, Call, make_call
+from session import open_session
+from support import CONFIG, ENVIRON, Call, Streamed, config_text, make_call
+from wire_bodies import answer_and_stream
 
 MESSAGES = [{"role": "user", "content": "Where is my parcel?"}]
 
-# Each vendor's deployment in the test config, with the model id FakeProvider matches it by.
+# Each vendor's deployment in the test config, with the model id FakeProvider matches it by
+# and its provider kind.
+KINDS = {
+    "gpt-4o-mini": "openai",
+    "azure-4o": "azure-openai",
+    "claude-haiku": "anthropic",
+    "gemini-flash": "gemini",
+}
 VENDOR_IDS = {
     "gpt-4o-mini": "gpt-4o-mini-2024-07-18",
     "azure-4o": "prod-gpt-4o",
@@ -56,6 +69,72 @@ def openai_event(text: str) -> bytes:
         b'"choices":[{"index":0,"delta":{"content":"' + text.encode() + b'"},'
         b'"finish_reason":null}]}\n\n'
     )
+
+
+# --------------------------------------------------------------------------- usage
+
+
+NONSENSE_COUNTS = [(-1_000_000, 5), (12, 10**18), (12, 10**400)]
+
+
+@pytest.mark.parametrize("deployment", sorted(VENDOR_IDS))
+@pytest.mark.parametrize("stream", [False, True], ids=["answer", "stream"])
+@pytest.mark.parametrize(
+    ("prompt", "completion"), NONSENSE_COUNTS, ids=["negative", "huge", "10**400"]
+)
+def test_usage_no_vendor_could_bill_keeps_the_answer_and_settles_the_worst_case(
+    driver: str,
+    registry: Registry,
+    fake_provider: FakeProvider,
+    deployment: str,
+    stream: bool,
+    prompt: int,
+    completion: int,
+) -> None:
+    answer, streamed = answer_and_stream(KINDS[deployment], prompt, completion)
+    fake_provider.script(model=VENDOR_IDS[deployment], body=streamed if stream else answer)
+    budget = SpendBudget(scope="global", window="day", limit_usd=1.0)
+    with Client(registry, environ=ENVIRON) as client:
+        worst = client.estimate(model=deployment, messages=MESSAGES, max_tokens=50).cost_usd_max
+
+    with open_session(driver, registry, budgets=[budget]) as session:
+        result = session.create(model=deployment, messages=MESSAGES, max_tokens=50, stream=stream)
+        (status,) = session.spend()
+
+    if stream:
+        assert isinstance(result, Streamed)
+        assert result.completed
+        assert result.content == "hi"
+    else:
+        assert isinstance(result, ChatCompletion)
+        assert result.choices[0].message.content == "hi"
+        assert result.usage is None
+    assert result.guard is not None
+    assert result.guard.cost_usd is None  # unknown: no count to price
+    assert status.reserved_usd == 0  # nothing left held
+    assert status.spent_usd == pytest.approx(worst, abs=1e-9)  # the worst case stays spent
+
+
+def test_a_cost_past_what_the_ledger_counts_still_settles(
+    driver: str, fake_provider: FakeProvider
+) -> None:
+    # A sane count at a price no vendor charges costs more than the spend ledger counts
+    # exactly; the reservation is still settled (to the most the ledger counts), not left held.
+    text = config_text(fake_provider).replace(
+        "output_usd_per_mtok = 0.60", "output_usd_per_mtok = 100000.0"
+    )
+    registry = Registry.from_toml_text(text, source="test-config")
+    answer, _ = answer_and_stream("openai", 12, 1_000_000_000)
+    fake_provider.script(model=VENDOR_IDS["gpt-4o-mini"], body=answer)
+    budget = SpendBudget(scope="global", window="day", limit_usd=1.0)
+    with open_session(driver, registry, budgets=[budget]) as session:
+        result = session.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=5)
+        (status,) = session.spend()
+    assert isinstance(result, ChatCompletion)
+    assert result.guard is not None
+    assert result.guard.cost_usd == pytest.approx(1e8)
+    assert status.reserved_usd == 0
+    assert status.spent_usd == MAX_BUDGET_USD
 
 
 # --------------------------------------------------------------------------- JSON nested too deep

@@ -155,8 +155,10 @@ class _Reader:
         return value
 
     def count(self, parent: Mapping[str, Any], key: str, at: str) -> int:
+        """An integer count (0 when absent); whether it is one a vendor could bill is for
+        ``Usage.reported`` to say."""
         value = parent.get(key, 0)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        if not isinstance(value, int) or isinstance(value, bool):
             raise self.bad(f"{at}.{key}", f"{value!r}, not a token count")
         return value
 
@@ -224,9 +226,9 @@ def _usage(payload: Mapping[str, Any], read: _Reader) -> Usage | None:
     meta = read.opt_obj(payload, "usageMetadata", "response")
     at = "usageMetadata"
     thoughts = read.count(meta, "thoughtsTokenCount", at)
-    return Usage.of(
-        read.count(meta, "promptTokenCount", at),
-        read.count(meta, "candidatesTokenCount", at) + thoughts,
+    return Usage.reported(
+        (read.count(meta, "promptTokenCount", at),),
+        (read.count(meta, "candidatesTokenCount", at), thoughts),
         cached_tokens=read.count(meta, "cachedContentTokenCount", at),
         reasoning_tokens=thoughts,
     )
@@ -383,7 +385,7 @@ class GeminiStreamDecoder:
         # Counts are cumulative; once the final usage chunk is out, it is what was reported.
         if payload.get("usageMetadata") is not None and not self._usage_sent:
             self._usage = _usage(payload, read)
-            if self._finish is not None and not self._usage_sent:
+            if self._finish is not None and self._usage is not None:
                 chunks.append(self._usage_chunk())
         return chunks
 

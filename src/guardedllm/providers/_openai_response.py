@@ -229,9 +229,9 @@ def _usage(raw: object, where: str, target: Target) -> Usage | None:
     completion = _object(
         usage.get("completion_tokens_details") or {}, f"{where}.completion_tokens_details", target
     )
-    return Usage.of(
-        _int(usage, "prompt_tokens", where, target),
-        _int(usage, "completion_tokens", where, target),
+    return Usage.reported(
+        (_int(usage, "prompt_tokens", where, target),),
+        (_int(usage, "completion_tokens", where, target),),
         cached_tokens=_int(
             prompt, "cached_tokens", f"{where}.prompt_tokens_details", target, default=0
         ),
