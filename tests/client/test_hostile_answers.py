@@ -49,7 +49,7 @@ VENDOR_IDS = {
 # collected in. The answer is still the typed error.
 unclosed_body = pytest.mark.filterwarnings(
     "ignore:Async generator 'guardedllm._transport:ResourceWarning",
-    "ignore:Async generator 'httpx:ResourceWarning",
+    "ignore:Async generator 'http:ResourceWarning",
 )
 
 # Far deeper than the interpreter's recursion limit: json.loads raises RecursionError on it.

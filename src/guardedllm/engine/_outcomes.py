@@ -25,9 +25,16 @@ __all__ = ["account", "learn", "settle"]
 def settle(
     engine: Engine, outcome: Outcome | None, wire: WireFormat, target: Target
 ) -> tuple[ChatCompletion | None, GuardedLLMError | None, int | None]:
-    """(parsed response, error, status) for one attempt's outcome."""
+    """(parsed response, error, status) for one attempt's outcome.
+
+    Every error born of a vendor's answer before a stream is committed passes here (an error
+    status, a 2xx body that holds an error or does not parse, a stream's error event or garbage
+    before its first chunk, which the driver hands over as ``Failed``), and leaves with the
+    attempt's key masked wherever the vendor quoted it: in the message, the body, the excerpt,
+    and so in ``attempts`` and the spans, which are made from it. After the first chunk,
+    ``StreamTracker.interrupted`` does the same."""
     if isinstance(outcome, Failed):
-        return None, outcome.error, None
+        return None, redact(outcome.error, target.api_key), None
     if isinstance(outcome, StreamStarted):
         return None, None, 200
     if not isinstance(outcome, Answered):  # the driver broke the protocol
@@ -40,7 +47,7 @@ def settle(
     try:
         return wire.parse_response(outcome.body, target), None, outcome.status
     except GuardedLLMError as exc:
-        return None, exc, outcome.status
+        return None, redact(exc, target.api_key), outcome.status
 
 
 def learn(engine: Engine, attempt: Turn, outcome: object) -> None:

@@ -14,7 +14,7 @@ from typing import Literal
 
 import attrs
 
-from guardedllm.errors import GuardedLLMError, StreamInterruptedError
+from guardedllm.errors import GuardedLLMError, StreamInterruptedError, redact
 from guardedllm.providers.base import StreamDecoder, Target
 from guardedllm.types import ChatCompletionChunk, GuardInfo, Usage
 
@@ -96,7 +96,11 @@ class StreamTracker:
         return self._visible(chunks)
 
     def interrupted(self, cause: GuardedLLMError) -> StreamInterruptedError:
-        """The error for a stream that broke after chunks reached the caller (settles it)."""
+        """The error for a stream that broke after chunks reached the caller (settles it).
+        Every failure of a committed stream passes here: ``cause`` (a vendor error event,
+        garbage, a dropped connection) has the attempt's key masked wherever the vendor quoted
+        it, as ``settle`` does for an attempt's outcome, before anything records it."""
+        redact(cause, self.target.api_key)
         error = StreamInterruptedError(
             f"{self.target.deployment}: the stream broke after {len(self._received)} chunks: "
             f"{type(cause).__name__}. It was not retried, since part of the answer had reached "
