@@ -4,7 +4,8 @@ ends, a stream that does not stop.
 
 Every request gets ``200`` with the content type given and a body closed by closing the
 connection, written piece by piece from ``pieces()``, a fresh iterable per request, with
-``pause_s`` between pieces so that each one reaches the client in a read of its own. A client
+``pause_s`` between pieces so that each one reaches the client in a read of its own (a number
+among the pieces is a pause of that many seconds, for a pause in one place only). A client
 that hangs up ends the answer. ``sent`` counts the body bytes written, over every request.
 Every socket operation has a timeout and every answer is a bounded iterable, so a test that
 goes wrong fails instead of hanging.
@@ -26,7 +27,7 @@ _IO_TIMEOUT_S = 10.0
 class RawServer:
     def __init__(
         self,
-        pieces: Callable[[], Iterable[bytes]],
+        pieces: Callable[[], Iterable[bytes | float]],
         *,
         pause_s: float = 0.0,
         content_type: str = "text/event-stream",
@@ -97,6 +98,9 @@ class RawServer:
                 for index, piece in enumerate(self._pieces()):
                     if self._stopping.is_set():
                         return
+                    if isinstance(piece, float):
+                        time.sleep(piece)
+                        continue
                     if index and self._pause_s:
                         time.sleep(self._pause_s)
                     connection.sendall(piece)

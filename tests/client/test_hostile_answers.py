@@ -1,7 +1,8 @@
 """Answers a hostile or broken upstream sends, through every driver: usage counts no vendor
-could bill, JSON nested too deep to parse. Each is either read safely (an answer whose usage is
-nonsense still answers, and its budget keeps no hold) or a typed error that is retried or not
-like any malformed answer; never a builtin exception escaping the call."""
+could bill, streams that never stop or whose events never end, JSON nested too deep to parse.
+Each is either read safely (an answer whose usage is nonsense still answers, and its budget
+keeps no hold) or a typed error that is retried or not like any malformed answer; never a
+builtin exception escaping the call, never memory that grows as long as the vendor sends."""
 
 from __future__ import annotations
 
@@ -9,16 +10,18 @@ from collections.abc import Iterator
 
 import pytest
 
-from guardedllm import Client, Registry
+from guardedllm import Client, Registry, defaults
 from guardedllm.errors import (
     AllRoutesFailedError,
     BadRequestError,
+    GuardedLLMError,
     ResponseFormatError,
     ServerError,
     StreamInterruptedError,
 )
 from guardedllm.guards import SpendBudget
 from guardedllm.guards.spend import MAX_BUDGET_USD
+from guardedllm.providers._sse import DEFAULT_MAX_BUFFER
 from guardedllm.testing import FakeProvider
 from guardedllm.types import ChatCompletion
 from raw_server import RawServer
@@ -61,6 +64,17 @@ def raw_registry(server: RawServer) -> Registry:
     url = server.base_url
     text = CONFIG.format(openai=url + "/v1", azure=url, anthropic=url, gemini=url)
     return Registry.from_toml_text(text, source="raw-server")
+
+
+def stream_error(error: BaseException | None) -> GuardedLLMError:
+    """The error behind a failed streamed call: what broke a committed stream, or the last
+    attempt's error for one that failed before its first chunk."""
+    if isinstance(error, StreamInterruptedError):
+        assert isinstance(error.__cause__, GuardedLLMError)
+        return error.__cause__
+    assert isinstance(error, AllRoutesFailedError)
+    assert isinstance(error.last_error, GuardedLLMError)
+    return error.last_error
 
 
 def openai_event(text: str) -> bytes:
@@ -135,6 +149,93 @@ def test_a_cost_past_what_the_ledger_counts_still_settles(
     assert result.guard.cost_usd == pytest.approx(1e8)
     assert status.reserved_usd == 0
     assert status.spent_usd == MAX_BUDGET_USD
+
+
+# --------------------------------------------------------------------------- endless streams
+
+# Bounded answers from a server that would otherwise go on: far past any stream's bounds, then
+# a proper end, so a client without bounds reads all of it and reports a success.
+FLOOD_EVENTS = 100_000
+PER_WRITE = 500
+
+
+def endless(event: bytes, *, count: int = FLOOD_EVENTS) -> Iterator[bytes | float]:
+    """A first chunk in a read of its own, then ``count`` copies of ``event`` and [DONE]."""
+    yield openai_event("Hello")
+    yield 0.05
+    for start in range(0, count, PER_WRITE):
+        yield event * min(PER_WRITE, count - start)
+    yield b"data: [DONE]\n\n"
+
+
+def test_an_endless_stream_of_valid_chunks_is_cut_past_its_max_tokens(driver: str) -> None:
+    with RawServer(lambda: endless(openai_event("more"))) as server:
+        call = make_call(driver, raw_registry(server))
+        with pytest.raises(StreamInterruptedError) as caught:
+            call(model="gpt-4o-mini", messages=MESSAGES, max_tokens=20, stream=True)
+    cause = stream_error(caught.value)
+    assert isinstance(cause, ResponseFormatError)
+    bound = defaults.STREAM_CHUNKS_PER_TOKEN * 20 + defaults.STREAM_CHUNK_SLACK
+    assert f"past {bound} chunks" in str(cause)
+    # What the tracker kept is bounded by the stream's chunk bound, not by what was sent.
+    assert len(caught.value.received) <= bound
+    assert server.requests == 1  # committed: never retried
+
+
+def test_a_stream_with_no_max_tokens_is_bounded_by_its_bytes(
+    driver: str,
+) -> None:
+    # llama's max_output_tokens (2048) at STREAM_BYTES_PER_TOKEN is 2 MiB, over the client's
+    # max_response_bytes (1 MB here): chunks of 10 kB each reach it long before the chunk bound.
+    big = openai_event("x" * 10_000)
+    bound = defaults.STREAM_BYTES_PER_TOKEN * 2048
+    with RawServer(lambda: endless(big, count=2 * bound // len(big))) as server:
+        call = make_call(driver, raw_registry(server), max_response_bytes=1_000_000)
+        with pytest.raises(StreamInterruptedError) as caught:
+            call(model="llama", messages=MESSAGES, stream=True)
+    cause = stream_error(caught.value)
+    assert isinstance(cause, ResponseFormatError)
+    assert f"past {bound} bytes" in str(cause)
+    assert len(caught.value.received) * len(big) <= bound
+
+
+@unclosed_body
+def test_a_stream_that_sends_nothing_but_pings_is_cut_by_its_bytes_and_retried(
+    driver: str,
+) -> None:
+    ping = b": ping " + b"." * 1000 + b"\n\n"
+
+    def pings() -> Iterator[bytes]:
+        for _ in range(4_000_000 // (len(ping) * PER_WRITE)):
+            yield ping * PER_WRITE
+        yield b"data: [DONE]\n\n"
+
+    with RawServer(pings) as server:
+        call = make_call(driver, raw_registry(server), max_response_bytes=1_000_000)
+        with pytest.raises(AllRoutesFailedError) as caught:
+            call(model="llama", messages=MESSAGES, max_tokens=20, stream=True)
+    cause = stream_error(caught.value)
+    assert isinstance(cause, ResponseFormatError)
+    assert "past 1000000 bytes" in str(cause)
+    assert [a.error_type for a in caught.value.attempts] == ["ResponseFormatError"] * 2
+
+
+def test_an_event_whose_data_lines_never_end_is_cut_at_the_event_bound(driver: str) -> None:
+    line = b"data: " + b"x" * 10_000 + b"\n"  # no blank line ever dispatches the event
+
+    def pieces() -> Iterator[bytes | float]:
+        yield openai_event("Hello")
+        yield 0.05
+        for _ in range((DEFAULT_MAX_BUFFER + 2_000_000) // (len(line) * 50)):
+            yield line * 50
+
+    with RawServer(pieces) as server:
+        call = make_call(driver, raw_registry(server))
+        with pytest.raises(StreamInterruptedError) as caught:
+            call(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+    cause = stream_error(caught.value)
+    assert isinstance(cause, ResponseFormatError)
+    assert f"event exceeded {DEFAULT_MAX_BUFFER} bytes" in str(cause)
 
 
 # --------------------------------------------------------------------------- JSON nested too deep

@@ -70,6 +70,7 @@ from guardedllm.engine._steps import (
     StreamStarted,
     succeeded,
 )
+from guardedllm.engine._stream import BoundedDecoder
 from guardedllm.engine._streaming import start_stream
 from guardedllm.engine._targets import target_for
 from guardedllm.errors import (
@@ -501,10 +502,19 @@ class Engine:
         cap = timeout
         if request.stream and call.settings.first_chunk_timeout_s is not None:
             cap = min(cap, call.settings.first_chunk_timeout_s)
+        decoder: BoundedDecoder | None = None
+        if request.stream:
+            decoder = BoundedDecoder.for_stream(
+                attempt.wire.stream_decoder(target),
+                target,
+                request=request,
+                max_output_tokens=attempt.estimate.max_output_tokens,
+                max_body_bytes=self._max_body_bytes,
+            )
         return Send(
             request=attempt.http_request,
             target=target,
-            decoder=attempt.wire.stream_decoder(target) if request.stream else None,
+            decoder=decoder,
             timeout_s=cap,
             max_body_bytes=self._max_body_bytes,
         )
