@@ -3,10 +3,10 @@ FakeProvider will not send: a vendor error event in the middle of a stream, an e
 ends, a stream that does not stop.
 
 Every request gets ``200`` with the content type given and a body closed by closing the
-connection, written piece by piece from ``pieces()``, a fresh iterable per request, with
-``pause_s`` between pieces so that each one reaches the client in a read of its own (a number
-among the pieces is a pause of that many seconds, for a pause in one place only). A client
+connection, written piece by piece from ``pieces()``, a fresh iterable per request. A client
 that hangs up ends the answer. ``sent`` counts the body bytes written, over every request.
+``APART`` between two pieces puts them in different reads of the client's, however it is
+scheduled.
 Every socket operation has a timeout and every answer is a bounded iterable, so a test that
 goes wrong fails instead of hanging.
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
 
@@ -23,17 +22,22 @@ from types import TracebackType
 # is gone.
 _IO_TIMEOUT_S = 10.0
 
+# A mebibyte of SSE comment lines, which every SSE reader skips. No read of a client's takes in
+# what comes before them and what comes after at once (httpx reads 64 KiB at a time; aiohttp's
+# buffer stops filling at a few hundred), so a stream that must break after its first chunk
+# has reached the caller sends that chunk, this, then the break: no pause to time, and no
+# chance that a busy machine hands the client both in one read.
+APART = (b":" + b" " * 1021 + b"\n\n") * 1024
+
 
 class RawServer:
     def __init__(
         self,
-        pieces: Callable[[], Iterable[bytes | float]],
+        pieces: Callable[[], Iterable[bytes]],
         *,
-        pause_s: float = 0.0,
         content_type: str = "text/event-stream",
     ) -> None:
         self._pieces = pieces
-        self._pause_s = pause_s
         self._content_type = content_type
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.2)
@@ -95,14 +99,9 @@ class RawServer:
                     + f"Content-Type: {self._content_type}\r\n".encode()
                     + b"Connection: close\r\n\r\n"
                 )
-                for index, piece in enumerate(self._pieces()):
+                for piece in self._pieces():
                     if self._stopping.is_set():
                         return
-                    if isinstance(piece, float):
-                        time.sleep(piece)
-                        continue
-                    if index and self._pause_s:
-                        time.sleep(self._pause_s)
                     connection.sendall(piece)
                     with self._lock:
                         self._sent += len(piece)

@@ -24,7 +24,7 @@ from guardedllm.guards.spend import MAX_BUDGET_USD
 from guardedllm.providers._sse import DEFAULT_MAX_BUFFER
 from guardedllm.testing import FakeProvider
 from guardedllm.types import ChatCompletion
-from raw_server import RawServer
+from raw_server import APART, RawServer
 from session import open_session
 from support import CONFIG, ENVIRON, Call, Streamed, config_text, make_call
 from wire_bodies import answer_and_stream
@@ -159,10 +159,10 @@ FLOOD_EVENTS = 100_000
 PER_WRITE = 500
 
 
-def endless(event: bytes, *, count: int = FLOOD_EVENTS) -> Iterator[bytes | float]:
+def endless(event: bytes, *, count: int = FLOOD_EVENTS) -> Iterator[bytes]:
     """A first chunk in a read of its own, then ``count`` copies of ``event`` and [DONE]."""
     yield openai_event("Hello")
-    yield 0.05
+    yield APART
     for start in range(0, count, PER_WRITE):
         yield event * min(PER_WRITE, count - start)
     yield b"data: [DONE]\n\n"
@@ -223,9 +223,9 @@ def test_a_stream_that_sends_nothing_but_pings_is_cut_by_its_bytes_and_retried(
 def test_an_event_whose_data_lines_never_end_is_cut_at_the_event_bound(driver: str) -> None:
     line = b"data: " + b"x" * 10_000 + b"\n"  # no blank line ever dispatches the event
 
-    def pieces() -> Iterator[bytes | float]:
+    def pieces() -> Iterator[bytes]:
         yield openai_event("Hello")
-        yield 0.05
+        yield APART
         for _ in range((DEFAULT_MAX_BUFFER + 2_000_000) // (len(line) * 50)):
             yield line * 50
 
@@ -274,10 +274,11 @@ def test_an_error_body_nested_too_deep_keeps_its_status_class(
 def test_a_stream_event_nested_too_deep_after_the_first_chunk_interrupts(driver: str) -> None:
     def pieces() -> Iterator[bytes]:
         yield openai_event("Hello")
+        yield APART
         yield b"data: " + DEEP + b"\n\n"
         yield b"data: [DONE]\n\n"
 
-    with RawServer(pieces, pause_s=0.05) as server:
+    with RawServer(pieces) as server:
         call = make_call(driver, raw_registry(server))
         with pytest.raises(StreamInterruptedError) as caught:
             call(model="gpt-4o-mini", messages=MESSAGES, stream=True)

@@ -21,7 +21,7 @@ from guardedllm.errors import (
     StreamInterruptedError,
 )
 from guardedllm.testing import FakeProvider
-from raw_server import RawServer
+from raw_server import APART, RawServer
 from support import CONFIG, ENVIRON
 
 from ._recording import Recorded
@@ -133,9 +133,10 @@ def test_a_key_echoed_in_an_error_event_mid_stream_is_masked_everywhere(
 ) -> None:
     def pieces() -> Iterator[bytes]:
         yield HELLO
+        yield APART
         yield ERROR_EVENT
 
-    with RawServer(pieces, pause_s=0.05) as server:
+    with RawServer(pieces) as server:
         url = server.base_url
         text = CONFIG.format(openai=url + "/v1", azure=url, anthropic=url, gemini=url)
         session = sessions(Registry.from_toml_text(text, source="raw-server"))
