@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 from collections.abc import Generator
 from typing import Any
 
@@ -11,9 +12,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from guardedllm import Policy, Registry
+from guardedllm import Policy, Registry, defaults
 from guardedllm._request import chat_request
-from guardedllm.engine import Answered, Engine, Failed, Send, Sleep, StreamStart, classify
+from guardedllm.engine import (
+    Answered,
+    Engine,
+    Failed,
+    Send,
+    Sleep,
+    StreamStart,
+    StreamStarted,
+    classify,
+)
 from guardedllm.errors import (
     AllRoutesFailedError,
     BadRequestError,
@@ -24,6 +34,7 @@ from guardedllm.errors import (
     RateLimitedError,
     ResponseFormatError,
     ServerError,
+    StreamInterruptedError,
 )
 from guardedllm.state import MemoryBackend
 from guardedllm.types import ChatCompletion
@@ -336,3 +347,52 @@ def test_a_flow_closed_mid_attempt_gives_its_rate_limit_tokens_back(retries: int
 
     assert level("tokens", 1000) == 1000
     assert level("requests", 60) == 60 - (1 + retries)
+
+
+CHUNK_EVENT = (
+    b'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m",'
+    b'"choices":[{"index":0,"delta":{"content":"more"},"finish_reason":null}]}\n\n'
+)
+
+
+def test_a_stream_that_never_stops_holds_a_bounded_amount_of_memory() -> None:
+    # max_tokens=10: a stream may carry STREAM_CHUNKS_PER_TOKEN * 10 + STREAM_CHUNK_SLACK
+    # chunks. One that goes on is cut there, having kept no more than that, however long the
+    # vendor would have gone on sending.
+    clock = VirtualClock()
+    flow = engine(clock).run(
+        chat_request(
+            model="first", messages=[{"role": "user", "content": "hi"}], max_tokens=10, stream=True
+        )
+    )
+
+    def first_chunk(send: Send) -> StreamStarted:
+        assert send.decoder is not None
+        chunks = send.decoder.feed(CHUNK_EVENT)
+        return StreamStarted(first_chunks=tuple(chunks), handle=None, decoder=send.decoder)
+
+    _, start = drive(flow, first_chunk, clock)
+    assert isinstance(start, StreamStart)
+    tracker = start.tracker
+    tracker.first(start.first_chunks)  # as the drivers do: the caller has the first chunk
+    fed = 0
+
+    def feed_forever() -> None:
+        nonlocal fed
+        while fed < 100_000:  # bounded: a tracker that never refuses fails the test
+            fed += 1
+            tracker.feed(CHUNK_EVENT)
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(StreamInterruptedError) as caught:
+            feed_forever()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    bound = defaults.STREAM_CHUNKS_PER_TOKEN * 10 + defaults.STREAM_CHUNK_SLACK
+    assert isinstance(caught.value.__cause__, ResponseFormatError)
+    assert len(caught.value.received) == bound  # the first chunk and every chunk fed in bound
+    assert fed == bound  # the first, then every chunk to the bound; the next one is refused
+    assert peak < 1_000_000  # a few hundred small chunks, not a hundred thousand
+    assert tracker.ended == "interrupted"

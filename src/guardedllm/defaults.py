@@ -34,6 +34,28 @@ MAX_RETRY_AFTER_S = 60.0
 # this is a misrouted download or a runaway server, and is refused with ResponseFormatError.
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 
+# The largest token count one answer's usage may report: a hundred times the longest context
+# window on sale (ten million tokens). A count past it, or a negative one, is no bill a vendor
+# could send (an integer wrapped around, a corrupt proxy): the whole report is read as missing,
+# and the call keeps the worst-case cost it reserved. Below it a call's cost stays within the
+# spend ledger's exact range (guards.spend.MAX_BUDGET_USD) at up to $4,500 per million tokens.
+MAX_USAGE_TOKENS = 1_000_000_000
+
+# A stream carries at most this many chunks per output token it may produce (its max_tokens,
+# else the deployment's max_output_tokens; per choice), plus STREAM_CHUNK_SLACK. A vendor sends
+# at most one content chunk per token and a few of its own (role, finish, usage, one or two per
+# tool call); four a token leaves room for a server that splits tokens up (a character at a
+# time), the slack for many tool calls. A stream past it is endless or a flood, not an answer:
+# it is cut with a typed error instead of filling memory with chunks.
+STREAM_CHUNKS_PER_TOKEN = 4
+STREAM_CHUNK_SLACK = 256
+
+# A stream's body may be as large as a whole answer's (the client's max_response_bytes, by
+# default MAX_RESPONSE_BYTES) or this many bytes per output token it may produce, whichever is
+# larger. The fattest chunk events (Azure's, with content-filter results) are about 600 bytes
+# for a token or more; a very long answer that needs more than MAX_RESPONSE_BYTES still fits.
+STREAM_BYTES_PER_TOKEN = 1024
+
 # Output assumed by an estimate's expected cost when the caller gives no figure: a typical chat
 # answer is a few hundred tokens; the actual cost, from the vendor's usage, replaces it.
 EXPECTED_OUTPUT_TOKENS = 256

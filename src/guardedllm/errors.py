@@ -31,14 +31,15 @@
 
 Rules: the vendor status maps to a class through ``STATUS_ERRORS`` (a table, not an if-chain);
 every message says what happened and what to do next; errors about attempts carry the attempts;
-no message, repr or attribute ever holds an API key (bodies are excerpted and scrubbed).
+no message, repr or attribute ever holds an API key (bodies are excerpted and scrubbed; every
+error born of a vendor's answer has the attempt's own key masked, see ``redact``).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import attrs
 
@@ -96,15 +97,59 @@ def scrub_secrets(text: str) -> str:
     return _SECRET_PATTERNS.sub("[redacted]", text)
 
 
-def redact(error: ProviderError, secret: str | None) -> ProviderError:
-    """``error`` with every occurrence of ``secret`` (the key the attempt was sent with)
-    masked: a vendor may quote a key of any shape back, which ``scrub_secrets`` cannot know."""
-    if secret and len(secret) >= 4:
-        error.args = tuple(
-            a.replace(secret, "[redacted]") if isinstance(a, str) else a for a in error.args
-        )
-        error.body = error.body.replace(secret, "[redacted]")
+# A key's leading part this long is masked too, wherever it stands: a body excerpt cut short
+# may end inside a key, and most of a key is nearly as good as all of it.
+_KEY_HEAD_CHARS = 8
+
+_E = TypeVar("_E", bound="GuardedLLMError")
+
+
+def redact(error: _E, secret: str | None) -> _E:
+    """``error`` with ``secret`` (the key the attempt was sent with) masked in its message and
+    in every text it carries (a vendor body, an excerpt, a code), and so in the errors of ours
+    it was raised from: a vendor may quote back a key of any shape, which ``scrub_secrets``
+    cannot know. A part of the key cut off at the end of an excerpt is masked as well.
+
+    An error raised ``from None`` in place of another (a ``JSONDecodeError``, whose ``doc`` is
+    the whole body) also lets go of that one: hidden from tracebacks, it would still be
+    reachable as ``__context__``, key and all."""
+    if not secret or len(secret) < 4:
+        return error
+    pending: list[BaseException | None] = [error]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if not isinstance(current, GuardedLLMError) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        current.args = tuple(_masked(a, secret) if isinstance(a, str) else a for a in current.args)
+        for name, value in list(vars(current).items()):
+            if isinstance(value, str):
+                setattr(current, name, _masked(value, secret))
+        if current.__suppress_context__ and not isinstance(current.__context__, GuardedLLMError):
+            current.__context__ = None
+        pending += (current.__cause__, current.__context__)
     return error
+
+
+def _masked(text: str, secret: str) -> str:
+    """``text`` with each run that starts like ``secret`` (its first ``_KEY_HEAD_CHARS``, or
+    all of a shorter one) and follows it as far as it goes replaced by ``[redacted]``."""
+    head = secret[:_KEY_HEAD_CHARS]
+    start = text.find(head)
+    if start == -1:
+        return text
+    parts: list[str] = []
+    done = 0
+    while start != -1:
+        end = start + len(head)
+        while end < len(text) and end - start < len(secret) and text[end] == secret[end - start]:
+            end += 1
+        parts += (text[done:start], "[redacted]")
+        done = end
+        start = text.find(head, end)
+    parts.append(text[done:])
+    return "".join(parts)
 
 
 class GuardedLLMError(Exception):

@@ -8,10 +8,12 @@ keeps working. Every value is a frozen attrs class: safe to share between thread
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
+
+from guardedllm import defaults
 
 __all__ = [
     "Attempt",
@@ -172,6 +174,40 @@ class Usage(_Dumpable):
             total_tokens=prompt_tokens + completion_tokens,
             prompt_tokens_details=PromptTokensDetails(cached_tokens=cached_tokens),
             completion_tokens_details=CompletionTokensDetails(reasoning_tokens=reasoning_tokens),
+        )
+
+    @classmethod
+    def reported(
+        cls,
+        prompt: Sequence[int],
+        completion: Sequence[int],
+        *,
+        cached_tokens: int = 0,
+        reasoning_tokens: int = 0,
+    ) -> Usage | None:
+        """The usage a vendor reported, built from its wire counts: ``prompt`` and
+        ``completion`` are the counts that add up to each (Anthropic reports cache reads and
+        writes apart from the rest of the input, Gemini thoughts apart from the answer). Every
+        wire format builds its usage here, for answers and streams alike.
+
+        None when a count is one no vendor could bill: negative, or past
+        ``defaults.MAX_USAGE_TOKENS``. Such a report is trusted in no part: the answer stands
+        without usage and its call keeps the worst-case cost it reserved, as for a vendor that
+        reports no usage at all. So no count reaches the cost arithmetic that could make it
+        fail, overflow, or bill less than the vendor may have.
+        """
+        ceiling = defaults.MAX_USAGE_TOKENS
+        for count in (*prompt, *completion, cached_tokens, reasoning_tokens):
+            if not 0 <= count <= ceiling:
+                return None
+        prompt_tokens, completion_tokens = sum(prompt), sum(completion)
+        if prompt_tokens > ceiling or completion_tokens > ceiling:
+            return None
+        return cls.of(
+            prompt_tokens,
+            completion_tokens,
+            cached_tokens=cached_tokens,
+            reasoning_tokens=reasoning_tokens,
         )
 
 

@@ -1,14 +1,29 @@
-"""What every wire format shares: the request builder (the same request httpx.Request builds)
-and the reading of Retry-After."""
+"""What every wire format shares: the request builder (the same request httpx.Request builds),
+the reading of Retry-After, the JSON reader, and the usage counts every reader builds."""
 
 from __future__ import annotations
 
+import json
 import math
 
+import attrs
 import httpx
 import pytest
 
-from guardedllm.providers.base import Target, post_request, retry_after_seconds
+from guardedllm import defaults
+from guardedllm.errors import (
+    AuthenticationError,
+    InvalidRequestError,
+    RateLimitedError,
+    ResponseFormatError,
+    ServerError,
+)
+from guardedllm.providers.anthropic import AnthropicWire
+from guardedllm.providers.base import Target, load_json, post_request, retry_after_seconds
+from guardedllm.providers.gemini import GeminiWire
+from guardedllm.providers.openai import AzureOpenAIWire, OpenAIWire
+from guardedllm.types import ChatRequest, Usage
+from wire_bodies import answer_and_stream
 
 
 def _target(base_url: str) -> Target:
@@ -98,3 +113,108 @@ def test_retry_after_is_the_vendors_wait_and_always_finite(
     else:
         assert parsed == pytest.approx(seconds, abs=1e-6)
         assert math.isfinite(parsed)
+
+
+# --------------------------------------------------------------------------- JSON nested too deep
+
+# Far deeper than the interpreter's recursion limit: json.loads raises RecursionError on it.
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+@pytest.mark.parametrize("text", [DEEP, DEEP.decode(), b'{"a": ' + DEEP + b"}"])
+def test_json_nested_too_deep_is_malformed_json(text: str | bytes) -> None:
+    with pytest.raises(ValueError, match="nested too deeply"):
+        load_json(text)
+
+
+@pytest.mark.parametrize("text", ['{"a": [1, 2.5, null]}', " [] ", b'{"x": "\\u00e9"}', "1"])
+def test_load_json_reads_what_json_loads_reads(text: str | bytes) -> None:
+    assert load_json(text) == json.loads(text)
+
+
+WIRES = {
+    "openai": OpenAIWire(),
+    "azure-openai": AzureOpenAIWire(),
+    "anthropic": AnthropicWire(),
+    "gemini": GeminiWire(),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(WIRES))
+def test_every_wire_format_reads_json_nested_too_deep_as_malformed(kind: str) -> None:
+    wire, target = WIRES[kind], attrs.evolve(_target("https://x.example"), kind=kind)
+    with pytest.raises(ResponseFormatError, match="nested too deeply"):
+        wire.parse_response(DEEP, target)
+    decoder = wire.stream_decoder(target)
+    with pytest.raises(ResponseFormatError):
+        decoder.feed(b"data: " + DEEP + b"\n\n")
+    # An error body that cannot be read still gives its status's class.
+    for status, expected in [
+        (503, ServerError),
+        (401, AuthenticationError),
+        (429, RateLimitedError),
+    ]:
+        error = wire.parse_error(status, httpx.Headers(), DEEP, target, now=0.0)
+        assert type(error) is expected
+
+
+@pytest.mark.parametrize("kind", ["anthropic", "gemini"])
+def test_tool_arguments_nested_too_deep_are_an_invalid_request(kind: str) -> None:
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": DEEP.decode()}}
+    request = ChatRequest(
+        model="m",
+        messages=(
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "c1", "content": "ok"},
+        ),
+    )
+    target = attrs.evolve(_target("https://x.example"), kind=kind, max_output_tokens=10)
+    with pytest.raises(InvalidRequestError):
+        WIRES[kind].build_request(request, target)
+
+
+# --------------------------------------------------------------------------- usage counts
+
+
+NONSENSE_COUNTS = [(-1_000_000, 5), (12, -1), (12, 10**18), (10**400, 5), (2**64 - 1, 0)]
+
+
+@pytest.mark.parametrize("kind", sorted(WIRES))
+@pytest.mark.parametrize(("prompt", "completion"), NONSENSE_COUNTS)
+def test_counts_no_vendor_could_bill_read_as_no_usage(
+    kind: str, prompt: int, completion: int
+) -> None:
+    wire, target = WIRES[kind], attrs.evolve(_target("https://x.example"), kind=kind)
+    answer, stream = answer_and_stream(kind, prompt, completion)
+    completion_ = wire.parse_response(answer, target)
+    assert completion_.choices[0].message.content == "hi"  # the answer stands
+    assert completion_.usage is None
+    decoder = wire.stream_decoder(target)
+    chunks = decoder.feed(stream) + decoder.close()
+    assert decoder.done
+    assert decoder.usage is None
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "hi"
+    assert all(c.choices for c in chunks)  # no usage chunk without usage
+
+
+@pytest.mark.parametrize("kind", sorted(WIRES))
+def test_counts_up_to_the_ceiling_are_the_usage(kind: str) -> None:
+    wire, target = WIRES[kind], attrs.evolve(_target("https://x.example"), kind=kind)
+    answer, stream = answer_and_stream(kind, 12, defaults.MAX_USAGE_TOKENS)
+    assert wire.parse_response(answer, target).usage == Usage.of(12, defaults.MAX_USAGE_TOKENS)
+    decoder = wire.stream_decoder(target)
+    chunks = decoder.feed(stream) + decoder.close()
+    assert decoder.usage == chunks[-1].usage == Usage.of(12, defaults.MAX_USAGE_TOKENS)
+
+
+def test_usage_reported_in_parts_is_checked_part_by_part() -> None:
+    # Anthropic's prompt is its input plus cache reads and writes: a negative part is nonsense
+    # even when the sum looks sane, and parts within the ceiling may add up past it.
+    assert Usage.reported((-5, 10, 0), (1,), cached_tokens=10) is None
+    ceiling = defaults.MAX_USAGE_TOKENS
+    assert Usage.reported((ceiling, 1), (1,)) is None
+    assert Usage.reported((1,), (1,), reasoning_tokens=-1) is None
+    assert Usage.reported((5, 10, 0), (3, 4), cached_tokens=10, reasoning_tokens=4) == Usage.of(
+        15, 7, cached_tokens=10, reasoning_tokens=4
+    )

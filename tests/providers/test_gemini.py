@@ -817,10 +817,6 @@ def test_blocked_prompt() -> None:
             "promptTokenCount is '8'",
         ),
         (
-            response(candidates=[{}], usageMetadata={"candidatesTokenCount": -1}),
-            "candidatesTokenCount is -1",
-        ),
-        (
             response(candidates=[{}], usageMetadata={"thoughtsTokenCount": True}),
             "thoughtsTokenCount is True",
         ),

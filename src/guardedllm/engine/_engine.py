@@ -16,7 +16,8 @@ that a guard would refuse:
 5. per attempt: retry budget (for retries), rate limiter (wait within the deadline), send
 6. per outcome: breaker records it; the limiter learns the vendor's headers and is corrected
    to the tokens used; a 404 marks the deployment unavailable; the reservation is settled to
-   the actual cost, or released when nothing was billed.
+   the actual cost (the worst case when the vendor reported no usage, or none it could have
+   billed), or released when nothing was billed.
 
 Invariants:
 - One deadline per call covers every attempt, backoff, rate-limit wait and fallback; no step
@@ -70,6 +71,7 @@ from guardedllm.engine._steps import (
     StreamStarted,
     succeeded,
 )
+from guardedllm.engine._stream import BoundedDecoder
 from guardedllm.engine._streaming import start_stream
 from guardedllm.engine._targets import target_for
 from guardedllm.errors import (
@@ -490,10 +492,19 @@ class Engine:
         cap = timeout
         if request.stream and call.settings.first_chunk_timeout_s is not None:
             cap = min(cap, call.settings.first_chunk_timeout_s)
+        decoder: BoundedDecoder | None = None
+        if request.stream:
+            decoder = BoundedDecoder.for_stream(
+                attempt.wire.stream_decoder(target),
+                target,
+                request=request,
+                max_output_tokens=attempt.estimate.max_output_tokens,
+                max_body_bytes=self._max_body_bytes,
+            )
         return Send(
             request=attempt.http_request,
             target=target,
-            decoder=attempt.wire.stream_decoder(target) if request.stream else None,
+            decoder=decoder,
             timeout_s=cap,
             max_body_bytes=self._max_body_bytes,
         )
@@ -536,11 +547,10 @@ class Engine:
         self.latencies.record(attempt.deployment.name, latency)
         attempt.record_permit(self.guards, "success", latency, now, call.span)
         call.record(attempt.target, number, status=status, latency=latency)
-        attempt.handed_over = True  # the stream or this return now settles the reservation
         call.answered = attempt
         if isinstance(outcome, StreamStarted):
             attempt_span.first_chunk(now=now)
-            return start_stream(
+            stream = start_stream(
                 self,
                 call,
                 request,
@@ -549,7 +559,13 @@ class Engine:
                 guard=call.guard_info(cost_usd=None, now=now),
                 attempt_span=attempt_span,
             )
+            # From here the stream's tracker settles the reservation, however the stream ends;
+            # until here, ``Turn.close`` would release it.
+            attempt.handed_over = True
+            return stream
         assert result is not None
+        # Settles the reservation even if its bookkeeping fails, so nothing after this line
+        # can leave it held.
         cost = account(self, attempt, result.usage)
         # The vendor's count of what is left includes this call; learning it after the usage
         # correction keeps the correction from handing back tokens the vendor already counted.

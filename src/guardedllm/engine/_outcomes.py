@@ -4,11 +4,14 @@ calibration, token correction and spend)."""
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from guardedllm.engine._call import Turn
 from guardedllm.engine._steps import Answered, Failed, Outcome, StreamStarted
 from guardedllm.errors import GuardedLLMError, redact
+from guardedllm.guards import Reservation
+from guardedllm.guards.spend import MAX_BUDGET_USD
 from guardedllm.providers.base import Target, WireFormat
 from guardedllm.routing import usage_cost
 from guardedllm.types import ChatCompletion, Usage
@@ -22,9 +25,16 @@ __all__ = ["account", "learn", "settle"]
 def settle(
     engine: Engine, outcome: Outcome | None, wire: WireFormat, target: Target
 ) -> tuple[ChatCompletion | None, GuardedLLMError | None, int | None]:
-    """(parsed response, error, status) for one attempt's outcome."""
+    """(parsed response, error, status) for one attempt's outcome.
+
+    Every error born of a vendor's answer before a stream is committed passes here (an error
+    status, a 2xx body that holds an error or does not parse, a stream's error event or garbage
+    before its first chunk, which the driver hands over as ``Failed``), and leaves with the
+    attempt's key masked wherever the vendor quoted it: in the message, the body, the excerpt,
+    and so in ``attempts`` and the spans, which are made from it. After the first chunk,
+    ``StreamTracker.interrupted`` does the same."""
     if isinstance(outcome, Failed):
-        return None, outcome.error, None
+        return None, redact(outcome.error, target.api_key), None
     if isinstance(outcome, StreamStarted):
         return None, None, 200
     if not isinstance(outcome, Answered):  # the driver broke the protocol
@@ -37,7 +47,7 @@ def settle(
     try:
         return wire.parse_response(outcome.body, target), None, outcome.status
     except GuardedLLMError as exc:
-        return None, exc, outcome.status
+        return None, redact(exc, target.api_key), outcome.status
 
 
 def learn(engine: Engine, attempt: Turn, outcome: object) -> None:
@@ -56,20 +66,42 @@ def learn(engine: Engine, attempt: Turn, outcome: object) -> None:
 
 def account(engine: Engine, attempt: Turn, usage: Usage | None) -> float | None:
     """Settle an answered attempt: calibration, rate-limit correction, spend. Returns its
-    cost (None when the vendor reported no usage: then the worst case stays spent)."""
+    cost (None when the vendor reported no usage: then the worst case stays spent).
+
+    The spend reservation is settled here exactly once, whatever happens: it is taken off the
+    attempt first (so ``Turn.close`` never releases it too), and settled in a ``finally``, to
+    the worst case when the cost could not be worked out. A reservation left held would shrink
+    its budget until the window ends. The attempt's rate-limit grant is settled here too:
+    corrected to the usage, or kept whole when there is none (``Turn.close`` gives nothing
+    back)."""
     deployment = attempt.deployment
     guards = engine.guards
-    cost = usage_cost(deployment, usage) if usage is not None else None
-    if usage is not None:
-        engine.observe_usage(deployment.name, attempt.estimate, usage)
-        guards.limiter.correct(
-            deployment.name,
-            tpm=deployment.tpm,
-            reserved_tokens=attempt.tokens,
-            actual_tokens=usage.prompt_tokens + usage.completion_tokens,
-            now=engine.clock(),
-        )
-    if attempt.reservation is not None:
-        settled = cost if cost is not None else attempt.reservation.amount_usd
-        guards.ledger.settle(attempt.reservation, settled, wall_now=engine.wall_clock())
+    reservation, attempt.reservation = attempt.reservation, None
+    attempt.grant = None
+    cost: float | None = None
+    try:
+        if usage is not None:
+            cost = usage_cost(deployment, usage)
+            engine.observe_usage(deployment.name, attempt.estimate, usage)
+            guards.limiter.correct(
+                deployment.name,
+                tpm=deployment.tpm,
+                reserved_tokens=attempt.tokens,
+                actual_tokens=usage.prompt_tokens + usage.completion_tokens,
+                now=engine.clock(),
+            )
+    finally:
+        if reservation is not None:
+            guards.ledger.settle(
+                reservation, _settled_usd(cost, reservation), wall_now=engine.wall_clock()
+            )
     return cost
+
+
+def _settled_usd(cost: float | None, reservation: Reservation) -> float:
+    """What a reservation settles to: the cost, within what the ledger counts exactly (a
+    price in the registry can still make a sane count cost more); the worst case reserved when
+    the cost is unknown."""
+    if cost is None or not math.isfinite(cost):
+        return reservation.amount_usd
+    return min(max(cost, 0.0), MAX_BUDGET_USD)

@@ -1,10 +1,16 @@
-"""What happens to a stream after its first chunk has reached the caller.
+"""What a stream may carry, and what happens to it after its first chunk has reached the caller.
 
-The engine has committed: nothing is retried from here. The tracker decodes the rest, keeps
-what the caller received (for ``StreamInterruptedError``), and settles the call exactly once,
-whichever way it ends: completed (the vendor's terminal event arrived), interrupted (the
-connection broke, or the vendor sent garbage or an error event), or abandoned (the caller
-stopped reading).
+Every stream's decoder is a ``BoundedDecoder``: a stream that goes on well past the output it
+may produce, in chunks or in bytes, is a protocol violation, refused with ``ResponseFormatError``
+(which, like any garbage, fails the attempt before the first chunk and interrupts the stream
+after it). So nothing a stream holds (the SSE parser's event, the chunks the tracker keeps)
+grows without bound, however long the vendor keeps sending.
+
+After the first chunk the engine has committed: nothing is retried from there. The tracker
+decodes the rest, keeps what the caller received (for ``StreamInterruptedError``), and settles
+the call exactly once, whichever way it ends: completed (the vendor's terminal event arrived),
+interrupted (the connection broke, or the vendor sent garbage or an error event), or abandoned
+(the caller stopped reading).
 """
 
 from __future__ import annotations
@@ -14,11 +20,17 @@ from typing import Literal
 
 import attrs
 
-from guardedllm.errors import GuardedLLMError, StreamInterruptedError
+from guardedllm import defaults
+from guardedllm.errors import (
+    GuardedLLMError,
+    ResponseFormatError,
+    StreamInterruptedError,
+    redact,
+)
 from guardedllm.providers.base import StreamDecoder, Target
-from guardedllm.types import ChatCompletionChunk, GuardInfo, Usage
+from guardedllm.types import ChatCompletionChunk, ChatRequest, GuardInfo, Usage
 
-__all__ = ["StreamEnd", "StreamTracker"]
+__all__ = ["BoundedDecoder", "StreamEnd", "StreamTracker"]
 
 StreamEnd = Literal["completed", "interrupted", "abandoned"]
 
@@ -29,6 +41,88 @@ Settle = Callable[
     [StreamEnd, Usage | None, Sequence[ChatCompletionChunk], BaseException | None, GuardInfo],
     float | None,
 ]
+
+
+class BoundedDecoder:
+    """A stream's decoder, held to ``max_chunks`` chunks and ``max_bytes`` bytes of body.
+
+    The engine wraps each stream's decoder in one, so the driver reading up to the first chunk
+    and the tracker reading the rest count against the same bounds. Bytes are counted before
+    they are decoded: past ``max_bytes``, nothing more is held."""
+
+    __slots__ = ("_bytes", "_chunks", "_decoder", "_max_bytes", "_max_chunks", "_target")
+
+    def __init__(
+        self, decoder: StreamDecoder, target: Target, *, max_chunks: int, max_bytes: int
+    ) -> None:
+        self._decoder = decoder
+        self._target = target
+        self._max_chunks = max_chunks
+        self._max_bytes = max_bytes
+        self._chunks = 0
+        self._bytes = 0
+
+    @classmethod
+    def for_stream(
+        cls,
+        decoder: StreamDecoder,
+        target: Target,
+        *,
+        request: ChatRequest,
+        max_output_tokens: int,
+        max_body_bytes: int,
+    ) -> BoundedDecoder:
+        """``decoder`` held to what a stream of ``request`` may carry: per choice, as many
+        chunks as ``defaults.STREAM_CHUNKS_PER_TOKEN`` a token of its output ceiling (the
+        caller's ``max_tokens``, else the deployment's ``max_output_tokens``) plus slack, and
+        as many bytes as a whole answer may have or ``defaults.STREAM_BYTES_PER_TOKEN`` a
+        token, whichever is more."""
+        tokens = max(request.max_tokens or 0, max_output_tokens)
+        n = request.extra.get("n")
+        choices = n if type(n) is int and n > 1 else 1  # OpenAI's n: that many answers at once
+        return cls(
+            decoder,
+            target,
+            max_chunks=(defaults.STREAM_CHUNKS_PER_TOKEN * tokens + defaults.STREAM_CHUNK_SLACK)
+            * choices,
+            max_bytes=max(max_body_bytes, defaults.STREAM_BYTES_PER_TOKEN * tokens * choices),
+        )
+
+    @property
+    def done(self) -> bool:
+        return self._decoder.done
+
+    @property
+    def usage(self) -> Usage | None:
+        return self._decoder.usage
+
+    def feed(self, data: bytes) -> list[ChatCompletionChunk]:
+        self._bytes += len(data)
+        if self._bytes > self._max_bytes:
+            raise self._refusal(f"{self._max_bytes} bytes")
+        chunks = self._decoder.feed(data)
+        if chunks:
+            self._chunks += len(chunks)
+            if self._chunks > self._max_chunks:
+                raise self._refusal(f"{self._max_chunks} chunks")
+        return chunks
+
+    def close(self) -> list[ChatCompletionChunk]:
+        chunks = self._decoder.close()
+        self._chunks += len(chunks)
+        if self._chunks > self._max_chunks:
+            raise self._refusal(f"{self._max_chunks} chunks")
+        return chunks
+
+    def _refusal(self, bound: str) -> ResponseFormatError:
+        target = self._target
+        return ResponseFormatError(
+            f"{target.deployment}: the stream from {target.provider} went on past {bound}, far "
+            "more than the output the request allows; a stream that does not stop is not an "
+            "answer, so it was cut. Check the provider's base_url and that it honours "
+            "max_tokens.",
+            deployment=target.deployment,
+        )
 
 
 class StreamTracker:
@@ -96,7 +190,11 @@ class StreamTracker:
         return self._visible(chunks)
 
     def interrupted(self, cause: GuardedLLMError) -> StreamInterruptedError:
-        """The error for a stream that broke after chunks reached the caller (settles it)."""
+        """The error for a stream that broke after chunks reached the caller (settles it).
+        Every failure of a committed stream passes here: ``cause`` (a vendor error event,
+        garbage, a dropped connection) has the attempt's key masked wherever the vendor quoted
+        it, as ``settle`` does for an attempt's outcome, before anything records it."""
+        redact(cause, self.target.api_key)
         error = StreamInterruptedError(
             f"{self.target.deployment}: the stream broke after {len(self._received)} chunks: "
             f"{type(cause).__name__}. It was not retried, since part of the answer had reached "

@@ -29,7 +29,13 @@ import httpx
 
 from guardedllm.errors import ProviderError, ResponseFormatError, error_for_status
 from guardedllm.providers._sse import ServerSentEvent, SSEParser
-from guardedllm.providers.base import Target, decode_json, first_header, retry_after_seconds
+from guardedllm.providers.base import (
+    Target,
+    decode_json,
+    first_header,
+    load_json,
+    retry_after_seconds,
+)
 from guardedllm.types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -145,7 +151,7 @@ def parse_error(
     a proxy's HTML page still gives the status's class, with an excerpt)."""
     text = body.decode("utf-8", "replace")
     try:
-        data = json.loads(body)
+        data = load_json(body)
     except (ValueError, UnicodeDecodeError):
         data = None
     error_type, message, body_request_id = _error_details(data)
@@ -182,7 +188,8 @@ class AnthropicStreamDecoder:
 
     Emits a role chunk at ``message_start``, content and tool-call deltas as they come, a
     finish chunk at ``message_delta`` and a usage chunk with no choices at ``message_stop``,
-    the terminal event. ``usage`` is known from ``message_start`` on (input tokens; output
+    the terminal event (none when the counts are ones no vendor could bill, see
+    ``Usage.reported``). ``usage`` is known from ``message_start`` on (input tokens; output
     tokens so far) and final at ``message_delta``.
     """
 
@@ -348,10 +355,11 @@ class AnthropicStreamDecoder:
 
     def _on_message_stop(self, payload: dict[str, Any]) -> list[ChatCompletionChunk]:
         self._done = True
+        usage = self.usage
+        if usage is None:  # counts no vendor could bill: the stream ends without usage
+            return []
         return [
-            ChatCompletionChunk(
-                id=self._id, created=0, model=self._model, choices=(), usage=self.usage
-            )
+            ChatCompletionChunk(id=self._id, created=0, model=self._model, choices=(), usage=usage)
         ]
 
     def _block(self, payload: dict[str, Any], where: str) -> _Block:
@@ -438,7 +446,8 @@ def _refusal(stop_reason: object, details: object) -> str | None:
 
 
 def _read_counts(usage: Mapping[str, Any], target: Target, where: str) -> dict[str, int]:
-    """The token counts an Anthropic usage object holds; absent or null ones are left out."""
+    """The token counts an Anthropic usage object holds; absent or null ones are left out.
+    Whether a count is one a vendor could bill is for ``Usage.reported`` to say."""
     counts: dict[str, int] = {}
     for key in _COUNT_FIELDS:
         value = usage.get(key)
@@ -454,17 +463,19 @@ def _read_counts(usage: Mapping[str, Any], target: Target, where: str) -> dict[s
 
 
 def _is_count(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _usage(counts: Mapping[str, int]) -> Usage:
+def _usage(counts: Mapping[str, int]) -> Usage | None:
     cache_read = counts.get("cache_read_input_tokens", 0)
     prompt = (
-        counts.get("input_tokens", 0) + cache_read + counts.get("cache_creation_input_tokens", 0)
+        counts.get("input_tokens", 0),
+        cache_read,
+        counts.get("cache_creation_input_tokens", 0),
     )
-    return Usage.of(
+    return Usage.reported(
         prompt,
-        counts.get("output_tokens", 0),
+        (counts.get("output_tokens", 0),),
         cached_tokens=cache_read,
         reasoning_tokens=counts.get("thinking_tokens", 0),
     )

@@ -27,12 +27,12 @@ Pure: values in, a JSON-ready dict out.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 from guardedllm.errors import InvalidRequestError
+from guardedllm.providers.base import load_json
 from guardedllm.types import ChatRequest
 
 __all__ = ["request_body"]
@@ -272,7 +272,7 @@ def _arguments(function: Mapping[str, Any], where: str) -> Mapping[str, Any]:
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return {}
     try:
-        args = json.loads(raw) if isinstance(raw, str) else None
+        args = load_json(raw) if isinstance(raw, str) else None
     except ValueError:
         args = None
     if not isinstance(args, Mapping):
@@ -300,7 +300,7 @@ def _function_response(
         )
     text = "".join(p["text"] for p in _text_parts(message.get("content"), where))
     try:
-        parsed = json.loads(text)
+        parsed = load_json(text)
     except ValueError:
         parsed = None
     response = parsed if isinstance(parsed, Mapping) else {"content": text}

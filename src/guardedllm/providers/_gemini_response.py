@@ -23,7 +23,7 @@ import attrs
 
 from guardedllm.errors import ProviderError, ResponseFormatError, error_for_status
 from guardedllm.providers._sse import SSEParser
-from guardedllm.providers.base import Target, decode_json
+from guardedllm.providers.base import Target, decode_json, load_json
 from guardedllm.types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -95,7 +95,7 @@ def parse_error_payload(
 ) -> ProviderError:
     """The typed error for a non-2xx answer with ``body``; the headers were read by the caller."""
     try:
-        data = json.loads(body)
+        data = load_json(body)
     except (ValueError, UnicodeDecodeError):
         data = None
     # The streaming endpoint can answer an error as a one-element JSON array.
@@ -155,8 +155,10 @@ class _Reader:
         return value
 
     def count(self, parent: Mapping[str, Any], key: str, at: str) -> int:
+        """An integer count (0 when absent); whether it is one a vendor could bill is for
+        ``Usage.reported`` to say."""
         value = parent.get(key, 0)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        if not isinstance(value, int) or isinstance(value, bool):
             raise self.bad(f"{at}.{key}", f"{value!r}, not a token count")
         return value
 
@@ -224,9 +226,9 @@ def _usage(payload: Mapping[str, Any], read: _Reader) -> Usage | None:
     meta = read.opt_obj(payload, "usageMetadata", "response")
     at = "usageMetadata"
     thoughts = read.count(meta, "thoughtsTokenCount", at)
-    return Usage.of(
-        read.count(meta, "promptTokenCount", at),
-        read.count(meta, "candidatesTokenCount", at) + thoughts,
+    return Usage.reported(
+        (read.count(meta, "promptTokenCount", at),),
+        (read.count(meta, "candidatesTokenCount", at), thoughts),
         cached_tokens=read.count(meta, "cachedContentTokenCount", at),
         reasoning_tokens=thoughts,
     )
@@ -354,7 +356,7 @@ class GeminiStreamDecoder:
 
     def _on_event(self, data: str) -> list[ChatCompletionChunk]:
         try:
-            payload = json.loads(data)
+            payload = load_json(data)
         except ValueError:
             payload = None
         if not isinstance(payload, Mapping):
@@ -383,7 +385,7 @@ class GeminiStreamDecoder:
         # Counts are cumulative; once the final usage chunk is out, it is what was reported.
         if payload.get("usageMetadata") is not None and not self._usage_sent:
             self._usage = _usage(payload, read)
-            if self._finish is not None and not self._usage_sent:
+            if self._finish is not None and self._usage is not None:
                 chunks.append(self._usage_chunk())
         return chunks
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import attrs
@@ -128,23 +128,6 @@ def _plain_head(data: dict[str, Any], target: Target) -> tuple[str, int, str, st
     return id_, created, model or target.model, fingerprint
 
 
-# json.loads without its wrapper: the C scanner, then what json.loads checks after it (only
-# JSON whitespace may follow). Anything the scanner does not take goes to json.loads, which
-# raises the error it always raised.
-_scan: Callable[[str, int], tuple[Any, int]]
-_scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # set in __init__, unstubbed
-
-
-def _loads(text: str) -> Any:
-    try:
-        value, end = _scan(text, 0)
-    except (StopIteration, ValueError):
-        return json.loads(text)
-    if end != len(text) and text[end:].strip(" \t\n\r"):  # JSON's whitespace only
-        return json.loads(text)
-    return value
-
-
 def _str_or_none(value: object) -> bool:
     return value is None or type(value) is str
 
@@ -246,9 +229,9 @@ def _usage(raw: object, where: str, target: Target) -> Usage | None:
     completion = _object(
         usage.get("completion_tokens_details") or {}, f"{where}.completion_tokens_details", target
     )
-    return Usage.of(
-        _int(usage, "prompt_tokens", where, target),
-        _int(usage, "completion_tokens", where, target),
+    return Usage.reported(
+        (_int(usage, "prompt_tokens", where, target),),
+        (_int(usage, "completion_tokens", where, target),),
         cached_tokens=_int(
             prompt, "cached_tokens", f"{where}.prompt_tokens_details", target, default=0
         ),

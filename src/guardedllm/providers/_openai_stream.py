@@ -22,7 +22,6 @@ from guardedllm.providers._openai_response import (
     _format_error,
     _int,
     _list,
-    _loads,
     _object,
     _optional_list,
     _optional_str,
@@ -32,7 +31,7 @@ from guardedllm.providers._openai_response import (
     read_error,
 )
 from guardedllm.providers._sse import ServerSentEvent, SSEParser
-from guardedllm.providers.base import Target
+from guardedllm.providers.base import Target, load_json
 from guardedllm.types import (
     ChatCompletionChunk,
     ChoiceDelta,
@@ -140,7 +139,7 @@ class OpenAIStreamDecoder:
     def _read(self, name: str, text: str) -> ChatCompletionChunk | None:
         """``_chunk_of`` for data that is not ``[DONE]``."""
         try:
-            payload = _loads(text)
+            payload = load_json(text)
         except ValueError:
             raise _format_error(
                 self._target, "a stream event's data is neither JSON nor [DONE]", text

@@ -2,8 +2,10 @@
 
 Follows the WHATWG event-stream rules: lines end in CRLF, LF or CR; a blank line dispatches the
 event; ``data`` lines join with LF; a line starting with ``:`` is a comment; an unknown field is
-ignored. It holds at most ``max_buffer`` undispatched bytes so a server that never ends a line
-cannot exhaust memory. Pure: no I/O, no clock.
+ignored. One event (its data lines, and the line still unfinished) may hold at most
+``max_buffer`` characters: a server that never ends a line, or sends data lines that never meet
+their blank line, is refused with ``ResponseFormatError`` instead of exhausting memory. Pure: no
+I/O, no clock.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class SSEParser:
         self._max_buffer = max_buffer
         self._event = ""
         self._data: list[str] = []
+        self._size = 0  # characters in _data, with their LFs: the event read so far
         self._id: str | None = None
         self._retry: int | None = None
         self._pending_cr = False
@@ -139,12 +142,7 @@ class SSEParser:
                 events.append(event)
             start = nxt
         self._text = buffer[start:]
-        if len(self._text) > self._max_buffer:
-            raise ResponseFormatError(
-                f"An event-stream line exceeded {self._max_buffer} bytes without ending; the "
-                "provider's stream is malformed. Retry the call.",
-                excerpt=self._text[:200],
-            )
+        self._check_size()
         return events
 
     def _consume_lf(self, buffer: str) -> list[ServerSentEvent]:
@@ -169,12 +167,6 @@ class SSEParser:
             return [single]
         lines = buffer.split("\n")
         self._text = lines.pop()  # what follows the last LF: the start of a line to come
-        if len(self._text) > self._max_buffer:
-            raise ResponseFormatError(
-                f"An event-stream line exceeded {self._max_buffer} bytes without ending; the "
-                "provider's stream is malformed. Retry the call.",
-                excerpt=self._text[:200],
-            )
         events: list[ServerSentEvent] = []
         for line in lines:
             if not line:
@@ -182,9 +174,12 @@ class SSEParser:
                 if event is not None:
                     events.append(event)
             elif line.startswith("data:"):  # the common line, as _line reads it
-                self._data.append(line[6:] if line.startswith(" ", 5) else line[5:])
+                value = line[6:] if line.startswith(" ", 5) else line[5:]
+                self._data.append(value)
+                self._size += len(value) + 1
             else:
                 self._line(line)
+        self._check_size()
         return events
 
     def _line(self, line: str) -> ServerSentEvent | None:
@@ -197,6 +192,7 @@ class SSEParser:
             value = value[1:]
         if name == "data":
             self._data.append(value)
+            self._size += len(value) + 1
         elif name == "event":
             self._event = value
         elif name == "id":
@@ -210,9 +206,25 @@ class SSEParser:
         if not self._data:  # the spec drops an event with no data lines
             self._event = ""
             return None
+        # An event that arrived whole in one read has had no check between its lines.
+        self._check_size()
         event = ServerSentEvent(
             self._event or "message", "\n".join(self._data), self._id, self._retry
         )
         self._event = ""
         self._data = []
+        self._size = 0
         return event
+
+    def _check_size(self) -> None:
+        """Refuse an event, or a line, larger than ``max_buffer``: the event read so far and
+        the line still unfinished are all this parser holds."""
+        if self._size + len(self._text) <= self._max_buffer:
+            return
+        what = "line" if len(self._text) > self._max_buffer else "event"
+        held = self._text if what == "line" else "\n".join(self._data[:3])
+        raise ResponseFormatError(
+            f"An event-stream {what} exceeded {self._max_buffer} bytes without ending; the "
+            "provider's stream is malformed. Retry the call.",
+            excerpt=held[:200],
+        )

@@ -37,7 +37,7 @@ from guardedllm.providers._anthropic_response import (
     parse_error,
     parse_message,
 )
-from guardedllm.providers.base import Target, post_request, read_count
+from guardedllm.providers.base import Target, load_json, post_request, read_count
 from guardedllm.types import ChatCompletion, ChatRequest
 
 __all__ = ["ANTHROPIC_VERSION", "JSON_TOOL_NAME", "AnthropicStreamDecoder", "AnthropicWire"]
@@ -331,7 +331,7 @@ def _tool_use_block(call: Any, where: str) -> dict[str, Any]:
         raise _invalid(f"{where}.function needs a string name and string arguments")
     try:
         # Some clients send "" for a call without arguments; that is the empty object.
-        tool_input = json.loads(arguments) if arguments.strip() else {}
+        tool_input = load_json(arguments) if arguments.strip() else {}
     except ValueError:
         tool_input = None
     if not isinstance(tool_input, dict):

@@ -11,7 +11,7 @@ import email.utils
 import functools
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timezone
 from typing import Any, Protocol, runtime_checkable
 
@@ -28,6 +28,7 @@ __all__ = [
     "WireFormat",
     "decode_json",
     "first_header",
+    "load_json",
     "post_request",
     "read_count",
     "retry_after_seconds",
@@ -172,10 +173,41 @@ def read_count(body: bytes, target: Target, field: str) -> int:
     return value
 
 
+# json.loads without its wrapper: the C scanner, then what json.loads checks after it (only
+# JSON whitespace may follow). Anything the scanner does not take goes to json.loads, which
+# raises the error it always raised.
+_scan: Callable[[str, int], tuple[Any, int]]
+_scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # set in __init__, unstubbed
+
+
+def load_json(text: str | bytes) -> Any:
+    """``json.loads(text)``: the one JSON reader of every wire format, for answers, error
+    bodies and stream events alike.
+
+    JSON nested deeper than the interpreter's recursion limit (``[[[[...]]]]``) makes
+    ``json.loads`` raise ``RecursionError``, which no parser's ``except ValueError`` would catch;
+    here it is a ``ValueError`` like any other JSON that cannot be read, so a vendor's answer
+    nested too deep is malformed, not a crash. Text is read by the C scanner directly (a stream
+    reads one event per chunk, and json.loads's wrapper costs as much as a small chunk's scan).
+    """
+    try:
+        if type(text) is not str:
+            return json.loads(text)
+        try:
+            value, end = _scan(text, 0)
+        except (StopIteration, ValueError):
+            return json.loads(text)
+        if end != len(text) and text[end:].strip(" \t\n\r"):  # JSON's whitespace only
+            return json.loads(text)
+        return value
+    except RecursionError:
+        raise ValueError("JSON nested too deeply to read (past Python's recursion limit)") from None
+
+
 def decode_json(body: bytes, target: Target, *, what: str = "response") -> Any:
     """``body`` as JSON, or a ``ResponseFormatError`` saying which deployment sent garbage."""
     try:
-        return json.loads(body)
+        return load_json(body)
     except (ValueError, UnicodeDecodeError) as exc:
         excerpt = body[:200].decode("utf-8", "replace")
         raise ResponseFormatError(

@@ -37,7 +37,13 @@ from guardedllm.providers._openai_response import (
     read_error,
 )
 from guardedllm.providers._openai_stream import OpenAIStreamDecoder
-from guardedllm.providers.base import Target, first_header, post_request, retry_after_seconds
+from guardedllm.providers.base import (
+    Target,
+    first_header,
+    load_json,
+    post_request,
+    retry_after_seconds,
+)
 from guardedllm.types import ChatCompletion, ChatRequest
 
 __all__ = ["AzureOpenAIWire", "OpenAIStreamDecoder", "OpenAIWire"]
@@ -98,7 +104,7 @@ class _ChatCompletionsWire:
     ) -> ProviderError:
         text = body.decode("utf-8", "replace")
         try:
-            payload = json.loads(body)
+            payload = load_json(body)
         except (ValueError, UnicodeDecodeError):
             payload = None
         vendor = read_error(payload)
