@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 import httpx
 import sniffio
 
+from guardedllm.errors import ClientClosedError
+
 if TYPE_CHECKING:
     from guardedllm._aiohttp import AiohttpTransport
 
@@ -30,6 +32,7 @@ __all__ = [
     "aiter_body",
     "aopen_direct",
     "client_headers",
+    "ensure_open",
     "iter_body",
     "open_direct",
 ]
@@ -66,6 +69,28 @@ class DefaultAsyncTransport(httpx.AsyncBaseTransport):
             await self._aiohttp.aclose()
         if self._httpx is not None:
             await self._httpx.aclose()
+
+
+# --------------------------------------------------------------------------- a closed client
+
+
+def ensure_open(client: httpx.Client | httpx.AsyncClient, *, own: bool) -> None:
+    """Raise ``ClientClosedError`` if ``client`` is closed: before each attempt, so that the
+    direct path (which bypasses ``httpx.Client.send`` and its check) and a user's client fail
+    alike, with our error instead of httpx's bare ``RuntimeError``. ``own``: guardedllm made
+    ``client`` (else it is the caller's ``http_client``)."""
+    if not client.is_closed:
+        return
+    if own:
+        raise ClientClosedError(
+            "Cannot send a request, as the client has been closed. Make a new guardedllm "
+            "client for further calls, or close this one only after its last call."
+        )
+    raise ClientClosedError(
+        "Cannot send a request, as the client has been closed: the http_client given to "
+        "guardedllm is closed. Keep it open while guardedllm uses it (a client you bring is "
+        "never closed for you), or give guardedllm a new one."
+    )
 
 
 # --------------------------------------------------------------------------- the direct path
@@ -145,9 +170,8 @@ def open_direct(
 ) -> httpx.Response:
     """Send ``request`` through the transport of ``client`` (one guardedllm made), returning
     the response with its body unread, as ``client.send(request, stream=True)`` would.
-    ``timed``: set ``elapsed`` when the body closes (a stream the caller gets to see)."""
-    if client.is_closed:
-        raise RuntimeError("Cannot send a request, as the client has been closed.")
+    ``timed``: set ``elapsed`` when the body closes (a stream the caller gets to see). The
+    caller has checked that ``client`` is open (``ensure_open``)."""
     _prepare(request, defaults, client.timeout)
     # The pool, or the proxy mounted for this URL (httpx reads proxies from the environment).
     transport = client._transport_for_url(request.url)
@@ -165,8 +189,6 @@ async def aopen_direct(
     client: httpx.AsyncClient, request: httpx.Request, defaults: Headers, *, timed: bool
 ) -> httpx.Response:
     """The async twin of ``open_direct``."""
-    if client.is_closed:
-        raise RuntimeError("Cannot send a request, as the client has been closed.")
     _prepare(request, defaults, client.timeout)
     transport = client._transport_for_url(request.url)
     start = time.perf_counter()

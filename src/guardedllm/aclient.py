@@ -32,6 +32,7 @@ from guardedllm._transport import (
     aiter_body,
     aopen_direct,
     client_headers,
+    ensure_open,
 )
 from guardedllm._version import USER_AGENT
 from guardedllm.engine import (
@@ -247,10 +248,11 @@ class AsyncClient(ClientBase):
                 outcome: Outcome | None = None
                 if isinstance(step, Sleep):
                     await self._sleep(step.seconds)
-                elif isinstance(step, Race):
-                    outcome = await self._race(step)
                 else:
-                    outcome = await self._send(step)
+                    ensure_open(self._http, own=self._owns_http)
+                    outcome = (
+                        await self._race(step) if isinstance(step, Race) else await self._send(step)
+                    )
                 step = flow.send(outcome)
         except StopIteration as done:
             result: T = done.value

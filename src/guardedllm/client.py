@@ -17,7 +17,7 @@ from guardedllm import defaults
 from guardedllm._clientbase import ClientBase
 from guardedllm._request import chat_request
 from guardedllm._shadows import ThreadShadows
-from guardedllm._transport import client_headers, iter_body, open_direct
+from guardedllm._transport import client_headers, ensure_open, iter_body, open_direct
 from guardedllm._version import USER_AGENT
 from guardedllm.engine import (
     Answered,
@@ -220,10 +220,9 @@ class Client(ClientBase):
                 outcome: Outcome | None = None
                 if isinstance(step, Sleep):
                     self._sleep(step.seconds)
-                elif isinstance(step, Race):
-                    outcome = self._race(step)
                 else:
-                    outcome = self._send(step)
+                    ensure_open(self._http, own=self._owns_http)
+                    outcome = self._race(step) if isinstance(step, Race) else self._send(step)
                 step = flow.send(outcome)
         except StopIteration as done:
             result: T = done.value

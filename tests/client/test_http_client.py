@@ -14,7 +14,7 @@ import pytest
 
 from guardedllm import AsyncClient, Client, Policy, Registry
 from guardedllm._version import USER_AGENT
-from guardedllm.errors import AllRoutesFailedError, ConnectError
+from guardedllm.errors import AllRoutesFailedError, ClientClosedError, ConnectError, GuardedLLMError
 from guardedllm.testing import FakeProvider
 from support import ENVIRON, config_text, make_call
 
@@ -214,23 +214,51 @@ def test_httpx_logs_each_request_as_it_would_through_its_client(
     ]
 
 
-def test_a_closed_client_sends_nothing(registry: Registry, driver: str) -> None:
+@pytest.mark.parametrize("own", [True, False], ids=["our-client", "users-http-client"])
+@pytest.mark.parametrize("action", ["call", "exact-estimate"])
+def test_a_closed_client_sends_nothing(
+    registry: Registry, driver: str, own: bool, action: str
+) -> None:
+    # Closed is closed whoever made the httpx client: our own (closed with ours) or the
+    # caller's; an estimate sends nothing unless it asks the vendor for an exact count.
     seen: list[httpx.Request] = []
     transport = httpx.MockTransport(_recording_handler(seen))
-    if driver == "sync":
-        client = Client(registry, transport=transport, environ=ENVIRON)
-        client.close()
-        with pytest.raises(RuntimeError, match="client has been closed"):
-            client.chat.completions.create(model="chat", messages=MESSAGES)
-    else:
+    model = "chat" if action == "call" else "claude-haiku"
+    kwargs: dict[str, Any] = {"model": model, "messages": MESSAGES}
+    if action == "exact-estimate":
+        kwargs["policy"] = Policy(exact_tokens=True)
 
-        async def main() -> None:
-            aclient = AsyncClient(registry, transport=transport, environ=ENVIRON)
+    def sync_use() -> None:
+        http = httpx.Client(transport=transport)
+        given: dict[str, Any] = {"transport": transport} if own else {"http_client": http}
+        client = Client(registry, environ=ENVIRON, **given)
+        if own:
+            client.close()
+        else:
+            http.close()
+        send = client.chat.completions.create if action == "call" else client.estimate
+        with pytest.raises(ClientClosedError, match="client has been closed") as caught:
+            send(**kwargs)
+        raise caught.value
+
+    async def async_use() -> None:
+        http = httpx.AsyncClient(transport=transport)
+        given: dict[str, Any] = {"transport": transport} if own else {"http_client": http}
+        aclient = AsyncClient(registry, environ=ENVIRON, **given)
+        if own:
             await aclient.aclose()
-            with pytest.raises(RuntimeError, match="client has been closed"):
-                await aclient.chat.completions.create(model="chat", messages=MESSAGES)
+        else:
+            await http.aclose()
+        send = aclient.chat.completions.create if action == "call" else aclient.estimate
+        with pytest.raises(ClientClosedError, match="client has been closed") as caught:
+            await send(**kwargs)
+        raise caught.value
 
-        anyio.run(main, backend=driver)
+    # Still a RuntimeError, as httpx's own closed-client error is.
+    with pytest.raises(RuntimeError) as caught:
+        sync_use() if driver == "sync" else anyio.run(async_use, backend=driver)
+    assert isinstance(caught.value, GuardedLLMError)
+    assert ("http_client" in str(caught.value)) is not own  # says whose client was closed
     assert seen == []
 
 
