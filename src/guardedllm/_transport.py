@@ -15,6 +15,7 @@ import logging
 import time
 import weakref
 from collections.abc import AsyncIterator, Iterator, Sequence
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,7 @@ __all__ = [
     "DefaultAsyncTransport",
     "aiter_body",
     "aopen_direct",
+    "attempt_ends_at",
     "client_headers",
     "ensure_open",
     "iter_body",
@@ -39,6 +41,11 @@ __all__ = [
 
 # Same pool ceiling as httpx's default, so behaviour does not change with the transport.
 DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+
+# When the sync attempt running in this thread must be over (``time.monotonic()``), or None
+# outside one: the sync driver sets it around each attempt, and the sockets of a capped pool
+# (``_capped.py``) keep every connect, write and read within it.
+attempt_ends_at: ContextVar[float | None] = ContextVar("guardedllm_attempt_ends_at", default=None)
 
 
 class DefaultAsyncTransport(httpx.AsyncBaseTransport):

@@ -17,7 +17,13 @@ from guardedllm import defaults
 from guardedllm._clientbase import ClientBase
 from guardedllm._request import chat_request
 from guardedllm._shadows import ThreadShadows
-from guardedllm._transport import client_headers, ensure_open, iter_body, open_direct
+from guardedllm._transport import (
+    attempt_ends_at,
+    client_headers,
+    ensure_open,
+    iter_body,
+    open_direct,
+)
 from guardedllm._version import USER_AGENT
 from guardedllm.engine import (
     Answered,
@@ -115,6 +121,14 @@ def _read_chunks(
         response.close()
 
 
+def _transport_failure(exc: Exception, step: Send, cap_at: float) -> Failed:
+    """An httpx failure as the attempt's outcome; a timeout at the attempt's cap (a capped
+    socket's) reads as the async driver's cancel scope does."""
+    if isinstance(exc, httpx.TimeoutException) and time.monotonic() >= cap_at:
+        return Failed(error=too_slow(step))
+    return Failed(error=transport_error(exc, step.target))
+
+
 class _Completions:
     def __init__(self, client: Client) -> None:
         self._client = client
@@ -195,6 +209,9 @@ class Client(ClientBase):
         )
         # Our own client's defaults, for sending straight to its transport (see _transport.py).
         self._direct = client_headers(self._http) if self._owns_http else None
+        from guardedllm._capped import cap_pools  # httpcore is loaded by now, with the pool
+
+        cap_pools(self._http)
         self._sleep = sleep
         self.chat = _Chat(self)
         self._shadows = ThreadShadows(self._engine, self._drive)
@@ -278,13 +295,21 @@ class Client(ClientBase):
             pool.shutdown(wait=False, cancel_futures=True)
 
     def _send(self, step: Send) -> Answered | StreamStarted | Failed:
-        # A blocking read cannot be cut short: httpx's per-read timeout bounds each read, and
-        # the attempt's cap is checked between reads.
+        # A blocking read cannot be cut short from outside. The attempt's cap is kept by the
+        # sockets of a capped pool (``_capped.py``), which shorten each connect, write and read
+        # to what is left of it, and checked between reads for a transport without one.
         cap_at = time.monotonic() + step.timeout_s
+        capped = attempt_ends_at.set(cap_at)
+        try:
+            return self._attempt(step, cap_at)
+        finally:
+            attempt_ends_at.reset(capped)
+
+    def _attempt(self, step: Send, cap_at: float) -> Answered | StreamStarted | Failed:
         try:
             response = self._open(step.request, streaming=step.decoder is not None)
         except httpx.TransportError as exc:
-            return Failed(error=transport_error(exc, step.target))
+            return _transport_failure(exc, step, cap_at)
         keep_open = False
         try:
             body = iter_body(response)
@@ -312,7 +337,7 @@ class Client(ClientBase):
                 status=response.status_code, headers=response.headers, body=buffer.value()
             )
         except (httpx.TransportError, httpx.DecodingError) as exc:
-            return Failed(error=transport_error(exc, step.target))
+            return _transport_failure(exc, step, cap_at)
         except GuardedLLMError as exc:
             return Failed(error=exc)
         finally:
