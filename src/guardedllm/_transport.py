@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING
 import httpx
 import sniffio
 
+from guardedllm.engine._steps import with_client_headers
 from guardedllm.errors import ClientClosedError
+from guardedllm.providers.base import KEY_HEADERS
 
 if TYPE_CHECKING:
     from guardedllm._aiohttp import AiohttpTransport
@@ -32,11 +34,14 @@ __all__ = [
     "DefaultAsyncTransport",
     "aiter_body",
     "aopen_direct",
+    "aopen_through",
     "attempt_ends_at",
     "client_headers",
     "ensure_open",
     "iter_body",
     "open_direct",
+    "open_through",
+    "strip_keys_on_redirect",
 ]
 
 # Same pool ceiling as httpx's default, so behaviour does not change with the transport.
@@ -206,6 +211,69 @@ async def aopen_direct(
         response.stream = _TimedAsyncStream(response.stream, response, start)
     _log(request, response)
     return response
+
+
+# --------------------------------------------------------------------------- a user's client
+#
+# A client the caller brings is sent through as it is: its auth, event hooks, mounts and
+# redirect policy apply. The openai and anthropic SDKs follow redirects by default, and so may
+# a caller's client; httpx strips only ``Authorization`` from a request it redirects to another
+# origin, so the vendors' own key headers would go to whichever host the redirect names. A
+# request hook strips them too, where httpx strips ``Authorization`` (as the openai SDK does
+# for Azure's api-key): a provider request records where it was sent, and httpx hands a
+# request's extensions on to each redirect it follows.
+
+_SENT_TO = "guardedllm.sent_to"
+
+
+def open_through(client: httpx.Client, request: httpx.Request) -> httpx.Response:
+    """Send ``request`` through a caller's ``client``, returning the response with its body
+    unread. The caller has checked that ``client`` is open (``ensure_open``)."""
+    request.extensions[_SENT_TO] = request.url
+    return client.send(with_client_headers(request, client.headers), stream=True)
+
+
+async def aopen_through(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+    """The async twin of ``open_through``."""
+    request.extensions[_SENT_TO] = request.url
+    return await client.send(with_client_headers(request, client.headers), stream=True)
+
+
+def strip_keys_on_redirect(client: httpx.Client | httpx.AsyncClient) -> None:
+    """Hook ``client`` so that a provider request it redirects to another origin loses its
+    key headers. Once per client; the hook leaves other requests alone."""
+    hook = _astrip_keys if isinstance(client, httpx.AsyncClient) else _strip_keys
+    hooks = client.event_hooks["request"]
+    if hook not in hooks:
+        hooks.append(hook)
+
+
+def _strip_keys(request: httpx.Request) -> None:
+    sent_to = request.extensions.get(_SENT_TO)
+    if sent_to is None or sent_to is request.url:  # not ours, or not redirected
+        return
+    if not _may_carry_keys(sent_to, request.url):
+        for name in KEY_HEADERS:
+            request.headers.pop(name, None)
+
+
+async def _astrip_keys(request: httpx.Request) -> None:
+    _strip_keys(request)
+
+
+def _may_carry_keys(sent_to: httpx.URL, url: httpx.URL) -> bool:
+    """Whether a redirect from ``sent_to`` to ``url`` keeps the keys: httpx's rule for
+    ``Authorization``. The same origin, or the same host moved from http to https on the
+    default ports (the key only gains encryption)."""
+    if url.host != sent_to.host:
+        return False
+    if (url.scheme, _port(url)) == (sent_to.scheme, _port(sent_to)):
+        return True
+    return (sent_to.scheme, _port(sent_to), url.scheme, _port(url)) == ("http", 80, "https", 443)
+
+
+def _port(url: httpx.URL) -> int | None:
+    return url.port or {"http": 80, "https": 443}.get(url.scheme)
 
 
 # --------------------------------------------------------------------------- reading a body

@@ -31,8 +31,10 @@ from guardedllm._transport import (
     DefaultAsyncTransport,
     aiter_body,
     aopen_direct,
+    aopen_through,
     client_headers,
     ensure_open,
+    strip_keys_on_redirect,
 )
 from guardedllm._version import USER_AGENT
 from guardedllm.engine import (
@@ -51,7 +53,6 @@ from guardedllm.engine import (
     succeeded,
     too_slow,
     transport_error,
-    with_client_headers,
 )
 from guardedllm.errors import GuardedLLMError
 from guardedllm.estimate import Estimate
@@ -223,6 +224,8 @@ class AsyncClient(ClientBase):
         )
         # Our own client's defaults, for sending straight to its transport (see _transport.py).
         self._direct = client_headers(self._http) if self._owns_http else None
+        if http_client is not None:  # ours never follows a redirect
+            strip_keys_on_redirect(http_client)
         self._sleep = sleep
         self.chat = _AsyncChat(self)
         self._shadows = TaskShadows(self._engine, self._drive)
@@ -352,7 +355,7 @@ class AsyncClient(ClientBase):
         """Send ``request``; the response's body is left to read."""
         if self._direct is not None:
             return await aopen_direct(self._http, request, self._direct, timed=streaming)
-        return await self._http.send(with_client_headers(request, self._http.headers), stream=True)
+        return await aopen_through(self._http, request)
 
     async def aclose(self) -> None:
         """Close the connection pool (unless it was your own ``http_client``). Shadow

@@ -23,6 +23,8 @@ from guardedllm._transport import (
     ensure_open,
     iter_body,
     open_direct,
+    open_through,
+    strip_keys_on_redirect,
 )
 from guardedllm._version import USER_AGENT
 from guardedllm.engine import (
@@ -41,7 +43,6 @@ from guardedllm.engine import (
     succeeded,
     too_slow,
     transport_error,
-    with_client_headers,
 )
 from guardedllm.errors import GuardedLLMError
 from guardedllm.estimate import Estimate
@@ -209,6 +210,8 @@ class Client(ClientBase):
         )
         # Our own client's defaults, for sending straight to its transport (see _transport.py).
         self._direct = client_headers(self._http) if self._owns_http else None
+        if http_client is not None:  # ours never follows a redirect
+            strip_keys_on_redirect(http_client)
         from guardedllm._capped import cap_pools  # httpcore is loaded by now, with the pool
 
         cap_pools(self._http)
@@ -348,7 +351,7 @@ class Client(ClientBase):
         """Send ``request``; the response's body is left to read."""
         if self._direct is not None:
             return open_direct(self._http, request, self._direct, timed=streaming)
-        return self._http.send(with_client_headers(request, self._http.headers), stream=True)
+        return open_through(self._http, request)
 
     def close(self) -> None:
         """Close the connection pool (unless it was your own ``http_client``). Shadow copies

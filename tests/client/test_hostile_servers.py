@@ -16,16 +16,9 @@ import pytest
 from guardedllm import AsyncClient, Client, Policy, Registry
 from guardedllm.errors import DeadlineExceededError, GuardedLLMError
 from raw_server import RawServer, Received
-from support import CONFIG, ENVIRON
+from support import ENVIRON, config_at
 
 MESSAGES = [{"role": "user", "content": "hi"}]
-
-
-def registry_for(url: str) -> Registry:
-    """The suite's config with every provider at ``url``."""
-    return Registry.from_toml_text(
-        CONFIG.format(openai=f"{url}/v1", azure=url, anthropic=url, gemini=url)
-    )
 
 
 def call_once(
@@ -93,7 +86,7 @@ def test_headers_trickled_a_byte_at_a_time_cannot_outlast_the_deadline(
     with RawServer(trickle_status_and_headers) as server:
         error, elapsed = call_once(
             driver,
-            registry_for(server.url),
+            Registry.from_toml_text(config_at(server.url)),
             users_client=users_client,
             model="gpt-4o-mini",
             messages=MESSAGES,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import logging
 import socket
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -13,10 +14,14 @@ import httpx
 import pytest
 
 from guardedllm import AsyncClient, Client, Policy, Registry
+from guardedllm._transport import _strip_keys
 from guardedllm._version import USER_AGENT
 from guardedllm.errors import AllRoutesFailedError, ClientClosedError, ConnectError, GuardedLLMError
+from guardedllm.providers.base import KEY_HEADERS
 from guardedllm.testing import FakeProvider
-from support import ENVIRON, config_text, make_call
+from guardedllm.types import ChatCompletion
+from raw_server import RawServer, Received, Reply
+from support import ENVIRON, config_at, config_text, make_call
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -314,3 +319,83 @@ def test_a_streams_body_is_read_as_httpx_reads_it(
     assert response.is_closed
     sent = len(gzip.compress(STREAM)) if encoding else len(STREAM)
     assert response.num_bytes_downloaded == sent
+
+
+# --------------------------------------------------------------------------- redirects
+#
+# guardedllm's own client never follows a redirect; a caller's may (the openai and anthropic
+# SDKs' clients do by default). httpx strips only Authorization when it follows one elsewhere.
+
+
+def redirect_to(origin: str) -> Reply:
+    """Answer every request with a 307 to the same path at ``origin``."""
+
+    def reply(received: Received, conn: socket.socket, _: threading.Event) -> None:
+        conn.sendall(
+            b"HTTP/1.1 307 Temporary Redirect\r\n"
+            + f"location: {origin}{received.path}\r\n".encode()
+            + b"content-length: 0\r\nconnection: close\r\n\r\n"
+        )
+
+    return reply
+
+
+@pytest.mark.parametrize(
+    ("deployment", "key_header"),
+    [
+        ("gpt-4o-mini", "authorization"),
+        ("azure-4o", "api-key"),
+        ("claude-haiku", "x-api-key"),
+        ("gemini-flash", "x-goog-api-key"),
+    ],
+)
+def test_a_redirect_to_another_origin_takes_no_key_along(
+    driver: str, fake_provider: FakeProvider, deployment: str, key_header: str
+) -> None:
+    # The provider's base_url answers 307 to another origin (the fake, on another port) and
+    # the caller's client follows redirects: the call goes on there, without the key.
+    with RawServer(redirect_to(fake_provider.base_url)) as first:
+        registry = Registry.from_toml_text(config_at(first.url))
+
+        def sync_call() -> object:
+            with (
+                httpx.Client(follow_redirects=True) as http,
+                Client(registry, http_client=http, environ=ENVIRON) as client,
+            ):
+                return client.chat.completions.create(model=deployment, messages=MESSAGES)
+
+        async def async_call() -> object:
+            async with (
+                httpx.AsyncClient(follow_redirects=True) as http,
+                AsyncClient(registry, http_client=http, environ=ENVIRON) as client,
+            ):
+                return await client.chat.completions.create(model=deployment, messages=MESSAGES)
+
+        result = sync_call() if driver == "sync" else anyio.run(async_call, backend=driver)
+    assert isinstance(result, ChatCompletion)  # the redirect was followed
+    (sent,) = first.requests
+    assert key_header in sent.headers  # the key went where the config said
+    (redirected,) = fake_provider.requests
+    assert sorted(KEY_HEADERS & set(redirected.headers)) == []
+
+
+@pytest.mark.parametrize(
+    ("sent_to", "redirected_to", "keeps"),
+    [
+        ("http://api.example:8080/v1/chat", "http://api.example:8080/v2/chat", True),
+        ("https://api.example/v1/chat", "https://api.example:443/v1/chat", True),
+        ("http://api.example/v1/chat", "https://api.example/v1/chat", True),  # as httpx does
+        ("https://api.example/v1/chat", "http://api.example/v1/chat", False),
+        ("http://api.example:8080/v1/chat", "https://api.example/v1/chat", False),
+        ("http://127.0.0.1:8080/v1/chat", "http://127.0.0.1:8081/v1/chat", False),
+        ("https://api.example/v1/chat", "https://evil.example/v1/chat", False),
+    ],
+)
+def test_which_redirects_keep_the_key(sent_to: str, redirected_to: str, keeps: bool) -> None:
+    request = httpx.Request(
+        "POST", redirected_to, headers={"x-api-key": "k", "api-key": "k", "x-team": "t"}
+    )
+    request.extensions["guardedllm.sent_to"] = httpx.URL(sent_to)
+    _strip_keys(request)
+    assert ("x-api-key" in request.headers, "api-key" in request.headers) == (keeps, keeps)
+    assert request.headers["x-team"] == "t"
