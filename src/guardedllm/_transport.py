@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import httpx
 import sniffio
 
+from guardedllm._decoding import ACCEPT_ENCODING, Inflater, decoders_for, inflate
 from guardedllm.engine._steps import with_client_headers
 from guardedllm.errors import ClientClosedError
 from guardedllm.providers.base import KEY_HEADERS
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from guardedllm._aiohttp import AiohttpTransport
 
 __all__ = [
+    "ACCEPT_ENCODING",
     "DEFAULT_LIMITS",
     "DefaultAsyncTransport",
     "aiter_body",
@@ -229,14 +231,23 @@ _SENT_TO = "guardedllm.sent_to"
 def open_through(client: httpx.Client, request: httpx.Request) -> httpx.Response:
     """Send ``request`` through a caller's ``client``, returning the response with its body
     unread. The caller has checked that ``client`` is open (``ensure_open``)."""
-    request.extensions[_SENT_TO] = request.url
-    return client.send(with_client_headers(request, client.headers), stream=True)
+    return client.send(_through_client(request, client.headers), stream=True)
 
 
 async def aopen_through(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
     """The async twin of ``open_through``."""
+    return await client.send(_through_client(request, client.headers), stream=True)
+
+
+def _through_client(request: httpx.Request, defaults: httpx.Headers) -> httpx.Request:
     request.extensions[_SENT_TO] = request.url
-    return await client.send(with_client_headers(request, client.headers), stream=True)
+    # Only what _decoding.py decodes against the cap, over the client's default (which names
+    # br and zstd when their packages are installed); a header the request names itself stays.
+    asked = "accept-encoding" in request.headers
+    with_client_headers(request, defaults)
+    if not asked:
+        request.headers["accept-encoding"] = ACCEPT_ENCODING
+    return request
 
 
 def strip_keys_on_redirect(client: httpx.Client | httpx.AsyncClient) -> None:
@@ -282,21 +293,26 @@ def _port(url: httpx.URL) -> int | None:
 # chunkers: ~1.5 µs a read, a tenth of what a stream chunk costs guardedllm in all. For a body
 # sent without a content encoding (what chat APIs send) they hand each read on unchanged, so
 # the drivers read such a body straight from the stream and keep httpx's bookkeeping
-# (``is_stream_consumed``, ``num_bytes_downloaded``, closing at the end) themselves. Anything
-# else — an encoded body, a body already read or closed — goes through ``iter_bytes``.
+# (``is_stream_consumed``, ``num_bytes_downloaded``, closing at the end) themselves. An encoded
+# body is read raw and decompressed a bounded piece at a time (``_decoding.py``), never by
+# httpx's decoders, which decompress a whole read at once. A body already read or closed goes
+# through ``iter_bytes``, which raises as httpx does.
 
 
-def _plain_body(response: httpx.Response) -> bool:
-    return not (
-        response.is_stream_consumed or response.is_closed or "content-encoding" in response.headers
-    )
+def _readable(response: httpx.Response) -> bool:
+    return not (response.is_stream_consumed or response.is_closed)
 
 
 def iter_body(response: httpx.Response) -> Iterator[bytes]:
-    """What ``response.iter_bytes()`` yields, read straight from the stream when it can be."""
-    if not _plain_body(response) or not isinstance(response.stream, httpx.SyncByteStream):
+    """What ``response.iter_bytes()`` yields, read straight from the stream when it can be,
+    and decompressed against the size cap. ``httpx.DecodingError`` for an encoding not asked
+    for."""
+    if not _readable(response) or not isinstance(response.stream, httpx.SyncByteStream):
         return response.iter_bytes()
-    return _reads(response, response.stream)
+    encoding = response.headers.get("content-encoding")
+    if encoding is None:
+        return _reads(response, response.stream)
+    return _inflated(response, decoders_for(encoding))
 
 
 def _reads(response: httpx.Response, stream: httpx.SyncByteStream) -> Iterator[bytes]:
@@ -310,11 +326,22 @@ def _reads(response: httpx.Response, stream: httpx.SyncByteStream) -> Iterator[b
     response.close()
 
 
+def _inflated(response: httpx.Response, inflaters: Sequence[Inflater]) -> Iterator[bytes]:
+    for data in response.iter_raw():
+        for piece in inflate(inflaters, data):
+            yield piece
+            if response.is_closed:  # the reader let go: inflate no more of this read
+                break
+
+
 def aiter_body(response: httpx.Response) -> AsyncIterator[bytes]:
-    """What ``response.aiter_bytes()`` yields, read straight from the stream when it can be."""
-    if not _plain_body(response) or not isinstance(response.stream, httpx.AsyncByteStream):
+    """The async twin of ``iter_body``."""
+    if not _readable(response) or not isinstance(response.stream, httpx.AsyncByteStream):
         return response.aiter_bytes()
-    return _areads(response, response.stream)
+    encoding = response.headers.get("content-encoding")
+    if encoding is None:
+        return _areads(response, response.stream)
+    return _ainflated(response, decoders_for(encoding))
 
 
 async def _areads(response: httpx.Response, stream: httpx.AsyncByteStream) -> AsyncIterator[bytes]:
@@ -326,3 +353,15 @@ async def _areads(response: httpx.Response, stream: httpx.AsyncByteStream) -> As
             response._num_bytes_downloaded = received
             yield data
     await response.aclose()
+
+
+async def _ainflated(
+    response: httpx.Response, inflaters: Sequence[Inflater]
+) -> AsyncIterator[bytes]:
+    # A stream closed early is drained after its close (AsyncStream): the rest of the read in
+    # hand is skipped, and the closed body then ends at once.
+    async for data in response.aiter_raw():
+        for piece in inflate(inflaters, data):
+            yield piece
+            if response.is_closed:
+                break

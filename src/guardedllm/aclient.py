@@ -28,6 +28,7 @@ from guardedllm._clientbase import ClientBase
 from guardedllm._request import chat_request
 from guardedllm._shadows import TaskShadows
 from guardedllm._transport import (
+    ACCEPT_ENCODING,
     DefaultAsyncTransport,
     aiter_body,
     aopen_direct,
@@ -219,7 +220,8 @@ class AsyncClient(ClientBase):
         self._http = http_client or httpx.AsyncClient(
             transport=transport or DefaultAsyncTransport(),
             timeout=defaults.TIMEOUT_S,
-            headers={"user-agent": USER_AGENT},
+            # Compressed only as _decoding.py decodes against the size cap.
+            headers={"user-agent": USER_AGENT, "accept-encoding": ACCEPT_ENCODING},
             follow_redirects=False,
         )
         # Our own client's defaults, for sending straight to its transport (see _transport.py).

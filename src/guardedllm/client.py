@@ -18,6 +18,7 @@ from guardedllm._clientbase import ClientBase
 from guardedllm._request import chat_request
 from guardedllm._shadows import ThreadShadows
 from guardedllm._transport import (
+    ACCEPT_ENCODING,
     attempt_ends_at,
     client_headers,
     ensure_open,
@@ -205,7 +206,8 @@ class Client(ClientBase):
         self._http = http_client or httpx.Client(
             transport=transport,
             timeout=defaults.TIMEOUT_S,
-            headers={"user-agent": USER_AGENT},
+            # Compressed only as _decoding.py decodes against the size cap.
+            headers={"user-agent": USER_AGENT, "accept-encoding": ACCEPT_ENCODING},
             follow_redirects=False,
         )
         # Our own client's defaults, for sending straight to its transport (see _transport.py).

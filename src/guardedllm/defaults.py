@@ -27,6 +27,11 @@ BACKOFF_CAP_S = 8.0
 # this is a misrouted download or a runaway server, and is refused with ResponseFormatError.
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 
+# A compressed body is decompressed at most this much at a time, so that a body refused for its
+# size has held no more than that limit and one piece (a 64 KiB read of a gzip bomb is 64 MiB
+# whole). The size of a network read: an encoded body reaches the parsers as a plain one does.
+DECODED_PIECE_BYTES = 64 * 1024
+
 # Output assumed by an estimate's expected cost when the caller gives no figure: a typical chat
 # answer is a few hundred tokens; the actual cost, from the vendor's usage, replaces it.
 EXPECTED_OUTPUT_TOKENS = 256

@@ -4,55 +4,97 @@ compressed bomb. The servers are raw loopback sockets (``raw_server.py``)."""
 
 from __future__ import annotations
 
+import functools
 import socket
 import threading
 import time
+import tracemalloc
+import zlib
 from typing import Any
 
 import anyio
+import attrs
 import httpx
 import pytest
 
 from guardedllm import AsyncClient, Client, Policy, Registry
-from guardedllm.errors import DeadlineExceededError, GuardedLLMError
+from guardedllm.errors import (
+    AllRoutesFailedError,
+    DeadlineExceededError,
+    GuardedLLMError,
+    ResponseFormatError,
+)
 from raw_server import RawServer, Received
 from support import ENVIRON, config_at
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
 
-def call_once(
-    driver: str, registry: Registry, *, users_client: bool, **kwargs: Any
-) -> tuple[BaseException | None, float]:
-    """One ``create(**kwargs)`` through a client of ``driver`` (over a plain httpx client of
-    the caller's if ``users_client``): the guardedllm error it raised, and how long the call
-    took, the client's construction and closing excluded."""
+@attrs.frozen
+class Ended:
+    """How one call ended: the guardedllm error it raised (None if it returned), how long it
+    took, and the most memory it held at once (what tracemalloc saw allocated during it)."""
 
-    def sync_call() -> tuple[BaseException | None, float]:
+    error: GuardedLLMError | None
+    elapsed_s: float
+    peak_bytes: int
+
+
+def call_once(
+    driver: str,
+    registry: Registry,
+    *,
+    users_client: bool = False,
+    client_kwargs: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> Ended:
+    """One ``create(**kwargs)`` through a client of ``driver`` (over a plain httpx client of
+    the caller's if ``users_client``), measured without the client's construction, warm-up
+    (the tokenizer loads with the first estimate) and closing. A stream is read to its end."""
+    client_kwargs = {"environ": ENVIRON, **(client_kwargs or {})}
+
+    def measure() -> tuple[float, int]:
+        return time.monotonic(), tracemalloc.get_traced_memory()[0]
+
+    def ended(error: GuardedLLMError | None, started: tuple[float, int]) -> Ended:
+        peak = tracemalloc.get_traced_memory()[1] - started[1]
+        return Ended(error, time.monotonic() - started[0], peak)
+
+    def sync_call() -> Ended:
         http = httpx.Client() if users_client else None
-        with Client(registry, environ=ENVIRON, http_client=http) as client:
-            started = time.monotonic()
+        with Client(registry, http_client=http, **client_kwargs) as client:
+            client.estimate(model=kwargs["model"], messages=kwargs["messages"])
+            tracemalloc.start()
+            started = measure()
             try:
-                client.chat.completions.create(**kwargs)
+                result = client.chat.completions.create(**kwargs)
+                if kwargs.get("stream"):
+                    list(result)
             except GuardedLLMError as exc:
-                return exc, time.monotonic() - started
+                return ended(exc, started)
             finally:
+                tracemalloc.stop()
                 if http is not None:
                     http.close()
-            return None, time.monotonic() - started
+            return ended(None, started)
 
-    async def async_call() -> tuple[BaseException | None, float]:
+    async def async_call() -> Ended:
         http = httpx.AsyncClient() if users_client else None
-        async with AsyncClient(registry, environ=ENVIRON, http_client=http) as client:
-            started = time.monotonic()
+        async with AsyncClient(registry, http_client=http, **client_kwargs) as client:
+            await client.estimate(model=kwargs["model"], messages=kwargs["messages"])
+            tracemalloc.start()
+            started = measure()
             try:
-                await client.chat.completions.create(**kwargs)
+                result = await client.chat.completions.create(**kwargs)
+                if kwargs.get("stream"):
+                    [chunk async for chunk in result]
             except GuardedLLMError as exc:
-                return exc, time.monotonic() - started
+                return ended(exc, started)
             finally:
+                tracemalloc.stop()
                 if http is not None:
                     await http.aclose()
-            return None, time.monotonic() - started
+            return ended(None, started)
 
     if driver == "sync":
         return sync_call()
@@ -84,7 +126,7 @@ def test_headers_trickled_a_byte_at_a_time_cannot_outlast_the_deadline(
     driver: str, users_client: bool
 ) -> None:
     with RawServer(trickle_status_and_headers) as server:
-        error, elapsed = call_once(
+        ended = call_once(
             driver,
             Registry.from_toml_text(config_at(server.url)),
             users_client=users_client,
@@ -92,7 +134,58 @@ def test_headers_trickled_a_byte_at_a_time_cannot_outlast_the_deadline(
             messages=MESSAGES,
             policy=Policy(deadline_s=DEADLINE_S),
         )
-    assert elapsed < DEADLINE_S + MARGIN_S
+    assert ended.elapsed_s < DEADLINE_S + MARGIN_S
+    error = ended.error
     assert isinstance(error, DeadlineExceededError)
     assert [a.error_type for a in error.attempts] == ["TimeoutError"]
     assert "no answer within" in (error.attempts[0].error or "")
+
+
+# --------------------------------------------------------------------------- compressed bombs
+
+CAP = 1024 * 1024  # the client's max_response_bytes
+BOMB_EXPANDS_TO = 32 * 1024 * 1024  # what a gzip bomb's ~30 KiB become
+# What a call may hold at once beyond the body it keeps: decompressed pieces, the raw reads,
+# zlib's window, the call's own values. Inflating a bomb's read whole takes far more.
+HEADROOM = 2 * 1024 * 1024
+
+
+@functools.cache
+def gzip_bomb(line: bytes) -> bytes:
+    """``line`` over and over, BOMB_EXPANDS_TO bytes of it, gzipped a MiB at a time."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    mib = line * (1024 * 1024 // len(line))
+    parts = [compressor.compress(mib) for _ in range(BOMB_EXPANDS_TO // len(mib))]
+    return b"".join([*parts, compressor.flush()])
+
+
+def send_gzip_bomb(_: Received, conn: socket.socket, __: threading.Event) -> None:
+    """An answer whose gzipped body inflates far past the cap: an event stream of comment
+    lines (which no chunk ever ends) for a stream, a zero-filled body otherwise."""
+    body = gzip_bomb(b":" + b"0" * 1022 + b"\n")
+    conn.sendall(
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-encoding: gzip\r\n"
+        + f"content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode()
+        + body
+    )
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["answer", "stream"])
+def test_a_gzip_bomb_is_refused_without_inflating_it(driver: str, stream: bool) -> None:
+    with RawServer(send_gzip_bomb) as server:
+        ended = call_once(
+            driver,
+            Registry.from_toml_text(config_at(server.url)),
+            client_kwargs={"max_response_bytes": CAP},
+            model="gpt-4o-mini",
+            messages=MESSAGES,
+            stream=stream,
+            policy=Policy(max_attempts=1),
+        )
+    error = ended.error
+    assert isinstance(error, AllRoutesFailedError)
+    assert isinstance(error.last_error, ResponseFormatError)
+    expected = "stream from openai ended before" if stream else f"larger than {CAP} bytes"
+    assert expected in str(error.last_error)
+    # An answer's body is refused at the cap; a stream's lines pass a piece at a time.
+    assert ended.peak_bytes < (HEADROOM if stream else CAP + HEADROOM)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import json
 import logging
 import socket
 import threading
+import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -14,7 +16,7 @@ import httpx
 import pytest
 
 from guardedllm import AsyncClient, Client, Policy, Registry
-from guardedllm._transport import _strip_keys
+from guardedllm._transport import ACCEPT_ENCODING, _strip_keys
 from guardedllm._version import USER_AGENT
 from guardedllm.errors import AllRoutesFailedError, ClientClosedError, ConnectError, GuardedLLMError
 from guardedllm.providers.base import KEY_HEADERS
@@ -148,7 +150,7 @@ def _sent_headers(registry: Registry, driver: str, *, own: bool) -> list[tuple[s
     client with the same defaults."""
     seen: list[httpx.Request] = []
     transport = httpx.MockTransport(_recording_handler(seen))
-    defaults = {"user-agent": USER_AGENT}
+    defaults = {"user-agent": USER_AGENT, "accept-encoding": ACCEPT_ENCODING}
 
     def sync_call() -> None:
         http = None if own else httpx.Client(transport=transport, headers=defaults)
@@ -174,7 +176,7 @@ def test_our_own_client_sends_what_httpx_client_send_would(registry: Registry, d
     direct = _sent_headers(registry, driver, own=True)
     assert direct == _sent_headers(registry, driver, own=False)
     assert ("user-agent", USER_AGENT) in direct
-    assert any(name == "accept-encoding" for name, _ in direct)
+    assert ("accept-encoding", ACCEPT_ENCODING) in direct
 
 
 def test_a_streams_response_has_its_elapsed_time_once_closed(registry: Registry) -> None:
@@ -399,3 +401,104 @@ def test_which_redirects_keep_the_key(sent_to: str, redirected_to: str, keeps: b
     _strip_keys(request)
     assert ("x-api-key" in request.headers, "api-key" in request.headers) == (keeps, keeps)
     assert request.headers["x-team"] == "t"
+
+
+# --------------------------------------------------------------------------- content encodings
+
+
+def test_a_provider_request_asks_only_for_what_is_decoded_against_the_cap(
+    registry: Registry, driver: str
+) -> None:
+    # A client's default names br and zstd when their packages are installed; httpx would
+    # inflate those a whole read at a time (see _decoding.py).
+    seen: list[httpx.Request] = []
+    transport = httpx.MockTransport(_recording_handler(seen))
+    headers = {"accept-encoding": "br, zstd, gzip"}
+
+    def sync_call() -> None:
+        with (
+            httpx.Client(transport=transport, headers=headers) as http,
+            Client(registry, http_client=http, environ=ENVIRON) as client,
+        ):
+            client.chat.completions.create(model="chat", messages=MESSAGES)
+
+    async def async_call() -> None:
+        async with (
+            httpx.AsyncClient(transport=transport, headers=headers) as http,
+            AsyncClient(registry, http_client=http, environ=ENVIRON) as client,
+        ):
+            await client.chat.completions.create(model="chat", messages=MESSAGES)
+
+    sync_call() if driver == "sync" else anyio.run(async_call, backend=driver)
+    (request,) = seen
+    assert request.headers["accept-encoding"] == ACCEPT_ENCODING == "gzip, deflate"
+
+
+@pytest.mark.parametrize("encoding", ["br", "zstd", "gzip, compress"])
+def test_a_body_in_an_encoding_not_asked_for_is_refused(
+    registry: Registry, driver: str, encoding: str
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = _Reads([b"\x1f\x8b not decoded"])  # a stream, as from a socket: httpx reads
+        return httpx.Response(200, stream=body, headers={"content-encoding": encoding})
+
+    call = make_call(
+        driver, registry, transport=httpx.MockTransport(handler), policy=Policy(max_attempts=1)
+    )
+    with pytest.raises(AllRoutesFailedError) as caught:
+        call(model="chat", messages=MESSAGES)
+    assert "does not ask for" in str(caught.value.last_error)
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "deflate-raw", "gzip, deflate"])
+def test_an_encoded_answer_is_decoded(registry: Registry, driver: str, encoding: str) -> None:
+    body = json.dumps(ANSWER).encode()
+    for name in encoding.split(", "):
+        body = _compress(body, name)
+    header = encoding.replace("deflate-raw", "deflate")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        reads = [body[i : i + 7] for i in range(0, len(body), 7)]  # a few bytes per read
+        return httpx.Response(200, stream=_Reads(reads), headers={"content-encoding": header})
+
+    call = make_call(driver, registry, transport=httpx.MockTransport(handler))
+    response = call(model="chat", messages=MESSAGES)
+    assert response.choices[0].message.content == "ok"
+
+
+def _compress(data: bytes, encoding: str) -> bytes:
+    if encoding == "gzip":
+        return gzip.compress(data)
+    if encoding == "deflate":
+        return zlib.compress(data)
+    compressor = zlib.compressobj(wbits=-zlib.MAX_WBITS)  # raw deflate, as some servers send
+    return compressor.compress(data) + compressor.flush()
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_an_encoded_stream_left_early_is_not_inflated_further(
+    registry: Registry, backend: str
+) -> None:
+    # One read holds the first event, 256 KiB of comment lines, then a block no inflater
+    # accepts. Leaving after the first chunk drains the closed body: what is left of the read
+    # in hand must be skipped, not inflated (which would raise from the stream's exit).
+    compressor = zlib.compressobj(wbits=zlib.MAX_WBITS | 16)
+    plain = STREAM.split(b"\n\n")[0] + b"\n\n" + b": keep-alive\n" * (256 * 1024 // 13)
+    body = compressor.compress(plain) + compressor.flush(zlib.Z_FULL_FLUSH) + b"\xff" * 16
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        headers = {"content-type": "text/event-stream", "content-encoding": "gzip"}
+        return httpx.Response(200, stream=_Reads([body]), headers=headers)
+
+    async def main() -> str | None:
+        transport = httpx.MockTransport(handler)
+        async with AsyncClient(registry, transport=transport, environ=ENVIRON) as client:
+            stream = await client.chat.completions.create(
+                model="chat", messages=MESSAGES, stream=True
+            )
+            async with stream:
+                async for chunk in stream:
+                    return chunk.choices[0].delta.content
+        return None
+
+    assert anyio.run(main, backend=backend) == "hi"
