@@ -1,4 +1,7 @@
-"""The default async transport: aiohttp's connection pool under asyncio, httpx's under trio.
+"""How the drivers reach the network: the default async transport, the direct path to our own
+client's transport, sending through a caller's client, and reading a body.
+
+The default async transport is aiohttp's connection pool under asyncio, httpx's under trio.
 
 With 64 requests in flight, a plain ``httpx.AsyncClient``'s pool spends ~4 ms of CPU per call
 once 64 connections are open (encode/httpx#3215): on 2 cores against a loopback server it
