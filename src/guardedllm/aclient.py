@@ -179,8 +179,9 @@ class AsyncClient(ClientBase):
 
     By default it sends through aiohttp's connection pool under asyncio and httpx's under trio
     (see ``_transport.py`` for the measurement behind that). ``http_client`` lets you bring your
-    own ``httpx.AsyncClient``; the client then does not close it. Use one ``AsyncClient`` per
-    event loop, and close it (``async with`` or ``aclose``) in that loop.
+    own ``httpx.AsyncClient``; the client then does not close it, and adds to it one request
+    hook that keeps keys off other origins' redirects (see docs/guards.md). Use one
+    ``AsyncClient`` per event loop, and close it (``async with`` or ``aclose``) in that loop.
     """
 
     def __init__(

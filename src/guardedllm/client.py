@@ -166,7 +166,10 @@ class Client(ClientBase):
     ``Client.from_config("guardedllm.toml", env="prod")`` loads and validates a config;
     ``Client(registry=...)`` takes one built in code. ``http_client`` lets you bring your own
     ``httpx.Client`` (proxies, certificates, a test transport); the client then does not close
-    it. ``clock``, ``sleep`` and ``random`` exist for tests on virtual time.
+    it, and adds to it only what its own calls need: its pools' sockets keep each attempt to
+    its time limit, and a request hook keeps keys off other origins' redirects (see
+    docs/guards.md, "Sync and async"). ``clock``, ``sleep`` and ``random`` exist for tests on
+    virtual time.
     """
 
     def __init__(
