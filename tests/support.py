@@ -123,6 +123,12 @@ def config_text(fake: FakeProvider) -> str:
     )
 
 
+def config_at(url: str) -> str:
+    """The config with every provider at ``url``, laid out as on a FakeProvider (for a raw
+    server of a test's own, ``raw_server.py``)."""
+    return CONFIG.format(openai=f"{url}/v1", azure=url, anthropic=url, gemini=url)
+
+
 @attrs.frozen
 class Streamed:
     """What a streamed call gave the caller, whichever driver ran it."""

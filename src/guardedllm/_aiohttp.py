@@ -35,6 +35,11 @@ _ERRORS: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
 
 
 def _as_httpx_error(exc: BaseException, request: httpx.Request) -> httpx.TransportError:
+    """The httpx error for ``exc``, to raise ``from exc``. ``exc`` loses its traceback: aiohttp
+    raises one module-level instance for every read of a released response, and an instance
+    raised again keeps the traceback of every raise before (each frame with its locals), so
+    that traceback would hold every stream it ever went through."""
+    exc.__traceback__ = None
     for source, target in _ERRORS:
         if isinstance(exc, source):
             return target(str(exc) or type(exc).__name__, request=request)
@@ -54,15 +59,23 @@ class _AiohttpStream(httpx.AsyncByteStream):
     def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request) -> None:
         self._response = response
         self._request = request
+        self._released = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        # Once released, the body ends here: a read would raise aiohttp's shared
+        # connection-closed error (see _as_httpx_error) only to be suppressed by the caller.
+        content = self._response.content
         try:
-            async for data in self._response.content.iter_any():
+            while not self._released:
+                data = await content.readany()
+                if not data:
+                    return
                 yield data
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise _as_httpx_error(exc, self._request) from exc
 
     async def aclose(self) -> None:
+        self._released = True
         self._response.release()
 
 

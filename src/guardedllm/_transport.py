@@ -1,4 +1,7 @@
-"""The default async transport: aiohttp's connection pool under asyncio, httpx's under trio.
+"""How the drivers reach the network: the default async transport, the direct path to our own
+client's transport, sending through a caller's client, and reading a body.
+
+The default async transport is aiohttp's connection pool under asyncio, httpx's under trio.
 
 With 64 requests in flight, a plain ``httpx.AsyncClient``'s pool spends ~4 ms of CPU per call
 once 64 connections are open (encode/httpx#3215): on 2 cores against a loopback server it
@@ -15,27 +18,44 @@ import logging
 import time
 import weakref
 from collections.abc import AsyncIterator, Iterator, Sequence
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import httpx
 import sniffio
 
+from guardedllm._decoding import ACCEPT_ENCODING, Inflater, decoders_for, inflate
+from guardedllm.engine._steps import with_client_headers
+from guardedllm.errors import ClientClosedError
+from guardedllm.providers.base import KEY_HEADERS
+
 if TYPE_CHECKING:
     from guardedllm._aiohttp import AiohttpTransport
 
 __all__ = [
+    "ACCEPT_ENCODING",
     "DEFAULT_LIMITS",
     "DefaultAsyncTransport",
     "aiter_body",
     "aopen_direct",
+    "aopen_through",
+    "attempt_ends_at",
     "client_headers",
+    "ensure_open",
     "iter_body",
     "open_direct",
+    "open_through",
+    "strip_keys_on_redirect",
 ]
 
 # Same pool ceiling as httpx's default, so behaviour does not change with the transport.
 DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+
+# When the sync attempt running in this thread must be over (``time.monotonic()``), or None
+# outside one: the sync driver sets it around each attempt, and the sockets of a capped pool
+# (``_capped.py``) keep every connect, write and read within it.
+attempt_ends_at: ContextVar[float | None] = ContextVar("guardedllm_attempt_ends_at", default=None)
 
 
 class DefaultAsyncTransport(httpx.AsyncBaseTransport):
@@ -66,6 +86,28 @@ class DefaultAsyncTransport(httpx.AsyncBaseTransport):
             await self._aiohttp.aclose()
         if self._httpx is not None:
             await self._httpx.aclose()
+
+
+# --------------------------------------------------------------------------- a closed client
+
+
+def ensure_open(client: httpx.Client | httpx.AsyncClient, *, own: bool) -> None:
+    """Raise ``ClientClosedError`` if ``client`` is closed: before each attempt, so that the
+    direct path (which bypasses ``httpx.Client.send`` and its check) and a user's client fail
+    alike, with our error instead of httpx's bare ``RuntimeError``. ``own``: guardedllm made
+    ``client`` (else it is the caller's ``http_client``)."""
+    if not client.is_closed:
+        return
+    if own:
+        raise ClientClosedError(
+            "Cannot send a request, as the client has been closed. Make a new guardedllm "
+            "client for further calls, or close this one only after its last call."
+        )
+    raise ClientClosedError(
+        "Cannot send a request, as the client has been closed: the http_client given to "
+        "guardedllm is closed. Keep it open while guardedllm uses it (a client you bring is "
+        "never closed for you), or give guardedllm a new one."
+    )
 
 
 # --------------------------------------------------------------------------- the direct path
@@ -145,9 +187,8 @@ def open_direct(
 ) -> httpx.Response:
     """Send ``request`` through the transport of ``client`` (one guardedllm made), returning
     the response with its body unread, as ``client.send(request, stream=True)`` would.
-    ``timed``: set ``elapsed`` when the body closes (a stream the caller gets to see)."""
-    if client.is_closed:
-        raise RuntimeError("Cannot send a request, as the client has been closed.")
+    ``timed``: set ``elapsed`` when the body closes (a stream the caller gets to see). The
+    caller has checked that ``client`` is open (``ensure_open``)."""
     _prepare(request, defaults, client.timeout)
     # The pool, or the proxy mounted for this URL (httpx reads proxies from the environment).
     transport = client._transport_for_url(request.url)
@@ -165,8 +206,6 @@ async def aopen_direct(
     client: httpx.AsyncClient, request: httpx.Request, defaults: Headers, *, timed: bool
 ) -> httpx.Response:
     """The async twin of ``open_direct``."""
-    if client.is_closed:
-        raise RuntimeError("Cannot send a request, as the client has been closed.")
     _prepare(request, defaults, client.timeout)
     transport = client._transport_for_url(request.url)
     start = time.perf_counter()
@@ -179,27 +218,104 @@ async def aopen_direct(
     return response
 
 
+# --------------------------------------------------------------------------- a user's client
+#
+# A client the caller brings is sent through as it is: its auth, event hooks, mounts and
+# redirect policy apply. The openai and anthropic SDKs follow redirects by default, and so may
+# a caller's client; httpx strips only ``Authorization`` from a request it redirects to another
+# origin, so the vendors' own key headers would go to whichever host the redirect names. A
+# request hook strips them too, where httpx strips ``Authorization`` (as the openai SDK does
+# for Azure's api-key): a provider request records where it was sent, and httpx hands a
+# request's extensions on to each redirect it follows.
+
+_SENT_TO = "guardedllm.sent_to"
+
+
+def open_through(client: httpx.Client, request: httpx.Request) -> httpx.Response:
+    """Send ``request`` through a caller's ``client``, returning the response with its body
+    unread. The caller has checked that ``client`` is open (``ensure_open``)."""
+    return client.send(_through_client(request, client.headers), stream=True)
+
+
+async def aopen_through(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+    """The async twin of ``open_through``."""
+    return await client.send(_through_client(request, client.headers), stream=True)
+
+
+def _through_client(request: httpx.Request, defaults: httpx.Headers) -> httpx.Request:
+    request.extensions[_SENT_TO] = request.url
+    # Only what _decoding.py decodes against the cap, over the client's default (which names
+    # br and zstd when their packages are installed); a header the request names itself stays.
+    asked = "accept-encoding" in request.headers
+    with_client_headers(request, defaults)
+    if not asked:
+        request.headers["accept-encoding"] = ACCEPT_ENCODING
+    return request
+
+
+def strip_keys_on_redirect(client: httpx.Client | httpx.AsyncClient) -> None:
+    """Hook ``client`` so that a provider request it redirects to another origin loses its
+    key headers. Once per client; the hook leaves other requests alone."""
+    hook = _astrip_keys if isinstance(client, httpx.AsyncClient) else _strip_keys
+    hooks = client.event_hooks["request"]
+    if hook not in hooks:
+        hooks.append(hook)
+
+
+def _strip_keys(request: httpx.Request) -> None:
+    sent_to = request.extensions.get(_SENT_TO)
+    if sent_to is None or sent_to is request.url:  # not ours, or not redirected
+        return
+    if not _may_carry_keys(sent_to, request.url):
+        for name in KEY_HEADERS:
+            request.headers.pop(name, None)
+
+
+async def _astrip_keys(request: httpx.Request) -> None:
+    _strip_keys(request)
+
+
+def _may_carry_keys(sent_to: httpx.URL, url: httpx.URL) -> bool:
+    """Whether a redirect from ``sent_to`` to ``url`` keeps the keys: httpx's rule for
+    ``Authorization``. The same origin, or the same host moved from http to https on the
+    default ports (the key only gains encryption)."""
+    if url.host != sent_to.host:
+        return False
+    if (url.scheme, _port(url)) == (sent_to.scheme, _port(sent_to)):
+        return True
+    return (sent_to.scheme, _port(sent_to), url.scheme, _port(url)) == ("http", 80, "https", 443)
+
+
+def _port(url: httpx.URL) -> int | None:
+    return url.port or {"http": 80, "https": 443}.get(url.scheme)
+
+
 # --------------------------------------------------------------------------- reading a body
 #
 # ``response.iter_bytes()`` runs every read through two generators, a content decoder and two
 # chunkers: ~1.5 µs a read, a tenth of what a stream chunk costs guardedllm in all. For a body
 # sent without a content encoding (what chat APIs send) they hand each read on unchanged, so
 # the drivers read such a body straight from the stream and keep httpx's bookkeeping
-# (``is_stream_consumed``, ``num_bytes_downloaded``, closing at the end) themselves. Anything
-# else — an encoded body, a body already read or closed — goes through ``iter_bytes``.
+# (``is_stream_consumed``, ``num_bytes_downloaded``, closing at the end) themselves. An encoded
+# body is read raw and decompressed a bounded piece at a time (``_decoding.py``), never by
+# httpx's decoders, which decompress a whole read at once. A body already read or closed goes
+# through ``iter_bytes``, which raises as httpx does.
 
 
-def _plain_body(response: httpx.Response) -> bool:
-    return not (
-        response.is_stream_consumed or response.is_closed or "content-encoding" in response.headers
-    )
+def _readable(response: httpx.Response) -> bool:
+    return not (response.is_stream_consumed or response.is_closed)
 
 
 def iter_body(response: httpx.Response) -> Iterator[bytes]:
-    """What ``response.iter_bytes()`` yields, read straight from the stream when it can be."""
-    if not _plain_body(response) or not isinstance(response.stream, httpx.SyncByteStream):
+    """What ``response.iter_bytes()`` yields, read straight from the stream when it can be,
+    and decompressed against the size cap. ``httpx.DecodingError`` for an encoding not asked
+    for."""
+    if not _readable(response) or not isinstance(response.stream, httpx.SyncByteStream):
         return response.iter_bytes()
-    return _reads(response, response.stream)
+    encoding = response.headers.get("content-encoding")
+    if encoding is None:
+        return _reads(response, response.stream)
+    return _inflated(response, decoders_for(encoding))
 
 
 def _reads(response: httpx.Response, stream: httpx.SyncByteStream) -> Iterator[bytes]:
@@ -213,11 +329,22 @@ def _reads(response: httpx.Response, stream: httpx.SyncByteStream) -> Iterator[b
     response.close()
 
 
+def _inflated(response: httpx.Response, inflaters: Sequence[Inflater]) -> Iterator[bytes]:
+    for data in response.iter_raw():
+        for piece in inflate(inflaters, data):
+            yield piece
+            if response.is_closed:  # the reader let go: inflate no more of this read
+                break
+
+
 def aiter_body(response: httpx.Response) -> AsyncIterator[bytes]:
-    """What ``response.aiter_bytes()`` yields, read straight from the stream when it can be."""
-    if not _plain_body(response) or not isinstance(response.stream, httpx.AsyncByteStream):
+    """The async twin of ``iter_body``."""
+    if not _readable(response) or not isinstance(response.stream, httpx.AsyncByteStream):
         return response.aiter_bytes()
-    return _areads(response, response.stream)
+    encoding = response.headers.get("content-encoding")
+    if encoding is None:
+        return _areads(response, response.stream)
+    return _ainflated(response, decoders_for(encoding))
 
 
 async def _areads(response: httpx.Response, stream: httpx.AsyncByteStream) -> AsyncIterator[bytes]:
@@ -229,3 +356,15 @@ async def _areads(response: httpx.Response, stream: httpx.AsyncByteStream) -> As
             response._num_bytes_downloaded = received
             yield data
     await response.aclose()
+
+
+async def _ainflated(
+    response: httpx.Response, inflaters: Sequence[Inflater]
+) -> AsyncIterator[bytes]:
+    # A stream closed early is drained after its close (AsyncStream): the rest of the read in
+    # hand is skipped, and the closed body then ends at once.
+    async for data in response.aiter_raw():
+        for piece in inflate(inflaters, data):
+            yield piece
+            if response.is_closed:
+                break

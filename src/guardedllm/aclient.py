@@ -28,10 +28,14 @@ from guardedllm._clientbase import ClientBase
 from guardedllm._request import chat_request
 from guardedllm._shadows import TaskShadows
 from guardedllm._transport import (
+    ACCEPT_ENCODING,
     DefaultAsyncTransport,
     aiter_body,
     aopen_direct,
+    aopen_through,
     client_headers,
+    ensure_open,
+    strip_keys_on_redirect,
 )
 from guardedllm._version import USER_AGENT
 from guardedllm.engine import (
@@ -50,7 +54,6 @@ from guardedllm.engine import (
     succeeded,
     too_slow,
     transport_error,
-    with_client_headers,
 )
 from guardedllm.errors import GuardedLLMError
 from guardedllm.estimate import Estimate
@@ -176,8 +179,9 @@ class AsyncClient(ClientBase):
 
     By default it sends through aiohttp's connection pool under asyncio and httpx's under trio
     (see ``_transport.py`` for the measurement behind that). ``http_client`` lets you bring your
-    own ``httpx.AsyncClient``; the client then does not close it. Use one ``AsyncClient`` per
-    event loop, and close it (``async with`` or ``aclose``) in that loop.
+    own ``httpx.AsyncClient``; the client then does not close it, and adds to it one request
+    hook that keeps keys off other origins' redirects (see docs/guards.md). Use one
+    ``AsyncClient`` per event loop, and close it (``async with`` or ``aclose``) in that loop.
     """
 
     def __init__(
@@ -217,11 +221,14 @@ class AsyncClient(ClientBase):
         self._http = http_client or httpx.AsyncClient(
             transport=transport or DefaultAsyncTransport(),
             timeout=defaults.TIMEOUT_S,
-            headers={"user-agent": USER_AGENT},
+            # Compressed only as _decoding.py decodes against the size cap.
+            headers={"user-agent": USER_AGENT, "accept-encoding": ACCEPT_ENCODING},
             follow_redirects=False,
         )
         # Our own client's defaults, for sending straight to its transport (see _transport.py).
         self._direct = client_headers(self._http) if self._owns_http else None
+        if http_client is not None:  # ours never follows a redirect
+            strip_keys_on_redirect(http_client)
         self._sleep = sleep
         self.chat = _AsyncChat(self)
         self._shadows = TaskShadows(self._engine, self._drive)
@@ -247,10 +254,11 @@ class AsyncClient(ClientBase):
                 outcome: Outcome | None = None
                 if isinstance(step, Sleep):
                     await self._sleep(step.seconds)
-                elif isinstance(step, Race):
-                    outcome = await self._race(step)
                 else:
-                    outcome = await self._send(step)
+                    ensure_open(self._http, own=self._owns_http)
+                    outcome = (
+                        await self._race(step) if isinstance(step, Race) else await self._send(step)
+                    )
                 step = flow.send(outcome)
         except StopIteration as done:
             result: T = done.value
@@ -350,7 +358,7 @@ class AsyncClient(ClientBase):
         """Send ``request``; the response's body is left to read."""
         if self._direct is not None:
             return await aopen_direct(self._http, request, self._direct, timed=streaming)
-        return await self._http.send(with_client_headers(request, self._http.headers), stream=True)
+        return await aopen_through(self._http, request)
 
     async def aclose(self) -> None:
         """Close the connection pool (unless it was your own ``http_client``). Shadow

@@ -17,7 +17,16 @@ from guardedllm import defaults
 from guardedllm._clientbase import ClientBase
 from guardedllm._request import chat_request
 from guardedllm._shadows import ThreadShadows
-from guardedllm._transport import client_headers, iter_body, open_direct
+from guardedllm._transport import (
+    ACCEPT_ENCODING,
+    attempt_ends_at,
+    client_headers,
+    ensure_open,
+    iter_body,
+    open_direct,
+    open_through,
+    strip_keys_on_redirect,
+)
 from guardedllm._version import USER_AGENT
 from guardedllm.engine import (
     Answered,
@@ -35,7 +44,6 @@ from guardedllm.engine import (
     succeeded,
     too_slow,
     transport_error,
-    with_client_headers,
 )
 from guardedllm.errors import GuardedLLMError
 from guardedllm.estimate import Estimate
@@ -115,6 +123,14 @@ def _read_chunks(
         response.close()
 
 
+def _transport_failure(exc: Exception, step: Send, cap_at: float) -> Failed:
+    """An httpx failure as the attempt's outcome; a timeout at the attempt's cap (a capped
+    socket's) reads as the async driver's cancel scope does."""
+    if isinstance(exc, httpx.TimeoutException) and time.monotonic() >= cap_at:
+        return Failed(error=too_slow(step))
+    return Failed(error=transport_error(exc, step.target))
+
+
 class _Completions:
     def __init__(self, client: Client) -> None:
         self._client = client
@@ -150,7 +166,10 @@ class Client(ClientBase):
     ``Client.from_config("guardedllm.toml", env="prod")`` loads and validates a config;
     ``Client(registry=...)`` takes one built in code. ``http_client`` lets you bring your own
     ``httpx.Client`` (proxies, certificates, a test transport); the client then does not close
-    it. ``clock``, ``sleep`` and ``random`` exist for tests on virtual time.
+    it, and adds to it only what its own calls need: its pools' sockets keep each attempt to
+    its time limit, and a request hook keeps keys off other origins' redirects (see
+    docs/guards.md, "Sync and async"). ``clock``, ``sleep`` and ``random`` exist for tests on
+    virtual time.
     """
 
     def __init__(
@@ -190,11 +209,17 @@ class Client(ClientBase):
         self._http = http_client or httpx.Client(
             transport=transport,
             timeout=defaults.TIMEOUT_S,
-            headers={"user-agent": USER_AGENT},
+            # Compressed only as _decoding.py decodes against the size cap.
+            headers={"user-agent": USER_AGENT, "accept-encoding": ACCEPT_ENCODING},
             follow_redirects=False,
         )
         # Our own client's defaults, for sending straight to its transport (see _transport.py).
         self._direct = client_headers(self._http) if self._owns_http else None
+        if http_client is not None:  # ours never follows a redirect
+            strip_keys_on_redirect(http_client)
+        from guardedllm._capped import cap_pools  # httpcore is loaded by now, with the pool
+
+        cap_pools(self._http)
         self._sleep = sleep
         self.chat = _Chat(self)
         self._shadows = ThreadShadows(self._engine, self._drive)
@@ -220,10 +245,9 @@ class Client(ClientBase):
                 outcome: Outcome | None = None
                 if isinstance(step, Sleep):
                     self._sleep(step.seconds)
-                elif isinstance(step, Race):
-                    outcome = self._race(step)
                 else:
-                    outcome = self._send(step)
+                    ensure_open(self._http, own=self._owns_http)
+                    outcome = self._race(step) if isinstance(step, Race) else self._send(step)
                 step = flow.send(outcome)
         except StopIteration as done:
             result: T = done.value
@@ -279,13 +303,21 @@ class Client(ClientBase):
             pool.shutdown(wait=False, cancel_futures=True)
 
     def _send(self, step: Send) -> Answered | StreamStarted | Failed:
-        # A blocking read cannot be cut short: httpx's per-read timeout bounds each read, and
-        # the attempt's cap is checked between reads.
+        # A blocking read cannot be cut short from outside. The attempt's cap is kept by the
+        # sockets of a capped pool (``_capped.py``), which shorten each connect, write and read
+        # to what is left of it, and checked between reads for a transport without one.
         cap_at = time.monotonic() + step.timeout_s
+        capped = attempt_ends_at.set(cap_at)
+        try:
+            return self._attempt(step, cap_at)
+        finally:
+            attempt_ends_at.reset(capped)
+
+    def _attempt(self, step: Send, cap_at: float) -> Answered | StreamStarted | Failed:
         try:
             response = self._open(step.request, streaming=step.decoder is not None)
         except httpx.TransportError as exc:
-            return Failed(error=transport_error(exc, step.target))
+            return _transport_failure(exc, step, cap_at)
         keep_open = False
         try:
             body = iter_body(response)
@@ -313,7 +345,7 @@ class Client(ClientBase):
                 status=response.status_code, headers=response.headers, body=buffer.value()
             )
         except (httpx.TransportError, httpx.DecodingError) as exc:
-            return Failed(error=transport_error(exc, step.target))
+            return _transport_failure(exc, step, cap_at)
         except GuardedLLMError as exc:
             return Failed(error=exc)
         finally:
@@ -324,7 +356,7 @@ class Client(ClientBase):
         """Send ``request``; the response's body is left to read."""
         if self._direct is not None:
             return open_direct(self._http, request, self._direct, timed=streaming)
-        return self._http.send(with_client_headers(request, self._http.headers), stream=True)
+        return open_through(self._http, request)
 
     def close(self) -> None:
         """Close the connection pool (unless it was your own ``http_client``). Shadow copies

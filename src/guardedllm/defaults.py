@@ -56,6 +56,11 @@ STREAM_CHUNK_SLACK = 256
 # for a token or more; a very long answer that needs more than MAX_RESPONSE_BYTES still fits.
 STREAM_BYTES_PER_TOKEN = 1024
 
+# A compressed body is decompressed at most this much at a time, so that a body refused for its
+# size has held no more than that limit and one piece (a 64 KiB read of a gzip bomb is 64 MiB
+# whole). The size of a network read: an encoded body reaches the parsers as a plain one does.
+DECODED_PIECE_BYTES = 64 * 1024
+
 # Output assumed by an estimate's expected cost when the caller gives no figure: a typical chat
 # answer is a few hundred tokens; the actual cost, from the vendor's usage, replaces it.
 EXPECTED_OUTPUT_TOKENS = 256

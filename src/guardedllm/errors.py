@@ -9,6 +9,8 @@
     ├── BudgetExceededError            the worst-case cost is over a cap, refused before sending
     ├── CircuitOpenError               the deployment's breaker is open; nothing was sent
     ├── DeadlineExceededError          the call's one deadline ran out (attempts attached)
+    ├── ClientClosedError              the client (or your http_client) is closed; nothing sent
+    │                                  (a RuntimeError too, as httpx's closed-client error is)
     ├── TransportError                 no HTTP answer: connect failure, timeout, dropped connection
     │   ├── ConnectError
     │   ├── TimeoutError
@@ -53,6 +55,7 @@ __all__ = [
     "BadRequestError",
     "BudgetExceededError",
     "CircuitOpenError",
+    "ClientClosedError",
     "ConfigError",
     "ConfigProblem",
     "ConflictError",
@@ -241,6 +244,15 @@ class DeadlineExceededError(GuardedLLMError):
         super().__init__(message)
         self.deadline_s = deadline_s
         self.attempts = tuple(attempts)
+
+
+class ClientClosedError(GuardedLLMError, RuntimeError):
+    """The client was closed (or the ``http_client`` you gave it was), so nothing was sent.
+
+    Also a ``RuntimeError``: that is what httpx raises for a closed client, and what a call on
+    a closed client raised before this class existed, so an ``except RuntimeError`` written
+    for either still catches it.
+    """
 
 
 class TransportError(GuardedLLMError):

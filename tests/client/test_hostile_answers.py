@@ -24,7 +24,7 @@ from guardedllm.guards.spend import MAX_BUDGET_USD
 from guardedllm.providers._sse import DEFAULT_MAX_BUFFER
 from guardedllm.testing import FakeProvider
 from guardedllm.types import ChatCompletion
-from raw_server import APART, RawServer
+from raw_server import APART, RawServer, streamed
 from session import open_session
 from support import CONFIG, ENVIRON, Call, Streamed, config_text, make_call
 from wire_bodies import answer_and_stream
@@ -61,7 +61,7 @@ DEEP = b"[" * 100_000 + b"]" * 100_000
 
 def raw_registry(server: RawServer) -> Registry:
     """The test config with every provider pointed at ``server``."""
-    url = server.base_url
+    url = server.url
     text = CONFIG.format(openai=url + "/v1", azure=url, anthropic=url, gemini=url)
     return Registry.from_toml_text(text, source="raw-server")
 
@@ -169,7 +169,7 @@ def endless(event: bytes, *, count: int = FLOOD_EVENTS) -> Iterator[bytes]:
 
 
 def test_an_endless_stream_of_valid_chunks_is_cut_past_its_max_tokens(driver: str) -> None:
-    with RawServer(lambda: endless(openai_event("more"))) as server:
+    with RawServer(streamed(lambda: endless(openai_event("more")))) as server:
         call = make_call(driver, raw_registry(server))
         with pytest.raises(StreamInterruptedError) as caught:
             call(model="gpt-4o-mini", messages=MESSAGES, max_tokens=20, stream=True)
@@ -179,7 +179,7 @@ def test_an_endless_stream_of_valid_chunks_is_cut_past_its_max_tokens(driver: st
     assert f"past {bound} chunks" in str(cause)
     # What the tracker kept is bounded by the stream's chunk bound, not by what was sent.
     assert len(caught.value.received) <= bound
-    assert server.requests == 1  # committed: never retried
+    assert len(server.requests) == 1  # committed: never retried
 
 
 def test_a_stream_with_no_max_tokens_is_bounded_by_its_bytes(
@@ -189,7 +189,7 @@ def test_a_stream_with_no_max_tokens_is_bounded_by_its_bytes(
     # max_response_bytes (1 MB here): chunks of 10 kB each reach it long before the chunk bound.
     big = openai_event("x" * 10_000)
     bound = defaults.STREAM_BYTES_PER_TOKEN * 2048
-    with RawServer(lambda: endless(big, count=2 * bound // len(big))) as server:
+    with RawServer(streamed(lambda: endless(big, count=2 * bound // len(big)))) as server:
         call = make_call(driver, raw_registry(server), max_response_bytes=1_000_000)
         with pytest.raises(StreamInterruptedError) as caught:
             call(model="llama", messages=MESSAGES, stream=True)
@@ -210,7 +210,7 @@ def test_a_stream_that_sends_nothing_but_pings_is_cut_by_its_bytes_and_retried(
             yield ping * PER_WRITE
         yield b"data: [DONE]\n\n"
 
-    with RawServer(pings) as server:
+    with RawServer(streamed(pings)) as server:
         call = make_call(driver, raw_registry(server), max_response_bytes=1_000_000)
         with pytest.raises(AllRoutesFailedError) as caught:
             call(model="llama", messages=MESSAGES, max_tokens=20, stream=True)
@@ -229,7 +229,7 @@ def test_an_event_whose_data_lines_never_end_is_cut_at_the_event_bound(driver: s
         for _ in range((DEFAULT_MAX_BUFFER + 2_000_000) // (len(line) * 50)):
             yield line * 50
 
-    with RawServer(pieces) as server:
+    with RawServer(streamed(pieces)) as server:
         call = make_call(driver, raw_registry(server))
         with pytest.raises(StreamInterruptedError) as caught:
             call(model="gpt-4o-mini", messages=MESSAGES, stream=True)
@@ -278,10 +278,10 @@ def test_a_stream_event_nested_too_deep_after_the_first_chunk_interrupts(driver:
         yield b"data: " + DEEP + b"\n\n"
         yield b"data: [DONE]\n\n"
 
-    with RawServer(pieces) as server:
+    with RawServer(streamed(pieces)) as server:
         call = make_call(driver, raw_registry(server))
         with pytest.raises(StreamInterruptedError) as caught:
             call(model="gpt-4o-mini", messages=MESSAGES, stream=True)
     assert isinstance(caught.value.__cause__, ResponseFormatError)
     assert caught.value.partial_content == "Hello"
-    assert server.requests == 1  # committed: never retried
+    assert len(server.requests) == 1  # committed: never retried

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import json
 import logging
 import socket
+import threading
+import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -13,10 +16,14 @@ import httpx
 import pytest
 
 from guardedllm import AsyncClient, Client, Policy, Registry
+from guardedllm._transport import ACCEPT_ENCODING, _strip_keys
 from guardedllm._version import USER_AGENT
-from guardedllm.errors import AllRoutesFailedError, ConnectError
+from guardedllm.errors import AllRoutesFailedError, ClientClosedError, ConnectError, GuardedLLMError
+from guardedllm.providers.base import KEY_HEADERS
 from guardedllm.testing import FakeProvider
-from support import ENVIRON, config_text, make_call
+from guardedllm.types import ChatCompletion
+from raw_server import RawServer, Received, Reply
+from support import ENVIRON, config_at, config_text, make_call
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -143,7 +150,7 @@ def _sent_headers(registry: Registry, driver: str, *, own: bool) -> list[tuple[s
     client with the same defaults."""
     seen: list[httpx.Request] = []
     transport = httpx.MockTransport(_recording_handler(seen))
-    defaults = {"user-agent": USER_AGENT}
+    defaults = {"user-agent": USER_AGENT, "accept-encoding": ACCEPT_ENCODING}
 
     def sync_call() -> None:
         http = None if own else httpx.Client(transport=transport, headers=defaults)
@@ -169,7 +176,7 @@ def test_our_own_client_sends_what_httpx_client_send_would(registry: Registry, d
     direct = _sent_headers(registry, driver, own=True)
     assert direct == _sent_headers(registry, driver, own=False)
     assert ("user-agent", USER_AGENT) in direct
-    assert any(name == "accept-encoding" for name, _ in direct)
+    assert ("accept-encoding", ACCEPT_ENCODING) in direct
 
 
 def test_a_streams_response_has_its_elapsed_time_once_closed(registry: Registry) -> None:
@@ -214,23 +221,51 @@ def test_httpx_logs_each_request_as_it_would_through_its_client(
     ]
 
 
-def test_a_closed_client_sends_nothing(registry: Registry, driver: str) -> None:
+@pytest.mark.parametrize("own", [True, False], ids=["our-client", "users-http-client"])
+@pytest.mark.parametrize("action", ["call", "exact-estimate"])
+def test_a_closed_client_sends_nothing(
+    registry: Registry, driver: str, own: bool, action: str
+) -> None:
+    # Closed is closed whoever made the httpx client: our own (closed with ours) or the
+    # caller's; an estimate sends nothing unless it asks the vendor for an exact count.
     seen: list[httpx.Request] = []
     transport = httpx.MockTransport(_recording_handler(seen))
-    if driver == "sync":
-        client = Client(registry, transport=transport, environ=ENVIRON)
-        client.close()
-        with pytest.raises(RuntimeError, match="client has been closed"):
-            client.chat.completions.create(model="chat", messages=MESSAGES)
-    else:
+    model = "chat" if action == "call" else "claude-haiku"
+    kwargs: dict[str, Any] = {"model": model, "messages": MESSAGES}
+    if action == "exact-estimate":
+        kwargs["policy"] = Policy(exact_tokens=True)
 
-        async def main() -> None:
-            aclient = AsyncClient(registry, transport=transport, environ=ENVIRON)
+    def sync_use() -> None:
+        http = httpx.Client(transport=transport)
+        given: dict[str, Any] = {"transport": transport} if own else {"http_client": http}
+        client = Client(registry, environ=ENVIRON, **given)
+        if own:
+            client.close()
+        else:
+            http.close()
+        send = client.chat.completions.create if action == "call" else client.estimate
+        with pytest.raises(ClientClosedError, match="client has been closed") as caught:
+            send(**kwargs)
+        raise caught.value
+
+    async def async_use() -> None:
+        http = httpx.AsyncClient(transport=transport)
+        given: dict[str, Any] = {"transport": transport} if own else {"http_client": http}
+        aclient = AsyncClient(registry, environ=ENVIRON, **given)
+        if own:
             await aclient.aclose()
-            with pytest.raises(RuntimeError, match="client has been closed"):
-                await aclient.chat.completions.create(model="chat", messages=MESSAGES)
+        else:
+            await http.aclose()
+        send = aclient.chat.completions.create if action == "call" else aclient.estimate
+        with pytest.raises(ClientClosedError, match="client has been closed") as caught:
+            await send(**kwargs)
+        raise caught.value
 
-        anyio.run(main, backend=driver)
+    # Still a RuntimeError, as httpx's own closed-client error is.
+    with pytest.raises(RuntimeError) as caught:
+        sync_use() if driver == "sync" else anyio.run(async_use, backend=driver)
+    assert isinstance(caught.value, GuardedLLMError)
+    assert ("http_client" in str(caught.value)) is not own  # says whose client was closed
     assert seen == []
 
 
@@ -286,3 +321,184 @@ def test_a_streams_body_is_read_as_httpx_reads_it(
     assert response.is_closed
     sent = len(gzip.compress(STREAM)) if encoding else len(STREAM)
     assert response.num_bytes_downloaded == sent
+
+
+# --------------------------------------------------------------------------- redirects
+#
+# guardedllm's own client never follows a redirect; a caller's may (the openai and anthropic
+# SDKs' clients do by default). httpx strips only Authorization when it follows one elsewhere.
+
+
+def redirect_to(origin: str) -> Reply:
+    """Answer every request with a 307 to the same path at ``origin``."""
+
+    def reply(received: Received, conn: socket.socket, _: threading.Event) -> None:
+        conn.sendall(
+            b"HTTP/1.1 307 Temporary Redirect\r\n"
+            + f"location: {origin}{received.path}\r\n".encode()
+            + b"content-length: 0\r\nconnection: close\r\n\r\n"
+        )
+
+    return reply
+
+
+@pytest.mark.parametrize(
+    ("deployment", "key_header"),
+    [
+        ("gpt-4o-mini", "authorization"),
+        ("azure-4o", "api-key"),
+        ("claude-haiku", "x-api-key"),
+        ("gemini-flash", "x-goog-api-key"),
+    ],
+)
+def test_a_redirect_to_another_origin_takes_no_key_along(
+    driver: str, fake_provider: FakeProvider, deployment: str, key_header: str
+) -> None:
+    # The provider's base_url answers 307 to another origin (the fake, on another port) and
+    # the caller's client follows redirects: the call goes on there, without the key.
+    with RawServer(redirect_to(fake_provider.base_url)) as first:
+        registry = Registry.from_toml_text(config_at(first.url))
+
+        def sync_call() -> object:
+            with (
+                httpx.Client(follow_redirects=True) as http,
+                Client(registry, http_client=http, environ=ENVIRON) as client,
+            ):
+                return client.chat.completions.create(model=deployment, messages=MESSAGES)
+
+        async def async_call() -> object:
+            async with (
+                httpx.AsyncClient(follow_redirects=True) as http,
+                AsyncClient(registry, http_client=http, environ=ENVIRON) as client,
+            ):
+                return await client.chat.completions.create(model=deployment, messages=MESSAGES)
+
+        result = sync_call() if driver == "sync" else anyio.run(async_call, backend=driver)
+    assert isinstance(result, ChatCompletion)  # the redirect was followed
+    (sent,) = first.requests
+    assert key_header in sent.headers  # the key went where the config said
+    (redirected,) = fake_provider.requests
+    assert sorted(KEY_HEADERS & set(redirected.headers)) == []
+
+
+@pytest.mark.parametrize(
+    ("sent_to", "redirected_to", "keeps"),
+    [
+        ("http://api.example:8080/v1/chat", "http://api.example:8080/v2/chat", True),
+        ("https://api.example/v1/chat", "https://api.example:443/v1/chat", True),
+        ("http://api.example/v1/chat", "https://api.example/v1/chat", True),  # as httpx does
+        ("https://api.example/v1/chat", "http://api.example/v1/chat", False),
+        ("http://api.example:8080/v1/chat", "https://api.example/v1/chat", False),
+        ("http://127.0.0.1:8080/v1/chat", "http://127.0.0.1:8081/v1/chat", False),
+        ("https://api.example/v1/chat", "https://evil.example/v1/chat", False),
+    ],
+)
+def test_which_redirects_keep_the_key(sent_to: str, redirected_to: str, keeps: bool) -> None:
+    request = httpx.Request(
+        "POST", redirected_to, headers={"x-api-key": "k", "api-key": "k", "x-team": "t"}
+    )
+    request.extensions["guardedllm.sent_to"] = httpx.URL(sent_to)
+    _strip_keys(request)
+    assert ("x-api-key" in request.headers, "api-key" in request.headers) == (keeps, keeps)
+    assert request.headers["x-team"] == "t"
+
+
+# --------------------------------------------------------------------------- content encodings
+
+
+def test_a_provider_request_asks_only_for_what_is_decoded_against_the_cap(
+    registry: Registry, driver: str
+) -> None:
+    # A client's default names br and zstd when their packages are installed; httpx would
+    # inflate those a whole read at a time (see _decoding.py).
+    seen: list[httpx.Request] = []
+    transport = httpx.MockTransport(_recording_handler(seen))
+    headers = {"accept-encoding": "br, zstd, gzip"}
+
+    def sync_call() -> None:
+        with (
+            httpx.Client(transport=transport, headers=headers) as http,
+            Client(registry, http_client=http, environ=ENVIRON) as client,
+        ):
+            client.chat.completions.create(model="chat", messages=MESSAGES)
+
+    async def async_call() -> None:
+        async with (
+            httpx.AsyncClient(transport=transport, headers=headers) as http,
+            AsyncClient(registry, http_client=http, environ=ENVIRON) as client,
+        ):
+            await client.chat.completions.create(model="chat", messages=MESSAGES)
+
+    sync_call() if driver == "sync" else anyio.run(async_call, backend=driver)
+    (request,) = seen
+    assert request.headers["accept-encoding"] == ACCEPT_ENCODING == "gzip, deflate"
+
+
+@pytest.mark.parametrize("encoding", ["br", "zstd", "gzip, compress"])
+def test_a_body_in_an_encoding_not_asked_for_is_refused(
+    registry: Registry, driver: str, encoding: str
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = _Reads([b"\x1f\x8b not decoded"])  # a stream, as from a socket: httpx reads
+        return httpx.Response(200, stream=body, headers={"content-encoding": encoding})
+
+    call = make_call(
+        driver, registry, transport=httpx.MockTransport(handler), policy=Policy(max_attempts=1)
+    )
+    with pytest.raises(AllRoutesFailedError) as caught:
+        call(model="chat", messages=MESSAGES)
+    assert "does not ask for" in str(caught.value.last_error)
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "deflate-raw", "gzip, deflate"])
+def test_an_encoded_answer_is_decoded(registry: Registry, driver: str, encoding: str) -> None:
+    body = json.dumps(ANSWER).encode()
+    for name in encoding.split(", "):
+        body = _compress(body, name)
+    header = encoding.replace("deflate-raw", "deflate")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        reads = [body[i : i + 7] for i in range(0, len(body), 7)]  # a few bytes per read
+        return httpx.Response(200, stream=_Reads(reads), headers={"content-encoding": header})
+
+    call = make_call(driver, registry, transport=httpx.MockTransport(handler))
+    response = call(model="chat", messages=MESSAGES)
+    assert response.choices[0].message.content == "ok"
+
+
+def _compress(data: bytes, encoding: str) -> bytes:
+    if encoding == "gzip":
+        return gzip.compress(data)
+    if encoding == "deflate":
+        return zlib.compress(data)
+    compressor = zlib.compressobj(wbits=-zlib.MAX_WBITS)  # raw deflate, as some servers send
+    return compressor.compress(data) + compressor.flush()
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_an_encoded_stream_left_early_is_not_inflated_further(
+    registry: Registry, backend: str
+) -> None:
+    # One read holds the first event, 256 KiB of comment lines, then a block no inflater
+    # accepts. Leaving after the first chunk drains the closed body: what is left of the read
+    # in hand must be skipped, not inflated (which would raise from the stream's exit).
+    compressor = zlib.compressobj(wbits=zlib.MAX_WBITS | 16)
+    plain = STREAM.split(b"\n\n")[0] + b"\n\n" + b": keep-alive\n" * (256 * 1024 // 13)
+    body = compressor.compress(plain) + compressor.flush(zlib.Z_FULL_FLUSH) + b"\xff" * 16
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        headers = {"content-type": "text/event-stream", "content-encoding": "gzip"}
+        return httpx.Response(200, stream=_Reads([body]), headers=headers)
+
+    async def main() -> str | None:
+        transport = httpx.MockTransport(handler)
+        async with AsyncClient(registry, transport=transport, environ=ENVIRON) as client:
+            stream = await client.chat.completions.create(
+                model="chat", messages=MESSAGES, stream=True
+            )
+            async with stream:
+                async for chunk in stream:
+                    return chunk.choices[0].delta.content
+        return None
+
+    assert anyio.run(main, backend=backend) == "hi"

@@ -21,7 +21,7 @@ from guardedllm.errors import (
     StreamInterruptedError,
 )
 from guardedllm.testing import FakeProvider
-from raw_server import APART, RawServer
+from raw_server import APART, RawServer, streamed
 from support import CONFIG, ENVIRON
 
 from ._recording import Recorded
@@ -136,8 +136,8 @@ def test_a_key_echoed_in_an_error_event_mid_stream_is_masked_everywhere(
         yield APART
         yield ERROR_EVENT
 
-    with RawServer(pieces) as server:
-        url = server.base_url
+    with RawServer(streamed(pieces)) as server:
+        url = server.url
         text = CONFIG.format(openai=url + "/v1", azure=url, anthropic=url, gemini=url)
         session = sessions(Registry.from_toml_text(text, source="raw-server"))
         with pytest.raises(StreamInterruptedError) as caught:

@@ -22,6 +22,7 @@ from guardedllm.errors import ProviderError, ResponseFormatError
 from guardedllm.types import ChatCompletion, ChatCompletionChunk, ChatRequest, Usage
 
 __all__ = [
+    "KEY_HEADERS",
     "StreamDecoder",
     "Target",
     "TokenCounter",
@@ -33,6 +34,10 @@ __all__ = [
     "read_count",
     "retry_after_seconds",
 ]
+
+# The headers in which the wire formats send a provider's key: OpenAI's bearer token, Azure's
+# api-key, Anthropic's x-api-key, Gemini's x-goog-api-key.
+KEY_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "x-goog-api-key"})
 
 
 @attrs.frozen(kw_only=True)
