@@ -4,10 +4,16 @@ broken on purpose.
 Layout, mirroring the suite's:
 
 - ``providers/``: every wire format's readers (``parse_response``, ``parse_error``,
-  ``stream_decoder(...).feed`` / ``close``) and the SSE parser, against hostile bytes.
+  ``stream_decoder(...).feed`` / ``close``) and the SSE parser, against hostile bytes;
+- ``client/``: whole calls through ``Client`` and ``AsyncClient`` (asyncio and trio) against
+  ``HostileServer``, with spend budgets, rpm/tpm limits and a breaker on, and the guards' state
+  read back after every call; memory per call;
+- ``registry/``: configs written wrong, loaded and then called.
 
-Helpers: ``_wire`` (hostile bodies and streams in each vendor's format, built from
-``FakeProvider``'s replies), ``_checks`` (what a parsed answer must look like), ``_profiles``
+Helpers: ``_hostile`` (the loopback server that misbehaves on purpose), ``_wire`` (hostile
+bodies and streams in each vendor's format, built from ``FakeProvider``'s replies),
+``_answers`` (hostile HTTP answers around them), ``_checks`` (what a parsed answer must look
+like), ``_rig`` (a fresh guarded client per call and the guard-state checks), ``_profiles``
 (the hypothesis settings).
 
 In CI (``python -m pytest``) every fuzz test runs a fixed, modest number of examples chosen
