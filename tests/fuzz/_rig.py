@@ -372,8 +372,9 @@ async def _call_async(
 
 
 def errors_in(error: BaseException) -> Iterator[str]:
-    """Every text an error exposes: its message, repr, attributes (excerpt, body, partial
-    content), its attempts' messages, and the same for its causes."""
+    """Every text an error exposes: its message, repr, text attributes (excerpt, body, code),
+    its attempts, and the same for the errors a traceback shows with it (its cause, and its
+    context unless that is suppressed with ``from None``)."""
     seen: set[int] = set()
     stack: list[BaseException] = [error]
     while stack:
@@ -388,6 +389,7 @@ def errors_in(error: BaseException) -> Iterator[str]:
                 yield value
         for attempt in getattr(current, "attempts", ()):
             yield repr(attempt)
-        for cause in (current.__cause__, current.__context__):
-            if cause is not None:
-                stack.append(cause)
+        shown = [current.__cause__]
+        if not current.__suppress_context__:
+            shown.append(current.__context__)
+        stack.extend(cause for cause in shown if cause is not None)

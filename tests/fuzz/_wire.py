@@ -442,10 +442,9 @@ def _mutate_event(event: bytes, mutation: Callable[[Any], Any]) -> bytes:
     for index, line in enumerate(lines):
         if line.startswith(b"data: "):
             try:
-                parsed = json.loads(line[6:])
-            except (ValueError, RecursionError):  # mutated before: leave it as it is
+                lines[index] = b"data: " + render(mutation(json.loads(line[6:])))
+            except (ValueError, RecursionError):  # broken or nested deep before: leave it be
                 return event
-            lines[index] = b"data: " + render(mutation(parsed))
     return b"\n".join(lines) + b"\n\n"
 
 
