@@ -49,7 +49,7 @@ SETTLE_STEPS = 250
 @dataclass(frozen=True)
 class Mode:
     """How long to measure. ``quick`` finishes the whole suite in under ~2 minutes, ``full`` in
-    about 11 on 2 cores."""
+    about 12 on 2 cores."""
 
     name: str
     rounds: int  # interleaved rounds of the in-process CPU benchmarks
@@ -60,6 +60,7 @@ class Mode:
     import_runs: int  # fresh interpreters per import case
     estimate_calls: int  # calls per sample in bench_estimate
     memory_calls: int  # calls per client in bench_memory, after its warm-up
+    soak_calls: int  # calls per client in bench_soak, after its warm-up
 
 
 QUICK = Mode(
@@ -72,6 +73,7 @@ QUICK = Mode(
     import_runs=5,
     estimate_calls=100,
     memory_calls=25_000,
+    soak_calls=4_000,
 )
 FULL = Mode(
     name="full",
@@ -83,6 +85,7 @@ FULL = Mode(
     import_runs=15,
     estimate_calls=200,
     memory_calls=100_000,
+    soak_calls=20_000,
 )
 
 

@@ -189,3 +189,38 @@ def guarded_client(transport: httpx.BaseTransport) -> Client:
 
 def guarded_async_client(transport: httpx.AsyncBaseTransport) -> AsyncClient:
     return AsyncClient(registry(), transport=transport, environ=ENVIRON)
+
+
+# --------------------------------------------------------------------------- the soak server
+#
+# The soak benchmark's server is a FakeProvider answering each of these model ids the same way
+# every time (``serve.py --kind soak``), so a client chooses a fault by the deployment it calls.
+# The waits the faults ask for are a few milliseconds: the run's time goes to calls, not sleeps.
+
+SOAK_OK = "soak-ok"
+SOAK_FAULTS: dict[str, dict[str, Any]] = {
+    "soak-5xx": {"status": 503, "retry_after_ms": 2},
+    "soak-429": {"status": 429, "retry_after_ms": 2},
+    "soak-drop": {"drop": True},
+    "soak-malformed": {"body": b'{"id": "chatcmpl-soak", "choices": [{"index": 0, "mess'},
+    "soak-slow": {"latency": 0.05},  # cancelled by the caller long before it answers
+    "soak-long-stream": {"chunks": 32, "chunk_delay": 0.001},  # closed after its first chunk
+}
+
+SOAK_MODEL = """
+[models.{name}]
+provider = "openai"
+model = "{name}"
+tokenizer = "o200k_base"
+context_window = 128000
+max_output_tokens = 16384
+input_usd_per_mtok = 0.15
+output_usd_per_mtok = 0.60
+"""
+
+
+def soak_registry(base_url: str) -> Registry:
+    """One deployment per soak model id, all on the server at ``base_url``."""
+    head = CONFIG.split("[models.", maxsplit=1)[0].format(base_url=base_url, key_env=API_KEY_ENV)
+    models = "".join(SOAK_MODEL.format(name=name) for name in (SOAK_OK, *SOAK_FAULTS))
+    return Registry.from_toml_text(head + models, source="benchmarks-soak")

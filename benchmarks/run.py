@@ -1,9 +1,10 @@
 """guardedllm's benchmark suite, run on demand (never part of the tests).
 
-    python benchmarks/run.py            # full: about 11 minutes on 2 cores
+    python benchmarks/run.py            # full: about 12 minutes on 2 cores
     python benchmarks/run.py --quick    # under ~2 minutes
     python benchmarks/run.py --only overhead,stream   # some of: overhead loopback stream
                                                      # import estimate telemetry routing memory
+                                                     # soak
     nox -s bench -- --quick
 
 Everything is offline: mock transports in process, and a loopback server (127.0.0.1) in a child
@@ -35,6 +36,7 @@ MEASUREMENTS = {
     "telemetry": "bench_telemetry",
     "routing": "bench_routing",
     "memory": "bench_memory",
+    "soak": "bench_soak",
 }
 
 

@@ -1,6 +1,6 @@
 """A loopback chat-completions server for the throughput benchmark, in its own process.
 
-    python benchmarks/serve.py [--kind fake|raw] [--max-seconds 1200]
+    python benchmarks/serve.py [--kind fake|raw|soak] [--max-seconds 1200]
 
 Prints its base URL (``http://127.0.0.1:PORT``; clients append ``/v1``) on the first line of
 stdout, then serves until stdin closes (the benchmark closes it to stop the server) or
@@ -8,6 +8,9 @@ stdout, then serves until stdin closes (the benchmark closes it to stop the serv
 
 - ``fake``: guardedllm's ``FakeProvider``, the real aiohttp server the test suite uses. Its
   journal is cleared every second so a long run does not grow its memory.
+- ``soak``: the ``fake`` server with ``_payloads.SOAK_FAULTS`` scripted: each fault model id
+  answers with its fault every time (a 503 or a 429 with a short retry-after-ms, a dropped
+  connection, a malformed body, a slow answer, a long stream); every other id answers normally.
 - ``raw``: the least server HTTP/1.1 allows: an ``asyncio.Protocol`` that answers every request
   with the same canned ``chat.completion`` bytes, keep-alive. It spends ~30 us of CPU per
   request (mostly socket system calls), so on 2 cores the client, not the server, limits
@@ -21,7 +24,7 @@ import asyncio
 import sys
 import threading
 
-from _payloads import COMPLETION_BODY
+from _payloads import COMPLETION_BODY, SOAK_FAULTS
 
 HOST = "127.0.0.1"
 # Headers are read whole before a request is answered; anything longer is not a benchmark client.
@@ -119,20 +122,29 @@ def serve_raw(done: threading.Event, max_seconds: float) -> None:
     asyncio.run(main())
 
 
-def serve_fake(done: threading.Event, max_seconds: float) -> None:
+def serve_fake(done: threading.Event, max_seconds: float, *, faults: bool = False) -> None:
     from guardedllm.testing import FakeProvider
 
+    def script(fake: FakeProvider) -> None:
+        for model, behaviour in SOAK_FAULTS.items() if faults else ():
+            fake.script(model=model, **behaviour)
+
     with FakeProvider(host=HOST) as fake:
+        script(fake)
         print(fake.base_url, flush=True)
         waited = 0.0
         while waited < max_seconds and not done.wait(1.0):
             waited += 1.0
-            fake.reset()  # forget recorded requests: memory stays flat however long the run
+            # Forget recorded requests, so memory stays flat however long the run; reset()
+            # forgets the scripts too, so they are queued again (a request that arrives in
+            # between gets a normal answer).
+            fake.reset()
+            script(fake)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kind", choices=["fake", "raw"], default="raw")
+    parser.add_argument("--kind", choices=["fake", "raw", "soak"], default="raw")
     parser.add_argument("--max-seconds", type=float, default=1200.0)
     args = parser.parse_args()
     done = threading.Event()
@@ -140,7 +152,7 @@ def main() -> None:
     if args.kind == "raw":
         serve_raw(done, args.max_seconds)
     else:
-        serve_fake(done, args.max_seconds)
+        serve_fake(done, args.max_seconds, faults=args.kind == "soak")
 
 
 if __name__ == "__main__":
