@@ -14,6 +14,7 @@ runs only on asyncio; under trio the transport falls back to httpx's own.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import weakref
@@ -37,6 +38,7 @@ __all__ = [
     "ACCEPT_ENCODING",
     "DEFAULT_LIMITS",
     "DefaultAsyncTransport",
+    "afinish_body",
     "aiter_body",
     "aopen_direct",
     "aopen_through",
@@ -347,6 +349,19 @@ def aiter_body(response: httpx.Response) -> AsyncIterator[bytes]:
     return _ainflated(response, decoders_for(encoding))
 
 
+async def afinish_body(response: httpx.Response, body: AsyncIterator[bytes] | None) -> None:
+    """Close ``response`` and finish ``body``, its reader from ``aiter_body``, left part-read
+    (a stream left early, an attempt that failed mid-body). httpx's body iterators are async
+    generators nested several deep; closing the outer one leaves the inner ones to the garbage
+    collector, which trio warns of (encode/httpx#3686), but after ``aclose`` the whole chain
+    ends at once when read. Call it in a shielded scope: it must run even when cancelled."""
+    await response.aclose()
+    if body is not None:
+        with contextlib.suppress(httpx.StreamError, httpx.TransportError):
+            async for _ in body:
+                pass
+
+
 async def _areads(response: httpx.Response, stream: httpx.AsyncByteStream) -> AsyncIterator[bytes]:
     response.is_stream_consumed = True
     received = 0
@@ -361,10 +376,19 @@ async def _areads(response: httpx.Response, stream: httpx.AsyncByteStream) -> As
 async def _ainflated(
     response: httpx.Response, inflaters: Sequence[Inflater]
 ) -> AsyncIterator[bytes]:
-    # A stream closed early is drained after its close (AsyncStream): the rest of the read in
-    # hand is skipped, and the closed body then ends at once.
-    async for data in response.aiter_raw():
-        for piece in inflate(inflaters, data):
-            yield piece
-            if response.is_closed:
-                break
+    # A stream closed early is drained after its close (``afinish_body``): the rest of the
+    # read in hand is skipped, and the closed body then ends at once. It is read to its end,
+    # not left by a break, which would leave httpx's inner generators unfinished.
+    raw = response.aiter_raw()
+    try:
+        async for data in raw:
+            for piece in inflate(inflaters, data):
+                if response.is_closed:
+                    break
+                yield piece
+    except BaseException:
+        # A body that does not inflate (past its cap, corrupt) or a reader gone: the answer
+        # is over, and httpx's generators under ``raw`` are finished here, as the reader
+        # finishes this one.
+        await afinish_body(response, raw)
+        raise

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import builtins
-import contextlib
 import random as _random
 import time
 from collections.abc import (
@@ -30,6 +29,7 @@ from guardedllm._shadows import TaskShadows
 from guardedllm._transport import (
     ACCEPT_ENCODING,
     DefaultAsyncTransport,
+    afinish_body,
     aiter_body,
     aopen_direct,
     aopen_through,
@@ -137,12 +137,7 @@ async def _read_chunks(
     finally:
         tracker.abandon()  # a no-op once the stream has ended either way
         with anyio.CancelScope(shield=True):
-            await response.aclose()
-            # Finish httpx's body iterator too, or it is left unclosed when the caller
-            # stopped early (encode/httpx#3686); after aclose it ends at once.
-            with contextlib.suppress(httpx.StreamError, httpx.TransportError):
-                async for _ in body:
-                    pass
+            await afinish_body(response, body)
 
 
 class _AsyncCompletions:
@@ -315,6 +310,7 @@ class AsyncClient(ClientBase):
         # The attempt's timeout is also a hard cap on the whole attempt (connect, headers and
         # body, or a stream's first chunk), so a server that trickles bytes cannot outlast it.
         response: httpx.Response | None = None
+        body: AsyncIterator[bytes] | None = None
         keep_open = False
         try:
             # anyio.fail_after, without its two generator-based context managers per call.
@@ -349,10 +345,12 @@ class AsyncClient(ClientBase):
         except GuardedLLMError as exc:
             return Failed(error=exc)
         finally:
-            # A body read to its end has closed itself; no shielded scope needed for it.
+            # A body read to its end has closed itself; no shielded scope needed for it. One
+            # left mid-way (a refused chunk, a body over its cap) is finished here, not left to
+            # the garbage collector, which trio warns of.
             if response is not None and not keep_open and not response.is_closed:
                 with anyio.CancelScope(shield=True):
-                    await response.aclose()
+                    await afinish_body(response, body)
 
     async def _open(self, request: httpx.Request, *, streaming: bool) -> httpx.Response:
         """Send ``request``; the response's body is left to read."""

@@ -13,6 +13,11 @@ DEADLINE_S = 60.0
 # mostly multiplies load on an upstream that is already failing.
 MAX_ATTEMPTS = 2
 
+# The longest duration any setting may give (a deadline, a timeout, a Retry-After cap): a day,
+# far past any call a person or a service waits on. Sockets and event loops refuse waits past
+# about 292 years (OverflowError), and a deadline of 1e300 s is a typo, not a wish.
+MAX_SECONDS = 86_400.0
+
 # Per-attempt HTTP timeout (connect, read, write, pool), further capped by what remains of the
 # deadline. Long enough for a first token from a busy model, short enough to fall back in time.
 TIMEOUT_S = 30.0

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
+from guardedllm import defaults
+
 if TYPE_CHECKING:
     from guardedllm.types import ChatCompletion
 
@@ -24,6 +26,15 @@ __all__ = ["Policy", "current_policy", "policy_scope"]
 def _positive(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
     if value is not None and not value > 0:
         raise ValueError(f"Policy.{attribute.name} must be > 0 (or None to inherit); got {value!r}")
+
+
+def _seconds(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    _positive(_, attribute, value)
+    if value is not None and value > defaults.MAX_SECONDS:
+        raise ValueError(
+            f"Policy.{attribute.name} must be at most {defaults.MAX_SECONDS:g} seconds (a day); "
+            f"got {value!r}"
+        )
 
 
 def _at_least_one(_: Any, attribute: attrs.Attribute[Any], value: int | None) -> None:
@@ -36,7 +47,11 @@ def _at_least_one(_: Any, attribute: attrs.Attribute[Any], value: int | None) ->
 def _hedge(_: Any, attribute: attrs.Attribute[Any], value: float | str | None) -> None:
     if value is None or value == "p95":
         return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0 < value <= defaults.MAX_SECONDS
+    ):
         raise ValueError(
             f'Policy.hedge_after_s must be a delay in seconds > 0, "p95" (the deployment\'s '
             f"recent p95 latency) or None; got {value!r}"
@@ -98,14 +113,14 @@ class Policy:
     deployments are on different vendors, which may reject what another accepts; a 404 falls
     back anyway)."""
 
-    deadline_s: float | None = attrs.field(default=None, validator=_positive)
+    deadline_s: float | None = attrs.field(default=None, validator=_seconds)
     max_cost_usd: float | None = attrs.field(default=None, validator=_positive)
     max_attempts: int | None = attrs.field(default=None, validator=_at_least_one)
-    timeout_s: float | None = attrs.field(default=None, validator=_positive)
+    timeout_s: float | None = attrs.field(default=None, validator=_seconds)
     fallback: tuple[str, ...] | None = attrs.field(default=None, converter=_names)
     exact_tokens: bool | None = None
     budget_key: str | None = None
-    first_chunk_timeout_s: float | None = attrs.field(default=None, validator=_positive)
+    first_chunk_timeout_s: float | None = attrs.field(default=None, validator=_seconds)
     hedge_after_s: float | Literal["p95"] | None = attrs.field(default=None, validator=_hedge)
     allowed_deployments: tuple[str, ...] | None = attrs.field(default=None, converter=_names)
     split_arm: str | None = None

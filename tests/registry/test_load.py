@@ -240,6 +240,13 @@ def test_unknown_key_suggests_the_closest(
         ("routes", "support", "fallback", "chat", "array of strings"),
         ("routes", "support", "deadline_s", math.inf, "finite"),
         ("routes", "support", "max_attempts", 2.0, "whole number"),
+        # Too large for the floats the guards count in: refused, not an OverflowError.
+        ("models", "gpt-4o-mini", "input_usd_per_mtok", 10**400, "too large for a number"),
+        ("models", "gpt-4o-mini", "tpm", 10**400, "too large: write a whole number up to"),
+        ("models", "gpt-4o-mini", "context_window", 2**53 + 1, "too large"),
+        # Longer than a socket or an event loop can wait: refused, not an OverflowError.
+        ("providers", "openai", "timeout_s", 1e300, "at most 86400 seconds"),
+        ("routes", "support", "deadline_s", 86_401, "at most 86400 seconds"),
     ],
 )
 def test_wrong_type(
@@ -253,6 +260,12 @@ def test_wrong_type(
 def test_wrong_type_in_defaults(data: dict[str, Any]) -> None:
     data["defaults"]["max_attempts"] = "3"
     assert "whole number" in load_problems(data)["defaults.max_attempts"][0]
+
+
+@pytest.mark.parametrize("field", ["deadline_s", "timeout_s", "max_retry_after_s"])
+def test_a_duration_in_defaults_is_at_most_a_day(data: dict[str, Any], field: str) -> None:
+    data["defaults"][field] = 1e300
+    assert "at most 86400 seconds" in load_problems(data)[f"defaults.{field}"][0]
 
 
 @pytest.mark.parametrize("section", ["providers", "models", "routes", "aliases", "defaults", "env"])

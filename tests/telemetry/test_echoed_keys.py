@@ -41,14 +41,6 @@ HELLO = (
     b'"choices":[{"index":0,"delta":{"content":"Hello"},"finish_reason":null}]}\n\n'
 )
 
-# Under trio, a stream whose first read fails to decode leaves the driver's chain of body
-# generators unclosed (AsyncClient._send leaves its ``async for`` by the exception), and trio
-# warns when one is collected. The answer is still the typed error.
-unclosed_body = pytest.mark.filterwarnings(
-    "ignore:Async generator 'guardedllm._transport:ResourceWarning",
-    "ignore:Async generator 'http:ResourceWarning",
-)
-
 
 @pytest.fixture
 def sessions(driver: str, recorded: Recorded) -> Iterator[Any]:
@@ -108,7 +100,6 @@ def assert_nowhere(error: BaseException, recorded: Recorded) -> None:
     ],
     ids=["error-body", "error-event-first", "not-json"],
 )
-@unclosed_body
 def test_a_key_echoed_in_a_2xx_answer_is_masked_everywhere(
     sessions: Any,
     registry: Registry,

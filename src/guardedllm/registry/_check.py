@@ -21,6 +21,7 @@ from typing import Any
 
 import attrs
 
+from guardedllm import defaults
 from guardedllm.errors import ConfigProblem, scrub_secrets
 
 __all__ = ["Field", "Problems", "Table", "did_you_mean", "dotted", "read_fields", "unknown_keys"]
@@ -121,6 +122,11 @@ _TOML_TYPE_NAMES = {
 }
 
 
+# The largest whole number a config may hold: the largest a float (which the guards count in)
+# holds exactly, 2**53.
+_LARGEST_WHOLE = 2**53
+
+
 def _type_name(value: Any) -> str:
     return _TOML_TYPE_NAMES.get(type(value), f"a {type(value).__name__}")
 
@@ -137,13 +143,19 @@ def _read(field: Field, value: Any) -> tuple[Any, str | None]:
     if field.type == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             return None, f"must be a whole number, got {got}: write digits without quotes"
+        if abs(value) > _LARGEST_WHOLE:  # every count, limit and size is far below it
+            return None, f"is too large: write a whole number up to {_LARGEST_WHOLE:_}"
         return value, None
     if field.type == "number":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return None, f"must be a number, got {got}: write digits without quotes"
-        if not math.isfinite(value):
+        try:
+            number = float(value)  # a whole number too large for a float overflows here
+        except OverflowError:
+            return None, "is too large for a number: write a value below 1e308"
+        if not math.isfinite(number):
             return None, "must be a finite number (not nan or inf)"
-        return float(value), None
+        return number, None
     if field.type == "str_list":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             return None, f'must be an array of strings like ["a", "b"], got {got}'
@@ -203,4 +215,28 @@ def unknown_keys(
                 dotted(key, name),
                 f"unknown key{did_you_mean(name, allowed)}: fix its spelling or remove it "
                 f"(allowed here: {', '.join(allowed)})",
+            )
+
+
+def check_positive(
+    read: dict[str, Any], table: Table, names: Collection[str], rule: str, problems: Problems
+) -> None:
+    """Each of ``names`` that ``read`` holds must be > 0; ``rule`` says what it is."""
+    for name in names:
+        value = read.get(name)
+        if value is not None and not value > 0:
+            problems.add(table.key_of(name), f"must be > 0, got {value:g}: {rule}")
+
+
+def check_seconds(
+    read: dict[str, Any], table: Table, names: Collection[str], rule: str, problems: Problems
+) -> None:
+    """``check_positive`` for a duration, which must also stay within ``MAX_SECONDS``."""
+    check_positive(read, table, names, rule, problems)
+    for name in names:
+        value = read.get(name)
+        if value is not None and value > defaults.MAX_SECONDS:
+            problems.add(
+                table.key_of(name),
+                f"must be at most {defaults.MAX_SECONDS:g} seconds (a day), got {value:g}: {rule}",
             )

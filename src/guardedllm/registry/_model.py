@@ -86,6 +86,14 @@ def _positive(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> N
         raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
 
 
+def _seconds(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    _positive(_, attribute, value)
+    if value is not None and value > defaults.MAX_SECONDS:
+        raise ValueError(
+            f"{attribute.name} must be at most {defaults.MAX_SECONDS:g} seconds, got {value!r}"
+        )
+
+
 def worst_call_usd(
     *,
     context_window: int,
@@ -158,7 +166,7 @@ class ProviderConfig:
         repr=_header_names,
         hash=False,
     )
-    timeout_s: float | None = attrs.field(default=None, validator=_positive)
+    timeout_s: float | None = attrs.field(default=None, validator=_seconds)
     # Status -> "retry" | "fallback" | "fail", over the engine's table, for a vendor whose
     # statuses mean something else (an OpenAI-compatible gateway answering 404 while warming).
     outcomes: Mapping[int, str] = attrs.field(factory=dict, converter=_frozen_mapping, hash=False)
@@ -318,7 +326,7 @@ class Route:
     escalate_to: str | None = None
     escalate_on: frozenset[str] = attrs.field(default=ESCALATION_TRIGGERS, converter=frozenset)
     shadow: ShadowSetting | None = None
-    deadline_s: float | None = attrs.field(default=None, validator=_positive)
+    deadline_s: float | None = attrs.field(default=None, validator=_seconds)
     max_cost_usd: float | None = attrs.field(default=None, validator=_positive)
     max_attempts: int | None = attrs.field(default=None, validator=_positive)
 
@@ -371,7 +379,7 @@ class Defaults:
     The numbers, and the reason for each, live in ``guardedllm.defaults``.
     """
 
-    deadline_s: float = attrs.field(default=defaults.DEADLINE_S, validator=_positive)
+    deadline_s: float = attrs.field(default=defaults.DEADLINE_S, validator=_seconds)
     max_attempts: int = attrs.field(default=defaults.MAX_ATTEMPTS, validator=_positive)
-    timeout_s: float = attrs.field(default=defaults.TIMEOUT_S, validator=_positive)
-    max_retry_after_s: float = attrs.field(default=defaults.MAX_RETRY_AFTER_S, validator=_positive)
+    timeout_s: float = attrs.field(default=defaults.TIMEOUT_S, validator=_seconds)
+    max_retry_after_s: float = attrs.field(default=defaults.MAX_RETRY_AFTER_S, validator=_seconds)

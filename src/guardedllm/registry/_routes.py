@@ -10,7 +10,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from guardedllm.registry._check import Field, Problems, Table, did_you_mean, dotted, read_fields
+from guardedllm.registry._check import (
+    Field,
+    Problems,
+    Table,
+    check_positive,
+    check_seconds,
+    did_you_mean,
+    dotted,
+    read_fields,
+)
 from guardedllm.registry._model import (
     CAPABILITIES,
     ESCALATION_TRIGGERS,
@@ -65,18 +74,12 @@ SHADOW_FIELDS = {
 _STRATEGIES = ", ".join(sorted(ROUTE_STRATEGIES))
 
 
-def _positive(read: dict[str, Any], table: Table, name: str, rule: str, mine: Problems) -> None:
-    value = read.get(name)
-    if value is not None and not value > 0:
-        mine.add(table.key_of(name), f"must be > 0, got {value:g}: {rule}")
-
-
 def _read_condition(value: dict[str, Any], key: str, mine: Problems) -> Condition | None:
     table = Table(key=key, values=value)
     problems = Problems()
     read = read_fields(table, CONDITION_FIELDS, "rule's when", problems)
     for name in ("max_input_tokens", "max_output_tokens"):
-        _positive(read, table, name, "a count of tokens", problems)
+        check_positive(read, table, [name], "a count of tokens", problems)
     low = read.get("min_input_tokens")
     if low is not None and low < 0:
         problems.add(table.key_of("min_input_tokens"), f"must be >= 0, got {low}")
@@ -135,7 +138,7 @@ def _read_shadow(value: dict[str, Any], key: str, mine: Problems) -> ShadowSetti
             table.key_of("sample"),
             f"must be a fraction of calls, 0 < sample <= 1, got {sample:g}",
         )
-    _positive(read, table, "max_in_flight", "shadow copies running at once", problems)
+    check_positive(read, table, ["max_in_flight"], "shadow copies running at once", problems)
     mine.extend(problems)
     if problems:
         return None
@@ -194,9 +197,13 @@ def read_route(name: str, table: Table, problems: Problems) -> Route | None:
         mine.add(
             table.key_of("escalate_on"), "needs escalate_to, the model or route to escalate to"
         )
-    _positive(read, table, "deadline_s", "seconds the whole call may take, or remove it", mine)
-    _positive(read, table, "max_cost_usd", "the most one call may cost in USD, or remove it", mine)
-    _positive(read, table, "max_attempts", "attempts per deployment, at least 1", mine)
+    check_seconds(
+        read, table, ["deadline_s"], "seconds the whole call may take, or remove it", mine
+    )
+    check_positive(
+        read, table, ["max_cost_usd"], "the most one call may cost in USD, or remove it", mine
+    )
+    check_positive(read, table, ["max_attempts"], "attempts per deployment, at least 1", mine)
     problems.extend(mine)
     if mine:
         return None

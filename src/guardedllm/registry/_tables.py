@@ -8,12 +8,21 @@ None when there were any, so a value is only ever built from a clean entry.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
 from guardedllm.errors import scrub_secrets
-from guardedllm.registry._check import Field, Problems, Table, did_you_mean, dotted, read_fields
+from guardedllm.registry._check import (
+    Field,
+    Problems,
+    Table,
+    check_positive,
+    check_seconds,
+    did_you_mean,
+    dotted,
+    read_fields,
+)
 from guardedllm.registry._http import (
     KEY_ADVICE,
     PATH_ID_KINDS,
@@ -116,15 +125,6 @@ def _looks_like_key(value: str) -> bool:
     return len(value) >= 32 and "_" not in value and any(c.isdigit() for c in value)
 
 
-def _check_positive(
-    read: dict[str, Any], table: Table, names: Collection[str], rule: str, problems: Problems
-) -> None:
-    for name in names:
-        value = read.get(name)
-        if value is not None and not value > 0:
-            problems.add(table.key_of(name), f"must be > 0, got {value:g}: {rule}")
-
-
 def read_provider(name: str, table: Table, problems: Problems) -> ProviderConfig | None:
     mine = Problems()
     read = read_fields(table, PROVIDER_FIELDS, "provider", mine)
@@ -180,7 +180,7 @@ def read_provider(name: str, table: Table, problems: Problems) -> ProviderConfig
             mine.add(where, f"carries a secret: {_KEY_ADVICE}")
         elif wrong := header_name_problem(header) or header_value_problem(value):
             mine.add(where, wrong)
-    _check_positive(read, table, ["timeout_s"], "seconds one HTTP attempt may take", mine)
+    check_seconds(read, table, ["timeout_s"], "seconds one HTTP attempt may take", mine)
     verdicts: dict[int, str] = {}
     for status, verdict in read.get("outcomes", {}).items():
         where = dotted(table.key_of("outcomes"), status)
@@ -234,14 +234,14 @@ def read_model(
             f"unknown tokenizer{did_you_mean(tokenizer, tokenizers)}: use a tiktoken encoding "
             f"({', '.join(sorted(tokenizers))}); for non-OpenAI models pick the closest one",
         )
-    _check_positive(
+    check_positive(
         read,
         table,
         ["context_window", "max_output_tokens"],
         "a count of tokens from the vendor's model page",
         mine,
     )
-    _check_positive(read, table, ["rpm", "tpm"], "a per-minute limit, or remove it", mine)
+    check_positive(read, table, ["rpm", "tpm"], "a per-minute limit, or remove it", mine)
     window, max_output = read.get("context_window"), read.get("max_output_tokens")
     if window is not None and max_output is not None and 0 < window < max_output:
         mine.add(
@@ -294,10 +294,10 @@ def _check_worst_call(read: dict[str, Any], table: Table, problems: Problems) ->
 def read_defaults(table: Table, problems: Problems) -> Defaults | None:
     mine = Problems()
     read = read_fields(table, DEFAULTS_FIELDS, "[defaults] table", mine)
-    _check_positive(read, table, ["deadline_s"], "seconds a whole call may take", mine)
-    _check_positive(read, table, ["max_attempts"], "attempts per deployment, at least 1", mine)
-    _check_positive(read, table, ["timeout_s"], "seconds one HTTP attempt may take", mine)
-    _check_positive(
+    check_seconds(read, table, ["deadline_s"], "seconds a whole call may take", mine)
+    check_positive(read, table, ["max_attempts"], "attempts per deployment, at least 1", mine)
+    check_seconds(read, table, ["timeout_s"], "seconds one HTTP attempt may take", mine)
+    check_seconds(
         read,
         table,
         ["max_retry_after_s"],
