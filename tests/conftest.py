@@ -1,12 +1,19 @@
 """Fixtures shared across the suite: a registry pointed at the ``fake_provider`` fixture's
-server, and ``call``, one scenario run through every driver (see ``support.py``)."""
+server, ``call``, one scenario run through every driver (see ``support.py``), and the state
+backends guard tests run against (``backend``, ``new_backend``: memory and Redis, the latter on
+a real redis-server, see ``redis_server.py``)."""
 
 from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from guardedllm import Registry
+from guardedllm.state import MemoryBackend, RedisBackend, StateBackend
 from guardedllm.testing import FakeProvider
+from redis_server import RedisServer, redis_server_binary
 from support import DRIVERS, Call, config_text, make_call
 
 
@@ -23,3 +30,65 @@ def driver(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def call(driver: str, registry: Registry) -> Call:
     return make_call(driver, registry)
+
+
+# --------------------------------------------------------------------------- state backends
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One redis-server for the session; tests keep apart by key prefix (``redis_prefix``)."""
+    server = RedisServer(redis_server_binary())
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def start_redis_server() -> Iterator[Callable[..., RedisServer]]:
+    """Start a redis-server of the test's own (with extra arguments: ``--requirepass``, ...),
+    to kill or reconfigure without disturbing others; stopped when the test ends."""
+    started: list[RedisServer] = []
+
+    def start(*extra_args: str) -> RedisServer:
+        started.append(RedisServer(redis_server_binary(), *extra_args))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+_PREFIXES = itertools.count()
+
+
+def redis_prefix() -> str:
+    """A key prefix no other backend of the session uses: a fresh, empty store."""
+    return f"test{next(_PREFIXES)}:"
+
+
+@pytest.fixture(scope="session")
+def redis_backends(redis_server: RedisServer) -> Iterator[Callable[[], RedisBackend]]:
+    # Threads beyond the pool's connections wait for one (the guards' tests start hundreds).
+    client = redis_server.client(connection_pool=redis_server.pool())
+    yield lambda: RedisBackend(client, key_prefix=redis_prefix())
+    client.close()
+
+
+@pytest.fixture(scope="session", params=["memory", "redis"])
+def new_backend(request: pytest.FixtureRequest) -> Callable[[], StateBackend]:
+    """Makes a fresh, empty backend of one kind (session-scoped, so hypothesis tests may call
+    it for each example)."""
+    if request.param == "memory":
+        return MemoryBackend
+    backends: Callable[[], RedisBackend] = request.getfixturevalue("redis_backends")
+    return backends
+
+
+@pytest.fixture
+def backend(new_backend: Callable[[], StateBackend]) -> StateBackend:
+    return new_backend()
+
+
+@pytest.fixture
+def redis_backend(redis_backends: Callable[[], RedisBackend]) -> RedisBackend:
+    return redis_backends()

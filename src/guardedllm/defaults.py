@@ -154,3 +154,37 @@ SHADOW_RESULTS_KEPT = 200
 # How long closing an AsyncClient waits for its cancelled shadow copies to let go of their
 # connections before it closes the pool anyway: cancellation takes a scheduler turn or two.
 SHADOW_CLOSE_WAIT_S = 1.0
+
+# ---- shared state (state/redis.py) ------------------------------------------------------------
+
+# Every Redis key guardedllm writes starts with this, so its keys are easy to find, count and
+# delete, and several applications can share one Redis by giving each its own prefix.
+STATE_KEY_PREFIX = "guardedllm:"
+
+# How long one state operation may wait for Redis (connect, send, answer). A healthy round trip
+# takes well under a millisecond on a LAN; a store that has not answered in half a second is in
+# trouble, and a call must not hang on its guards' bookkeeping.
+STATE_TIMEOUT_S = 0.5
+
+# Connections one RedisBackend.from_url opens to Redis at most. An operation holds one for a
+# round trip (well under a millisecond), so a few dozen serve tens of thousands of operations a
+# second; a burst of more threads waits (up to timeout_s) for a free one instead of failing.
+STATE_MAX_CONNECTIONS = 64
+
+# The Redis server's clock is re-read this often (one TIME round trip). Host clocks disciplined
+# by NTP drift apart by milliseconds per minute at most, which is what the estimate may lose
+# between two readings; reading it more often costs round trips for nothing.
+STATE_CLOCK_SYNC_S = 60.0
+
+# Longest a Redis key lives after its last write, for state with no end of its own (a breaker's
+# state, a bucket that never refills). Longer than the longest window a guard keeps (a spend
+# budget's calendar month, 31 days), so it never cuts one short; short enough that the keys of
+# a deployment or budget removed from config are gone within weeks.
+STATE_MAX_TTL_S = 40 * 86400.0
+
+# A Redis key is kept this long past the moment it reads as absent by its writer's clock (a
+# counter's or value's expiry, a window's last slice leaving, a bucket full again): callers
+# whose clocks lag the writer's by up to this still find what they would in memory. A minute
+# is far beyond any clock error between hosts sharing RedisBackend.clock(), and costs a few
+# bytes per key.
+STATE_EXPIRY_SLACK_S = 60.0

@@ -16,6 +16,8 @@
     │   ├── TimeoutError
     │   └── ConnectionDroppedError
     ├── ResponseFormatError            the vendor answered with something we cannot parse
+    ├── StateError                     the shared state store (Redis) failed: refused, timed
+    │                                  out, denied
     ├── StreamInterruptedError         a stream broke after chunks reached the caller
     ├── ProviderError                  the vendor answered with an error status
     │   ├── BadRequestError            400, 422
@@ -76,6 +78,7 @@ __all__ = [
     "RequestTooLargeError",
     "ResponseFormatError",
     "ServerError",
+    "StateError",
     "StreamInterruptedError",
     "TimeoutError",
     "TransportError",
@@ -282,6 +285,16 @@ class ResponseFormatError(GuardedLLMError):
         super().__init__(message)
         self.deployment = deployment
         self.excerpt = scrub_secrets(excerpt[:BODY_EXCERPT_CHARS])
+
+
+class StateError(GuardedLLMError):
+    """The store holding the guards' shared state (Redis) failed: no connection, no answer in
+    time, credentials refused, or an operation the server would not run. ``store`` names the
+    store (address and key prefix, never a password)."""
+
+    def __init__(self, message: str, *, store: str) -> None:
+        super().__init__(message)
+        self.store = store
 
 
 class StreamInterruptedError(GuardedLLMError):

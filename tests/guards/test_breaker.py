@@ -8,13 +8,14 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 import attrs
 import pytest
 
 from guardedllm import defaults
 from guardedllm.guards import BreakerConfig, CircuitBreaker, Permit, Transition
-from guardedllm.state import MemoryBackend
+from guardedllm.state import StateBackend
 
 # Small numbers keep scenarios short: 10 s window of 1 s slices, 4 calls to judge, half
 # failing trips it; open 10 s, doubling to at most 40 s; 2 probes at a time, 2 to close.
@@ -43,10 +44,14 @@ class Recorder:
         self.transitions.append(transition)
 
 
-def breaker(config: BreakerConfig = CONFIG, random: float = 0.0) -> tuple[CircuitBreaker, Recorder]:
+def breaker(
+    new_backend: Callable[[], StateBackend],
+    config: BreakerConfig = CONFIG,
+    random: float = 0.0,
+) -> tuple[CircuitBreaker, Recorder]:
     recorder = Recorder()
     return CircuitBreaker(
-        MemoryBackend(), config, random=lambda: random, on_transition=recorder
+        new_backend(), config, random=lambda: random, on_transition=recorder
     ), recorder
 
 
@@ -106,8 +111,10 @@ def test_open_interval_grows_caps_and_jitters_down() -> None:
 # --------------------------------------------------------------------------- closed -> open
 
 
-def test_closed_admits_and_needs_minimum_calls_to_trip() -> None:
-    b, recorder = breaker()
+def test_closed_admits_and_needs_minimum_calls_to_trip(
+    new_backend: Callable[[], StateBackend],
+) -> None:
+    b, recorder = breaker(new_backend)
     for _ in range(CONFIG.minimum_calls - 1):
         permit, transition = call(b, 0.0)
         assert (permit.state, permit.probe, transition) == ("closed", False, None)
@@ -118,8 +125,10 @@ def test_closed_admits_and_needs_minimum_calls_to_trip() -> None:
     assert recorder.transitions == [transition]
 
 
-def test_opens_at_the_failure_rate_threshold_not_below() -> None:
-    b, _ = breaker()
+def test_opens_at_the_failure_rate_threshold_not_below(
+    new_backend: Callable[[], StateBackend],
+) -> None:
+    b, _ = breaker(new_backend)
     call(b, 0.0, "success")
     call(b, 0.0, "success")
     assert call(b, 0.0, "failure")[1] is None  # 1 of 3: below minimum anyway
@@ -129,8 +138,10 @@ def test_opens_at_the_failure_rate_threshold_not_below() -> None:
     assert call(b, 0.0, "failure")[1] is not None  # 3 of 6 = 50 %
 
 
-def test_opens_on_slow_calls_even_when_they_succeed() -> None:
-    b, _ = breaker()
+def test_opens_on_slow_calls_even_when_they_succeed(
+    new_backend: Callable[[], StateBackend],
+) -> None:
+    b, _ = breaker(new_backend)
     for _ in range(3):
         assert call(b, 0.0, "success", latency=5.0)[1] is None
     transition = call(b, 0.0, "success", latency=9.0)[1]
@@ -138,8 +149,8 @@ def test_opens_on_slow_calls_even_when_they_succeed() -> None:
     assert transition.reason == "slow_call_rate"
 
 
-def test_old_failures_slide_out_of_the_window() -> None:
-    b, _ = breaker()
+def test_old_failures_slide_out_of_the_window(new_backend: Callable[[], StateBackend]) -> None:
+    b, _ = breaker(new_backend)
     for _ in range(3):
         call(b, 0.0)
     # 10 s later the first slice has left the 10-slice window: only 1 failure remains.
@@ -149,16 +160,16 @@ def test_old_failures_slide_out_of_the_window() -> None:
     assert b.snapshot("d", 10.0).calls == 3
 
 
-def test_ignored_outcomes_do_not_count() -> None:
-    b, _ = breaker()
+def test_ignored_outcomes_do_not_count(new_backend: Callable[[], StateBackend]) -> None:
+    b, _ = breaker(new_backend)
     for _ in range(10):
         assert call(b, 0.0, "ignored")[1] is None
     snapshot = b.snapshot("d", 0.0)
     assert (snapshot.state, snapshot.calls) == ("closed", 0)
 
 
-def test_breakers_are_per_key() -> None:
-    b, _ = breaker()
+def test_breakers_are_per_key(new_backend: Callable[[], StateBackend]) -> None:
+    b, _ = breaker(new_backend)
     trip(b, 0.0)
     assert not b.acquire("d", 1.0).allowed
     assert b.acquire("other", 1.0).allowed
@@ -167,23 +178,27 @@ def test_breakers_are_per_key() -> None:
 # --------------------------------------------------------------------------- open
 
 
-def test_open_refuses_with_the_time_left() -> None:
-    b, _ = breaker()
+def test_open_refuses_with_the_time_left(new_backend: Callable[[], StateBackend]) -> None:
+    b, _ = breaker(new_backend)
     trip(b, 100.0)
     permit = b.acquire("d", 104.0)
     assert (permit.allowed, permit.state, permit.retry_in_s) == (False, "open", 6.0)
     assert b.record("d", permit, "failure", 0.1, 104.0) is None  # nothing to record
 
 
-def test_open_interval_is_jittered_down_by_the_injected_random() -> None:
+def test_open_interval_is_jittered_down_by_the_injected_random(
+    new_backend: Callable[[], StateBackend],
+) -> None:
     config = BreakerConfig(open_s=10.0, max_open_s=10.0, open_jitter=0.5, minimum_calls=1)
-    b, _ = breaker(config, random=0.5)
+    b, _ = breaker(new_backend, config, random=0.5)
     call(b, 0.0)
     assert b.snapshot("d", 0.0).open_until == 7.5
 
 
-def test_calls_admitted_before_the_trip_still_record_harmlessly() -> None:
-    b, recorder = breaker()
+def test_calls_admitted_before_the_trip_still_record_harmlessly(
+    new_backend: Callable[[], StateBackend],
+) -> None:
+    b, recorder = breaker(new_backend)
     late = b.acquire("d", 0.0)
     trip(b, 0.0)
     assert b.record("d", late, "failure", 0.1, 1.0) is None
@@ -193,8 +208,10 @@ def test_calls_admitted_before_the_trip_still_record_harmlessly() -> None:
 # --------------------------------------------------------------------------- half-open
 
 
-def test_half_open_admits_limited_probes_then_closes() -> None:
-    b, recorder = breaker()
+def test_half_open_admits_limited_probes_then_closes(
+    new_backend: Callable[[], StateBackend],
+) -> None:
+    b, recorder = breaker(new_backend)
     trip(b, 0.0)
     first = b.acquire("d", 10.0)
     assert (first.allowed, first.probe, first.state) == (True, True, "half_open")
@@ -225,8 +242,10 @@ def test_half_open_admits_limited_probes_then_closes() -> None:
     )
 
 
-def test_a_failed_probe_reopens_for_longer_until_the_cap() -> None:
-    b, _ = breaker()
+def test_a_failed_probe_reopens_for_longer_until_the_cap(
+    new_backend: Callable[[], StateBackend],
+) -> None:
+    b, _ = breaker(new_backend)
     trip(b, 0.0)
     now, intervals = 0.0, []
     for _ in range(4):
@@ -242,8 +261,10 @@ def test_a_failed_probe_reopens_for_longer_until_the_cap() -> None:
     assert b.snapshot("d", now).trips == 5
 
 
-def test_closing_resets_the_trip_count_and_the_window() -> None:
-    b, _ = breaker()
+def test_closing_resets_the_trip_count_and_the_window(
+    new_backend: Callable[[], StateBackend],
+) -> None:
+    b, _ = breaker(new_backend)
     trip(b, 0.0)
     probe = b.acquire("d", 10.0)
     b.record("d", probe, "failure", 0.1, 10.0)  # open again, 20 s
@@ -258,8 +279,8 @@ def test_closing_resets_the_trip_count_and_the_window() -> None:
     assert b.snapshot("d", 31.0).open_until == 41.0
 
 
-def test_slow_probes_reopen_the_breaker() -> None:
-    b, _ = breaker()
+def test_slow_probes_reopen_the_breaker(new_backend: Callable[[], StateBackend]) -> None:
+    b, _ = breaker(new_backend)
     trip(b, 0.0)
     first, second = b.acquire("d", 10.0), b.acquire("d", 10.0)
     assert b.record("d", first, "success", 9.0, 19.0) is None
@@ -268,8 +289,10 @@ def test_slow_probes_reopen_the_breaker() -> None:
     assert (transition.to_state, transition.reason) == ("open", "probes_slow")
 
 
-def test_an_ignored_probe_frees_its_slot_and_counts_nothing() -> None:
-    b, _ = breaker()
+def test_an_ignored_probe_frees_its_slot_and_counts_nothing(
+    new_backend: Callable[[], StateBackend],
+) -> None:
+    b, _ = breaker(new_backend)
     trip(b, 0.0)
     probes = [b.acquire("d", 10.0) for _ in range(2)]
     assert not b.acquire("d", 10.0).allowed
@@ -278,8 +301,8 @@ def test_an_ignored_probe_frees_its_slot_and_counts_nothing() -> None:
     assert b.snapshot("d", 10.0).state == "half_open"
 
 
-def test_an_abandoned_probe_slot_expires() -> None:
-    b, _ = breaker()
+def test_an_abandoned_probe_slot_expires(new_backend: Callable[[], StateBackend]) -> None:
+    b, _ = breaker(new_backend)
     trip(b, 0.0)
     abandoned = [b.acquire("d", 10.0) for _ in range(2)]
     assert not b.acquire("d", 39.0).allowed
@@ -291,8 +314,8 @@ def test_an_abandoned_probe_slot_expires() -> None:
     assert b.snapshot("d", 41.0).state == "half_open"
 
 
-def test_recording_a_probe_twice_counts_it_once() -> None:
-    b, _ = breaker()
+def test_recording_a_probe_twice_counts_it_once(new_backend: Callable[[], StateBackend]) -> None:
+    b, _ = breaker(new_backend)
     trip(b, 0.0)
     probe = b.acquire("d", 10.0)
     assert b.record("d", probe, "success", 0.1, 10.0) is None
@@ -303,8 +326,10 @@ def test_recording_a_probe_twice_counts_it_once() -> None:
 # --------------------------------------------------------------------------- snapshot
 
 
-def test_snapshot_reports_rates_and_does_not_change_state() -> None:
-    b, recorder = breaker()
+def test_snapshot_reports_rates_and_does_not_change_state(
+    new_backend: Callable[[], StateBackend],
+) -> None:
+    b, recorder = breaker(new_backend)
     call(b, 0.0, "success", latency=6.0)
     call(b, 0.0, "failure")
     call(b, 0.0, "success")
@@ -319,8 +344,10 @@ def test_snapshot_reports_rates_and_does_not_change_state() -> None:
     assert b.snapshot("d", 5.0).calls == 4  # the window that tripped it, still sliding
 
 
-def test_an_unreadable_state_value_is_a_fresh_closed_breaker() -> None:
-    backend = MemoryBackend()
+def test_an_unreadable_state_value_is_a_fresh_closed_breaker(
+    new_backend: Callable[[], StateBackend],
+) -> None:
+    backend = new_backend()
     backend.value_cas("breaker:d", None, "garbage from elsewhere", now=0.0)
     b = CircuitBreaker(backend, CONFIG, random=lambda: 0.0)
     assert b.acquire("d", 0.0).allowed
@@ -328,11 +355,16 @@ def test_an_unreadable_state_value_is_a_fresh_closed_breaker() -> None:
     assert not b.acquire("d", 1.0).allowed
 
 
-class InterleavingBackend(MemoryBackend):
-    """Runs ``interleave`` once, just after the next probe slot is taken: another caller acting
-    between two of the breaker's backend operations."""
+class InterleavingBackend:
+    """A backend that runs ``interleave`` once, just after the next probe slot is taken:
+    another caller acting between two of the breaker's backend operations."""
 
-    interleave: Callable[[], None] | None = None
+    def __init__(self, backend: StateBackend) -> None:
+        self.backend = backend
+        self.interleave: Callable[[], None] | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.backend, name)
 
     def value_cas(
         self,
@@ -343,16 +375,18 @@ class InterleavingBackend(MemoryBackend):
         expires_at: float | None = None,
         now: float,
     ) -> bool:
-        done = super().value_cas(key, expected, value, expires_at=expires_at, now=now)
+        done = self.backend.value_cas(key, expected, value, expires_at=expires_at, now=now)
         if done and ":probe:" in key and value is not None and self.interleave is not None:
             interleave, self.interleave = self.interleave, None
             interleave()
         return done
 
 
-def test_a_probe_slot_taken_as_the_breaker_reopens_admits_nothing() -> None:
-    backend = InterleavingBackend()
-    b = CircuitBreaker(backend, CONFIG, random=lambda: 0.0)
+def test_a_probe_slot_taken_as_the_breaker_reopens_admits_nothing(
+    new_backend: Callable[[], StateBackend],
+) -> None:
+    backend = InterleavingBackend(new_backend())
+    b = CircuitBreaker(backend, CONFIG, random=lambda: 0.0)  # type: ignore[arg-type]
     trip(b, 0.0)
     first = b.acquire("d", 10.0)
     assert first.probe
@@ -365,10 +399,12 @@ def test_a_probe_slot_taken_as_the_breaker_reopens_admits_nothing() -> None:
 # --------------------------------------------------------------------------- concurrency
 
 
-def test_threads_keep_one_transition_chain_and_the_probe_limit() -> None:
+def test_threads_keep_one_transition_chain_and_the_probe_limit(
+    new_backend: Callable[[], StateBackend],
+) -> None:
     # Slots never expire here: a probe thread may sleep through many seconds of the shared
     # virtual clock while the others spin, and expiry is tested on its own above.
-    b, recorder = breaker(attrs.evolve(CONFIG, probe_timeout_s=1e9))
+    b, recorder = breaker(new_backend, attrs.evolve(CONFIG, probe_timeout_s=1e9))
     threads, rounds = 8, 300
     lock = threading.Lock()
     clock = [0.0]

@@ -4,15 +4,22 @@ and every answer must be the one the rules in breaker.py's docstring predict."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Literal
 
 import attrs
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from guardedllm.guards import BreakerConfig, CircuitBreaker, Permit, Transition
-from guardedllm.state import MemoryBackend
+from guardedllm.state import MemoryBackend, StateBackend
 
 CONFIG = BreakerConfig(
     window_s=10.0,
@@ -54,11 +61,14 @@ class Sample:
 
 
 class BreakerModel(RuleBasedStateMachine):
-    def __init__(self) -> None:
+    def __init__(self, backend: StateBackend | None = None) -> None:
         super().__init__()
         self.seen: list[Transition] = []
         self.breaker = CircuitBreaker(
-            MemoryBackend(), CONFIG, random=lambda: RANDOM, on_transition=self.seen.append
+            backend or MemoryBackend(),
+            CONFIG,
+            random=lambda: RANDOM,
+            on_transition=self.seen.append,
         )
         self.now = 0.0
         self.state: Literal["closed", "open", "half_open"] = "closed"
@@ -218,5 +228,11 @@ class BreakerModel(RuleBasedStateMachine):
             assert CONFIG.open_s * (1 - CONFIG.open_jitter) <= interval <= CONFIG.max_open_s
 
 
-BreakerModel.TestCase.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
-TestBreakerModel = BreakerModel.TestCase
+def test_the_breaker_answers_what_the_model_predicts(
+    new_backend: Callable[[], StateBackend],
+) -> None:
+    """Run on each backend."""
+    run_state_machine_as_test(
+        lambda: BreakerModel(new_backend()),
+        settings=settings(max_examples=60, stateful_step_count=40, deadline=None),
+    )

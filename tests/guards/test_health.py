@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from guardedllm.guards import (
     BreakerConfig,
     CircuitBreaker,
@@ -12,11 +14,13 @@ from guardedllm.guards import (
     UnavailableMarks,
     deployment_health,
 )
-from guardedllm.state import MemoryBackend
+from guardedllm.state import StateBackend
 
 
-def test_health_combines_breaker_budget_and_mark_without_changing_them() -> None:
-    backend = MemoryBackend()
+def test_health_combines_breaker_budget_and_mark_without_changing_them(
+    new_backend: Callable[[], StateBackend],
+) -> None:
+    backend = new_backend()
     breaker = CircuitBreaker(
         backend, BreakerConfig(minimum_calls=1, open_s=10.0, open_jitter=0.0), random=lambda: 0.0
     )
@@ -48,8 +52,10 @@ def test_health_combines_breaker_budget_and_mark_without_changing_them() -> None
     assert breaker.acquire("d", 11.0).transition is not None
 
 
-def test_health_shows_a_vendor_retry_after_holding_calls_back() -> None:
-    backend = MemoryBackend()
+def test_health_shows_a_vendor_retry_after_holding_calls_back(
+    new_backend: Callable[[], StateBackend],
+) -> None:
+    backend = new_backend()
     guards = {
         "breaker": CircuitBreaker(backend, BreakerConfig(), random=lambda: 0.0),
         "budget": RetryBudget(backend, RetryBudgetConfig()),

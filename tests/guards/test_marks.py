@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 
 from guardedllm import defaults
 from guardedllm.guards import Mark, UnavailableMarks
-from guardedllm.state import MemoryBackend
+from guardedllm.state import StateBackend
 
 
-def test_a_mark_holds_until_its_end() -> None:
-    marks = UnavailableMarks(MemoryBackend())
+def test_a_mark_holds_until_its_end(new_backend: Callable[[], StateBackend]) -> None:
+    marks = UnavailableMarks(new_backend())
     assert marks.unavailable("d", 0.0) is None
     mark = marks.mark("d", until=60.0, reason="404 model not found", now=0.0)
     assert mark == Mark(until=60.0, reason="404 model not found")
@@ -21,8 +22,10 @@ def test_a_mark_holds_until_its_end() -> None:
     assert marks.unavailable("other", 1.0) is None
 
 
-def test_a_later_mark_extends_an_earlier_one_never_shortens_it() -> None:
-    marks = UnavailableMarks(MemoryBackend())
+def test_a_later_mark_extends_an_earlier_one_never_shortens_it(
+    new_backend: Callable[[], StateBackend],
+) -> None:
+    marks = UnavailableMarks(new_backend())
     marks.mark("d", until=60.0, reason="first", now=0.0)
     assert marks.mark("d", until=30.0, reason="second", now=10.0).reason == "first"
     assert marks.mark("d", until=90.0, reason="third", now=20.0).reason == "third"
@@ -31,16 +34,16 @@ def test_a_later_mark_extends_an_earlier_one_never_shortens_it() -> None:
     assert mark.until == 90.0
 
 
-def test_clear_lifts_a_mark() -> None:
-    marks = UnavailableMarks(MemoryBackend())
+def test_clear_lifts_a_mark(new_backend: Callable[[], StateBackend]) -> None:
+    marks = UnavailableMarks(new_backend())
     marks.mark("d", until=60.0, reason="404", now=0.0)
     marks.clear("d", 1.0)
     assert marks.unavailable("d", 1.0) is None
     marks.clear("d", 1.0)  # clearing nothing is fine
 
 
-def test_reasons_never_carry_api_keys() -> None:
-    marks = UnavailableMarks(MemoryBackend())
+def test_reasons_never_carry_api_keys(new_backend: Callable[[], StateBackend]) -> None:
+    marks = UnavailableMarks(new_backend())
     key = "sk-proj-" + "a1B2c3D4e5F6g7H8i9J0" * 2
     mark = marks.mark("d", until=60.0, reason=f"404 for key {key}", now=0.0)
     assert key not in mark.reason
@@ -50,13 +53,15 @@ def test_reasons_never_carry_api_keys() -> None:
     assert key not in repr(stored)
 
 
-def test_a_mark_needs_a_finite_end() -> None:
+def test_a_mark_needs_a_finite_end(new_backend: Callable[[], StateBackend]) -> None:
     with pytest.raises(ValueError, match="finite end time"):
-        UnavailableMarks(MemoryBackend()).mark("d", until=float("inf"), reason="x", now=0.0)
+        UnavailableMarks(new_backend()).mark("d", until=float("inf"), reason="x", now=0.0)
 
 
-def test_an_unreadable_value_reads_as_no_mark_and_is_replaced() -> None:
-    backend = MemoryBackend()
+def test_an_unreadable_value_reads_as_no_mark_and_is_replaced(
+    new_backend: Callable[[], StateBackend],
+) -> None:
+    backend = new_backend()
     backend.value_cas("unavailable:d", None, "not json", now=0.0)
     marks = UnavailableMarks(backend)
     assert marks.unavailable("d", 0.0) is None
@@ -68,8 +73,10 @@ def test_default_mark_length_is_a_minute() -> None:
     assert defaults.UNAVAILABLE_S == 60.0
 
 
-def test_threads_marking_at_once_settle_on_the_latest_end() -> None:
-    marks = UnavailableMarks(MemoryBackend())
+def test_threads_marking_at_once_settle_on_the_latest_end(
+    new_backend: Callable[[], StateBackend],
+) -> None:
+    marks = UnavailableMarks(new_backend())
     threads = 8
     start = threading.Barrier(threads)
 

@@ -10,13 +10,21 @@ from collections.abc import Callable
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, multiple, rule
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    consumes,
+    invariant,
+    multiple,
+    rule,
+    run_state_machine_as_test,
+)
 
 from guardedllm import defaults
 from guardedllm.errors import RateLimitedError
 from guardedllm.estimate import count_chat_tokens, get_encoding
 from guardedllm.guards import RateDecision, RateLimiter, RetryAfter, VendorPause
-from guardedllm.state import MemoryBackend
+from guardedllm.state import MemoryBackend, StateBackend
 
 ANTHROPIC_AT = 1_755_780_060.0  # 2025-08-21T12:41:00Z
 
@@ -26,8 +34,8 @@ def about(seconds: float) -> object:
     return pytest.approx(seconds, abs=1e-5)
 
 
-def limiter() -> RateLimiter:
-    return RateLimiter(MemoryBackend())
+def limiter(new_backend: Callable[[], StateBackend]) -> RateLimiter:
+    return RateLimiter(new_backend())
 
 
 def granted_count(
@@ -44,8 +52,8 @@ def granted_count(
 # --------------------------------------------------------------------------- acquire
 
 
-def test_a_full_minute_bursts_then_the_rate_holds() -> None:
-    limits = limiter()
+def test_a_full_minute_bursts_then_the_rate_holds(new_backend: Callable[[], StateBackend]) -> None:
+    limits = limiter(new_backend)
     assert granted_count(limits, rpm=60, tpm=None, tokens=0, now=0.0) == 60
     refused = limits.acquire("d", rpm=60, tpm=None, tokens=0, now=0.0)
     assert refused == RateDecision(
@@ -56,8 +64,8 @@ def test_a_full_minute_bursts_then_the_rate_holds() -> None:
     assert limits.acquire("d", rpm=60, tpm=None, tokens=0, now=0.0 + refused.wait_s).granted
 
 
-def test_the_tokens_wait_is_what_the_refill_needs() -> None:
-    limits = limiter()
+def test_the_tokens_wait_is_what_the_refill_needs(new_backend: Callable[[], StateBackend]) -> None:
+    limits = limiter(new_backend)
     assert limits.acquire("d", rpm=None, tpm=600, tokens=500, now=10.0).granted
     refused = limits.acquire("d", rpm=None, tpm=600, tokens=300, now=10.0)
     assert (refused.granted, refused.limited_by) == (False, "tpm")
@@ -67,8 +75,8 @@ def test_the_tokens_wait_is_what_the_refill_needs() -> None:
     assert limits.acquire("d", rpm=None, tpm=600, tokens=300, now=10.0 + refused.wait_s).granted
 
 
-def test_a_refusal_by_tokens_takes_no_request() -> None:
-    limits = limiter()
+def test_a_refusal_by_tokens_takes_no_request(new_backend: Callable[[], StateBackend]) -> None:
+    limits = limiter(new_backend)
     assert limits.acquire("d", rpm=2, tpm=100, tokens=100, now=0.0).granted
     assert not limits.acquire("d", rpm=2, tpm=100, tokens=50, now=0.0).granted
     # The refused request's slot went back: one of the two is still there.
@@ -76,8 +84,10 @@ def test_a_refusal_by_tokens_takes_no_request() -> None:
     assert not limits.acquire("d", rpm=2, tpm=100, tokens=0, now=0.0).granted
 
 
-def test_a_refusal_by_requests_takes_no_tokens_and_waits_for_both() -> None:
-    limits = limiter()
+def test_a_refusal_by_requests_takes_no_tokens_and_waits_for_both(
+    new_backend: Callable[[], StateBackend],
+) -> None:
+    limits = limiter(new_backend)
     assert limits.acquire("d", rpm=60, tpm=60, tokens=60, now=0.0).granted
     assert granted_count(limits, rpm=60, tpm=60, tokens=0, now=0.0) == 59
     refused = limits.acquire("d", rpm=60, tpm=60, tokens=30, now=0.0)
@@ -86,9 +96,9 @@ def test_a_refusal_by_requests_takes_no_tokens_and_waits_for_both() -> None:
     assert limits.acquire("d", rpm=60, tpm=60, tokens=30, now=refused.wait_s).granted
 
 
-def test_waiting_and_retrying_never_counts_twice() -> None:
+def test_waiting_and_retrying_never_counts_twice(new_backend: Callable[[], StateBackend]) -> None:
     """A caller that is told to wait, sleeps and retries gets exactly one grant per slot."""
-    limits = limiter()
+    limits = limiter(new_backend)
     now, grants = 0.0, 0
     while now < 120.0:
         decision = limits.acquire("d", rpm=30, tpm=None, tokens=0, now=now)
@@ -99,8 +109,10 @@ def test_waiting_and_retrying_never_counts_twice() -> None:
     assert grants <= 30 + 30 * 2 + 1  # a minute's burst plus two minutes at 0.5 per second
 
 
-def test_more_tokens_than_a_minute_holds_can_never_be_sent() -> None:
-    limits = limiter()
+def test_more_tokens_than_a_minute_holds_can_never_be_sent(
+    new_backend: Callable[[], StateBackend],
+) -> None:
+    limits = limiter(new_backend)
     decision = limits.acquire("d", rpm=10, tpm=1000, tokens=1001, now=0.0)
     assert (decision.granted, decision.wait_s, decision.limited_by) == (False, math.inf, "tpm")
     assert "1001 tokens" in decision.reason
@@ -114,8 +126,10 @@ def test_more_tokens_than_a_minute_holds_can_never_be_sent() -> None:
     assert granted_count(limits, rpm=10, tpm=1000, tokens=100, now=0.0) == 10
 
 
-def test_a_wait_longer_than_the_deadline_becomes_a_rate_limited_error() -> None:
-    limits = limiter()
+def test_a_wait_longer_than_the_deadline_becomes_a_rate_limited_error(
+    new_backend: Callable[[], StateBackend],
+) -> None:
+    limits = limiter(new_backend)
     limits.acquire("d", rpm=1, tpm=None, tokens=0, now=0.0)
     decision = limits.acquire("d", rpm=1, tpm=None, tokens=0, now=0.0)
     error = decision.error(deployment="gpt-4o", deadline_left_s=5.0)
@@ -127,8 +141,8 @@ def test_a_wait_longer_than_the_deadline_becomes_a_rate_limited_error() -> None:
     assert "Nothing was sent" in message
 
 
-def test_no_limit_means_no_bucket() -> None:
-    limits = limiter()
+def test_no_limit_means_no_bucket(new_backend: Callable[[], StateBackend]) -> None:
+    limits = limiter(new_backend)
     for _ in range(1000):
         assert limits.acquire("d", rpm=None, tpm=None, tokens=10**9, now=0.0).granted
 
@@ -136,13 +150,15 @@ def test_no_limit_means_no_bucket() -> None:
 @pytest.mark.parametrize(
     ("rpm", "tpm", "tokens"), [(0, None, 1), (None, -5, 1), (None, None, -1), (True, None, 1)]
 )
-def test_nonsense_limits_are_programming_errors(rpm: int, tpm: int, tokens: int) -> None:
+def test_nonsense_limits_are_programming_errors(
+    new_backend: Callable[[], StateBackend], rpm: int, tpm: int, tokens: int
+) -> None:
     with pytest.raises(ValueError):
-        limiter().acquire("d", rpm=rpm, tpm=tpm, tokens=tokens, now=0.0)
+        limiter(new_backend).acquire("d", rpm=rpm, tpm=tpm, tokens=tokens, now=0.0)
 
 
-def test_deployments_have_their_own_buckets() -> None:
-    limits = limiter()
+def test_deployments_have_their_own_buckets(new_backend: Callable[[], StateBackend]) -> None:
+    limits = limiter(new_backend)
     assert limits.acquire("a:b", rpm=1, tpm=None, tokens=0, now=0.0).granted
     assert limits.acquire("a", rpm=1, tpm=None, tokens=0, now=0.0).granted
     assert not limits.acquire("a:b", rpm=1, tpm=None, tokens=0, now=0.0).granted
@@ -151,24 +167,24 @@ def test_deployments_have_their_own_buckets() -> None:
 # --------------------------------------------------------------------------- correct
 
 
-def test_correcting_down_returns_the_difference() -> None:
-    limits = limiter()
+def test_correcting_down_returns_the_difference(new_backend: Callable[[], StateBackend]) -> None:
+    limits = limiter(new_backend)
     assert limits.acquire("d", rpm=None, tpm=1000, tokens=900, now=0.0).granted
     assert not limits.acquire("d", rpm=None, tpm=1000, tokens=500, now=0.0).granted
     limits.correct("d", tpm=1000, reserved_tokens=900, actual_tokens=300, now=0.0)
     assert limits.acquire("d", rpm=None, tpm=1000, tokens=700, now=0.0).granted
 
 
-def test_correcting_up_takes_the_excess_as_debt() -> None:
-    limits = limiter()
+def test_correcting_up_takes_the_excess_as_debt(new_backend: Callable[[], StateBackend]) -> None:
+    limits = limiter(new_backend)
     assert limits.acquire("d", rpm=None, tpm=600, tokens=600, now=0.0).granted
     limits.correct("d", tpm=600, reserved_tokens=600, actual_tokens=900, now=0.0)
     refused = limits.acquire("d", rpm=None, tpm=600, tokens=100, now=0.0)
     assert refused.wait_s == about(40.0)  # 300 of debt plus 100 at 10 per second
 
 
-def test_correcting_without_a_limit_does_nothing() -> None:
-    limits = limiter()
+def test_correcting_without_a_limit_does_nothing(new_backend: Callable[[], StateBackend]) -> None:
+    limits = limiter(new_backend)
     limits.correct("d", tpm=None, reserved_tokens=10, actual_tokens=10**6, now=0.0)
     assert limits.acquire("d", rpm=None, tpm=None, tokens=1, now=0.0).granted
 
@@ -200,8 +216,10 @@ ANTHROPIC_RECORDED = {
 }
 
 
-def test_learning_openai_headers_lowers_the_buckets_to_the_vendors_count() -> None:
-    limits = limiter()
+def test_learning_openai_headers_lowers_the_buckets_to_the_vendors_count(
+    new_backend: Callable[[], StateBackend],
+) -> None:
+    limits = limiter(new_backend)
     learned = limits.learn(
         "d", OPENAI_DOCS_SAMPLE, rpm=60, tpm=150000, now=0.0, wall_now=ANTHROPIC_AT
     )
@@ -212,15 +230,17 @@ def test_learning_openai_headers_lowers_the_buckets_to_the_vendors_count() -> No
     assert granted_count(limits, rpm=60, tpm=150000, tokens=0, now=0.0) == 58
 
 
-def test_learning_never_raises_a_bucket() -> None:
-    limits = limiter()
+def test_learning_never_raises_a_bucket(new_backend: Callable[[], StateBackend]) -> None:
+    limits = limiter(new_backend)
     assert granted_count(limits, rpm=60, tpm=None, tokens=0, now=0.0) == 60
     limits.learn("d", OPENAI_DOCS_SAMPLE, rpm=60, tpm=None, now=0.0, wall_now=0.0)
     assert not limits.acquire("d", rpm=60, tpm=None, tokens=0, now=0.0).granted
 
 
-def test_a_vendor_limit_is_adopted_when_config_sets_none() -> None:
-    limits = limiter()
+def test_a_vendor_limit_is_adopted_when_config_sets_none(
+    new_backend: Callable[[], StateBackend],
+) -> None:
+    limits = limiter(new_backend)
     limits.learn("d", ANTHROPIC_RECORDED, rpm=None, tpm=None, now=0.0, wall_now=ANTHROPIC_AT)
     assert granted_count(limits, rpm=None, tpm=None, tokens=0, now=0.0) == 999
     refused = limits.acquire("d", rpm=None, tpm=None, tokens=96001, now=1.0)
@@ -230,8 +250,8 @@ def test_a_vendor_limit_is_adopted_when_config_sets_none() -> None:
     assert limits.acquire("d", rpm=None, tpm=None, tokens=96001, now=later).granted
 
 
-def test_config_wins_over_the_vendors_limit() -> None:
-    limits = limiter()
+def test_config_wins_over_the_vendors_limit(new_backend: Callable[[], StateBackend]) -> None:
+    limits = limiter(new_backend)
     limits.learn("d", OPENAI_DOCS_SAMPLE, rpm=5, tpm=None, now=0.0, wall_now=0.0)
     assert granted_count(limits, rpm=5, tpm=None, tokens=0, now=0.0) == 5
 
@@ -244,8 +264,10 @@ def test_config_wins_over_the_vendors_limit() -> None:
         ("20ms", 1.0),
     ],
 )
-def test_an_exhausted_vendor_limit_waits_for_its_reset(reset: str, wait_s: float) -> None:
-    limits = limiter()
+def test_an_exhausted_vendor_limit_waits_for_its_reset(
+    new_backend: Callable[[], StateBackend], reset: str, wait_s: float
+) -> None:
+    limits = limiter(new_backend)
     headers = {
         "x-ratelimit-limit-requests": "60",
         "x-ratelimit-remaining-requests": "0",
@@ -256,8 +278,10 @@ def test_an_exhausted_vendor_limit_waits_for_its_reset(reset: str, wait_s: float
     assert decision.wait_s == about(wait_s)
 
 
-def test_anthropic_exhausted_tokens_wait_for_the_reset_time() -> None:
-    limits = limiter()
+def test_anthropic_exhausted_tokens_wait_for_the_reset_time(
+    new_backend: Callable[[], StateBackend],
+) -> None:
+    limits = limiter(new_backend)
     headers = dict(ANTHROPIC_RECORDED)
     headers["anthropic-ratelimit-tokens-remaining"] = "0"
     headers["anthropic-ratelimit-tokens-reset"] = "2025-08-21T12:42:00Z"  # 60 s from now
@@ -266,8 +290,8 @@ def test_anthropic_exhausted_tokens_wait_for_the_reset_time() -> None:
     assert (decision.limited_by, decision.wait_s) == ("tpm", about(1.0))
 
 
-def test_headers_without_limits_change_nothing() -> None:
-    limits = limiter()
+def test_headers_without_limits_change_nothing(new_backend: Callable[[], StateBackend]) -> None:
+    limits = limiter(new_backend)
     learned = limits.learn(
         "d", {"content-type": "application/json"}, rpm=None, tpm=None, now=0.0, wall_now=0.0
     )
@@ -288,7 +312,9 @@ MESSAGES = [
 MAX_TOKENS = 20
 
 
-def test_a_tpm_limit_holds_for_two_models_with_different_tokenizers() -> None:
+def test_a_tpm_limit_holds_for_two_models_with_different_tokenizers(
+    new_backend: Callable[[], StateBackend],
+) -> None:
     """gpt-4o (o200k_base) and gpt-4 (cl100k_base) share the traffic of one route, each behind
     its own tpm. Counted with its own tokenizer, each deployment's grants stay within its limit
     — and the counts differ, so counting gpt-4's traffic with gpt-4o's tokenizer would let it
@@ -299,7 +325,7 @@ def test_a_tpm_limit_holds_for_two_models_with_different_tokenizers() -> None:
         for deployment, name in (("gpt-4o", "o200k_base"), ("gpt-4", "cl100k_base"))
     }
     assert cost["gpt-4"] > cost["gpt-4o"] * 1.2
-    limits = limiter()
+    limits = limiter(new_backend)
     used = dict.fromkeys(cost, 0)
     grants = dict.fromkeys(cost, 0)
     now = 0.0
@@ -316,14 +342,16 @@ def test_a_tpm_limit_holds_for_two_models_with_different_tokenizers() -> None:
     assert grants["gpt-4"] * cost["gpt-4"] > tpm * 3  # and the limit was used, not idle
 
 
-def test_a_shared_tpm_counts_each_model_with_its_own_tokenizer() -> None:
+def test_a_shared_tpm_counts_each_model_with_its_own_tokenizer(
+    new_backend: Callable[[], StateBackend],
+) -> None:
     """Both deployments behind one vendor quota (one key): the quota holds in vendor tokens."""
     tpm = 3000
     cost = [
         count_chat_tokens(MESSAGES, encoding=get_encoding(name)).tokens + MAX_TOKENS
         for name in ("o200k_base", "cl100k_base")
     ]
-    limits = limiter()
+    limits = limiter(new_backend)
     used, now = 0, 0.0
     for turn in range(3000):
         tokens = cost[turn % 2]
@@ -344,9 +372,9 @@ class LimiterMachine(RuleBasedStateMachine):
 
     grants = Bundle("grants")
 
-    def __init__(self) -> None:
+    def __init__(self, backend: StateBackend | None = None) -> None:
         super().__init__()
-        self.limits = limiter()
+        self.limits = RateLimiter(backend or MemoryBackend())
         self.now = 0.0
         self.requests = 0
         # Tokens granted less those returned by corrections. An excess taken by a correction
@@ -390,8 +418,12 @@ class LimiterMachine(RuleBasedStateMachine):
         assert self.tokens <= TPM + TPM * self.now / 60 + 1e-6
 
 
-LimiterMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
-TestLimiterMachine = LimiterMachine.TestCase
+def test_the_limiter_keeps_the_bucket_bound(new_backend: Callable[[], StateBackend]) -> None:
+    """Run on each backend."""
+    run_state_machine_as_test(
+        lambda: LimiterMachine(new_backend()),
+        settings=settings(max_examples=60, stateful_step_count=40, deadline=None),
+    )
 
 
 # --------------------------------------------------------------------------- threads
@@ -416,8 +448,10 @@ def run_threads(count: int, work: Callable[[int], None]) -> None:
     assert not errors, errors[:3]
 
 
-def test_threads_never_get_more_than_the_buckets_hold() -> None:
-    limits = limiter()
+def test_threads_never_get_more_than_the_buckets_hold(
+    new_backend: Callable[[], StateBackend],
+) -> None:
+    limits = limiter(new_backend)
     granted: list[int] = []
     lock = threading.Lock()
 
@@ -440,12 +474,14 @@ def test_threads_never_get_more_than_the_buckets_hold() -> None:
     assert sum(granted) > 5000 / 2  # and most of it was handed out
 
 
-def test_threads_on_a_moving_clock_stay_within_the_rate() -> None:
+def test_threads_on_a_moving_clock_stay_within_the_rate(
+    new_backend: Callable[[], StateBackend],
+) -> None:
     """Each thread reads a shared virtual clock that the threads themselves advance, then
     acquires: calls reach the backend with ``now`` out of order, as with a real clock read
     before the call. Switching threads every microsecond makes that happen constantly (it once
     let the memory backend refill the same interval twice and over-grant thousands of tokens)."""
-    limits = limiter()
+    limits = limiter(new_backend)
     clock_lock = threading.Lock()
     clock = [0.0]
     granted = [0]
@@ -474,8 +510,10 @@ def wait(seconds: float, *, cap_s: float = 60.0) -> RetryAfter:
     return honoured
 
 
-def test_a_retry_after_pause_holds_every_caller_back_until_it_ends() -> None:
-    limiter = RateLimiter(MemoryBackend())
+def test_a_retry_after_pause_holds_every_caller_back_until_it_ends(
+    new_backend: Callable[[], StateBackend],
+) -> None:
+    limiter = RateLimiter(new_backend())
     assert limiter.acquire("gpt", rpm=None, tpm=None, tokens=10, now=0.0).granted
     limiter.pause("gpt", wait(2.0), now=0.0)
     held = limiter.acquire("gpt", rpm=None, tpm=None, tokens=10, now=0.5)
@@ -504,8 +542,10 @@ def test_a_wait_that_is_no_number_of_seconds_is_no_wait(asked: float | None) -> 
     assert RetryAfter.honour(asked, cap_s=60.0) is None
 
 
-def test_the_pause_of_a_capped_retry_after_ends_at_the_cap_and_says_so() -> None:
-    limiter = RateLimiter(MemoryBackend())
+def test_the_pause_of_a_capped_retry_after_ends_at_the_cap_and_says_so(
+    new_backend: Callable[[], StateBackend],
+) -> None:
+    limiter = RateLimiter(new_backend())
     pause = limiter.pause("gpt", wait(999_999.0), now=10.0)
     assert pause == VendorPause(until=70.0, retry_after=RetryAfter(asked_s=999_999.0, wait_s=60.0))
     assert limiter.paused("gpt", now=69.0) == pause

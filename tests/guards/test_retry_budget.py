@@ -4,6 +4,7 @@ simulation, and real threads racing for one budget."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -11,11 +12,11 @@ from hypothesis import strategies as st
 
 from guardedllm import defaults
 from guardedllm.guards import RetryBudget, RetryBudgetConfig
-from guardedllm.state import MemoryBackend
+from guardedllm.state import MemoryBackend, StateBackend
 
 
-def budget(**config: float) -> RetryBudget:
-    return RetryBudget(MemoryBackend(), RetryBudgetConfig(**config))  # type: ignore[arg-type]
+def budget(new_backend: Callable[[], StateBackend], **config: float) -> RetryBudget:
+    return RetryBudget(new_backend(), RetryBudgetConfig(**config))  # type: ignore[arg-type]
 
 
 def withdraw_all(b: RetryBudget, now: float, key: str = "d") -> int:
@@ -55,15 +56,15 @@ def test_config_rejects_nonsense(field: str, value: float) -> None:
 # --------------------------------------------------------------------------- behaviour
 
 
-def test_a_fresh_budget_holds_the_reserve_only() -> None:
-    b = budget(percent_can_retry=0.2, min_retries_per_s=1.0, ttl_s=10.0)
+def test_a_fresh_budget_holds_the_reserve_only(new_backend: Callable[[], StateBackend]) -> None:
+    b = budget(new_backend, percent_can_retry=0.2, min_retries_per_s=1.0, ttl_s=10.0)
     assert b.balance("d", 0.0) == 10.0
     assert withdraw_all(b, 0.0) == 10
     assert b.balance("d", 0.0) == 0.0
 
 
-def test_each_request_deposits_a_share_of_a_retry() -> None:
-    b = budget(percent_can_retry=0.2, min_retries_per_s=0.0, ttl_s=10.0)
+def test_each_request_deposits_a_share_of_a_retry(new_backend: Callable[[], StateBackend]) -> None:
+    b = budget(new_backend, percent_can_retry=0.2, min_retries_per_s=0.0, ttl_s=10.0)
     assert not b.try_withdraw("d", 0.0)
     for _ in range(4):
         b.deposit("d", 0.0)
@@ -74,38 +75,44 @@ def test_each_request_deposits_a_share_of_a_retry() -> None:
     assert not b.try_withdraw("d", 0.0)
 
 
-def test_budgets_are_per_key() -> None:
-    b = budget(percent_can_retry=1.0, min_retries_per_s=0.0)
+def test_budgets_are_per_key(new_backend: Callable[[], StateBackend]) -> None:
+    b = budget(new_backend, percent_can_retry=1.0, min_retries_per_s=0.0)
     b.deposit("a", 0.0)
     assert not b.try_withdraw("b", 0.0)
     assert b.try_withdraw("a", 0.0)
 
 
-def test_deposits_expire_after_ttl_and_one_slice_at_most() -> None:
-    b = budget(percent_can_retry=1.0, min_retries_per_s=0.0, ttl_s=10.0, slices=10)
+def test_deposits_expire_after_ttl_and_one_slice_at_most(
+    new_backend: Callable[[], StateBackend],
+) -> None:
+    b = budget(new_backend, percent_can_retry=1.0, min_retries_per_s=0.0, ttl_s=10.0, slices=10)
     b.deposit("d", 0.5)  # slice 0 = [0, 1)
     assert b.balance("d", 10.9) == 1.0  # slices 0..10 are still in the window
     assert b.balance("d", 11.0) == 0.0
     assert not b.try_withdraw("d", 11.0)
 
 
-def test_a_refused_withdrawal_leaves_the_budget_as_it_was() -> None:
-    b = budget(percent_can_retry=0.5, min_retries_per_s=0.0)
+def test_a_refused_withdrawal_leaves_the_budget_as_it_was(
+    new_backend: Callable[[], StateBackend],
+) -> None:
+    b = budget(new_backend, percent_can_retry=0.5, min_retries_per_s=0.0)
     b.deposit("d", 0.0)
     assert not b.try_withdraw("d", 0.0)
     b.deposit("d", 0.0)
     assert b.try_withdraw("d", 0.0)
 
 
-def test_withdrawals_expire_too_so_the_reserve_comes_back() -> None:
-    b = budget(percent_can_retry=0.0, min_retries_per_s=1.0, ttl_s=10.0, slices=10)
+def test_withdrawals_expire_too_so_the_reserve_comes_back(
+    new_backend: Callable[[], StateBackend],
+) -> None:
+    b = budget(new_backend, percent_can_retry=0.0, min_retries_per_s=1.0, ttl_s=10.0, slices=10)
     assert withdraw_all(b, 0.0) == 10
     assert withdraw_all(b, 10.5) == 0
     assert withdraw_all(b, 11.0) == 10
 
 
-def test_zero_percent_and_zero_floor_never_retries() -> None:
-    b = budget(percent_can_retry=0.0, min_retries_per_s=0.0)
+def test_zero_percent_and_zero_floor_never_retries(new_backend: Callable[[], StateBackend]) -> None:
+    b = budget(new_backend, percent_can_retry=0.0, min_retries_per_s=0.0)
     for _ in range(100):
         b.deposit("d", 0.0)
     assert not b.try_withdraw("d", 0.0)
@@ -133,11 +140,13 @@ EVENTS = st.lists(
 @settings(max_examples=150, deadline=None)
 @given(config=CONFIGS, events=EVENTS)
 def test_retries_in_any_ttl_up_to_a_retry_are_bounded_by_recent_requests(
-    config: RetryBudgetConfig, events: list[tuple[int, bool]]
+    new_backend: Callable[[], StateBackend],
+    config: RetryBudgetConfig,
+    events: list[tuple[int, bool]],
 ) -> None:
     """For every granted retry at t: retries in [t - ttl, t] <= percent * requests in
     [t - ttl - slice, t] + floor * ttl (the slack documented in retry_budget.py)."""
-    b = RetryBudget(MemoryBackend(), config)
+    b = RetryBudget(new_backend(), config)
     now = 0.0
     deposits: list[float] = []
     granted: list[float] = []
@@ -156,9 +165,11 @@ def test_retries_in_any_ttl_up_to_a_retry_are_bounded_by_recent_requests(
 @settings(max_examples=100, deadline=None)
 @given(config=CONFIGS, events=EVENTS)
 def test_balance_is_what_can_be_withdrawn(
-    config: RetryBudgetConfig, events: list[tuple[int, bool]]
+    new_backend: Callable[[], StateBackend],
+    config: RetryBudgetConfig,
+    events: list[tuple[int, bool]],
 ) -> None:
-    b = RetryBudget(MemoryBackend(), config)
+    b = RetryBudget(new_backend(), config)
     now = 0.0
     for step, is_request in events:
         now += step / 4
@@ -173,9 +184,11 @@ def test_balance_is_what_can_be_withdrawn(
 
 @pytest.mark.parametrize("percent", [0.1, 0.2])
 @pytest.mark.parametrize("floor", [0.0, 1.0, 10.0])
-def test_a_full_outage_costs_about_one_attempt_per_call(percent: float, floor: float) -> None:
+def test_a_full_outage_costs_about_one_attempt_per_call(
+    new_backend: Callable[[], StateBackend], percent: float, floor: float
+) -> None:
     """200 calls over 20 s, each wanting 3 attempts, every attempt failing."""
-    b = budget(percent_can_retry=percent, min_retries_per_s=floor, ttl_s=10.0)
+    b = budget(new_backend, percent_can_retry=percent, min_retries_per_s=floor, ttl_s=10.0)
     calls, duration, attempts = 200, 20.0, 0
     for i in range(calls):
         now = i * duration / calls
@@ -193,10 +206,13 @@ def test_a_full_outage_costs_about_one_attempt_per_call(percent: float, floor: f
 # --------------------------------------------------------------------------- concurrency
 
 
-def test_threads_racing_for_one_budget_never_overdraw_it() -> None:
+def test_threads_racing_for_one_budget_never_overdraw_it(
+    new_backend: Callable[[], StateBackend],
+) -> None:
     config = RetryBudgetConfig(percent_can_retry=0.2, min_retries_per_s=1.0, ttl_s=10.0)
-    b = RetryBudget(MemoryBackend(), config)
-    threads, rounds = 8, 400
+    b = RetryBudget(new_backend(), config)
+    # Fewer rounds on Redis, where each is up to seven round trips (150: about 1.3 s there).
+    threads, rounds = 8, 400 if new_backend is MemoryBackend else 150
     granted = [0] * threads
     start = threading.Barrier(threads)
 

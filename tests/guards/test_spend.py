@@ -20,12 +20,13 @@ from hypothesis.stateful import (
     invariant,
     multiple,
     rule,
+    run_state_machine_as_test,
 )
 
 from guardedllm.errors import BudgetExceededError, ConfigError
 from guardedllm.guards import Reservation, SpendBudget, SpendLedger, window_bounds
 from guardedllm.guards.spend import MAX_BUDGET_USD, Window
-from guardedllm.state import MemoryBackend
+from guardedllm.state import MemoryBackend, StateBackend
 
 # 2024-05-15T10:20:30Z: mid-month, mid-day, mid-hour, mid-minute.
 T0 = datetime(2024, 5, 15, 10, 20, 30, tzinfo=timezone.utc).timestamp()
@@ -35,8 +36,8 @@ def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second:
     return datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc).timestamp()
 
 
-def ledger(*budgets: SpendBudget) -> SpendLedger:
-    return SpendLedger(MemoryBackend(), budgets)
+def ledger(new_backend: Callable[[], StateBackend], *budgets: SpendBudget) -> SpendLedger:
+    return SpendLedger(new_backend(), budgets)
 
 
 # --------------------------------------------------------------------------- windows
@@ -104,15 +105,17 @@ def test_invalid_budgets_are_refused(kwargs: dict[str, object]) -> None:
         SpendBudget(**kwargs)  # type: ignore[arg-type]
 
 
-def test_budget_names_are_unique() -> None:
+def test_budget_names_are_unique(new_backend: Callable[[], StateBackend]) -> None:
     budget = SpendBudget(scope="global", window="day", limit_usd=1, name="daily")
     with pytest.raises(ConfigError, match=r"budgets\[1\]\.name"):
-        ledger(budget, attrs.evolve(budget, window="month"))
+        ledger(new_backend, budget, attrs.evolve(budget, window="month"))
 
 
 @pytest.mark.parametrize("amount", [-0.01, math.inf, math.nan])
-def test_reserving_a_nonsense_amount_is_a_programming_error(amount: float) -> None:
-    spend = ledger(SpendBudget(scope="global", window="day", limit_usd=1))
+def test_reserving_a_nonsense_amount_is_a_programming_error(
+    new_backend: Callable[[], StateBackend], amount: float
+) -> None:
+    spend = ledger(new_backend, SpendBudget(scope="global", window="day", limit_usd=1))
     with pytest.raises(ValueError, match="amount_usd"):
         spend.reserve(route="chat", key=None, amount_usd=amount, wall_now=T0)
 
@@ -120,8 +123,8 @@ def test_reserving_a_nonsense_amount_is_a_programming_error(amount: float) -> No
 # --------------------------------------------------------------------------- reserve / settle
 
 
-def test_reserve_settle_release_move_the_counter() -> None:
-    spend = ledger(SpendBudget(scope="global", window="day", limit_usd=1))
+def test_reserve_settle_release_move_the_counter(new_backend: Callable[[], StateBackend]) -> None:
+    spend = ledger(new_backend, SpendBudget(scope="global", window="day", limit_usd=1))
     first = spend.reserve(route="chat", key=None, amount_usd=0.25, wall_now=T0)
     second = spend.reserve(route="chat", key=None, amount_usd=0.25, wall_now=T0)
     status = spend.spent(scope="global", window="day", wall_now=T0)
@@ -135,8 +138,12 @@ def test_reserve_settle_release_move_the_counter() -> None:
     assert (status.window_start, status.resets_at) == window_bounds("day", T0)
 
 
-def test_a_reservation_that_would_overspend_is_refused_with_a_useful_message() -> None:
-    spend = ledger(SpendBudget(scope="global", window="day", limit_usd=1, name="daily"))
+def test_a_reservation_that_would_overspend_is_refused_with_a_useful_message(
+    new_backend: Callable[[], StateBackend],
+) -> None:
+    spend = ledger(
+        new_backend, SpendBudget(scope="global", window="day", limit_usd=1, name="daily")
+    )
     spend.settle(spend.reserve(route="c", key=None, amount_usd=0.6, wall_now=T0), 0.6, wall_now=T0)
     spend.reserve(route="c", key=None, amount_usd=0.3, wall_now=T0)
     with pytest.raises(BudgetExceededError) as caught:
@@ -160,8 +167,9 @@ def test_a_reservation_that_would_overspend_is_refused_with_a_useful_message() -
     spend.reserve(route="c", key=None, amount_usd=0.1, wall_now=T0)
 
 
-def test_a_refusal_anywhere_holds_nothing_anywhere() -> None:
+def test_a_refusal_anywhere_holds_nothing_anywhere(new_backend: Callable[[], StateBackend]) -> None:
     spend = ledger(
+        new_backend,
         SpendBudget(scope="global", window="month", limit_usd=10),
         SpendBudget(scope="route", window="day", limit_usd=5),
         SpendBudget(scope="key", window="hour", limit_usd=1),
@@ -174,8 +182,10 @@ def test_a_refusal_anywhere_holds_nothing_anywhere() -> None:
         assert status.reserved_usd == 0.9
 
 
-def test_actual_cost_above_the_reservation_is_recorded_and_refuses_what_follows() -> None:
-    spend = ledger(SpendBudget(scope="global", window="day", limit_usd=1))
+def test_actual_cost_above_the_reservation_is_recorded_and_refuses_what_follows(
+    new_backend: Callable[[], StateBackend],
+) -> None:
+    spend = ledger(new_backend, SpendBudget(scope="global", window="day", limit_usd=1))
     reservation = spend.reserve(route="c", key=None, amount_usd=0.9, wall_now=T0)
     spend.settle(reservation, 1.5, wall_now=T0)  # real spend is never dropped
     status = spend.spent(scope="global", window="day", wall_now=T0)
@@ -185,16 +195,18 @@ def test_actual_cost_above_the_reservation_is_recorded_and_refuses_what_follows(
     spend.reserve(route="c", key=None, amount_usd=0, wall_now=T0)  # a free call still goes
 
 
-def test_a_new_window_starts_from_zero() -> None:
-    spend = ledger(SpendBudget(scope="global", window="minute", limit_usd=1))
+def test_a_new_window_starts_from_zero(new_backend: Callable[[], StateBackend]) -> None:
+    spend = ledger(new_backend, SpendBudget(scope="global", window="minute", limit_usd=1))
     spend.settle(spend.reserve(route="c", key=None, amount_usd=1, wall_now=T0), 1, wall_now=T0)
     with pytest.raises(BudgetExceededError):
         spend.reserve(route="c", key=None, amount_usd=0.5, wall_now=T0 + 29)
     spend.reserve(route="c", key=None, amount_usd=1, wall_now=T0 + 30)  # 10:21:00
 
 
-def test_settling_after_the_window_ended_counts_the_cost_in_the_new_window() -> None:
-    spend = ledger(SpendBudget(scope="global", window="minute", limit_usd=1))
+def test_settling_after_the_window_ended_counts_the_cost_in_the_new_window(
+    new_backend: Callable[[], StateBackend],
+) -> None:
+    spend = ledger(new_backend, SpendBudget(scope="global", window="minute", limit_usd=1))
     late = spend.reserve(route="c", key=None, amount_usd=0.8, wall_now=T0 + 29)
     spend.settle(late, 0.5, wall_now=T0 + 31)
     now = spend.spent(scope="global", window="minute", wall_now=T0 + 31)
@@ -203,8 +215,10 @@ def test_settling_after_the_window_ended_counts_the_cost_in_the_new_window() -> 
     assert (before.spent_usd, before.reserved_usd) == (0, 0)  # the hold went back
 
 
-def test_releasing_after_the_window_ended_touches_only_the_old_window() -> None:
-    spend = ledger(SpendBudget(scope="global", window="minute", limit_usd=1))
+def test_releasing_after_the_window_ended_touches_only_the_old_window(
+    new_backend: Callable[[], StateBackend],
+) -> None:
+    spend = ledger(new_backend, SpendBudget(scope="global", window="minute", limit_usd=1))
     late = spend.reserve(route="c", key=None, amount_usd=0.8, wall_now=T0 + 29)
     fresh = spend.reserve(route="c", key=None, amount_usd=0.7, wall_now=T0 + 31)
     spend.release(late, wall_now=T0 + 32)
@@ -215,8 +229,11 @@ def test_releasing_after_the_window_ended_touches_only_the_old_window() -> None:
 # --------------------------------------------------------------------------- scopes
 
 
-def test_each_route_and_each_key_has_its_own_counter() -> None:
+def test_each_route_and_each_key_has_its_own_counter(
+    new_backend: Callable[[], StateBackend],
+) -> None:
     spend = ledger(
+        new_backend,
         SpendBudget(scope="route", window="day", limit_usd=1),
         SpendBudget(scope="key", window="day", limit_usd=0.5),
     )
@@ -231,8 +248,11 @@ def test_each_route_and_each_key_has_its_own_counter() -> None:
     spend.reserve(route="search", key=None, amount_usd=0.5, wall_now=T0)
 
 
-def test_match_narrows_a_budget_to_one_route_or_key() -> None:
+def test_match_narrows_a_budget_to_one_route_or_key(
+    new_backend: Callable[[], StateBackend],
+) -> None:
     spend = ledger(
+        new_backend,
         SpendBudget(scope="route", window="day", limit_usd=0.1, match="support"),
         SpendBudget(scope="key", window="day", limit_usd=0.1, match="trial", name="trial"),
     )
@@ -243,8 +263,11 @@ def test_match_narrows_a_budget_to_one_route_or_key() -> None:
         spend.reserve(route="search", key="trial", amount_usd=0.2, wall_now=T0)
 
 
-def test_budgets_on_the_same_counter_share_it_and_the_tightest_binds() -> None:
+def test_budgets_on_the_same_counter_share_it_and_the_tightest_binds(
+    new_backend: Callable[[], StateBackend],
+) -> None:
     spend = ledger(
+        new_backend,
         SpendBudget(scope="global", window="day", limit_usd=1, name="loose"),
         SpendBudget(scope="global", window="day", limit_usd=0.5, name="tight"),
     )
@@ -258,8 +281,9 @@ def test_budgets_on_the_same_counter_share_it_and_the_tightest_binds() -> None:
     assert (tight.reserved_usd, tight.remaining_usd) == (0.3, 0.2)
 
 
-def test_statuses_list_every_budget() -> None:
+def test_statuses_list_every_budget(new_backend: Callable[[], StateBackend]) -> None:
     spend = ledger(
+        new_backend,
         SpendBudget(scope="global", window="month", limit_usd=100),
         SpendBudget(scope="route", window="day", limit_usd=10),
         SpendBudget(scope="key", window="day", limit_usd=1, match="acme"),
@@ -278,8 +302,10 @@ def test_statuses_list_every_budget() -> None:
     assert len(spend.statuses(wall_now=T0)) == 2  # per-route and per-key need names to list
 
 
-def test_spent_needs_a_budget_and_a_subject() -> None:
-    spend = ledger(SpendBudget(scope="route", window="day", limit_usd=1, match="support"))
+def test_spent_needs_a_budget_and_a_subject(new_backend: Callable[[], StateBackend]) -> None:
+    spend = ledger(
+        new_backend, SpendBudget(scope="route", window="day", limit_usd=1, match="support")
+    )
     with pytest.raises(ValueError, match="add one"):
         spend.spent(scope="route", window="day", route="search", wall_now=T0)
     with pytest.raises(ValueError, match="route="):
@@ -288,16 +314,16 @@ def test_spent_needs_a_budget_and_a_subject() -> None:
         spend.spent(scope="global", window="day", wall_now=T0)
 
 
-def test_no_budget_means_an_empty_reservation() -> None:
-    spend = ledger()
+def test_no_budget_means_an_empty_reservation(new_backend: Callable[[], StateBackend]) -> None:
+    spend = ledger(new_backend)
     reservation = spend.reserve(route="c", key="k", amount_usd=100, wall_now=T0)
     assert reservation.counters == ()
     spend.settle(reservation, 200, wall_now=T0)
 
 
-def test_cents_add_up_exactly() -> None:
+def test_cents_add_up_exactly(new_backend: Callable[[], StateBackend]) -> None:
     """Ten reservations of $0.1 fill a $1 budget exactly (floats alone would drift)."""
-    spend = ledger(SpendBudget(scope="global", window="day", limit_usd=1))
+    spend = ledger(new_backend, SpendBudget(scope="global", window="day", limit_usd=1))
     for _ in range(10):
         spend.settle(
             spend.reserve(route="c", key=None, amount_usd=0.1, wall_now=T0), 0.1, wall_now=T0
@@ -330,9 +356,9 @@ class SpendMachine(RuleBasedStateMachine):
 
     held = Bundle("held")
 
-    def __init__(self) -> None:
+    def __init__(self, backend: StateBackend | None = None) -> None:
         super().__init__()
-        self.spend = SpendLedger(MemoryBackend(), BUDGETS)
+        self.spend = SpendLedger(backend or MemoryBackend(), BUDGETS)
         self.wall = T0
         # (scope, subject, window, window start) -> [total, settled] in nano-dollars
         self.model: dict[tuple[str, str, str, float], list[int]] = defaultdict(lambda: [0, 0])
@@ -418,8 +444,14 @@ class SpendMachine(RuleBasedStateMachine):
                         assert settled <= total <= limit
 
 
-SpendMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=40, deadline=None)
-TestSpendMachine = SpendMachine.TestCase
+def test_the_ledger_keeps_to_the_model(new_backend: Callable[[], StateBackend]) -> None:
+    """Run on each backend; fewer examples on Redis, where each step costs round trips (15
+    take about 2 s there)."""
+    examples = 40 if new_backend is MemoryBackend else 15
+    run_state_machine_as_test(
+        lambda: SpendMachine(new_backend()),
+        settings=settings(max_examples=examples, stateful_step_count=40, deadline=None),
+    )
 
 
 # --------------------------------------------------------------------------- threads
@@ -444,8 +476,10 @@ def run_threads(count: int, work: Callable[[int], None]) -> None:
     assert not errors, errors[:3]
 
 
-def test_500_concurrent_reservations_never_overspend() -> None:
-    spend = ledger(SpendBudget(scope="global", window="day", limit_usd=1))
+def test_500_concurrent_reservations_never_overspend(
+    new_backend: Callable[[], StateBackend],
+) -> None:
+    spend = ledger(new_backend, SpendBudget(scope="global", window="day", limit_usd=1))
     settled: list[int] = []
     refused: list[int] = []
     rng = random.Random(7)
@@ -470,10 +504,13 @@ def test_500_concurrent_reservations_never_overspend() -> None:
     assert len(settled) + len(refused) == 500
 
 
-def test_500_concurrent_reservations_on_two_budgets_roll_back_cleanly() -> None:
+def test_500_concurrent_reservations_on_two_budgets_roll_back_cleanly(
+    new_backend: Callable[[], StateBackend],
+) -> None:
     """Tenants' small budgets refuse many calls after the global one was taken; every refusal
     gives the global hold back, so the global counter is exactly the tenants' sum."""
     spend = ledger(
+        new_backend,
         SpendBudget(scope="global", window="day", limit_usd=2),
         SpendBudget(scope="key", window="day", limit_usd=0.2),
     )

@@ -1,12 +1,14 @@
-"""MemoryBackend's sliding windows against a model: per-slice counters that expire as they
+"""Each backend's sliding windows against a model: per-slice counters that expire as they
 slide out, which is what the running totals replace."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from guardedllm.state import MemoryBackend
+from guardedllm.state import StateBackend
 
 SLICES = 4
 SLICE_S = 1.0
@@ -33,9 +35,11 @@ def _model_sum(counters: dict[int, list[float]], end: int, now: float) -> tuple[
 
 @given(ADDS, st.data())
 def test_a_window_reads_what_per_slice_counters_would(
-    adds: list[tuple[int, tuple[float, float, float]]], data: st.DataObject
+    new_backend: Callable[[], StateBackend],
+    adds: list[tuple[int, tuple[float, float, float]]],
+    data: st.DataObject,
 ) -> None:
-    backend = MemoryBackend()
+    backend = new_backend()
     counters: dict[int, list[float]] = {}
     newest = 0
     for drawn, amounts in adds:
@@ -62,8 +66,7 @@ def test_a_window_reads_what_per_slice_counters_would(
         ) == _model_sum(counters, later, read_at)
 
 
-def test_an_absent_or_expired_window_reads_as_zeros() -> None:
-    backend = MemoryBackend()
+def test_an_absent_or_expired_window_reads_as_zeros(backend: StateBackend) -> None:
     assert backend.window_get("w", width=2, slice_index=5, slices=3, now=5.0) == (0.0, 0.0)
     backend.window_add("w", (1.0, 1.0), slice_index=5, slices=3, expires_at=8.0, now=5.0)
     assert backend.window_get("w", width=2, slice_index=7, slices=3, now=7.5) == (1.0, 1.0)
@@ -71,3 +74,27 @@ def test_an_absent_or_expired_window_reads_as_zeros() -> None:
     # A write after expiry starts afresh.
     got = backend.window_add("w", (1.0, 0.0), slice_index=9, slices=3, expires_at=12.0, now=9.0)
     assert got == (1.0, 0.0)
+
+
+def test_a_write_of_another_width_starts_afresh(backend: StateBackend) -> None:
+    backend.window_add("w", (1.0, 1.0), slice_index=5, slices=3, expires_at=8.0, now=5.0)
+    assert backend.window_get("w", width=3, slice_index=5, slices=3, now=5.0) == (0.0,) * 3
+    got = backend.window_add("w", (2.0, 0.0, 1.0), slice_index=5, slices=3, expires_at=8.0, now=5.0)
+    assert got == (2.0, 0.0, 1.0)
+
+
+def test_a_lagging_caller_reads_the_window_ending_at_its_own_slice(backend: StateBackend) -> None:
+    for index in range(10, 16):
+        backend.window_add(
+            "w", (1.0, float(index)), slice_index=index, slices=4, expires_at=100.0, now=index
+        )
+    # Newest is 15: slices 12-15 are in the totals; 13 ends at 13 (10-13), 9 before any.
+    assert backend.window_get("w", width=2, slice_index=15, slices=4, now=15.0) == (4.0, 54.0)
+    assert backend.window_get("w", width=2, slice_index=13, slices=4, now=15.0) == (4.0, 46.0)
+    # A write into an older slice counts where it belongs, not in the newest totals.
+    got = backend.window_add("w", (1.0, 0.5), slice_index=11, slices=4, expires_at=100.0, now=15.0)
+    assert got == (3.0, 21.5)  # slices 8-11: 10 and 11 are left
+    assert backend.window_get("w", width=2, slice_index=15, slices=4, now=15.0) == (4.0, 54.0)
+    # Sliding far ahead leaves only the new slice in the totals.
+    got = backend.window_add("w", (1.0, 1.0), slice_index=40, slices=4, expires_at=100.0, now=40.0)
+    assert got == (1.0, 1.0)
