@@ -966,6 +966,14 @@ QUOTA = "You exceeded your current quota, please check your plan and billing det
             "RESOURCE_EXHAUSTED",
             None,
         ),
+        (  # more digits than a float holds: no finite wait, so none
+            429,
+            gemini_error(429, "RESOURCE_EXHAUSTED", QUOTA, [{"retryDelay": "9" * 400 + "s"}]),
+            {},
+            errors.RateLimitedError,
+            "RESOURCE_EXHAUSTED",
+            None,
+        ),
         (
             429,
             gemini_error(429, "RESOURCE_EXHAUSTED", QUOTA),

@@ -23,7 +23,7 @@ import attrs
 
 from guardedllm.errors import ProviderError, ResponseFormatError, error_for_status
 from guardedllm.providers._sse import SSEParser
-from guardedllm.providers.base import Target, decode_json, load_json
+from guardedllm.providers.base import Target, decode_json, load_json, wait_seconds
 from guardedllm.types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -282,7 +282,7 @@ def _retry_delay(details: Any) -> float | None:
     for detail in details:
         delay = detail.get("retryDelay") if isinstance(detail, Mapping) else None
         if isinstance(delay, str) and (match := _DURATION.fullmatch(delay.strip())):
-            return float(match.group(1))
+            return wait_seconds(match.group(1), unit_s=1.0)
     return None
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "post_request",
     "read_count",
     "retry_after_seconds",
+    "wait_seconds",
 ]
 
 # The headers in which the wire formats send a provider's key: OpenAI's bearer token, Azure's
@@ -243,18 +244,19 @@ def retry_after_seconds(headers: httpx.Headers, *, now: float) -> float | None:
     ignored rather than guessed at, and leaves the other header to speak. How much of a long
     wait to honour is not the parser's call but the guards' (``[defaults] max_retry_after_s``).
     """
-    waits = _seconds(headers.get("retry-after-ms"), unit_s=1e-3)
+    waits = wait_seconds(headers.get("retry-after-ms"), unit_s=1e-3)
     if waits is not None:
         return waits
     raw = headers.get("retry-after")
     if raw is None:
         return None
-    seconds = _seconds(raw, unit_s=1.0)
+    seconds = wait_seconds(raw, unit_s=1.0)
     return seconds if seconds is not None else _seconds_until(raw.strip(), now)
 
 
-def _seconds(text: str | None, *, unit_s: float) -> float | None:
-    """``text`` as a finite, non-negative number of ``unit_s`` seconds, in seconds, or None."""
+def wait_seconds(text: str | None, *, unit_s: float) -> float | None:
+    """``text`` as a finite, non-negative number of ``unit_s`` seconds, in seconds, or None:
+    every wait a vendor asks for (a header, Gemini's ``retryDelay``) is read through here."""
     if text is None:
         return None
     try:

@@ -116,7 +116,7 @@ def _tool_call(call_id: Any, name: Any, arguments: Any) -> Part:
     # the text itself when it is not valid JSON (a stream cut short, a model's typo).
     try:
         value = json.loads(arguments) if isinstance(arguments, str) else arguments
-    except ValueError:
+    except (ValueError, RecursionError):  # nested deeper than the parser goes: kept as text
         value = arguments
     return {"type": "tool_call", "id": call_id, "name": name, "arguments": value}
 
