@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from guardedllm.errors import InvalidRequestError
+from guardedllm.providers.base import KEY_HEADERS
 from guardedllm.types import ChatRequest
 
 __all__ = ["OPENAI_EXTRA_PARAMS", "chat_request"]
@@ -39,9 +40,6 @@ OPENAI_EXTRA_PARAMS = frozenset(
 )
 
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
-
-# Headers that carry a provider's key: the registry's api_key_env decides them, never a call.
-_AUTH_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "x-goog-api-key"})
 
 
 def _fail(message: str) -> InvalidRequestError:
@@ -143,7 +141,7 @@ def chat_request(
         raise _fail(f"response_format must be a dict; got {response_format!r}.")
     if stream_options is not None and not stream:
         raise _fail("stream_options is only allowed with stream=True.")
-    auth = sorted(h for h in (extra_headers or {}) if h.lower() in _AUTH_HEADERS)
+    auth = sorted(h for h in (extra_headers or {}) if h.lower() in KEY_HEADERS)
     if auth:
         raise _fail(
             f"extra_headers may not set {', '.join(auth)}: the provider's key comes from its "

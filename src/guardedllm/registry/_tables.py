@@ -13,6 +13,7 @@ from functools import cache
 from typing import Any
 
 from guardedllm.errors import scrub_secrets
+from guardedllm.providers.base import KEY_HEADERS
 from guardedllm.registry._check import (
     Field,
     Problems,
@@ -103,9 +104,6 @@ _PRICES = (
 # POSIX allows more, but every shell and CI system accepts exactly these names.
 _ENV_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
-# Headers that authenticate: the provider sends the key from api_key_env, and a key written in
-# the config file would sit in version control.
-_AUTH_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "x-goog-api-key"})
 
 _KEY_ADVICE = KEY_ADVICE
 
@@ -176,7 +174,7 @@ def read_provider(name: str, table: Table, problems: Problems) -> ProviderConfig
         mine.add(table.key_of("api_key_env"), f"looks like an API key itself: {_KEY_ADVICE}")
     for header, value in read.get("headers", {}).items():
         where = dotted(table.key_of("headers"), header)
-        if header.lower() in _AUTH_HEADERS or _looks_like_key(value):
+        if header.lower() in KEY_HEADERS or _looks_like_key(value):
             mine.add(where, f"carries a secret: {_KEY_ADVICE}")
         elif wrong := header_name_problem(header) or header_value_problem(value):
             mine.add(where, wrong)
