@@ -7,29 +7,23 @@ reads each request (head and ``Content-Length`` body) and then plays the current
 verbatim: its parts in order (with a pause between them), then a chunk repeated until a byte
 count, then close, hang or reset. It never parses what it sends, so any framing can be tried.
 
-Rules that keep a test bounded whatever it scripts:
-
-- every connection serves one request and is closed after its answer (``Connection: close``
-  is in every head the builders make, so clients do not wait on a connection it dropped);
-- a pause, a hang or a blocked write ends when the server stops, a hang also when the client
-  closes the connection, and after ``HANG_MAX_S`` at the latest; a repeat stops at its byte
-  count;
-- ``close()`` shuts every open connection down and joins every handler thread, so a test
-  leaves no thread or socket behind.
+Answers are played through ``raw_server.RawServer``, whose rules keep a test bounded whatever it
+scripts; a pause or a hang also ends when the server stops, a hang also when the client closes
+the connection, and after ``HANG_MAX_S`` at the latest; a repeat stops at its byte count.
 """
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import threading
 import time
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
-from types import TracebackType
+from collections.abc import Iterator, Sequence
 from typing import Literal
 
 import attrs
+
+from raw_server import RawServer, Received
 
 __all__ = [
     "Answer",
@@ -40,17 +34,11 @@ __all__ = [
     "split_bytes",
 ]
 
-HOST = "127.0.0.1"
 # The longest a hang lasts, should the client never give up: far above any per-call timeout
 # the fuzz tests use, short enough that a broken client fails the test instead of hanging it.
 HANG_MAX_S = 5.0
-# Socket reads and writes that make no progress for this long end the connection: a client
-# that stopped reading a stream must not hold a handler thread for ever.
-IO_TIMEOUT_S = 5.0
 # How often a hanging connection checks whether the client has gone.
 _POLL_S = 0.05
-# A request head longer than this is not from a guardedllm client.
-MAX_HEAD_BYTES = 256 * 1024
 
 Ending = Literal["close", "hang", "reset"]
 
@@ -76,16 +64,6 @@ class Answer:
         size = sum(map(len, self.parts)) + self.repeat_bytes
         head = self.parts[0][:120] if self.parts else b""
         return f"Answer({self.label or head!r}, {size} bytes, then={self.then})"
-
-
-@attrs.frozen(kw_only=True)
-class Received:
-    """One request as the server read it."""
-
-    method: str
-    path: str
-    headers: Mapping[str, str]  # lower-cased names
-    body: bytes
 
 
 def respond(
@@ -125,27 +103,14 @@ def gzip_bomb(inflated_bytes: int) -> bytes:
     return b"".join(parts)
 
 
-class HostileServer:
+class HostileServer(RawServer):
     """Serves ``answer`` (settable at any time, from any thread) to every request, on
     127.0.0.1 at a port the OS picks; ``received`` lists the requests read so far (always
     empty with ``journal=False``, for a test that measures memory in this process)."""
 
     def __init__(self, answer: Answer | None = None, *, journal: bool = True) -> None:
-        self._lock = threading.Lock()
-        self._journal = journal
         self._answer = answer or respond(200, b"{}")
-        self._received: list[Received] = []
-        self._stopping = threading.Event()
-        self._connections: set[socket.socket] = set()
-        self._threads: list[threading.Thread] = []
-        self._listener = socket.create_server((HOST, 0), backlog=128)
-        self._listener.settimeout(0.2)  # the accept loop notices ``close`` this often
-        self.port: int = self._listener.getsockname()[1]
-        self.url = f"http://{HOST}:{self.port}"
-        self._acceptor = threading.Thread(target=self._accept, name="hostile-accept", daemon=True)
-        self._acceptor.start()
-
-    # ---------------------------------------------------------------- the test's side
+        super().__init__(self._play, journal=journal)
 
     @property
     def answer(self) -> Answer:
@@ -159,131 +124,39 @@ class HostileServer:
 
     @property
     def received(self) -> list[Received]:
-        with self._lock:
-            return list(self._received)
-
-    def close(self) -> None:
-        """Stop: end every pause and hang, shut every connection, join every thread."""
-        self._stopping.set()
-        with contextlib.suppress(OSError):  # wakes the accept loop at once (Linux)
-            self._listener.shutdown(socket.SHUT_RDWR)
-        self._acceptor.join(IO_TIMEOUT_S)
-        self._listener.close()
-        with self._lock:
-            connections, threads = list(self._connections), list(self._threads)
-        for connection in connections:
-            _shut(connection)
-        for thread in threads:
-            thread.join(IO_TIMEOUT_S + HANG_MAX_S)
-            assert not thread.is_alive(), "a hostile-server handler did not stop"
+        return self.requests
 
     def __enter__(self) -> HostileServer:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    # ---------------------------------------------------------------- the server's side
-
-    def _accept(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                connection, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            thread = threading.Thread(
-                target=self._serve, args=(connection,), name="hostile-conn", daemon=True
-            )
-            with self._lock:
-                self._connections.add(connection)
-                self._threads = [t for t in self._threads if t.is_alive()]
-                self._threads.append(thread)
-            thread.start()
-
-    def _serve(self, connection: socket.socket) -> None:
-        try:
-            connection.settimeout(IO_TIMEOUT_S)
-            request = _read_request(connection)
-            if request is None:
-                return
-            with self._lock:
-                if self._journal:
-                    self._received.append(request)
-                answer = self._answer
-            self._play(connection, answer)
-        except OSError:
-            pass  # the client went away, or close() shut the connection: nothing to answer
-        finally:
-            with self._lock:
-                self._connections.discard(connection)
-            _shut(connection)
-
-    def _play(self, connection: socket.socket, answer: Answer) -> None:
+    def _play(self, _: Received, connection: socket.socket, stop: threading.Event) -> None:
+        answer = self.answer
         for index, part in enumerate(answer.parts):
-            if index and answer.gap_s and self._stopping.wait(answer.gap_s):
+            if index and answer.gap_s and stop.wait(answer.gap_s):
                 return
             connection.sendall(part)
         sent = 0
-        while answer.repeat and sent < answer.repeat_bytes and not self._stopping.is_set():
+        while answer.repeat and sent < answer.repeat_bytes and not stop.is_set():
             connection.sendall(answer.repeat)
             sent += len(answer.repeat)
         if answer.then == "hang":
-            self._hold(connection)
+            _hold(connection, stop)
         elif answer.then == "reset":  # a zero linger makes close() send RST, not FIN
             connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
             connection.close()
 
-    def _hold(self, connection: socket.socket) -> None:
-        """Keep ``connection`` open without sending a byte more, until the client closes it,
-        the server stops, or ``HANG_MAX_S`` has passed."""
-        connection.settimeout(_POLL_S)
-        deadline = time.monotonic() + HANG_MAX_S
-        while not self._stopping.is_set() and time.monotonic() < deadline:
-            try:
-                if not connection.recv(65536):
-                    return  # the client went away
-            except TimeoutError:
-                continue
 
-
-def _read_request(connection: socket.socket) -> Received | None:
-    buffer = bytearray()
-    while b"\r\n\r\n" not in buffer:
-        data = connection.recv(65536)
-        if not data or len(buffer) > MAX_HEAD_BYTES:
-            return None
-        buffer += data
-    head, _, rest = bytes(buffer).partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    method, path, _ = [*lines[0].split(" ", 2), "", ""][:3]
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    try:
-        length = int(headers.get("content-length", "0") or 0)
-    except ValueError:
-        return None
-    body = bytearray(rest)
-    while len(body) < length:
-        data = connection.recv(65536)
-        if not data:
-            return None
-        body += data
-    return Received(method=method, path=path, headers=headers, body=bytes(body))
-
-
-def _shut(connection: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        connection.shutdown(socket.SHUT_RDWR)
-    connection.close()
+def _hold(connection: socket.socket, stop: threading.Event) -> None:
+    """Keep ``connection`` open without sending a byte more, until the client closes it, the
+    server stops, or ``HANG_MAX_S`` has passed."""
+    connection.settimeout(_POLL_S)
+    deadline = time.monotonic() + HANG_MAX_S
+    while not stop.is_set() and time.monotonic() < deadline:
+        try:
+            if not connection.recv(65536):
+                return  # the client went away
+        except TimeoutError:
+            continue
 
 
 def split_bytes(data: bytes, size: int = 1) -> Iterator[bytes]:
