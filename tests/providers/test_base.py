@@ -174,6 +174,28 @@ def test_tool_arguments_nested_too_deep_are_an_invalid_request(kind: str) -> Non
         WIRES[kind].build_request(request, target)
 
 
+@pytest.mark.parametrize("kind", sorted(WIRES))
+def test_a_request_shows_no_key_in_its_repr(kind: str) -> None:
+    # httpx masks Authorization only; Azure's api-key, Anthropic's x-api-key and Gemini's
+    # x-goog-api-key would be printed whole with a request (say ``stream.response.request``).
+    key = "0123456789abcdef0123456789abcdef"
+    target = attrs.evolve(
+        _target("https://x.example"),
+        kind=kind,
+        api_key=key,
+        max_output_tokens=10,
+        api_version="2024-10-21" if kind == "azure-openai" else None,
+    )
+    request = WIRES[kind].build_request(
+        ChatRequest(model="m", messages=({"role": "user", "content": "hi"},)), target
+    )
+    assert key not in repr(request.headers)
+    assert "[secure]" in repr(request.headers)
+    assert key in str(dict(request.headers))  # masked when shown, sent as it is
+    request.headers["x-team"] = "search"  # still an httpx.Headers to the transport
+    assert "'x-team': 'search'" in repr(request.headers)
+
+
 # --------------------------------------------------------------------------- usage counts
 
 

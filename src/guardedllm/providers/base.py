@@ -23,6 +23,7 @@ from guardedllm.types import ChatCompletion, ChatCompletionChunk, ChatRequest, U
 
 __all__ = [
     "KEY_HEADERS",
+    "KeyMaskedHeaders",
     "StreamDecoder",
     "Target",
     "TokenCounter",
@@ -155,14 +156,31 @@ def post_request(
     header for header and byte for byte, without re-parsing the endpoint on every call."""
     url = _parsed_url(target.base_url, path, None if params is None else tuple(params.items()))
     if any(name.lower() in _AUTO_HEADERS for name, _ in headers):
-        return httpx.Request("POST", url, headers=headers, content=content)
-    # What httpx.Request(content=...) adds, in its order: Host first, Content-Length last.
-    raw = [("Host", url.netloc.decode("ascii"))] if url.host else []
-    raw.extend(headers)
-    raw.append(("Content-Length", str(len(content))))
-    request = httpx.Request("POST", url, headers=raw, stream=httpx.ByteStream(content))
-    request.read()  # as with content=...: the body is known, and request.content works
+        request = httpx.Request("POST", url, headers=headers, content=content)
+    else:
+        # What httpx.Request(content=...) adds, in its order: Host first, Content-Length last.
+        raw = [("Host", url.netloc.decode("ascii"))] if url.host else []
+        raw.extend(headers)
+        raw.append(("Content-Length", str(len(content))))
+        request = httpx.Request("POST", url, headers=raw, stream=httpx.ByteStream(content))
+        request.read()  # as with content=...: the body is known, and request.content works
+    request.headers = KeyMaskedHeaders(request.headers)
     return request
+
+
+class KeyMaskedHeaders(httpx.Headers):
+    """A request's headers, whose repr masks every header that carries a provider's key
+    (``KEY_HEADERS``) as httpx masks ``Authorization``: a request printed or logged (say
+    ``stream.response.request``) never shows an Azure, Anthropic or Gemini key."""
+
+    def __repr__(self) -> str:
+        items = [
+            (name, "[secure]" if name.lower() in KEY_HEADERS else value)
+            for name, value in self.multi_items()
+        ]
+        shown: object = dict(items) if len(dict(items)) == len(items) else items
+        encoding = f", encoding={self.encoding!r}" if self.encoding != "ascii" else ""
+        return f"Headers({shown!r}{encoding})"
 
 
 def read_count(body: bytes, target: Target, field: str) -> int:
