@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from guardedllm.state import RedisBackend, StateBackend
     from guardedllm.telemetry import Telemetry
 
-__all__ = ["ClientBase"]
+__all__ = ["ClientBase", "open_store"]
 
 C = TypeVar("C", bound="ClientBase")
 
@@ -84,7 +84,7 @@ class ClientBase:
         kwargs["budgets"] = _all_budgets(registry, kwargs.get("budgets", ()), source)
         opened = None
         if registry.state is not None and kwargs.get("state") is None:
-            opened = kwargs["state"] = _open_store(registry.state, source)
+            opened = kwargs["state"] = open_store(registry.state, source)
         try:
             client = cls(registry, **kwargs)
         except BaseException:
@@ -154,7 +154,7 @@ def _all_budgets(
     return (*registry.budgets, *in_code)
 
 
-def _open_store(config: StateConfig, source: str) -> RedisBackend:
+def open_store(config: StateConfig, source: str) -> RedisBackend:
     """The ``RedisBackend`` a ``[state]`` table describes (it connects on first use). Also for
     ``AsyncClient``: its driver runs state operations off the event loop."""
     try:
