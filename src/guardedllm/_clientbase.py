@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from guardedllm import defaults
 from guardedllm.errors import ConfigError, ConfigProblem
 from guardedllm.registry import Registry, StateConfig
+from guardedllm.registry._check import dotted
 
 if TYPE_CHECKING:
     from guardedllm.engine._routing import ShadowResult, ShadowStats
@@ -52,6 +53,7 @@ class ClientBase:
     ) -> None:
         from guardedllm.engine._engine import Engine  # guards and OpenTelemetry load here
 
+        budgets = _all_budgets(registry, budgets)
         self._engine = Engine(
             registry,
             policy=policy,
@@ -74,19 +76,22 @@ class ClientBase:
     ) -> C:
         """A client for the config file at ``path``, with environment ``env`` applied.
 
-        The config's ``[budgets.NAME]`` come first, then any ``budgets=`` given here; a name
-        both use is a ConfigError. With a ``[state]`` table the client keeps guard state in
-        that store (a ``RedisBackend`` of its own, connecting on first use), unless ``state=``
-        is given here: a backend passed in code replaces the config's store.
+        The config's ``[budgets.NAME]`` apply, as they do for any client of a registry that
+        holds them, with any ``budgets=`` given here. With a ``[state]`` table the client keeps
+        guard state in that store (a ``RedisBackend`` of its own, connecting on first use),
+        unless ``state=`` is given here: a backend passed in code replaces the config's store.
         """
         source = os.fspath(path)
         registry = Registry.from_toml(path, env=env)
-        kwargs["budgets"] = _all_budgets(registry, kwargs.get("budgets", ()), source)
         opened = None
         if registry.state is not None and kwargs.get("state") is None:
             opened = kwargs["state"] = open_store(registry.state, source)
         try:
             client = cls(registry, **kwargs)
+        except ConfigError as error:
+            if opened is not None:
+                opened.close()
+            raise ConfigError(error.problems, source=error.source or source) from None
         except BaseException:
             if opened is not None:
                 opened.close()
@@ -134,15 +139,13 @@ class ClientBase:
         return self._engine.shadows.stats()
 
 
-def _all_budgets(
-    registry: Registry, in_code: Sequence[SpendBudget], source: str
-) -> tuple[SpendBudget, ...]:
-    """The config's budgets, then those passed in code; a name both use is refused, since
-    which limit the name stands for would depend on the order they were given in."""
+def _all_budgets(registry: Registry, in_code: Sequence[SpendBudget]) -> tuple[SpendBudget, ...]:
+    """The registry's budgets (its config's ``[budgets.NAME]``), then those passed in code; a
+    name both use is refused, since which limit it stands for would depend on their order."""
     configured = {budget.name for budget in registry.budgets}
     clashes = [
         ConfigProblem(
-            key=f"budgets.{budget.name}",
+            key=dotted("budgets", budget.name),
             message="is also the name of a budget passed in code (budgets=...): rename one of "
             "them, or drop one, so that each name stands for one limit",
         )
@@ -150,7 +153,7 @@ def _all_budgets(
         if budget.name is not None and budget.name in configured
     ]
     if clashes:
-        raise ConfigError(clashes, source=source)
+        raise ConfigError(clashes)
     return (*registry.budgets, *in_code)
 
 

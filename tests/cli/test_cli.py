@@ -348,8 +348,11 @@ def state_row(output: str) -> str:
 def test_smoke_pings_the_state_store(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer
 ) -> None:
+    # A budget smaller than any call: smoke calls test deployments, no budget applies to them.
+    tiny = '\n[budgets.daily]\nscope = "global"\nwindow = "day"\nlimit_usd = 1e-9\n'
     with FakeProvider(models=KNOWN_MODELS) as fake:
-        done = run_smoke(smoke_store(tmp_path, fake, f'url = "{redis_server.url}"'), monkeypatch)
+        state = f'url = "{redis_server.url}"\n{tiny}'
+        done = run_smoke(smoke_store(tmp_path, fake, state), monkeypatch)
     assert done.returncode == 0, done.stderr
     assert re.fullmatch(
         rf"\[state\] +{re.escape(redis_server.url)} +PONG +\d+ ms +ok", state_row(done.stdout)

@@ -1,7 +1,8 @@
 """``Client.from_config`` and ``AsyncClient.from_config`` with the config's ``[budgets.NAME]``
 and ``[state]``, through every driver, against FakeProvider (and a real redis-server for the
 shared store): a budget written in TOML refuses a call past its limit as one passed in code
-does, and a ``[state]`` store is where the client keeps its guards' state."""
+does (also for a client built on the config's ``Registry``), and a ``[state]`` store is where
+the client keeps its guards' state."""
 
 from __future__ import annotations
 
@@ -15,14 +16,14 @@ from typing import Any
 import anyio.from_thread
 import pytest
 
-from guardedllm import AsyncClient, Client
+from guardedllm import AsyncClient, Client, Registry
 from guardedllm.errors import BudgetExceededError, ConfigError
 from guardedllm.guards import SpendBudget
 from guardedllm.state import MemoryBackend
 from guardedllm.testing import FakeProvider
 from guardedllm.types import ChatCompletion
 from redis_server import RedisServer
-from session import Session
+from session import Session, open_session
 from support import ENVIRON, config_text
 
 MESSAGES = [{"role": "user", "content": "Where is my parcel?"}]
@@ -110,6 +111,16 @@ def test_budgets_passed_in_code_are_added_to_the_config_s(
         statuses = session.spend(routes=["support"])
     assert [(s.name, s.limit_usd) for s in statuses] == [("daily", 100.0), ("support", 1.0)]
     assert all(s.spent_usd > 0 for s in statuses)
+
+
+def test_a_client_of_a_registry_from_the_config_applies_its_budgets_too(
+    driver: str, tmp_path: Path, fake_provider: FakeProvider
+) -> None:
+    path = write_config(tmp_path, fake_provider, daily_budget(1e-9))  # less than any call
+    with open_session(driver, Registry.from_toml(path)) as session:
+        refused = session.outcome(model="gpt-4o-mini", messages=MESSAGES, max_tokens=MAX_TOKENS)
+    assert isinstance(refused, BudgetExceededError)
+    assert fake_provider.requests == []
 
 
 @pytest.mark.parametrize("client_class", [Client, AsyncClient], ids=["Client", "AsyncClient"])

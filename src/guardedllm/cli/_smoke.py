@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping
 
+import attrs
 import httpx
 
 from guardedllm._clientbase import open_store
@@ -40,6 +41,8 @@ def smoke_rows(
     """One row per (alias or route, deployment): [name, deployment, status, latency, result].
     Each deployment is called once, however many names reach it."""
     policy = Policy(max_attempts=1, deadline_s=timeout_s, timeout_s=timeout_s)
+    # A smoke call tests a deployment, not the config's spend budgets: none apply to it.
+    registry = attrs.evolve(registry, budgets=())
     results: dict[str, tuple[Attempt | None, str | None]] = {}
     rows: list[list[str]] = []
     with Client(registry, policy=policy, http_client=http_client, environ=environ) as client:
