@@ -370,7 +370,7 @@ def test_smoke_fails_when_the_store_does_not_answer(
             done = run_smoke(smoke_store(tmp_path, fake, f'url = "{url}"'), monkeypatch)
     assert done.returncode == 1
     assert state_row(done.stdout).endswith("FAIL StateError")
-    assert "the [state] store of the base config did not answer" in done.stderr
+    assert "the [state] store of the base config failed its PING" in done.stderr
     assert "could not be reached" in done.stderr
     assert "deployment(s) and the [state] store answered" not in done.stdout
 

@@ -98,7 +98,7 @@ def run_smoke(path: str, *, env: str | None, timeout_s: float) -> int:
     where = f"environment {env!r}" if env else "the base config"
     if store_failure is not None:
         print(
-            f"guardedllm smoke: the [state] store of {where} did not answer: {store_failure}",
+            f"guardedllm smoke: the [state] store of {where} failed its PING: {store_failure}",
             file=sys.stderr,
         )
     if not rows:
