@@ -1,6 +1,6 @@
 """What ``Client`` and ``AsyncClient`` share beyond the engine: construction from a registry or
-a config file, and the read-only views of guard state. The drivers add only sending, sleeping
-and streaming."""
+a config file (with the config's spend budgets and shared state store), and the read-only views
+of guard state. The drivers add only sending, sleeping and streaming."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from guardedllm import defaults
-from guardedllm.registry import Registry
+from guardedllm.errors import ConfigError, ConfigProblem
+from guardedllm.registry import Registry, StateConfig
+from guardedllm.registry._check import dotted
 
 if TYPE_CHECKING:
     from guardedllm.engine._routing import ShadowResult, ShadowStats
@@ -24,10 +26,10 @@ if TYPE_CHECKING:
         SpendStatus,
     )
     from guardedllm.policy import Policy
-    from guardedllm.state import StateBackend
+    from guardedllm.state import RedisBackend, StateBackend
     from guardedllm.telemetry import Telemetry
 
-__all__ = ["ClientBase"]
+__all__ = ["ClientBase", "open_store"]
 
 C = TypeVar("C", bound="ClientBase")
 
@@ -51,6 +53,7 @@ class ClientBase:
     ) -> None:
         from guardedllm.engine._engine import Engine  # guards and OpenTelemetry load here
 
+        budgets = _all_budgets(registry, budgets)
         self._engine = Engine(
             registry,
             policy=policy,
@@ -65,13 +68,43 @@ class ClientBase:
             telemetry=telemetry,
         )
         self._owns_http = owns_http
+        self._opened_state: RedisBackend | None = None
 
     @classmethod
     def from_config(
         cls: type[C], path: str | os.PathLike[str], *, env: str | None = None, **kwargs: Any
     ) -> C:
-        """A client for the config file at ``path``, with environment ``env`` applied."""
-        return cls(Registry.from_toml(path, env=env), **kwargs)
+        """A client for the config file at ``path``, with environment ``env`` applied.
+
+        The config's ``[budgets.NAME]`` apply, as they do for any client of a registry that
+        holds them, with any ``budgets=`` given here. With a ``[state]`` table the client keeps
+        guard state in that store (a ``RedisBackend`` of its own, connecting on first use),
+        unless ``state=`` is given here: a backend passed in code replaces the config's store.
+        """
+        source = os.fspath(path)
+        registry = Registry.from_toml(path, env=env)
+        opened = None
+        if registry.state is not None and kwargs.get("state") is None:
+            opened = kwargs["state"] = open_store(registry.state, source)
+        try:
+            client = cls(registry, **kwargs)
+        except ConfigError as error:
+            if opened is not None:
+                opened.close()
+            raise ConfigError(error.problems, source=error.source or source) from None
+        except BaseException:
+            if opened is not None:
+                opened.close()
+            raise
+        client._opened_state = opened
+        return client
+
+    def _close_state(self) -> None:
+        """Close the connections of the store ``from_config`` opened for this client, if any
+        (for the drivers' ``close``; redis-py also closes them when the client is collected)."""
+        opened, self._opened_state = self._opened_state, None
+        if opened is not None:
+            opened.close()
 
     @property
     def registry(self) -> Registry:
@@ -104,3 +137,46 @@ class ClientBase:
         """Per route with a shadow: copies sent, skipped for ``max_in_flight``, answered,
         failed, identical answers, latency and cost totals for both sides, copies running."""
         return self._engine.shadows.stats()
+
+
+def _all_budgets(registry: Registry, in_code: Sequence[SpendBudget]) -> tuple[SpendBudget, ...]:
+    """The registry's budgets (its config's ``[budgets.NAME]``), then those passed in code; a
+    name both use is refused, since which limit it stands for would depend on their order."""
+    configured = {budget.name for budget in registry.budgets}
+    clashes = [
+        ConfigProblem(
+            key=dotted("budgets", budget.name),
+            message="is also the name of a budget passed in code (budgets=...): rename one of "
+            "them, or drop one, so that each name stands for one limit",
+        )
+        for budget in in_code
+        if budget.name is not None and budget.name in configured
+    ]
+    if clashes:
+        raise ConfigError(clashes)
+    return (*registry.budgets, *in_code)
+
+
+def open_store(config: StateConfig, source: str) -> RedisBackend:
+    """The ``RedisBackend`` a ``[state]`` table describes (it connects on first use). Also for
+    ``AsyncClient``: its driver runs state operations off the event loop."""
+    try:
+        from guardedllm.state.redis import RedisBackend
+    except ImportError as error:
+        if error.name is None or not error.name.startswith("redis"):
+            raise
+        problem = ConfigProblem(
+            key="state",
+            message="needs redis-py, which is not installed: pip install 'guardedllm[redis]' "
+            "(or remove [state] to keep guard state in each process's memory)",
+        )
+        raise ConfigError([problem], source=source) from None
+    try:
+        return RedisBackend.from_url(
+            config.url,
+            password_env=config.password_env,
+            key_prefix=config.key_prefix,
+            timeout_s=config.timeout_s,
+        )
+    except ConfigError as error:  # the password variable is not set
+        raise ConfigError(error.problems, source=source) from None

@@ -166,6 +166,11 @@ STATE_KEY_PREFIX = "guardedllm:"
 # trouble, and a call must not hang on its guards' bookkeeping.
 STATE_TIMEOUT_S = 0.5
 
+# The longest timeout_s a config may give state operations. A call may make several of them, on
+# its path; a store that takes seconds to answer is as good as down for that call, which is what
+# [state] on_error is for. Ten times the default leaves room for a store across a WAN.
+STATE_MAX_TIMEOUT_S = 5.0
+
 # Connections one RedisBackend.from_url opens to Redis at most. An operation holds one for a
 # round trip (well under a millisecond), so a few dozen serve tens of thousands of operations a
 # second; a burst of more threads waits (up to timeout_s) for a free one instead of failing.

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from guardedllm.cli import main
 from guardedllm.testing import FakeProvider
+from redis_server import RedisServer
 from support import ENVIRON, config_text
 
 MISMATCH = """
@@ -250,3 +254,146 @@ def test_the_installed_command_runs() -> None:
     assert result.returncode == 0
     for command in ("check", "smoke", "estimate", "demo"):
         assert command in result.stdout
+
+
+# --------------------------------------------------------------------------- budgets and state
+
+FLEET = """
+[budgets.daily]
+scope = "global"
+window = "day"
+limit_usd = 50
+
+[budgets.support]
+scope = "route"
+window = "hour"
+limit_usd = 2
+match = "gpt-4o-mini"
+
+[state]
+url = "redis://redis.internal:6379/0"
+password_env = "REDIS_PASSWORD"
+on_error = "refuse"
+
+[env.staging.budgets.daily]
+limit_usd = 5
+"""
+
+
+def test_check_passes_budgets_and_a_state_store_without_contacting_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("REDIS_PASSWORD", raising=False)  # check runs where no secret is set
+    path = write(tmp_path, MISMATCH + FLEET)
+    assert main(["check", path]) == 0
+    out = capsys.readouterr().out
+    assert "2 budgets; state store redis://redis.internal:6379/0" in out
+
+
+def test_check_lists_every_budget_and_state_problem_with_its_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = (
+        FLEET.replace('scope = "global"', 'scope = "globl"')
+        .replace('match = "gpt-4o-mini"', 'match = "gpt-4o-mni"')
+        .replace("limit_usd = 5\n", "limit_usd = -5\n")
+        .replace('url = "redis://redis', 'url = "redis://:hunter2-secret@redis')
+        .replace('on_error = "refuse"', 'on_error = "refuse"\ntimeout_s = 60')
+    )
+    assert main(["check", write(tmp_path, MISMATCH + broken)]) == 1
+    err = capsys.readouterr().err
+    for key in (
+        "budgets.daily.scope",
+        "budgets.support.match",
+        "env.staging.budgets.daily.limit_usd",
+        "state.url",
+        "state.timeout_s",
+    ):
+        assert f"  - {key}: " in err
+    assert "5 config problems" in err
+    assert "hunter2" not in err
+
+
+KNOWN_MODELS = {
+    "gpt-4o-mini-2024-07-18",
+    "prod-gpt-4o",
+    "llama-3.1-8b-instruct",
+    "claude-3-5-haiku-20241022",
+    "gemini-2.0-flash",
+}
+
+
+def smoke_store(tmp_path: Path, fake: FakeProvider, state: str) -> str:
+    return write(tmp_path, config_text(fake) + f"\n[state]\n{state}\n")
+
+
+def run_smoke(path: str, monkeypatch: pytest.MonkeyPatch) -> subprocess.CompletedProcess[str]:
+    """``guardedllm smoke`` in a process of its own, with the fake's keys in its environment."""
+    for name, value in ENVIRON.items():
+        monkeypatch.setenv(name, value)
+    return subprocess.run(
+        [sys.executable, "-m", "guardedllm.cli", "smoke", path],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def state_row(output: str) -> str:
+    (row,) = [line for line in output.splitlines() if line.startswith("[state] ")]
+    return row
+
+
+def test_smoke_pings_the_state_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer
+) -> None:
+    # A budget smaller than any call: smoke calls test deployments, no budget applies to them.
+    tiny = '\n[budgets.daily]\nscope = "global"\nwindow = "day"\nlimit_usd = 1e-9\n'
+    with FakeProvider(models=KNOWN_MODELS) as fake:
+        state = f'url = "{redis_server.url}"\n{tiny}'
+        done = run_smoke(smoke_store(tmp_path, fake, state), monkeypatch)
+    assert done.returncode == 0, done.stderr
+    assert re.fullmatch(
+        rf"\[state\] +{re.escape(redis_server.url)} +PONG +\d+ ms +ok", state_row(done.stdout)
+    )
+    assert "all 3 deployment(s) and the [state] store answered" in done.stdout
+
+
+def test_smoke_fails_when_the_store_does_not_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as refusing:  # bound, never listening: connections are refused
+        refusing.bind(("127.0.0.1", 0))
+        url = f"redis://127.0.0.1:{refusing.getsockname()[1]}/0"
+        with FakeProvider(models=KNOWN_MODELS) as fake:
+            done = run_smoke(smoke_store(tmp_path, fake, f'url = "{url}"'), monkeypatch)
+    assert done.returncode == 1
+    assert state_row(done.stdout).endswith("FAIL StateError")
+    assert "the [state] store of the base config failed its PING" in done.stderr
+    assert "could not be reached" in done.stderr
+    assert "deployment(s) and the [state] store answered" not in done.stdout
+
+
+def test_smoke_fails_when_the_password_variable_is_missing_or_wrong(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, start_redis_server: Any
+) -> None:
+    server: RedisServer = start_redis_server("--requirepass", "right-horse-battery")
+    state = f'url = "{server.url}"\npassword_env = "SMOKE_REDIS_PASSWORD"'
+    with FakeProvider(models=KNOWN_MODELS) as fake:
+        path = smoke_store(tmp_path, fake, state)
+        monkeypatch.delenv("SMOKE_REDIS_PASSWORD", raising=False)
+        missing = run_smoke(path, monkeypatch)
+        monkeypatch.setenv("SMOKE_REDIS_PASSWORD", "wrong-horse-battery")
+        wrong = run_smoke(path, monkeypatch)
+        monkeypatch.setenv("SMOKE_REDIS_PASSWORD", "right-horse-battery")
+        right = run_smoke(path, monkeypatch)
+    assert missing.returncode == 1
+    assert state_row(missing.stdout).endswith("FAIL ConfigError")
+    assert "'SMOKE_REDIS_PASSWORD' is not set" in missing.stderr
+    assert wrong.returncode == 1
+    assert state_row(wrong.stdout).endswith("FAIL StateError")
+    assert "refused the credentials" in wrong.stderr
+    assert right.returncode == 0, right.stderr
+    for done in (missing, wrong, right):
+        assert "horse-battery" not in done.stdout + done.stderr

@@ -39,8 +39,8 @@ def _parser() -> argparse.ArgumentParser:
         "smoke",
         help="send a 1-token prompt to every deployment an environment's aliases reach",
         description="For each alias and route of the environment, send a minimal prompt "
-        "(max_tokens 1, one attempt, no fallback) to every deployment it resolves to; print "
-        "a table and exit 1 if any failed.",
+        "(max_tokens 1, one attempt, no fallback) to every deployment it resolves to, and PING "
+        "the [state] store if the config has one; print a table and exit 1 if any failed.",
     )
     smoke.add_argument("config", metavar="CONFIG")
     smoke.add_argument("--env", metavar="NAME", help="environment to test (default: the base)")

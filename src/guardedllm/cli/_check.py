@@ -1,4 +1,5 @@
-"""``guardedllm check CONFIG [--env NAME ...]``: validate a config before it ships."""
+"""``guardedllm check CONFIG [--env NAME ...]``: validate a config before it ships, its spend
+budgets and ``[state]`` store included (the store is not contacted: ``smoke`` pings it)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ def run_check(path: str, envs: Sequence[str]) -> int:
         f"{len(base.providers)} providers, {len(base.models)} models, "
         f"{len(base.aliases)} aliases, {len(base.routes)} routes"
     )
+    # Only when present, so that configs without them read as they always have.
+    counts += f", {len(base.budgets)} budgets" if base.budgets else ""
+    counts += f"; state store {base.state.url}" if base.state is not None else ""
     checked = f"; environments {', '.join(base.environments)}" if base.environments else ""
     compared = f"; {' and '.join(envs)} agree" if len(envs) >= 2 else ""
     print(f"guardedllm check: {path}: ok ({counts}{checked}{compared})")

@@ -1,23 +1,28 @@
 """``guardedllm smoke CONFIG --env NAME``: one tiny real call to every deployment an
-environment's aliases and routes reach, so a missing model fails CI, not production."""
+environment's aliases and routes reach, so a missing model fails CI, not production; and, when
+the config has a ``[state]`` store, a PING to it, so an unreachable store or a password variable
+missing from the deploy fails CI too."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
 
+import attrs
 import httpx
 
+from guardedllm._clientbase import open_store
 from guardedllm.cli._table import format_table
 from guardedllm.client import Client
-from guardedllm.errors import GuardedLLMError, ProviderError
+from guardedllm.errors import ConfigError, GuardedLLMError, ProviderError
 from guardedllm.policy import Policy
-from guardedllm.registry import Registry
+from guardedllm.registry import Registry, StateConfig
 from guardedllm.types import Attempt
 
-__all__ = ["run_smoke", "smoke_rows"]
+__all__ = ["ping_store", "run_smoke", "smoke_rows"]
 
 SMOKE_MESSAGES = ({"role": "user", "content": "Reply with the word OK."},)
+_HEADER = ["name", "deployment", "status", "latency", "result"]
 
 
 def _row(name: str, deployment: str, attempt: Attempt | None, error: str | None) -> list[str]:
@@ -36,6 +41,8 @@ def smoke_rows(
     """One row per (alias or route, deployment): [name, deployment, status, latency, result].
     Each deployment is called once, however many names reach it."""
     policy = Policy(max_attempts=1, deadline_s=timeout_s, timeout_s=timeout_s)
+    # A smoke call tests a deployment, not the config's spend budgets: none apply to it.
+    registry = attrs.evolve(registry, budgets=())
     results: dict[str, tuple[Attempt | None, str | None]] = {}
     rows: list[list[str]] = []
     with Client(registry, policy=policy, http_client=http_client, environ=environ) as client:
@@ -62,12 +69,38 @@ def _call(client: Client, deployment: str) -> tuple[Attempt | None, str | None]:
     return response.guard.attempts[-1], None
 
 
+def ping_store(state: StateConfig, source: str) -> tuple[list[str], str | None]:
+    """A PING to the ``[state]`` store, with the config's password and ``timeout_s``: its row
+    ([``[state]``, url, status, latency, result]) and what went wrong, or None. Neither holds
+    the password: the URL cannot hold one, and errors name the store by its address."""
+    try:
+        store = open_store(state, source)
+    except ConfigError as error:  # redis-py missing, or the password variable unset
+        problems = "; ".join(str(problem) for problem in error.problems)
+        return ["[state]", state.url, "-", "-", "FAIL ConfigError"], problems
+    try:
+        latency = store.ping()
+    except GuardedLLMError as error:  # StateError: no answer, credentials refused...
+        return ["[state]", state.url, "-", "-", f"FAIL {type(error).__name__}"], str(error)
+    finally:
+        store.close()
+    return ["[state]", state.url, "PONG", f"{latency * 1000:.0f} ms", "ok"], None
+
+
 def run_smoke(path: str, *, env: str | None, timeout_s: float) -> int:
     registry = Registry.from_toml(path, env=env)
     rows = smoke_rows(registry, timeout_s=timeout_s)
-    print(format_table(["name", "deployment", "status", "latency", "result"], rows))
+    store_row, store_failure = None, None
+    if registry.state is not None:
+        store_row, store_failure = ping_store(registry.state, path)
+    print(format_table(_HEADER, [*rows, *([store_row] if store_row else [])]))
     failed = {row[1] for row in rows if row[4] != "ok"}
     where = f"environment {env!r}" if env else "the base config"
+    if store_failure is not None:
+        print(
+            f"guardedllm smoke: the [state] store of {where} failed its PING: {store_failure}",
+            file=sys.stderr,
+        )
     if not rows:
         print(f"guardedllm smoke: {where} has no aliases or routes to test.", file=sys.stderr)
         return 1
@@ -78,5 +111,8 @@ def run_smoke(path: str, *, env: str | None, timeout_s: float) -> int:
             file=sys.stderr,
         )
         return 1
-    print(f"guardedllm smoke: all {len({row[1] for row in rows})} deployment(s) answered.")
+    if store_failure is not None:
+        return 1
+    store = " and the [state] store" if store_row is not None else ""
+    print(f"guardedllm smoke: all {len({row[1] for row in rows})} deployment(s){store} answered.")
     return 0

@@ -1,4 +1,5 @@
-"""The model registry: providers, deployments, aliases, routes and environments.
+"""The model registry: providers, deployments, aliases, routes, spend budgets, the shared
+state store and environments.
 
 Load a config with ``Registry.from_toml(path, env="prod")``; loading validates the base config
 and every ``[env.*]`` view and raises ``ConfigError`` listing every problem with its key.
@@ -9,6 +10,7 @@ different vendor models in different environments.
 
 from __future__ import annotations
 
+from guardedllm.registry._fleet import ON_ERROR, StateConfig
 from guardedllm.registry._model import (
     CAPABILITIES,
     DEFAULT_BASE_URLS,
@@ -30,6 +32,7 @@ __all__ = [
     "CAPABILITIES",
     "DEFAULT_BASE_URLS",
     "ESCALATION_TRIGGERS",
+    "ON_ERROR",
     "PROVIDER_KINDS",
     "ROUTE_STRATEGIES",
     "Condition",
@@ -41,5 +44,6 @@ __all__ = [
     "Route",
     "RouteRule",
     "ShadowSetting",
+    "StateConfig",
     "compare_environments",
 ]

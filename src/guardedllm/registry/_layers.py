@@ -2,9 +2,11 @@
 
 A ``Layer`` is every table of one view of the config, each value tagged with the key it was
 written under. The base layer is the top level of the file; an environment's layer is the base
-with ``[env.NAME]``'s tables laid over it. Overlays may change fields of providers, models and
-routes that the base declares and may add or change aliases; naming a provider, model or route
+with ``[env.NAME]``'s tables laid over it. Overlays may change fields of providers, models,
+routes and spend budgets that the base declares and may add or change aliases; naming an entry
 the base lacks is a problem (a typo there would otherwise create a half-defined entry).
+``[defaults]`` and ``[state]`` are single tables: an overlay changes their fields, and may give
+an environment the ``[state]`` the base leaves out (a shared store in prod, none in dev).
 """
 
 from __future__ import annotations
@@ -18,21 +20,25 @@ from guardedllm.registry._check import Problems, Table, did_you_mean, dotted, un
 
 __all__ = ["ENTRY_SECTIONS", "Layer", "Layers", "read_layers"]
 
-# Sections whose entries are tables of fields: [providers.NAME], [models.NAME], [routes.NAME].
-ENTRY_SECTIONS = ("providers", "models", "routes")
-_OVERLAY_SECTIONS = (*ENTRY_SECTIONS, "aliases", "defaults")
+# Sections whose entries are tables of fields: [providers.NAME], [models.NAME], [routes.NAME],
+# [budgets.NAME].
+ENTRY_SECTIONS = ("providers", "models", "routes", "budgets")
+_OVERLAY_SECTIONS = (*ENTRY_SECTIONS, "aliases", "defaults", "state")
 _TOP_SECTIONS = (*_OVERLAY_SECTIONS, "env")
 
 
 @attrs.frozen(kw_only=True)
 class Layer:
-    """One view of the config. ``aliases`` maps a name to (its target as written, its key)."""
+    """One view of the config. ``aliases`` maps a name to (its target as written, its key);
+    ``state`` is None when the view has no ``[state]`` table."""
 
     providers: Mapping[str, Table]
     models: Mapping[str, Table]
     routes: Mapping[str, Table]
+    budgets: Mapping[str, Table]
     aliases: Mapping[str, tuple[Any, str]]
     defaults: Table
+    state: Table | None
 
     def entries(self, section: str) -> Mapping[str, Table]:
         tables: Mapping[str, Table] = getattr(self, section)
@@ -79,12 +85,23 @@ def _read_base(data: Mapping[str, Any], problems: Problems) -> Layer:
         providers=_entries(section("providers"), "providers", problems),
         models=_entries(section("models"), "models", problems),
         routes=_entries(section("routes"), "routes", problems),
+        budgets=_entries(section("budgets"), "budgets", problems),
         aliases=_aliases(section("aliases"), "aliases"),
         defaults=Table(
             key="defaults",
             values=_table(data.get("defaults", {}), "defaults", "[defaults]", problems),
         ),
+        state=_single(data, "state", "state", problems),
     )
+
+
+def _single(data: Mapping[str, Any], name: str, key: str, problems: Problems) -> Table | None:
+    """The table ``data[name]`` written at ``key``, or None when it is absent or no table
+    (reported)."""
+    if name not in data:
+        return None
+    values = _table(data[name], key, f"[{key}] fields", problems)
+    return Table(key=key, values=values) if isinstance(data[name], dict) else None
 
 
 def _overlay(base: Layer, env: str, data: Mapping[str, Any], problems: Problems) -> Layer:
@@ -115,12 +132,18 @@ def _overlay(base: Layer, env: str, data: Mapping[str, Any], problems: Problems)
         changed[name] = tables
     defaults_key = dotted(env_key, "defaults")
     defaults = _table(data.get("defaults", {}), defaults_key, "[defaults] fields", problems)
+    state = base.state
+    overlay = _single(data, "state", dotted(env_key, "state"), problems)
+    if overlay is not None:
+        state = overlay if state is None else state.overlaid(overlay.values, overlay.key)
     return Layer(
         providers=changed["providers"],
         models=changed["models"],
         routes=changed["routes"],
+        budgets=changed["budgets"],
         aliases={**base.aliases, **_aliases(section("aliases"), dotted(env_key, "aliases"))},
         defaults=base.defaults.overlaid(defaults, defaults_key),
+        state=state,
     )
 
 

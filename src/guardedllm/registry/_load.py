@@ -11,18 +11,22 @@ key, and an environment only adds problems at keys the base did not already expl
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from guardedllm.errors import ConfigError
 from guardedllm.registry._check import Problems, Table, did_you_mean, dotted
 from guardedllm.registry._environments import check_alias_coverage
+from guardedllm.registry._fleet import StateConfig, read_budget, read_state
 from guardedllm.registry._layers import Layer, read_layers
 from guardedllm.registry._model import Defaults, Deployment, ProviderConfig, Route
 from guardedllm.registry._resolve import deployments_of, follow_aliases
 from guardedllm.registry._routes import read_route
 from guardedllm.registry._tables import read_defaults, read_model, read_provider
+
+if TYPE_CHECKING:
+    from guardedllm.guards.spend import SpendBudget
 
 __all__ = ["Built", "Loaded", "load"]
 
@@ -36,6 +40,8 @@ class Built:
     aliases: Mapping[str, str]
     routes: Mapping[str, Route]
     defaults: Defaults
+    budgets: tuple[SpendBudget, ...]
+    state: StateConfig | None
 
 
 @attrs.frozen(kw_only=True)
@@ -263,6 +269,11 @@ def _build(layer: Layer, problems: Problems) -> Built | None:
     routes = {name: read_route(name, table, mine) for name, table in layer.routes.items()}
     defaults = read_defaults(layer.defaults, mine)
     aliases = _check_aliases(layer, mine)
+    callable_names = {*layer.models, *layer.routes, *aliases}
+    budgets = [
+        read_budget(name, table, callable_names, mine) for name, table in layer.budgets.items()
+    ]
+    state = read_state(layer.state, mine) if layer.state is not None else None
     for name in layer.routes:
         if name in layer.models:
             mine.add(
@@ -290,6 +301,8 @@ def _build(layer: Layer, problems: Problems) -> Built | None:
         aliases=aliases,
         routes=resolved,
         defaults=defaults,
+        budgets=tuple(b for b in budgets if b is not None),
+        state=state,
     )
 
 

@@ -12,17 +12,21 @@ import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from guardedllm.errors import ConfigError, ConfigProblem, ModelNotFoundError
 from guardedllm.registry._check import did_you_mean, dotted
 from guardedllm.registry._environments import compare_views
+from guardedllm.registry._fleet import StateConfig
 from guardedllm.registry._http import PATH_ID_KINDS, path_id_problem
 from guardedllm.registry._load import load
 from guardedllm.registry._model import Defaults, Deployment, ProviderConfig, Route
 from guardedllm.registry._resolve import Resolution, resolve_all
+
+if TYPE_CHECKING:
+    from guardedllm.guards.spend import SpendBudget
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -38,6 +42,10 @@ def _frozen_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def _names(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
+def _budgets(value: Iterable[SpendBudget]) -> tuple[SpendBudget, ...]:
     return tuple(value)
 
 
@@ -105,7 +113,9 @@ def _parse_toml(text: str, source: str) -> dict[str, Any]:
 
 @attrs.frozen(kw_only=True)
 class Registry:
-    """Providers, deployments, aliases, routes and defaults of one view of a config.
+    """Providers, deployments, aliases, routes and defaults of one view of a config, with its
+    spend budgets (``[budgets.NAME]``, as ``SpendBudget`` values named NAME) and where guard
+    state is shared (``[state]``; None: each client keeps its own in memory).
 
     Build one with ``from_toml``, ``from_toml_text`` or ``from_dict``: they validate
     everything and raise ConfigError listing every problem. ``environments`` are the names
@@ -118,6 +128,8 @@ class Registry:
     aliases: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_mapping, hash=False)
     routes: Mapping[str, Route] = attrs.field(factory=dict, converter=_frozen_mapping, hash=False)
     defaults: Defaults = attrs.field(factory=Defaults)
+    budgets: tuple[SpendBudget, ...] = attrs.field(default=(), converter=_budgets)
+    state: StateConfig | None = None
     environments: tuple[str, ...] = attrs.field(default=(), converter=_names)
     env: str | None = None
     _data: Mapping[str, Any] = attrs.field(factory=dict, repr=False, eq=False, hash=False)
@@ -166,6 +178,8 @@ class Registry:
             aliases=built.aliases,
             routes=built.routes,
             defaults=built.defaults,
+            budgets=built.budgets,
+            state=built.state,
             environments=loaded.environments,
             env=env,
             data=data,

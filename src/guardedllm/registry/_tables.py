@@ -43,7 +43,14 @@ from guardedllm.registry._model import (
     worst_call_usd_bound,
 )
 
-__all__ = ["known_tokenizers", "read_defaults", "read_model", "read_provider"]
+__all__ = [
+    "ENV_VAR_NAME",
+    "known_tokenizers",
+    "looks_like_key",
+    "read_defaults",
+    "read_model",
+    "read_provider",
+]
 
 _KINDS = ", ".join(sorted(PROVIDER_KINDS))
 
@@ -102,7 +109,7 @@ _PRICES = (
 )
 
 # POSIX allows more, but every shell and CI system accepts exactly these names.
-_ENV_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+ENV_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 _KEY_ADVICE = KEY_ADVICE
@@ -116,7 +123,7 @@ def known_tokenizers() -> frozenset[str]:
     return frozenset(str(name) for name in tiktoken.list_encoding_names())
 
 
-def _looks_like_key(value: str) -> bool:
+def looks_like_key(value: str) -> bool:
     if scrub_secrets(value) != value or value.startswith(("sk-", "AIza")):
         return True
     # Long digit-and-letter strings without underscores are tokens, not variable names.
@@ -162,19 +169,19 @@ def read_provider(name: str, table: Table, problems: Problems) -> ProviderConfig
     elif "api_version" in read and (wrong := path_id_problem(read["api_version"])):
         mine.add(table.key_of("api_version"), wrong.replace("the vendor's id", "the version"))
     key_env = read.get("api_key_env")
-    if key_env is not None and not _ENV_VAR_NAME.fullmatch(key_env):
+    if key_env is not None and not ENV_VAR_NAME.fullmatch(key_env):
         mine.add(
             table.key_of("api_key_env"),
             f"looks like an API key itself: {_KEY_ADVICE}"
-            if _looks_like_key(key_env)
+            if looks_like_key(key_env)
             else "must be the name of an environment variable (letters, digits and "
             "underscores, not starting with a digit), like OPENAI_API_KEY",
         )
-    elif key_env is not None and _looks_like_key(key_env):
+    elif key_env is not None and looks_like_key(key_env):
         mine.add(table.key_of("api_key_env"), f"looks like an API key itself: {_KEY_ADVICE}")
     for header, value in read.get("headers", {}).items():
         where = dotted(table.key_of("headers"), header)
-        if header.lower() in KEY_HEADERS or _looks_like_key(value):
+        if header.lower() in KEY_HEADERS or looks_like_key(value):
             mine.add(where, f"carries a secret: {_KEY_ADVICE}")
         elif wrong := header_name_problem(header) or header_value_problem(value):
             mine.add(where, wrong)

@@ -1,6 +1,7 @@
-"""Reaching Redis: the URL rules (no password in it: a password comes from the environment
-variable ``password_env`` names), the store's description for reprs and messages (address and
-key prefix, never a password), and redis-py's exceptions turned into ``StateError``.
+"""Reaching Redis: the URL rules (``_url``: no password in it, a password comes from the
+environment variable ``password_env`` names), the store's description for reprs and messages
+(address and key prefix, never a password), and redis-py's exceptions turned into
+``StateError``.
 
 Shared by the sync and async backends; imports redis-py, so it loads only with them.
 """
@@ -12,7 +13,6 @@ import os
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import attrs
 import redis.connection
@@ -20,10 +20,9 @@ import redis.exceptions
 
 from guardedllm import defaults
 from guardedllm.errors import ConfigError, ConfigProblem, StateError
+from guardedllm.state._url import url_problems
 
 __all__ = ["Connection", "Failures", "connection", "describe"]
-
-_SCHEMES = ("redis", "rediss", "unix")
 
 
 @attrs.frozen(kw_only=True)
@@ -50,31 +49,7 @@ class Connection:
 def connection(url: str, *, password_env: str | None, timeout_s: float) -> Connection:
     """Check ``from_url``'s arguments, reporting every problem at once as a ``ConfigError``
     under the ``[state]`` key it concerns; read the password from ``password_env``."""
-    problems: list[ConfigProblem] = []
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 -- raises ValueError for a port that is no number
-    except ValueError as error:
-        problems.append(ConfigProblem(key="state.url", message=f"is not a valid URL: {error}"))
-    else:
-        if parts.scheme.lower() not in _SCHEMES:
-            problems.append(
-                ConfigProblem(
-                    key="state.url",
-                    message=f"must start with redis://, rediss:// or unix://; got scheme "
-                    f"{parts.scheme!r}",
-                )
-            )
-        # The message must not echo the URL: it holds the very secret it is about.
-        if parts.password is not None or "password" in parse_qs(parts.query):
-            problems.append(
-                ConfigProblem(
-                    key="state.url",
-                    message="holds a password, which would end up in config files and logs; "
-                    "remove it from the URL, put it in an environment variable and name that "
-                    "variable in password_env",
-                )
-            )
+    problems = [ConfigProblem(key="state.url", message=m) for m in url_problems(url)]
     password = None
     if password_env is not None:
         password = os.environ.get(password_env)
