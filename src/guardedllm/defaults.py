@@ -74,6 +74,21 @@ EXPECTED_OUTPUT_TOKENS = 256
 # way; a 10 % margin keeps the context-window and cost guards on the safe side.
 ESTIMATE_SAFETY_MARGIN = 0.10
 
+# Text tokens assumed per PDF page, beside the image of the page that OpenAI and Anthropic also
+# bill: the top of Anthropic's published "1,500-3,000 tokens per page" (PDF support guide), so
+# a dense page is not counted low.
+PDF_TEXT_TOKENS_PER_PAGE = 3_000
+
+# Video tokens per second for a vendor whose own rate is not known: Gemini's published 263 a
+# second (258 for the frame sampled each second, plus its audio), the only vendor that takes
+# video in a chat call.
+MEDIA_VIDEO_TOKENS_PER_S = 263
+
+# A video's duration is bounded by its size at this many bytes a second (64 kbit/s): below what
+# any codec spends on moving pictures at a resolution a model can read. A still slideshow can
+# spend less, which is why the estimate's note names the assumption.
+MEDIA_VIDEO_MIN_BYTES_PER_S = 8_000
+
 # Weight of each new observation in a deployment's calibration factor (an EWMA): 0.2 settles
 # within about ten calls yet one odd request cannot swing estimates much.
 CALIBRATION_ALPHA = 0.2

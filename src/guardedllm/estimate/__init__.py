@@ -24,16 +24,28 @@ from guardedllm.estimate._images import (
     ImageTokenRates,
     image_tokens,
 )
+from guardedllm.estimate._media import (
+    ANTHROPIC_MEDIA_RATES,
+    GEMINI_MEDIA_RATES,
+    MEDIA_RATES_CEILING,
+    OPENAI_MEDIA_RATES,
+    MediaTokenRates,
+)
 
 __all__ = [
+    "ANTHROPIC_MEDIA_RATES",
     "BUNDLED_ENCODINGS",
     "DEFAULT_EXPECTED_OUTPUT_TOKENS",
+    "GEMINI_MEDIA_RATES",
     "GPT_4O_IMAGE_RATES",
     "GPT_4O_MINI_IMAGE_RATES",
+    "MEDIA_RATES_CEILING",
+    "OPENAI_MEDIA_RATES",
     "CalibrationStats",
     "Calibrator",
     "Estimate",
     "ImageTokenRates",
+    "MediaTokenRates",
     "Prices",
     "TokenCount",
     "cost_usd",

@@ -7,8 +7,10 @@ content, name), plus 1 more when it has a ``name``; the reply is primed with 3 m
 (``<|start|>assistant<|message|>``). The cookbook checked this against the API's own count.
 
 Beyond that rule: text content parts count as text; images follow the tile formula in
-``_images``; tool definitions the cookbook's fitted formula in ``_tools``; tool calls in assistant
-messages count their name and arguments. Whatever is approximated is said in ``notes``, and
+``_images``; audio, video and file parts an upper bound from ``_media``, and a part that cannot
+be read (a ``file_id``, an unknown type) is bounded by the context window (``fills_window``);
+tool definitions the cookbook's fitted formula in ``_tools``; tool calls in assistant messages
+count their name and arguments. Whatever is approximated is said in ``notes``, and
 ``exact`` is True exactly when there are no notes.
 
 User text is encoded with ``encode_ordinary``: a message containing ``<|endoftext|>`` is counted
@@ -30,6 +32,13 @@ from guardedllm.estimate._images import (
     data_url_image_size,
     image_tokens,
     max_image_tokens,
+)
+from guardedllm.estimate._media import (
+    MEDIA_RATES_CEILING,
+    MediaBound,
+    MediaTokenRates,
+    audio_part_bound,
+    file_part_bound,
 )
 from guardedllm.estimate._tools import count_tool_tokens, tool_formula_for
 
@@ -71,12 +80,23 @@ class TokenCount:
     """Prompt tokens of a request; ``exact`` is True exactly when ``notes`` is empty.
 
     ``notes`` says what was approximated, one short sentence each, e.g. an image whose size is
-    unknown counted at its worst case.
+    unknown counted at its worst case. ``fills_window`` is True when a part could not be read
+    at all (an OpenAI ``file_id``, a part type not documented): ``tokens`` leaves it out, and
+    an estimate counts the input as all of the context window the output leaves.
     """
 
     tokens: int = attrs.field(validator=attrs.validators.ge(0))
     exact: bool
     notes: tuple[str, ...] = ()
+    fills_window: bool = False
+
+
+@attrs.frozen
+class _Rates:
+    """The rates a count prices images and media at."""
+
+    image: ImageTokenRates
+    media: MediaTokenRates
 
 
 def count_chat_tokens(
@@ -85,21 +105,24 @@ def count_chat_tokens(
     encoding: tiktoken.Encoding,
     tools: Sequence[Mapping[str, Any]] | None = None,
     image_rates: ImageTokenRates = GPT_4O_IMAGE_RATES,
+    media_rates: MediaTokenRates = MEDIA_RATES_CEILING,
 ) -> TokenCount:
-    """Prompt tokens of OpenAI-shaped ``messages`` (and ``tools``) under ``encoding``.
+    """Prompt tokens of OpenAI-shaped ``messages`` (and ``tools``) under ``encoding``; audio,
+    video and file parts are bounded at ``media_rates`` (by default the largest of the vendors').
 
     Raises ``InvalidRequestError`` for a message that is not an OpenAI chat message.
     """
+    rates = _Rates(image_rates, media_rates)
     counter = _Counter.direct(encoding)
     if counter is not None:
         try:
-            return _count(messages, counter, encoding.name, tools, image_rates)
+            return _count(messages, counter, encoding.name, tools, rates)
         except UnicodeEncodeError:
             # Text tiktoken's wrapper repairs first (lone surrogates) makes its encoder raise:
             # the count starts over through the wrapper (counting is pure: nothing is counted
             # twice).
             pass
-    return _count(messages, _Counter.wrapped(encoding), encoding.name, tools, image_rates)
+    return _count(messages, _Counter.wrapped(encoding), encoding.name, tools, rates)
 
 
 @attrs.frozen
@@ -161,13 +184,14 @@ def _count(
     counter: _Counter,
     encoding_name: str,
     tools: Sequence[Mapping[str, Any]] | None,
-    image_rates: ImageTokenRates,
+    rates: _Rates,
 ) -> TokenCount:
     roles = _role_tokens.get(encoding_name)
     if roles is None:
         roles = _role_tokens.setdefault(encoding_name, {})
     notes: list[str] = []
     texts: list[str] = []  # counted together at the end
+    unread: list[MediaBound] = []  # parts only the context window bounds
     total = _REPLY_PRIMING
     for index, message in enumerate(messages):
         if type(message) is not dict and not isinstance(message, Mapping):
@@ -194,7 +218,7 @@ def _count(
             elif value is None:
                 continue
             elif key == "content":
-                total += _content_tokens(value, index, texts, image_rates, notes)
+                total += _content_tokens(value, index, texts, rates, notes=notes, unread=unread)
             elif key == "tool_calls":
                 _tool_calls_texts(value, index, texts)
                 _add(notes, _NOTE_TOOL_CALLS)
@@ -209,7 +233,7 @@ def _count(
             tools, encode=counter.encode, formula=tool_formula_for(encoding_name)
         )
         _add(notes, _NOTE_TOOLS)
-    return TokenCount(tokens=total, exact=not notes, notes=tuple(notes))
+    return TokenCount(tokens=total, exact=not notes, notes=tuple(notes), fills_window=bool(unread))
 
 
 def _add(notes: list[str], note: str) -> None:
@@ -221,8 +245,10 @@ def _content_tokens(
     content: object,
     index: int,
     texts: list[str],
-    rates: ImageTokenRates,
+    rates: _Rates,
+    *,
     notes: list[str],
+    unread: list[MediaBound],
 ) -> int:
     """The tokens of a list of content parts that are not text; its texts go to ``texts``."""
     if not isinstance(content, Sequence) or isinstance(content, (bytes, bytearray)):
@@ -238,7 +264,7 @@ def _content_tokens(
         elif kind == "refusal":
             texts.append(_part_str(part, "refusal", index))
         elif kind == "image_url":
-            total += _image_part_tokens(part, index, rates, notes)
+            total += _image_part_tokens(part, index, rates.image, notes)
         elif isinstance(part, str):
             texts.append(part)  # some SDKs allow bare strings in a parts list
         elif kind is None:
@@ -247,7 +273,20 @@ def _content_tokens(
                 '"type" ("text", "image_url", ...).'
             )
         else:
-            _add(notes, f"content part type {kind!r} not counted")
+            if kind == "input_audio":
+                bound = audio_part_bound(part, rates.media)
+            elif kind == "file":
+                bound = file_part_bound(part, rates.media)
+            else:
+                bound = MediaBound(
+                    rest_of_window=True,
+                    note=f"content part type {kind!r} cannot be counted: counted as all of the "
+                    "context window the rest of the request leaves",
+                )
+            _add(notes, bound.note)
+            if bound.rest_of_window:
+                unread.append(bound)
+            total += bound.tokens
     return total
 
 

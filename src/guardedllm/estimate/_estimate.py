@@ -5,6 +5,11 @@ Worst case first: ``cost_usd_max`` assumes every output token the request may pr
 what spend budgets reserve and ``max_cost_usd`` caps compare against, so it must never be low.
 ``cost_usd_expected`` is a planning figure for dashboards and routing, not a bound.
 
+A part no tokenizer counts is bounded: audio, video and PDFs at the vendor's published rates
+(``MediaTokenRates``), and a part that cannot be read at all (an OpenAI ``file_id``) by the
+context window: the input is counted as all of the window the output leaves free, the most a
+vendor can bill for it.
+
 For a deployment whose vendor tokenizer is not the tiktoken encoding named (Anthropic, Gemini,
 ...), the count is scaled: ``ceil(count * calibration * (1 + safety_margin))``, and the estimate is
 marked not exact.
@@ -24,6 +29,7 @@ from guardedllm.estimate._cost import Prices, priced
 from guardedllm.estimate._count import TokenCount, count_chat_tokens
 from guardedllm.estimate._encodings import get_encoding
 from guardedllm.estimate._images import GPT_4O_IMAGE_RATES, ImageTokenRates
+from guardedllm.estimate._media import MEDIA_RATES_CEILING, MediaTokenRates
 
 __all__ = ["DEFAULT_EXPECTED_OUTPUT_TOKENS", "Estimate", "estimate_request", "with_counted_input"]
 
@@ -70,6 +76,7 @@ def estimate_request(
     exact_tokenizer: bool = True,
     expected_output_tokens: int | None = None,
     image_rates: ImageTokenRates = GPT_4O_IMAGE_RATES,
+    media_rates: MediaTokenRates = MEDIA_RATES_CEILING,
     count: TokenCount | None = None,
 ) -> Estimate:
     """Estimate ``messages`` (+ ``tools``, ``max_tokens``) on the deployment described.
@@ -101,7 +108,11 @@ def estimate_request(
 
     if count is None:
         count = count_chat_tokens(
-            messages, encoding=get_encoding(tokenizer), tools=tools, image_rates=image_rates
+            messages,
+            encoding=get_encoding(tokenizer),
+            tools=tools,
+            image_rates=image_rates,
+            media_rates=media_rates,
         )
     notes = list(count.notes)
     if exact_tokenizer:
@@ -119,6 +130,10 @@ def estimate_request(
             f"max_tokens {max_tokens} is above {deployment_name}'s max_output_tokens "
             f"{max_output_tokens}: estimated with {max_output_tokens}"
         )
+
+    if count.fills_window:
+        # A vendor bills no more input than its window holds beside the output it may give.
+        input_tokens = max(input_tokens, context_window - max_output)
 
     expected = DEFAULT_EXPECTED_OUTPUT_TOKENS
     if expected_output_tokens is not None:

@@ -13,8 +13,13 @@ from types import MappingProxyType
 from guardedllm import defaults
 from guardedllm.errors import InvalidRequestError, ModelNotFoundError, NoRouteError
 from guardedllm.estimate import (
+    ANTHROPIC_MEDIA_RATES,
+    GEMINI_MEDIA_RATES,
+    MEDIA_RATES_CEILING,
+    OPENAI_MEDIA_RATES,
     Calibrator,
     Estimate,
+    MediaTokenRates,
     Prices,
     TokenCount,
     cost_usd,
@@ -43,21 +48,35 @@ _NO_LATENCIES: Mapping[str, float] = MappingProxyType({})
 # vendor's count is an estimate from a stand-in tokenizer, with a safety margin.
 EXACT_TOKENIZER_KINDS = frozenset({"openai", "azure-openai"})
 
+# The rates at which each provider kind's vendor counts audio, video and PDF pages; any other
+# kind (an OpenAI-compatible server, whatever model it runs) gets the largest of them.
+MEDIA_RATES_BY_KIND: Mapping[str, MediaTokenRates] = MappingProxyType(
+    {
+        "openai": OPENAI_MEDIA_RATES,
+        "azure-openai": OPENAI_MEDIA_RATES,
+        "anthropic": ANTHROPIC_MEDIA_RATES,
+        "gemini": GEMINI_MEDIA_RATES,
+    }
+)
+
 
 class TokenCounts:
-    """A request's prompt counted once per tokenizer: the deployments of a route mostly share
-    one, and rules, estimates and the plan all ask."""
+    """A request's prompt counted once per tokenizer (and vendor's media rates): the
+    deployments of a route mostly share one, and rules, estimates and the plan all ask."""
 
     def __init__(self, request: ChatRequest) -> None:
         self._request = request
-        self._counts: dict[str, TokenCount] = {}
+        self._counts: dict[tuple[str, MediaTokenRates], TokenCount] = {}
 
-    def of(self, tokenizer: str) -> TokenCount:
-        found = self._counts.get(tokenizer)
+    def of(self, tokenizer: str, media: MediaTokenRates = MEDIA_RATES_CEILING) -> TokenCount:
+        found = self._counts.get((tokenizer, media))
         if found is None:
             request = self._request
-            found = self._counts[tokenizer] = count_chat_tokens(
-                request.messages, encoding=get_encoding(tokenizer), tools=request.tools
+            found = self._counts[tokenizer, media] = count_chat_tokens(
+                request.messages,
+                encoding=get_encoding(tokenizer),
+                tools=request.tools,
+                media_rates=media,
             )
         return found
 
@@ -419,7 +438,9 @@ def estimate_on(
     """The pre-flight estimate of ``request`` on ``deployment``. ``calibration`` scales the
     count of a stand-in tokenizer (it does not apply where the count is exact); ``counts``
     shares the prompt's count with other deployments of the same tokenizer."""
-    exact = registry.provider_of(deployment).kind in EXACT_TOKENIZER_KINDS
+    kind = registry.provider_of(deployment).kind
+    exact = kind in EXACT_TOKENIZER_KINDS
+    media = MEDIA_RATES_BY_KIND.get(kind, MEDIA_RATES_CEILING)
     return estimate_request(
         request.messages,
         tools=request.tools,
@@ -432,7 +453,8 @@ def estimate_on(
         calibration=calibration,
         safety_margin=0.0 if exact else defaults.ESTIMATE_SAFETY_MARGIN,
         exact_tokenizer=exact,
-        count=counts.of(deployment.tokenizer) if counts is not None else None,
+        media_rates=media,
+        count=counts.of(deployment.tokenizer, media) if counts is not None else None,
     )
 
 
