@@ -5,6 +5,7 @@ fastest-first, and the explanation in ``resp.guard``."""
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import anyio
@@ -329,7 +330,8 @@ def test_fastest_first_follows_the_recent_average_latency(
 ) -> None:
     fake_provider.script(model="gpt-4o-mini-2024-07-18", latency=0.25)
     policies = [None, Policy(allowed_deployments=["claude-haiku"]), None, None]
-    with Client(registry, environ=ENVIRON) as client:
+    # A draw past the exploration shares: the order is the measured one.
+    with Client(registry, environ=ENVIRON, random=lambda: 0.5) as client:
         served = [
             answered(
                 client.chat.completions.create(model="quick", messages=SHORT, policy=policy)
@@ -344,6 +346,26 @@ def test_fastest_first_follows_the_recent_average_latency(
     assert "no recent latency" in served[0].plan[0].reason
     assert served[3] is not None
     assert served[3].plan[0].reason.startswith("recent average")
+
+
+def test_fastest_finds_the_faster_deployment_it_had_no_latency_for(
+    registry: Registry, fake_provider: FakeProvider
+) -> None:
+    # The slower deployment is listed first: it answers the first call and is measured, and
+    # without exploration every later call went to it too (claude-haiku was never tried).
+    fake_provider.script(model="gpt-4o-mini-2024-07-18", latency=0.03)
+    with Client(registry, environ=ENVIRON, random=random.Random(16).random) as client:
+        served = [
+            answered(client.chat.completions.create(model="quick", messages=SHORT)).guard
+            for _ in range(40)
+        ]
+    deployments = [g.deployment for g in served if g is not None]
+    assert deployments[0] == "gpt-4o-mini"
+    found = deployments.index("claude-haiku")
+    assert any("exploring" in e.reason for g in served[found : found + 1] if g for e in g.plan)
+    # Once measured, the faster one takes almost every call (a few re-measure the other).
+    after = deployments[found + 1 :]
+    assert after.count("claude-haiku") >= 0.8 * len(after)
 
 
 # ---------------------------------------------------------------------------- explanation

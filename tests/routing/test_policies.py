@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
@@ -171,6 +172,53 @@ def test_fastest_orders_by_recent_latency_unknown_last() -> None:
 
 def test_fastest_without_latencies_keeps_the_order() -> None:
     assert names(plan(Fastest(of=["haiku", "mini"]))) == ["haiku", "mini"]
+
+
+def firsts(policy: RoutePolicy, latencies: dict[str, float], calls: int) -> dict[str, int]:
+    """How many of ``calls`` plans, drawing from one seeded source, put each deployment first."""
+    source = random.Random(16)
+    counts: dict[str, int] = {}
+    for _ in range(calls):
+        result = plan_route(
+            registry(),
+            ChatRequest(model="support", messages=SHORT),
+            Policy(),
+            latencies=latencies,
+            route_policy=policy,
+            random=source.random,
+        )
+        first = result.deployments[0].name
+        counts[first] = counts.get(first, 0) + 1
+    return counts
+
+
+def test_fastest_explores_a_deployment_with_no_latency() -> None:
+    counts = firsts(Fastest(of=["haiku", "mini"]), {"haiku": 0.2}, calls=2000)
+    # 10 % of calls go first to the unmeasured one: 200 expected, 3.4 standard deviations
+    # (13.4 calls) either way allowed.
+    assert 155 <= counts["mini"] <= 245
+    assert counts["haiku"] == 2000 - counts["mini"]
+
+
+def test_fastest_once_both_are_measured_the_faster_wins_most() -> None:
+    counts = firsts(Fastest(of=["haiku", "mini"]), {"haiku": 0.9, "mini": 0.1}, calls=2000)
+    # 2 % re-measure the slower one: 40 expected, about 6.3 standard deviation.
+    assert 18 <= counts.get("haiku", 0) <= 62
+    assert counts["mini"] >= 1938
+
+
+def test_fastest_explores_only_with_a_random_source() -> None:
+    # An estimate plans without one: always the measured order.
+    for _ in range(50):
+        assert names(plan(Fastest(of=["haiku", "mini"]), latencies={"haiku": 0.2})) == [
+            "haiku",
+            "mini",
+        ]
+
+
+def test_fastest_shares_are_shares() -> None:
+    with pytest.raises(ValueError, match="explore is a share of calls"):
+        Fastest(of=["haiku"], explore=1.5)
 
 
 def test_split_is_sticky_by_key_and_spills_to_other_arms() -> None:

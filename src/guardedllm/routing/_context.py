@@ -95,6 +95,13 @@ class Context:
             return None
         return self._random() % 1.0  # a source may return 1.0; a draw is in [0, 1)
 
+    def explore_draw(self) -> float | None:
+        """A draw from the engine's random source alone (a caller's draw picks a split's arm
+        and must not also decide exploration), or None when planning has no source."""
+        if self._random is None:
+            return None
+        return self._random() % 1.0
+
     def input_tokens(self) -> int:
         """The estimated prompt tokens, counted once and only if a policy asks."""
         if self._input_tokens is None:

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 
 import attrs
 
+from guardedllm import defaults
 from guardedllm.errors import InvalidRequestError
 from guardedllm.registry import Condition
 from guardedllm.routing._context import Context, RoutePolicy, Selection
@@ -74,6 +75,11 @@ def _triggers(values: Iterable[str]) -> frozenset[str]:
 
 # Built directly rather than with attrs.evolve, whose generic path is several times slower:
 # these run for every entry of every block of a composed policy, on every call.
+
+
+def _share(_: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{attribute.name} is a share of calls, from 0 to 1; got {value!r}")
 
 
 def _entry(entry: PlanEntry, reason: str, *, included: bool | None = None) -> PlanEntry:
@@ -248,9 +254,21 @@ class Cheapest:
 class Fastest:
     """``of``'s deployments, lowest recent average latency first; those with no recent
     latency follow, in ``of``'s order. A deployment is measured whenever it answers: as a
-    fallback, or when a call's ``Policy.allowed_deployments`` or a split sends it traffic."""
+    fallback, or when a call's ``Policy.allowed_deployments`` or a split sends it traffic.
+
+    Ordering by what was measured alone never measures the rest: a deployment with no latency
+    would never be tried first, nor a slower one re-measured after it got faster. So a call
+    that draws from the engine's random source explores (the epsilon-greedy rule of bandit
+    routing: a share, not "an unmeasured deployment first", since one that only fails is never
+    measured and would otherwise take every call's first attempt): with probability
+    ``explore`` it goes first to a deployment with no latency yet, and with probability
+    ``refresh`` to a measured one that is not the fastest, so its average stays current. A
+    plan made without a random source (an estimate) does not explore.
+    """
 
     of: RoutePolicy = attrs.field(converter=as_policy)
+    explore: float = attrs.field(default=defaults.FASTEST_EXPLORE_SHARE, validator=_share)
+    refresh: float = attrs.field(default=defaults.FASTEST_REFRESH_SHARE, validator=_share)
 
     def select(self, context: Context, trail: tuple[str, ...]) -> Selection:
         chosen = self.of.select(context, trail)
@@ -271,7 +289,34 @@ class Fastest:
             _entry(entry, f"recent average {latency:.3f} s: {entry.reason}")
             for latency, _, entry in known
         ]
-        return _with(chosen, entries=(*fast, *unknown, *others))
+        ranked = [*fast, *unknown]
+        # Unmeasured deployments that would not come first anyway, and measured slower ones.
+        unmeasured = [e for e in unknown if e is not ranked[0]]
+        slower = fast[1:]
+        if unmeasured or slower:
+            draw = context.explore_draw()
+            if draw is not None:
+                ranked = self._explored(ranked, unmeasured, slower, draw)
+        return _with(chosen, entries=(*ranked, *others))
+
+    def _explored(
+        self,
+        ranked: list[PlanEntry],
+        unmeasured: list[PlanEntry],
+        slower: list[PlanEntry],
+        draw: float,
+    ) -> list[PlanEntry]:
+        """``ranked`` with one deployment moved first when ``draw`` falls in a share."""
+        if unmeasured and draw < self.explore:
+            pick = unmeasured[int(draw / self.explore * len(unmeasured))]
+            why = f"exploring, first in {self.explore:.0%} of calls: it has no latency yet"
+        elif slower and 0 <= draw - self.explore < self.refresh:
+            pick = slower[int((draw - self.explore) / self.refresh * len(slower))]
+            why = f"re-measuring, first in {self.refresh:.0%} of calls: not the fastest"
+        else:
+            return ranked
+        first = _entry(pick, f"{why}; {pick.reason}")
+        return [first, *(entry for entry in ranked if entry is not pick)]
 
 
 @attrs.frozen(kw_only=True)
