@@ -168,6 +168,13 @@ FASTEST_EXPLORE_SHARE = 0.1
 # second, for a small cost in latency.
 FASTEST_REFRESH_SHARE = 0.02
 
+# The typical call `guardedllm check` measures routes against when it warns that a route's
+# max_cost_usd rules a deployment out: a short prompt (a system line and a question, about a
+# thousand tokens) asking for up to 1,024 output tokens, a common max_tokens in SDK examples.
+# A deployment whose worst case for it is over the cap never serves such a call.
+CHECK_TYPICAL_INPUT_TOKENS = 1_000
+CHECK_TYPICAL_MAX_TOKENS = 1_024
+
 # Shadow copies running at once, per route, when the config does not say: enough to watch a
 # candidate on a busy route, few enough that a hung candidate holds a handful of connections.
 SHADOW_MAX_IN_FLIGHT = 4

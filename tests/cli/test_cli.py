@@ -15,7 +15,7 @@ import pytest
 from guardedllm.cli import main
 from guardedllm.testing import FakeProvider
 from redis_server import RedisServer
-from support import ENVIRON, config_text
+from support import ENVIRON, config_at, config_text
 
 MISMATCH = """
 [providers.openai]
@@ -59,6 +59,59 @@ def test_check_passes_a_valid_config(tmp_path: Path, capsys: pytest.CaptureFixtu
     path = write(tmp_path, agreeing)
     assert main(["check", path, "--env", "staging", "--env", "prod"]) == 0
     assert "staging and prod agree" in capsys.readouterr().out
+
+
+# A typical call (1,000 input tokens, max_tokens 1,024) costs at most $0.000764 on
+# gpt-4o-mini (1,000 x 0.15 + 1,024 x 0.60, per million) and $0.004976 on claude-haiku (its
+# stand-in count 1,100 with the 10 % margin, x 0.80, + 1,024 x 4.00): a $0.002 cap leaves
+# claude-haiku out of every such call. llama declares no "vision", which the rule needs.
+UNREACHABLE = """
+[routes.capped]
+fallback = ["gpt-4o-mini", "claude-haiku"]
+max_cost_usd = 0.002
+
+[routes.pictures]
+fallback = ["gpt-4o-mini"]
+
+[[routes.pictures.rules]]
+when = { capabilities = ["vision"] }
+use = "mixed"
+
+[routes.mixed]
+fallback = ["llama", "gpt-4o-mini"]
+"""
+
+
+def test_check_warns_of_deployments_no_typical_call_reaches(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, config_at("http://127.0.0.1:9") + UNREACHABLE)
+    assert main(["check", path]) == 0
+    out, err = capsys.readouterr()
+    assert "ok (" in out
+    assert "2 warnings" in out
+    warnings = [line for line in err.splitlines() if "warning:" in line]
+    assert len(warnings) == 2
+    capped, rule = warnings
+    assert "warning: routes.capped.max_cost_usd: 'claude-haiku' is never used" in capped
+    assert "$0.004976" in capped
+    assert "gpt-4o-mini" not in capped
+    assert "warning: routes.pictures.rules[0].use: 'llama' is never used" in rule
+    assert "['vision']" in rule
+    # --strict turns them into a failure.
+    assert main(["check", path, "--strict"]) == 1
+    assert "2 warnings in" in capsys.readouterr().err
+
+
+def test_check_does_not_warn_when_the_cap_fits(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fitting = UNREACHABLE.replace("max_cost_usd = 0.002", "max_cost_usd = 0.005")
+    fitting = fitting.replace('["llama", "gpt-4o-mini"]', '["gpt-4o-mini"]')
+    path = write(tmp_path, config_at("http://127.0.0.1:9") + fitting)
+    assert main(["check", path, "--strict"]) == 0
+    out, err = capsys.readouterr()
+    assert "warning" not in out + err
 
 
 def test_check_catches_a_staging_prod_alias_mismatch(

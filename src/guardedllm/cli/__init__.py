@@ -34,6 +34,11 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--env", action="append", default=[], metavar="NAME", help="environment (repeatable)"
     )
+    check.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 on warnings too (a route deployment no typical call can reach)",
+    )
 
     smoke = commands.add_parser(
         "smoke",
@@ -75,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check":
             from guardedllm.cli._check import run_check
 
-            return run_check(args.config, args.env)
+            return run_check(args.config, args.env, strict=args.strict)
         if args.command == "smoke":
             from guardedllm.cli._smoke import run_smoke
 

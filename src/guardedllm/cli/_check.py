@@ -1,35 +1,50 @@
-"""``guardedllm check CONFIG [--env NAME ...]``: validate a config before it ships, its spend
-budgets and ``[state]`` store included (the store is not contacted: ``smoke`` pings it)."""
+"""``guardedllm check CONFIG [--env NAME ...] [--strict]``: validate a config before it ships,
+its spend budgets and ``[state]`` store included (the store is not contacted: ``smoke`` pings
+it). Warnings (a route deployment no typical call can reach) are printed with their key and
+do not fail the check unless ``--strict``."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from guardedllm.errors import ConfigError, ConfigProblem
 from guardedllm.registry import Registry
+from guardedllm.routing import route_warnings
 
 __all__ = ["run_check"]
 
 
-def run_check(path: str, envs: Sequence[str]) -> int:
-    """Print every problem of the config at ``path`` (and of each environment); 0 if none."""
+def run_check(path: str, envs: Sequence[str], *, strict: bool = False) -> int:
+    """Print every problem of the config at ``path`` (and of each environment), then every
+    warning; 0 if no problem (and, with ``strict``, no warning)."""
     try:
         base = Registry.from_toml(path)
     except ConfigError as exc:
         print(f"guardedllm check: {exc}", file=sys.stderr)
         return 1
     problems: list[ConfigProblem] = []
+    warnings = dict.fromkeys(route_warnings(base))
     # Every declared environment must load; the named ones are also compared with each other.
     for env in dict.fromkeys([*envs, *base.environments]):
         try:
-            base.with_env(env)
+            view = base.with_env(env)
         except ConfigError as exc:
             problems.extend(exc.problems)
+        else:
+            warnings.update(dict.fromkeys(route_warnings(view)))
     if len(envs) >= 2 and not problems:
         problems.extend(base.compare_environments(list(dict.fromkeys(envs))))
     if problems:
         print(f"guardedllm check: {ConfigError(problems, source=path)}", file=sys.stderr)
+        return 1
+    if strict and warnings:
+        _print_warnings(warnings)
+        print(
+            f"guardedllm check: {len(warnings)} warnings in {path} (--strict): fix each key "
+            "listed above, or drop --strict to let warnings pass",
+            file=sys.stderr,
+        )
         return 1
     counts = (
         f"{len(base.providers)} providers, {len(base.models)} models, "
@@ -40,5 +55,12 @@ def run_check(path: str, envs: Sequence[str]) -> int:
     counts += f"; state store {base.state.url}" if base.state is not None else ""
     checked = f"; environments {', '.join(base.environments)}" if base.environments else ""
     compared = f"; {' and '.join(envs)} agree" if len(envs) >= 2 else ""
-    print(f"guardedllm check: {path}: ok ({counts}{checked}{compared})")
+    warned = f"; {len(warnings)} warnings" if warnings else ""
+    print(f"guardedllm check: {path}: ok ({counts}{checked}{compared}{warned})")
+    _print_warnings(warnings)
     return 0
+
+
+def _print_warnings(warnings: Iterable[ConfigProblem]) -> None:
+    for warning in warnings:
+        print(f"guardedllm check: warning: {warning.key}: {warning.message}", file=sys.stderr)

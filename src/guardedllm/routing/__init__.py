@@ -33,6 +33,7 @@ from guardedllm.routing._policies import (
     matches,
 )
 from guardedllm.routing._sticky import pick_weighted, position
+from guardedllm.routing._warnings import route_warnings, typical_request
 
 __all__ = [
     "Arm",
@@ -64,6 +65,8 @@ __all__ = [
     "policy_of",
     "position",
     "prices_of",
+    "route_warnings",
     "sample_shadow",
+    "typical_request",
     "usage_cost",
 ]
