@@ -40,6 +40,7 @@ IMAGE = (
         ],
     },
 )
+FILE_BY_ID = ({"role": "user", "content": [{"type": "file", "file": {"file_id": "file-1"}}]},)
 TOOLS = ({"type": "function", "function": {"name": "f", "parameters": {}}},)
 
 
@@ -95,6 +96,9 @@ def test_unknown_name_fails_with_did_you_mean() -> None:
         (Condition(max_input_tokens=100), {"messages": SHORT}, None, "tiny"),
         (Condition(max_input_tokens=100), {"messages": LONG}, None, "big"),
         (Condition(min_input_tokens=1000), {"messages": LONG}, None, "tiny"),
+        # A file by id may be any size: never a short prompt.
+        (Condition(max_input_tokens=100), {"messages": FILE_BY_ID}, None, "big"),
+        (Condition(min_input_tokens=1000), {"messages": FILE_BY_ID}, None, "tiny"),
         (Condition(max_output_tokens=50), {"max_tokens": 20}, None, "tiny"),
         (Condition(max_output_tokens=50), {"max_tokens": 200}, None, "big"),
         (Condition(max_output_tokens=50), {}, None, "big"),

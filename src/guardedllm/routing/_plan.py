@@ -185,7 +185,12 @@ def plan_route(
         return found
 
     def count_tokens() -> int:
-        return counts.of(RULE_TOKENIZER).tokens
+        count = counts.of(RULE_TOKENIZER)
+        if count.fills_window:
+            # A part no one can count (a file_id) may fill any window: as large as the
+            # largest, so a rule for short prompts does not take it for one.
+            return max(count.tokens, *(d.context_window for d in registry.models.values()))
+        return count.tokens
 
     def route_policy_of(name: str) -> RoutePolicy:
         return policy_of(registry.routes[name])
