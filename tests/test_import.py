@@ -43,3 +43,25 @@ def test_the_first_client_loads_them() -> None:
         "guardedllm.Client(registry).close()"
     )
     assert {"guardedllm.engine._engine", "guardedllm.routing", "opentelemetry.trace"} <= loaded
+
+
+def test_the_guards_warnings_stay_silent_until_logging_is_configured() -> None:
+    # Python's last-resort handler prints a warning of a logger with no handler to stderr; a
+    # library's NullHandler keeps an application that configured no logging quiet.
+    code = (
+        "import logging, guardedllm; "
+        "logging.getLogger('guardedllm').warning('circuit breaker for a: closed -> open')"
+    )
+    quiet = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr == ""
+    shown = subprocess.run(
+        [sys.executable, "-c", "import logging; logging.basicConfig(); " + code],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "closed -> open" in shown.stderr  # configured logging still sees it

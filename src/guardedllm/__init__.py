@@ -5,6 +5,8 @@ a validated model registry, pre-flight token and cost estimates, routing and fal
 within one deadline, and typed errors. Importing it does no work: no network, no file parsing.
 """
 
+import logging
+
 from guardedllm import errors
 from guardedllm._version import __version__
 from guardedllm.aclient import AsyncClient, AsyncStream
@@ -14,6 +16,11 @@ from guardedllm.estimate import Estimate
 from guardedllm.policy import Policy, policy_scope
 from guardedllm.registry import Registry
 from guardedllm.types import ChatCompletion, ChatCompletionChunk, GuardInfo, Usage
+
+# A library adds no handler of its own but this one: without it, Python's last-resort handler
+# prints the guards' warnings (a breaker opening) to stderr in an application that configured no
+# logging. Configure the "guardedllm" logger to see them.
+logging.getLogger("guardedllm").addHandler(logging.NullHandler())
 
 __all__ = [
     "AsyncClient",

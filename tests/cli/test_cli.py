@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+import guardedllm
 from guardedllm.cli import main
 from guardedllm.testing import FakeProvider
 from redis_server import RedisServer
@@ -52,6 +53,13 @@ def write(tmp_path: Path, text: str, name: str = "guardedllm.toml") -> str:
     path = tmp_path / name
     path.write_text(text)
     return str(path)
+
+
+def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"guardedllm {guardedllm.__version__}"
 
 
 def test_check_passes_a_valid_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from guardedllm._version import __version__
 from guardedllm.errors import GuardedLLMError
 
 __all__ = ["main"]
@@ -21,6 +22,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Guarded LLM calls: validate configs, smoke-test deployments, estimate "
         "cost, and see the guards at work.",
     )
+    parser.add_argument("--version", action="version", version=f"guardedllm {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     check = commands.add_parser(
