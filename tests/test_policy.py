@@ -24,3 +24,19 @@ def test_a_day_is_the_longest_duration(field: str) -> None:
 def test_a_hedge_delay_is_positive_and_at_most_a_day(value: float) -> None:
     with pytest.raises(ValueError, match="hedge_after_s"):
         Policy(hedge_after_s=value)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("max_cost_usd", "0.01", "must be a number"),
+        ("deadline_s", "5", "must be a number"),
+        ("timeout_s", True, "must be a number"),
+        ("max_attempts", 2.0, "must be a whole number"),
+        ("max_attempts", "3", "must be a whole number"),
+    ],
+)
+def test_a_setting_that_is_no_number_says_so(field: str, value: object, expected: str) -> None:
+    # Not a TypeError from comparing a str with an int, deep in a validator.
+    with pytest.raises(TypeError, match=f"Policy.{field} {expected}"):
+        Policy(**{field: value})

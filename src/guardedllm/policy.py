@@ -23,7 +23,22 @@ if TYPE_CHECKING:
 __all__ = ["Policy", "current_policy", "policy_scope"]
 
 
+def _number(attribute: attrs.Attribute[Any], value: object, *, whole: bool = False) -> None:
+    """A TypeError that says what to pass, for a setting that is no number (a string from an
+    environment variable, a bool), instead of a comparison's error later."""
+    kinds = (int,) if whole else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        what = "a whole number" if whole else "a number"
+        raise TypeError(
+            f"Policy.{attribute.name} must be {what} (or None to inherit); got "
+            f"{type(value).__name__} {value!r}: convert it first, e.g. "
+            f"{'int' if whole else 'float'}(os.environ[...])"
+        )
+
+
 def _positive(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None:
+        _number(attribute, value)
     if value is not None and not value > 0:
         raise ValueError(f"Policy.{attribute.name} must be > 0 (or None to inherit); got {value!r}")
 
@@ -38,6 +53,8 @@ def _seconds(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> No
 
 
 def _at_least_one(_: Any, attribute: attrs.Attribute[Any], value: int | None) -> None:
+    if value is not None:
+        _number(attribute, value, whole=True)
     if value is not None and value < 1:
         raise ValueError(
             f"Policy.{attribute.name} must be >= 1 (or None to inherit); got {value!r}"
