@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import socket
 import threading
 import time
 import warnings
@@ -63,6 +64,32 @@ def test_start_and_stop_are_idempotent_and_restartable() -> None:
     with fake:
         assert httpx.post(fake.openai_base_url + "/chat/completions", json=CHAT).is_success
     assert "stopped" in repr(fake)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_a_fixed_port_is_served_and_kept_across_restarts() -> None:
+    # A static config file (base_url = "http://127.0.0.1:PORT/v1") can point at it.
+    port = _free_port()
+    fake = FakeProvider(port=port)
+    with fake:
+        assert fake.port == port
+        assert fake.base_url == f"http://127.0.0.1:{port}"
+        assert httpx.post(fake.openai_base_url + "/chat/completions", json=CHAT).is_success
+    with fake:  # started again: the same port
+        assert fake.port == port
+        with pytest.raises(RuntimeError, match=f"port {port}"), FakeProvider(port=port):
+            pass  # the port is taken: a clear error, not a server on another port
+
+
+@pytest.mark.parametrize("port", [-1, 65536, "8080", True])
+def test_a_port_that_is_no_port_number_is_refused(port: object) -> None:
+    with pytest.raises(ValueError, match="port must be"):
+        FakeProvider(port=port)  # type: ignore[arg-type]
 
 
 def test_stop_leaves_no_thread_socket_or_warning() -> None:

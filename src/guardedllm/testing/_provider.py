@@ -50,10 +50,12 @@ class FakeProvider:
     ``:streamGenerateContent`` and ``:countTokens`` (Gemini; ``/v1/models/...`` too).
 
     ``models=None`` serves every model id; a collection makes every other id answer 404
-    model-not-found in the vendor's format. ``require_api_key`` makes requests without that
-    key fail as the vendor fails them (401; Gemini: 403 without a key, 400 API_KEY_INVALID
-    with a wrong one). The server runs in its own thread and event loop, so sync, asyncio
-    and trio clients can all use it; it is safe to script and read from any thread.
+    model-not-found in the vendor's format. ``port`` fixes the port (so a static config file
+    can point at it); the default, 0, takes a free one. ``require_api_key`` makes requests
+    without that key fail as the vendor fails them (401; Gemini: 403 without a key, 400
+    API_KEY_INVALID with a wrong one). The server runs in its own thread and event loop, so
+    sync, asyncio and trio clients can all use it; it is safe to script and read from any
+    thread.
     """
 
     def __init__(
@@ -61,9 +63,13 @@ class FakeProvider:
         *,
         models: Iterable[str] | None = None,
         host: str = "127.0.0.1",
+        port: int = 0,
         require_api_key: str | None = None,
     ) -> None:
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError(f"port must be 0 (any free port) or a port number; got {port!r}")
         self.host = host
+        self._wanted_port = port
         self._catalog = ModelCatalog(models)
         self._rules = RuleBook()
         self._journal = Journal()
@@ -75,10 +81,13 @@ class FakeProvider:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> FakeProvider:
-        """Start serving (idempotent). After a ``stop()``, starts again on a new port."""
+        """Start serving (idempotent). After a ``stop()``, starts again: on the ``port``
+        given, else on a new free one."""
         with self._lifecycle:
             if self._server is None:
-                server = BackgroundServer(self._make_handler, host=self.host)
+                server = BackgroundServer(
+                    self._make_handler, host=self.host, port=self._wanted_port
+                )
                 self._port = server.start()
                 self._server = server
         return self

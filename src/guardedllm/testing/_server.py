@@ -34,9 +34,12 @@ THREAD_TIMEOUT_S = 10.0
 class BackgroundServer:
     """Serves ``make_handler(stopping)`` on ``host``, port chosen by the OS."""
 
-    def __init__(self, make_handler: Callable[[asyncio.Event], Handler], *, host: str) -> None:
+    def __init__(
+        self, make_handler: Callable[[asyncio.Event], Handler], *, host: str, port: int = 0
+    ) -> None:
         self._make_handler = make_handler
         self._host = host
+        self._wanted_port = port  # 0: a free one the system picks
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -57,8 +60,9 @@ class BackgroundServer:
         if self._error is not None or self.port is None:
             self._thread.join(THREAD_TIMEOUT_S)
             raise RuntimeError(
-                f"the FakeProvider server could not start on {self._host}: {self._error!r}. "
-                "If the host is the problem, pass one this machine has (default 127.0.0.1)."
+                f"the FakeProvider server could not start on {self._host} port "
+                f"{self._wanted_port or '(any)'}: {self._error!r}. Pass a host this machine "
+                "has (default 127.0.0.1), and a port no other server holds (or 0 for any)."
             ) from self._error
         return self.port
 
@@ -99,7 +103,7 @@ class BackgroundServer:
         )
         await runner.setup()
         try:
-            site = web.TCPSite(runner, self._host, 0, backlog=LISTEN_BACKLOG)
+            site = web.TCPSite(runner, self._host, self._wanted_port, backlog=LISTEN_BACKLOG)
             await site.start()
             self.port = int(runner.addresses[0][1])
             self._ready.set()
