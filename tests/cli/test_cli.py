@@ -267,6 +267,22 @@ def test_smoke_reports_a_404_deployment_and_exits_non_zero(
     )
 
 
+def test_smoke_names_the_variable_of_a_missing_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in ENVIRON.items():
+        monkeypatch.setenv(name, value)
+    missing = "TEST_ANTHROPIC_KEY"
+    monkeypatch.delenv(missing)
+    with FakeProvider() as fake:
+        path = smoke_config(tmp_path, fake)
+        assert main(["smoke", path, "--env", "staging"]) == 1
+    failed = capsys.readouterr().err
+    # The table says AuthenticationError; the reason under it says which variable to set.
+    (reason,) = [line for line in failed.splitlines() if missing in line]
+    assert "environment variable" in reason
+
+
 def test_estimate_prints_tokens_cost_and_fit(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], fake_provider: FakeProvider
 ) -> None:

@@ -37,25 +37,30 @@ def smoke_rows(
     timeout_s: float,
     http_client: httpx.Client | None = None,
     environ: Mapping[str, str] | None = None,
-) -> list[list[str]]:
-    """One row per (alias or route, deployment): [name, deployment, status, latency, result].
-    Each deployment is called once, however many names reach it."""
+) -> tuple[list[list[str]], dict[str, str]]:
+    """One row per (alias or route, deployment): [name, deployment, status, latency, result],
+    and each failed deployment's error message (which names what to fix: the variable of a
+    missing key, the model id a vendor does not know). Each deployment is called once, however
+    many names reach it."""
     policy = Policy(max_attempts=1, deadline_s=timeout_s, timeout_s=timeout_s)
     # A smoke call tests a deployment, not the config's spend budgets: none apply to it.
     registry = attrs.evolve(registry, budgets=())
     results: dict[str, tuple[Attempt | None, str | None]] = {}
+    reasons: dict[str, str] = {}
     rows: list[list[str]] = []
     with Client(registry, policy=policy, http_client=http_client, environ=environ) as client:
         for name in [*registry.aliases, *registry.routes]:
             for deployment in registry.resolve(name).deployments:
                 if deployment.name not in results:
-                    results[deployment.name] = _call(client, deployment.name)
+                    results[deployment.name] = _call(client, deployment.name, reasons)
                 attempt, error = results[deployment.name]
                 rows.append(_row(name, deployment.name, attempt, error))
-    return rows
+    return rows, reasons
 
 
-def _call(client: Client, deployment: str) -> tuple[Attempt | None, str | None]:
+def _call(
+    client: Client, deployment: str, reasons: dict[str, str]
+) -> tuple[Attempt | None, str | None]:
     try:
         response = client.chat.completions.create(
             model=deployment, messages=SMOKE_MESSAGES, max_tokens=1
@@ -64,6 +69,7 @@ def _call(client: Client, deployment: str) -> tuple[Attempt | None, str | None]:
         cause = exc.__cause__ if isinstance(exc.__cause__, GuardedLLMError) else exc
         code = f" ({cause.code})" if isinstance(cause, ProviderError) and cause.code else ""
         attempt = exc.attempts[-1] if exc.attempts else None
+        reasons[deployment] = str(cause)  # scrubbed of keys, like every error's message
         return attempt, f"{type(cause).__name__}{code}"
     assert response.guard is not None
     return response.guard.attempts[-1], None
@@ -89,7 +95,7 @@ def ping_store(state: StateConfig, source: str) -> tuple[list[str], str | None]:
 
 def run_smoke(path: str, *, env: str | None, timeout_s: float) -> int:
     registry = Registry.from_toml(path, env=env)
-    rows = smoke_rows(registry, timeout_s=timeout_s)
+    rows, reasons = smoke_rows(registry, timeout_s=timeout_s)
     store_row, store_failure = None, None
     if registry.state is not None:
         store_row, store_failure = ping_store(registry.state, path)
@@ -110,6 +116,8 @@ def run_smoke(path: str, *, env: str | None, timeout_s: float) -> int:
             f"{', '.join(sorted(failed))}. Fix the model ids or credentials before deploying.",
             file=sys.stderr,
         )
+        for deployment in sorted(failed):
+            print(f"  {reasons.get(deployment, deployment + ': failed')}", file=sys.stderr)
         return 1
     if store_failure is not None:
         return 1
