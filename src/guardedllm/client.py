@@ -37,9 +37,12 @@ from guardedllm.engine import (
     Raced,
     Send,
     Sleep,
+    Stated,
+    StateStep,
     Step,
     StreamStart,
     StreamStarted,
+    StreamTracker,
     stream_ended_early,
     succeeded,
     too_slow,
@@ -98,6 +101,7 @@ class Stream:
         finally:
             # A generator never started runs no ``finally`` on close: settle here as well.
             self._tracker.abandon()
+            _settle_guards(self._tracker)
             self.response.close()
 
     def __enter__(self) -> Stream:
@@ -120,7 +124,16 @@ def _read_chunks(
         raise tracker.interrupted(transport_error(exc, tracker.target)) from exc
     finally:
         tracker.abandon()  # a no-op once the stream has ended either way
+        _settle_guards(tracker)
         response.close()
+
+
+def _settle_guards(tracker: StreamTracker) -> None:
+    """Run what the stream's end left for the guards (on a shared store: round trips, which
+    this thread may wait on)."""
+    pending = tracker.take_pending()
+    if pending is not None:
+        pending()
 
 
 def _transport_failure(exc: Exception, step: Send, cap_at: float) -> Failed:
@@ -243,7 +256,13 @@ class Client(ClientBase):
             step = next(flow)
             while True:
                 outcome: Outcome | None = None
-                if isinstance(step, Sleep):
+                if isinstance(step, StateStep):
+                    try:
+                        outcome = Stated(value=step.run())
+                    except Exception as exc:  # the engine decides what a store's failure means
+                        step = flow.throw(exc)
+                        continue
+                elif isinstance(step, Sleep):
                     self._sleep(step.seconds)
                 else:
                     ensure_open(self._http, own=self._owns_http)

@@ -188,3 +188,8 @@ STATE_MAX_TTL_S = 40 * 86400.0
 # is far beyond any clock error between hosts sharing RedisBackend.clock(), and costs a few
 # bytes per key.
 STATE_EXPIRY_SLACK_S = 60.0
+
+# Worker threads of an async client's background runner (state/_background.py), which lets go
+# of what cancelled calls held on a shared store. Each job is a round trip or two; two threads
+# keep a burst of cancellations from queueing behind one slow answer, without a thread per call.
+STATE_BACKGROUND_THREADS = 2

@@ -8,12 +8,14 @@ from typing import TYPE_CHECKING
 from guardedllm import defaults
 from guardedllm.engine._call import Call, Turn
 from guardedllm.engine._classify import breaker_outcome, classify
+from guardedllm.engine._outcomes import learn
 from guardedllm.engine._refusals import wait_too_long
 from guardedllm.errors import GuardedLLMError, ModelNotFoundError, ProviderError, RateLimitedError
 from guardedllm.guards import RetryAfter
 
 if TYPE_CHECKING:
     from guardedllm.engine._engine import Engine
+    from guardedllm.engine._steps import Outcome
 
 __all__ = ["backoff", "failed", "note_failure", "vendor_wait"]
 
@@ -22,15 +24,17 @@ def failed(
     engine: Engine,
     call: Call,
     attempt: Turn,
+    outcome: Outcome | None,
     *,
     number: int,
     error: GuardedLLMError,
     status: int | None,
     latency: float,
 ) -> float | None:
-    """Record a failed attempt; the backoff before retrying here, or None to move on.
-    Raises when the call must end now."""
-    now = engine.clock()
+    """Record a failed attempt (its ``outcome`` and ``error``); the backoff before retrying
+    here, or None to move on. Raises when the call must end now. One phase of guard
+    operations (see ``Engine.state``)."""
+    learn(engine, attempt, outcome)
     retry_after = note_failure(
         engine, call, attempt, number=number, error=error, status=status, latency=latency
     )
@@ -43,7 +47,7 @@ def failed(
         verdict = "fallback"  # the policy lets another vendor try what this one refused
     if verdict == "fail":
         raise error
-    remaining = call.deadline - now
+    remaining = call.deadline - engine.clock()
     if remaining <= 0:  # nothing else can be tried in time
         raise call.deadline_error()
     if verdict == "fallback" or number == call.settings.max_attempts:
@@ -69,8 +73,9 @@ def note_failure(
     latency: float,
 ) -> RetryAfter | None:
     """What every guard learns from a failed attempt. Returns the vendor's Retry-After as the
-    guards honour it (None: the vendor asked for no wait)."""
-    now = engine.clock()
+    guards honour it (None: the vendor asked for no wait). Part of a phase of guard
+    operations: ``now`` is the guards' clock."""
+    now = engine.guards.now()
     name = attempt.deployment.name
     attempt.record_permit(engine.guards, breaker_outcome(error), latency, now, call.span)
     attempt.settle_grant(engine.guards, now)

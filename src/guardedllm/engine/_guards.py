@@ -2,6 +2,12 @@
 
 Each guard is a pure state machine (``guardedllm.guards``); this bundle only builds them from
 their settings, so the engine can consult them in the order ``_engine.py`` documents.
+
+It also holds the one decision about time that guards share: on an in-process backend, the
+engine's clocks; on a shared one (``shared = True``, such as ``RedisBackend``), the backend's
+``clock()`` (the store's time) for ``now`` and ``wall_now`` alike, since ``time.monotonic`` is
+not comparable between processes and hosts' wall clocks disagree. Every ``now`` the engine
+passes to a guard comes from ``Guards.now``; deadlines keep the engine's own clock.
 """
 
 from __future__ import annotations
@@ -55,8 +61,12 @@ class Guards:
         self.ledger = SpendLedger(self.state, budgets)
         self.limiter = RateLimiter(self.state)
         self._deployments = tuple(deployments)
-        self._clock = clock
-        self._wall_clock = wall_clock
+        # Whether a guard operation may be I/O (a round trip to a store every process shares):
+        # then the engine yields it to the driver (``Engine.state``) instead of running it.
+        self.shared: bool = bool(getattr(self.state, "shared", False))
+        store_clock = getattr(self.state, "clock", None) if self.shared else None
+        self.now: Callable[[], float] = store_clock if callable(store_clock) else clock
+        self.wall_now: Callable[[], float] = store_clock if callable(store_clock) else wall_clock
         telemetry.observe_breakers(self._breaker_states)
         telemetry.observe_retry_budgets(self._retry_balances)
         telemetry.observe_spend_budgets(self._spend_headroom)
@@ -64,7 +74,7 @@ class Guards:
     def health(self) -> dict[str, DeploymentHealth]:
         """Every deployment's breaker, retry budget, unavailable mark and vendor Retry-After,
         read now."""
-        now = self._clock()
+        now = self.now()
         return {
             name: deployment_health(
                 name,
@@ -78,17 +88,17 @@ class Guards:
         }
 
     def _breaker_states(self) -> Iterator[tuple[str, str]]:
-        now = self._clock()
+        now = self.now()
         for name in self._deployments:
             yield name, self.breaker.snapshot(name, now).state
 
     def _retry_balances(self) -> Iterator[tuple[str, float]]:
-        now = self._clock()
+        now = self.now()
         for name in self._deployments:
             yield name, self.retry_budget.balance(name, now)
 
     def _spend_headroom(self) -> Iterator[tuple[str, float]]:
-        for status in self.ledger.statuses(wall_now=self._wall_clock()):
+        for status in self.ledger.statuses(wall_now=self.wall_now()):
             yield status.name, status.remaining_usd
 
 

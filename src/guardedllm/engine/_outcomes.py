@@ -13,13 +13,14 @@ from guardedllm.errors import GuardedLLMError, redact
 from guardedllm.guards import Reservation
 from guardedllm.guards.spend import MAX_BUDGET_USD
 from guardedllm.providers.base import Target, WireFormat
+from guardedllm.registry import Deployment
 from guardedllm.routing import usage_cost
 from guardedllm.types import ChatCompletion, Usage
 
 if TYPE_CHECKING:
     from guardedllm.engine._engine import Engine
 
-__all__ = ["account", "learn", "settle"]
+__all__ = ["account", "learn", "settle", "stream_cost"]
 
 
 def settle(
@@ -59,8 +60,8 @@ def learn(engine: Engine, attempt: Turn, outcome: object) -> None:
             outcome.headers,
             rpm=deployment.rpm,
             tpm=deployment.tpm,
-            now=engine.clock(),
-            wall_now=engine.wall_clock(),
+            now=engine.guards.now(),
+            wall_now=engine.guards.wall_now(),
         )
 
 
@@ -88,14 +89,20 @@ def account(engine: Engine, attempt: Turn, usage: Usage | None) -> float | None:
                 tpm=deployment.tpm,
                 reserved_tokens=attempt.tokens,
                 actual_tokens=usage.prompt_tokens + usage.completion_tokens,
-                now=engine.clock(),
+                now=guards.now(),
             )
     finally:
         if reservation is not None:
             guards.ledger.settle(
-                reservation, _settled_usd(cost, reservation), wall_now=engine.wall_clock()
+                reservation, _settled_usd(cost, reservation), wall_now=guards.wall_now()
             )
     return cost
+
+
+def stream_cost(deployment: Deployment, usage: Usage | None) -> float | None:
+    """What ``account`` will return for ``usage``, worked out without the guards (for a
+    stream whose settlement runs later, off the event loop)."""
+    return None if usage is None else usage_cost(deployment, usage)
 
 
 def _settled_usd(cost: float | None, reservation: Reservation) -> float:
