@@ -419,10 +419,10 @@ class SharedMemory(MemoryBackend):
     def clock(self) -> float:
         return 1_000_000.0 + self.store_clock.now
 
-    def bucket_take(self, *args: Any, **kwargs: Any) -> Any:
+    def counter_add(self, *args: Any, **kwargs: Any) -> Any:
         if self.fail:
             raise StateError("the store is down", store="test")
-        return super().bucket_take(*args, **kwargs)
+        return super().counter_add(*args, **kwargs)
 
 
 def drive_shared(
@@ -458,11 +458,12 @@ LIMITED = CONFIG.replace(
 )
 
 
-def shared_engine(clock: VirtualClock, state: MemoryBackend) -> Engine:
+def shared_engine(clock: VirtualClock, state: MemoryBackend, **kwargs: Any) -> Engine:
     return Engine(
         Registry.from_toml_text(LIMITED), clock=clock, wall_clock=lambda: 1e9, state=state,
         random=lambda: 0.0,
         budgets=[SpendBudget(name="all", scope="global", window="day", limit_usd=1.0)],
+        **kwargs,
     )  # fmt: skip
 
 
@@ -504,14 +505,17 @@ def test_a_shared_backend_s_clock_is_every_guard_s_clock() -> None:
 
 
 def test_a_state_step_s_failure_comes_back_into_the_flow() -> None:
+    # The store refuses the spend reservation; under "refuse" that fails the call, after the
+    # breaker permit the admission took was let go of.
     clock = VirtualClock()
-    engine_ = shared_engine(clock, SharedMemory(clock, fail=True))
+    state = SharedMemory(clock, fail=True)
+    engine_ = shared_engine(clock, state, state_on_error="refuse")
     steps, result = drive_shared(engine_.run(request()), lambda _: ok_answer(), clock)
     assert isinstance(result, StateError)
     assert not [step for step in steps if isinstance(step, Send)]
-    # What the turn took before the failure (a breaker permit, a reservation) was let go of.
-    (status,) = engine_.guards.ledger.statuses(wall_now=1_000_000.0 + clock.now)
-    assert status.reserved_usd == 0
+    assert isinstance(steps[-1], StateStep)  # the permit let go of, as a step of its own
+    state.fail = False
+    assert engine_.guards.breaker.snapshot("first", state.clock()).state == "closed"
 
 
 def test_a_flow_closed_on_a_shared_backend_lets_go_through_the_background_runner() -> None:

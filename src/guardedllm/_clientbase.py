@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     )
     from guardedllm.policy import Policy
     from guardedllm.state import StateBackend
+    from guardedllm.state.failover import OnError
     from guardedllm.telemetry import Telemetry
 
 __all__ = ["ClientBase"]
@@ -47,6 +48,7 @@ class ClientBase:
         retry_budget: RetryBudgetConfig | None = None,
         budgets: Sequence[SpendBudget] = (),
         telemetry: Telemetry | None = None,
+        state_on_error: OnError = "local",
         owns_http: bool,
     ) -> None:
         from guardedllm.engine._engine import Engine  # guards and OpenTelemetry load here
@@ -63,6 +65,7 @@ class ClientBase:
             retry_budget=retry_budget,
             budgets=budgets,
             telemetry=telemetry,
+            state_on_error=state_on_error,
         )
         self._owns_http = owns_http
 

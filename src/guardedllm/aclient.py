@@ -69,6 +69,7 @@ from guardedllm.types import ChatCompletion, ChatCompletionChunk, ChatRequest, G
 if TYPE_CHECKING:
     from guardedllm.guards import BreakerConfig, RetryBudgetConfig, SpendBudget
     from guardedllm.state import StateBackend
+    from guardedllm.state.failover import OnError
     from guardedllm.telemetry import Telemetry
 
 __all__ = ["AsyncClient", "AsyncStream"]
@@ -192,6 +193,8 @@ class AsyncClient(ClientBase):
     own ``httpx.AsyncClient``; the client then does not close it, and adds to it one request
     hook that keeps keys off other origins' redirects (see docs/guards.md). Use one
     ``AsyncClient`` per event loop, and close it (``async with`` or ``aclose``) in that loop.
+    ``state`` takes the same backends as ``Client``'s, the sync ``RedisBackend`` included: its
+    round trips run in worker threads, never on the event loop (so asyncio and trio alike).
     """
 
     def __init__(
@@ -211,6 +214,7 @@ class AsyncClient(ClientBase):
         retry_budget: RetryBudgetConfig | None = None,
         budgets: Sequence[SpendBudget] = (),
         telemetry: Telemetry | None = None,
+        state_on_error: OnError = "local",
     ) -> None:
         if http_client is not None and transport is not None:
             raise TypeError("give http_client or transport, not both")
@@ -226,6 +230,7 @@ class AsyncClient(ClientBase):
             retry_budget=retry_budget,
             budgets=budgets,
             telemetry=telemetry,
+            state_on_error=state_on_error,
             owns_http=http_client is None,
         )
         self._http = http_client or httpx.AsyncClient(

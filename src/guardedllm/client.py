@@ -57,6 +57,7 @@ from guardedllm.types import ChatCompletion, ChatCompletionChunk, ChatRequest, G
 if TYPE_CHECKING:
     from guardedllm.guards import BreakerConfig, RetryBudgetConfig, SpendBudget
     from guardedllm.state import StateBackend
+    from guardedllm.state.failover import OnError
     from guardedllm.telemetry import Telemetry
 
 __all__ = ["Client", "Stream"]
@@ -181,8 +182,11 @@ class Client(ClientBase):
     ``httpx.Client`` (proxies, certificates, a test transport); the client then does not close
     it, and adds to it only what its own calls need: its pools' sockets keep each attempt to
     its time limit, and a request hook keeps keys off other origins' redirects (see
-    docs/guards.md, "Sync and async"). ``clock``, ``sleep`` and ``random`` exist for tests on
-    virtual time.
+    docs/guards.md, "Sync and async"). ``state`` keeps the guards' state elsewhere than in
+    this process: ``RedisBackend``, shared by every process of a service (docs/fleet.md);
+    ``state_on_error`` says what happens while it fails: "local" (the default) carries on
+    with this process's own state, "refuse" fails calls under a spend budget with
+    ``StateError``. ``clock``, ``sleep`` and ``random`` exist for tests on virtual time.
     """
 
     def __init__(
@@ -202,6 +206,7 @@ class Client(ClientBase):
         retry_budget: RetryBudgetConfig | None = None,
         budgets: Sequence[SpendBudget] = (),
         telemetry: Telemetry | None = None,
+        state_on_error: OnError = "local",
     ) -> None:
         if http_client is not None and transport is not None:
             raise TypeError("give http_client or transport, not both")
@@ -217,6 +222,7 @@ class Client(ClientBase):
             retry_budget=retry_budget,
             budgets=budgets,
             telemetry=telemetry,
+            state_on_error=state_on_error,
             owns_http=http_client is None,
         )
         self._http = http_client or httpx.Client(

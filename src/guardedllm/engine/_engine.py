@@ -93,7 +93,9 @@ from guardedllm.providers.base import Target, WireFormat
 from guardedllm.registry import Deployment, Registry
 from guardedllm.routing import Plan, RouteFeatures, plan_route
 from guardedllm.state import StateBackend
-from guardedllm.telemetry import AttemptSpan, Telemetry
+from guardedllm.state.failover import OnError
+from guardedllm.telemetry import EVENT_LOCAL_STATE, AttemptSpan, CallSpan, Telemetry
+from guardedllm.telemetry import _semconv as sc
 from guardedllm.types import (
     ChatCompletion,
     ChatRequest,
@@ -148,6 +150,7 @@ class Engine:
         retry_budget: RetryBudgetConfig | None = None,
         budgets: Sequence[SpendBudget] = (),
         telemetry: Telemetry | None = None,
+        state_on_error: OnError = "local",
     ) -> None:
         self.registry = registry
         self.policy = policy
@@ -176,6 +179,7 @@ class Engine:
             clock=clock,
             wall_clock=wall_clock,
             telemetry=self.telemetry,
+            on_error=state_on_error,
         )
         # Whether guard operations answer in process: then a phase runs where it stands, not
         # even through ``state`` on the hottest ones (a generator per phase is measurable).
@@ -277,6 +281,7 @@ class Engine:
             span.mark_shadow(shadow_of)
         call: Call | None = None
         job: ShadowJob | None = None
+        local_ops = 0 if self.inline else self.guards.local_ops()
         try:
             # A shadow copy's policy is complete as given: the client's would add fallbacks.
             effective = policy if shadow_of is not None and policy else self._policy(policy)
@@ -292,6 +297,7 @@ class Engine:
                 self, call, request, effective, features=features, context=context
             )
             result = yield from self._route(call, request, effective.validator)
+            self._note_local_state(span, local_ops)
             if job is not None:
                 hand_over_shadow(self, call, job, result)
                 if isinstance(result, StreamStart):  # its guard info predates the copy
@@ -301,6 +307,7 @@ class Engine:
                 result = self._finish(call, result)
             return result
         except GuardedLLMError as exc:
+            self._note_local_state(span, local_ops)
             if call is not None:
                 if not exc.attempts:
                     exc.attempts = tuple(call.attempts)
@@ -316,6 +323,12 @@ class Engine:
                 now=self._clock()
             )  # the driver gave up on the call (cancelled, or closed the flow)
             raise
+
+    def _note_local_state(self, span: CallSpan, local_ops: int) -> None:
+        """A span event when some of the call's guard operations ran on this process's own
+        state (the shared store failed meanwhile: ``FailoverBackend``)."""
+        if not self.inline and self.guards.local_ops() != local_ops:
+            span.event(EVENT_LOCAL_STATE, {sc.GUARDEDLLM_STATE_ON_ERROR: self.guards.on_error})
 
     def _route(
         self,

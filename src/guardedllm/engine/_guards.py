@@ -29,6 +29,7 @@ from guardedllm.guards import (
     deployment_health,
 )
 from guardedllm.state import MemoryBackend, StateBackend
+from guardedllm.state.failover import ON_ERROR, FailoverBackend, OnError
 from guardedllm.telemetry import EVENT_BREAKER_TRANSITION, CallSpan, Telemetry
 from guardedllm.telemetry import _semconv as sc
 
@@ -53,8 +54,22 @@ class Guards:
         clock: Callable[[], float],
         wall_clock: Callable[[], float],
         telemetry: Telemetry,
+        on_error: OnError = "local",
     ) -> None:
-        self.state = state if state is not None else MemoryBackend()
+        if on_error not in ON_ERROR:
+            raise ValueError(f'state_on_error must be "local" or "refuse"; got {on_error!r}')
+        if state is None:
+            state = MemoryBackend()
+        elif getattr(state, "shared", False) and not isinstance(state, FailoverBackend):
+            # A shared store that fails must not fail calls: this process's own state serves
+            # meanwhile (spend budgets refuse instead under "refuse").
+            state = FailoverBackend(
+                state,
+                on_error=on_error,
+                on_failure=lambda error: telemetry.state_error(error.store, on_error),
+            )
+        self.state: StateBackend = state
+        self.on_error: OnError = on_error
         self.breaker = CircuitBreaker(self.state, breaker, random=random)
         self.retry_budget = RetryBudget(self.state, retry_budget)
         self.marks = UnavailableMarks(self.state)
@@ -70,6 +85,12 @@ class Guards:
         telemetry.observe_breakers(self._breaker_states)
         telemetry.observe_retry_budgets(self._retry_balances)
         telemetry.observe_spend_budgets(self._spend_headroom)
+
+    def local_ops(self) -> int:
+        """How many operations the guards served from this process's own state because the
+        shared store failed (0 without a shared store)."""
+        state = self.state
+        return state.local_ops if isinstance(state, FailoverBackend) else 0
 
     def health(self) -> dict[str, DeploymentHealth]:
         """Every deployment's breaker, retry budget, unavailable mark and vendor Retry-After,
