@@ -99,7 +99,6 @@ from guardedllm.telemetry import _semconv as sc
 from guardedllm.types import (
     ChatCompletion,
     ChatRequest,
-    Usage,
 )
 
 __all__ = ["Engine"]
@@ -227,15 +226,6 @@ class Engine:
         if wire is None:
             wire = self._wires[kind] = wire_format_for(kind)
         return wire
-
-    def observe_usage(self, deployment: str, estimate: Estimate, usage: Usage) -> None:
-        """Learn from the vendor's count of a request we estimated."""
-        self.calibrator.observe(
-            deployment,
-            counted=estimate.counted_tokens,
-            estimated=estimate.input_tokens,
-            actual=usage.prompt_tokens,
-        )
 
     # ---------------------------------------------------------------- guard state
 
@@ -445,7 +435,9 @@ class Engine:
                 outcome, latency, attempt_span = yield from self._send(
                     call, request, attempt, number, timeout
                 )
-            result, error, status = settle(self, outcome, winner.wire, winner.target)
+            result, error, status = settle(
+                outcome, winner.wire, winner.target, wall_clock=self._wall_clock
+            )
             if error is None:
                 self.latencies.record(winner.deployment.name, latency)
                 if isinstance(outcome, StreamStarted):
@@ -462,7 +454,8 @@ class Engine:
                 assert result is not None
                 settled = partial(
                     settle_answer,
-                    self,
+                    self.guards,
+                    self.calibrator,
                     winner,
                     outcome,
                     result.usage,

@@ -197,7 +197,7 @@ def race(
         index = 1 - keep
         turn, span = sides[index]
         outcome = raced.outcomes[index]
-        learn(engine, turn, outcome)
+        learn(guards, turn, outcome)
         if outcome is None or succeeded(outcome):
             # Cancelled, or answered after the winner: it was sent, so the vendor may bill
             # it; settle its reservation to what it reported, else to its worst case. Its
@@ -207,16 +207,28 @@ def race(
             turn.release_permit(guards, guard_now)
             if outcome is None:
                 turn.settle_grant(guards, guard_now)
-            result = None if outcome is None else settle(engine, outcome, turn.wire, turn.target)[0]
-            call.bill(account(engine, turn, result.usage if result is not None else None))
+            result = (
+                None
+                if outcome is None
+                else settle(outcome, turn.wire, turn.target, wall_clock=engine.wall_clock)[0]
+            )
+            usage = result.usage if result is not None else None
+            call.bill(account(guards, engine.calibrator, turn, usage))
             turn.handed_over = True
             call.note_cancelled(turn.target, latency=raced.latencies[index])
             return
-        _, error, status = settle(engine, outcome, turn.wire, turn.target)
+        _, error, status = settle(outcome, turn.wire, turn.target, wall_clock=engine.wall_clock)
         assert error is not None  # not a success, so settling it finds the failure
         span.end_error(error, status=status, now=now)
         note_failure(
-            engine, call, turn, number=1, error=error, status=status, latency=raced.latencies[index]
+            guards,
+            call,
+            turn,
+            number=1,
+            error=error,
+            status=status,
+            latency=raced.latencies[index],
+            max_retry_after_s=engine.registry.defaults.max_retry_after_s,
         )
 
     yield from engine.state(settle_loser)

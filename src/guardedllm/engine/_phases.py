@@ -19,9 +19,9 @@ from guardedllm.telemetry import CallSpan
 from guardedllm.types import Usage
 
 if TYPE_CHECKING:
-    from guardedllm.engine._engine import Engine
     from guardedllm.engine._guards import Guards
     from guardedllm.engine._steps import Outcome
+    from guardedllm.estimate import Calibrator
 
 __all__ = ["acquire", "admit", "readmit", "settle_answer"]
 
@@ -73,7 +73,8 @@ def acquire(guards: Guards, turn: Turn) -> RateDecision:
 
 
 def settle_answer(
-    engine: Engine,
+    guards: Guards,
+    calibrator: Calibrator,
     turn: Turn,
     outcome: Outcome | None,
     usage: Usage | None,
@@ -83,12 +84,11 @@ def settle_answer(
 ) -> float | None:
     """What the guards learn from an answer: the breaker's success, the rate limiter's
     correction and the vendor's headers, the spend settled. Returns its cost."""
-    guards = engine.guards
     turn.record_permit(guards, "success", latency, guards.now(), span)
     # Settles the reservation even if its bookkeeping fails, so nothing after this line can
     # leave it held.
-    cost = account(engine, turn, usage)
+    cost = account(guards, calibrator, turn, usage)
     # The vendor's count of what is left includes this call; learning it after the usage
     # correction keeps the correction from handing back tokens the vendor already counted.
-    learn(engine, turn, outcome)
+    learn(guards, turn, outcome)
     return cost

@@ -45,8 +45,8 @@ def start_stream(
         now = engine.clock()
 
         def settle_guards() -> float | None:
-            cost = account(engine, attempt, usage)
-            learn(engine, attempt, outcome)  # after the usage correction, as for an answer
+            cost = account(engine.guards, engine.calibrator, attempt, usage)
+            learn(engine.guards, attempt, outcome)  # after the usage correction, as for an answer
             return cost
 
         if engine.guards.shared:  # the driver runs it off its event loop
