@@ -287,7 +287,8 @@ class Engine:
                 self, call, request, effective, features=features, context=context
             )
             result = yield from self._route(call, request, effective.validator)
-            self._note_local_state(span, local_ops)
+            if not self.inline:
+                self._note_local_state(span, local_ops)
             if job is not None:
                 hand_over_shadow(self, call, job, result)
                 if isinstance(result, StreamStart):  # its guard info predates the copy
@@ -297,7 +298,8 @@ class Engine:
                 result = self._finish(call, result)
             return result
         except GuardedLLMError as exc:
-            self._note_local_state(span, local_ops)
+            if not self.inline:
+                self._note_local_state(span, local_ops)
             if call is not None:
                 if not exc.attempts:
                     exc.attempts = tuple(call.attempts)
@@ -317,7 +319,7 @@ class Engine:
     def _note_local_state(self, span: CallSpan, local_ops: int) -> None:
         """A span event when some of the call's guard operations ran on this process's own
         state (the shared store failed meanwhile: ``FailoverBackend``)."""
-        if not self.inline and self.guards.local_ops() != local_ops:
+        if self.guards.local_ops() != local_ops:
             span.event(EVENT_LOCAL_STATE, {sc.GUARDEDLLM_STATE_ON_ERROR: self.guards.on_error})
 
     def _route(
@@ -452,17 +454,29 @@ class Engine:
                         attempt_span=attempt_span,
                     )
                 assert result is not None
-                settled = partial(
-                    settle_answer,
-                    self.guards,
-                    self.calibrator,
-                    winner,
-                    outcome,
-                    result.usage,
-                    latency=latency,
-                    span=call.span,
-                )
-                cost = settled() if self.inline else (yield from self.state(settled))
+                if self.inline:
+                    cost = settle_answer(
+                        self.guards,
+                        self.calibrator,
+                        winner,
+                        outcome,
+                        result.usage,
+                        latency=latency,
+                        span=call.span,
+                    )
+                else:
+                    cost = yield from self.state(
+                        partial(
+                            settle_answer,
+                            self.guards,
+                            self.calibrator,
+                            winner,
+                            outcome,
+                            result.usage,
+                            latency=latency,
+                            span=call.span,
+                        )
+                    )
                 return self._answered(
                     call,
                     winner,
