@@ -14,7 +14,7 @@ from guardedllm import Registry
 from guardedllm.state import MemoryBackend, RedisBackend, StateBackend
 from guardedllm.testing import FakeProvider
 from redis_server import RedisServer, redis_server_binary
-from support import DRIVERS, Call, config_text, make_call
+from support import DRIVERS, GUARD_STATE, Call, config_text, make_call
 
 
 @pytest.fixture
@@ -92,3 +92,38 @@ def backend(new_backend: Callable[[], StateBackend]) -> StateBackend:
 @pytest.fixture
 def redis_backend(redis_backends: Callable[[], RedisBackend]) -> RedisBackend:
     return redis_backends()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "virtual_time: the test moves the guards' time by hand, so it runs on memory only "
+        "(a shared store's guards read the store's clock)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # A test on virtual time has no Redis variant (not a skip: there is nothing to run).
+    kept, dropped = [], []
+    for item in items:
+        spec = getattr(item, "callspec", None)
+        on_redis = spec is not None and spec.params.get("on_both_backends") == "redis"
+        (dropped if on_redis and item.get_closest_marker("virtual_time") else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+@pytest.fixture(params=["memory", "redis"])
+def on_both_backends(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Whole-call tests run on each backend: every client the test builds without naming a
+    backend gets a fresh one of this kind (``support.GUARD_STATE``)."""
+    if request.param == "memory":
+        yield "memory"
+        return
+    backends: Callable[[], RedisBackend] = request.getfixturevalue("redis_backends")
+    token = GUARD_STATE.set(backends)
+    try:
+        yield "redis"
+    finally:
+        GUARD_STATE.reset(token)

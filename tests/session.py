@@ -28,7 +28,7 @@ from guardedllm.errors import GuardedLLMError
 from guardedllm.estimate import Estimate
 from guardedllm.guards import SpendStatus
 from guardedllm.types import ChatCompletion
-from support import ENVIRON, Streamed
+from support import ENVIRON, Streamed, with_guard_state
 
 T = TypeVar("T")
 
@@ -148,6 +148,7 @@ def open_session(
     test passes ``random=``."""
     client_kwargs.setdefault("environ", ENVIRON)
     client_kwargs.setdefault("random", lambda: 0.0)
+    with_guard_state(client_kwargs)
     if driver == "sync":
         with Client(registry, policy=policy, **client_kwargs) as client:
             yield Session(driver, client, None)

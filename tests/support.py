@@ -5,12 +5,14 @@ behaviour is tested through every driver."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 import anyio
 import attrs
 
 from guardedllm import AsyncClient, Client, Policy, Registry
+from guardedllm.state import StateBackend
 from guardedllm.testing import FakeProvider
 from guardedllm.types import ChatCompletion, ChatCompletionChunk, GuardInfo
 
@@ -146,6 +148,20 @@ class Streamed:
 
 Call = Callable[..., Any]
 
+# Makes the state backend of each client a whole-call test builds without naming one (None: the
+# client's own memory). A module runs its guard tests on memory and on Redis alike with
+# ``pytestmark = pytest.mark.usefixtures("on_both_backends")`` (see conftest.py).
+GUARD_STATE: ContextVar[Callable[[], StateBackend] | None] = ContextVar("GUARD_STATE", default=None)
+
+
+def with_guard_state(client_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``client_kwargs`` with a fresh backend of the test's kind, unless they name one."""
+    new_state = GUARD_STATE.get()
+    if new_state is not None and client_kwargs.get("state") is None:
+        client_kwargs["state"] = new_state()
+    return client_kwargs
+
+
 DRIVERS = ["sync", "asyncio", "trio"]
 
 
@@ -156,8 +172,11 @@ def make_call(
     Backoff jitter is zero unless the test passes ``random=``, so retries do not sleep."""
     client_kwargs.setdefault("environ", ENVIRON)
     client_kwargs.setdefault("random", lambda: 0.0)
+    new_state = GUARD_STATE.get()
 
     def sync_call(**kwargs: Any) -> ChatCompletion | Streamed:
+        if new_state is not None:  # a fresh store per client, as memory is
+            client_kwargs["state"] = new_state()
         with Client(registry, policy=policy, **client_kwargs) as client:
             result = client.chat.completions.create(**kwargs)
             if kwargs.get("stream"):
@@ -167,6 +186,8 @@ def make_call(
             return result
 
     async def async_call(**kwargs: Any) -> ChatCompletion | Streamed:
+        if new_state is not None:
+            client_kwargs["state"] = new_state()
         async with AsyncClient(registry, policy=policy, **client_kwargs) as client:
             result = await client.chat.completions.create(**kwargs)
             if kwargs.get("stream"):

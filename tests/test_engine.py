@@ -20,6 +20,8 @@ from guardedllm.engine import (
     Failed,
     Send,
     Sleep,
+    Stated,
+    StateStep,
     StreamStart,
     StreamStarted,
     classify,
@@ -34,8 +36,10 @@ from guardedllm.errors import (
     RateLimitedError,
     ResponseFormatError,
     ServerError,
+    StateError,
     StreamInterruptedError,
 )
+from guardedllm.guards import SpendBudget
 from guardedllm.state import MemoryBackend
 from guardedllm.types import ChatCompletion
 
@@ -396,3 +400,145 @@ def test_a_stream_that_never_stops_holds_a_bounded_amount_of_memory() -> None:
     assert fed == bound  # the first, then every chunk to the bound; the next one is refused
     assert peak < 1_000_000  # a few hundred small chunks, not a hundred thousand
     assert tracker.ended == "interrupted"
+
+
+# --------------------------------------------------------------------------- shared state
+
+
+class SharedMemory(MemoryBackend):
+    """A backend that says it is shared (its operations are I/O) and keeps its own clock: the
+    engine must yield its operations as steps and read every guard's time from it."""
+
+    shared = True
+
+    def __init__(self, store_clock: VirtualClock, *, fail: bool = False) -> None:
+        super().__init__()
+        self.store_clock = store_clock
+        self.fail = fail
+
+    def clock(self) -> float:
+        return 1_000_000.0 + self.store_clock.now
+
+    def counter_add(self, *args: Any, **kwargs: Any) -> Any:
+        if self.fail:
+            raise StateError("the store is down", store="test")
+        return super().counter_add(*args, **kwargs)
+
+
+def drive_shared(
+    flow: Generator[Any, Any, Any], answer: Any, clock: VirtualClock
+) -> tuple[list[Any], Any]:
+    """``drive``, carrying out state steps as the sync driver does."""
+    steps: list[Any] = []
+    try:
+        step = next(flow)
+        while True:
+            steps.append(step)
+            if isinstance(step, StateStep):
+                try:
+                    value = step.run()
+                except Exception as exc:
+                    step = flow.throw(exc)
+                    continue
+                step = flow.send(Stated(value=value))
+            elif isinstance(step, Sleep):
+                clock.now += step.seconds
+                step = flow.send(None)
+            else:
+                clock.now += 0.1
+                step = flow.send(answer(step))
+    except StopIteration as done:
+        return steps, done.value
+    except GuardedLLMError as exc:
+        return steps, exc
+
+
+LIMITED = CONFIG.replace(
+    "output_usd_per_mtok = 2.0\n", "output_usd_per_mtok = 2.0\nrpm = 60\ntpm = 1000\n", 1
+)
+
+
+def shared_engine(clock: VirtualClock, state: MemoryBackend, **kwargs: Any) -> Engine:
+    return Engine(
+        Registry.from_toml_text(LIMITED), clock=clock, wall_clock=lambda: 1e9, state=state,
+        random=lambda: 0.0,
+        budgets=[SpendBudget(name="all", scope="global", window="day", limit_usd=1.0)],
+        **kwargs,
+    )  # fmt: skip
+
+
+def test_an_in_process_backend_answers_every_guard_operation_inline() -> None:
+    clock = VirtualClock()
+    engine_ = shared_engine(clock, MemoryBackend())
+    steps, result = drive_shared(engine_.run(request()), lambda _: ok_answer(), clock)
+    assert isinstance(result, ChatCompletion)
+    assert not [step for step in steps if isinstance(step, StateStep)]
+
+
+def test_a_shared_backend_gets_a_call_s_guard_operations_as_a_few_steps() -> None:
+    clock = VirtualClock()
+    engine_ = shared_engine(clock, SharedMemory(clock))
+    steps, result = drive_shared(engine_.run(request()), lambda _: ok_answer(), clock)
+    assert isinstance(result, ChatCompletion)
+    kinds = [type(step).__name__ for step in steps]
+    # admit, reserve (with the retry budget's deposit), rate-limit acquire, send, settle
+    assert kinds == ["StateStep", "StateStep", "StateStep", "Send", "StateStep"]
+    (status,) = engine_.guards.ledger.statuses(wall_now=1_000_000.0 + clock.now)
+    assert status.spent_usd == pytest.approx(0.002)
+    assert status.reserved_usd == 0
+
+
+def test_a_shared_backend_s_clock_is_every_guard_s_clock() -> None:
+    # The engine's clock is near 0; the store's is a million seconds on. A 404's mark is
+    # dated on the store's clock, so every process reading the store sees when it ends.
+    clock = VirtualClock()
+    state = SharedMemory(clock)
+    engine_ = shared_engine(clock, state)
+    body = json.dumps(
+        {"error": {"message": "The model `m1` does not exist", "code": "model_not_found"}}
+    ).encode()
+    gone = Answered(status=404, headers=httpx.Headers(), body=body)
+    drive_shared(engine_.run(request()), lambda _: gone, clock)
+    mark = engine_.guards.marks.unavailable("first", state.clock())
+    assert mark is not None
+    assert mark.until == pytest.approx(state.clock() + defaults.UNAVAILABLE_S, abs=1.0)
+
+
+def test_a_state_step_s_failure_comes_back_into_the_flow() -> None:
+    # The store refuses the spend reservation; under "refuse" that fails the call, after the
+    # breaker permit the admission took was let go of.
+    clock = VirtualClock()
+    state = SharedMemory(clock, fail=True)
+    engine_ = shared_engine(clock, state, state_on_error="refuse")
+    steps, result = drive_shared(engine_.run(request()), lambda _: ok_answer(), clock)
+    assert isinstance(result, StateError)
+    assert not [step for step in steps if isinstance(step, Send)]
+    assert isinstance(steps[-1], StateStep)  # the permit let go of, as a step of its own
+    state.fail = False
+    assert engine_.guards.breaker.snapshot("first", state.clock()).state == "closed"
+
+
+def test_a_flow_closed_on_a_shared_backend_lets_go_through_the_background_runner() -> None:
+    # A cancelled task's flow is closed: it cannot yield a state step, so the engine hands
+    # the cleanup to the driver's runner (never the event loop), which gives the tokens back.
+    clock = VirtualClock()
+    state = SharedMemory(clock)
+    engine_ = shared_engine(clock, state)
+    later: list[Any] = []
+    engine_.run_later = later.append
+    flow = engine_.run(request())
+    step = next(flow)
+    while isinstance(step, StateStep):
+        step = flow.send(Stated(value=step.run()))
+    assert isinstance(step, Send)
+    flow.close()
+    (status,) = engine_.guards.ledger.statuses(wall_now=state.clock())
+    assert status.reserved_usd > 0  # held until the runner lets go of it
+    assert len(later) == 1
+    later[0]()
+    (status,) = engine_.guards.ledger.statuses(wall_now=state.clock())
+    assert status.reserved_usd == 0
+    tokens = state.bucket_take(
+        "ratelimit:first:tokens", 0, capacity=1000, refill_per_s=1000 / 60, now=state.clock()
+    )
+    assert tokens.remaining == 1000

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     )
     from guardedllm.policy import Policy
     from guardedllm.state import RedisBackend, StateBackend
+    from guardedllm.state.failover import OnError
     from guardedllm.telemetry import Telemetry
 
 __all__ = ["ClientBase", "open_store"]
@@ -49,6 +50,7 @@ class ClientBase:
         retry_budget: RetryBudgetConfig | None = None,
         budgets: Sequence[SpendBudget] = (),
         telemetry: Telemetry | None = None,
+        state_on_error: OnError = "local",
         owns_http: bool,
     ) -> None:
         from guardedllm.engine._engine import Engine  # guards and OpenTelemetry load here
@@ -66,6 +68,7 @@ class ClientBase:
             retry_budget=retry_budget,
             budgets=budgets,
             telemetry=telemetry,
+            state_on_error=state_on_error,
         )
         self._owns_http = owns_http
         self._opened_state: RedisBackend | None = None
@@ -78,14 +81,16 @@ class ClientBase:
 
         The config's ``[budgets.NAME]`` apply, as they do for any client of a registry that
         holds them, with any ``budgets=`` given here. With a ``[state]`` table the client keeps
-        guard state in that store (a ``RedisBackend`` of its own, connecting on first use),
-        unless ``state=`` is given here: a backend passed in code replaces the config's store.
-        """
+        guard state in that store (a ``RedisBackend`` of its own, connecting on first use, with
+        the table's ``on_error`` unless ``state_on_error=`` is given here), unless ``state=`` is
+        given here: a backend passed in code replaces the config's store. Closing the client
+        closes the store it opened."""
         source = os.fspath(path)
         registry = Registry.from_toml(path, env=env)
         opened = None
         if registry.state is not None and kwargs.get("state") is None:
             opened = kwargs["state"] = open_store(registry.state, source)
+            kwargs.setdefault("state_on_error", registry.state.on_error)
         try:
             client = cls(registry, **kwargs)
         except ConfigError as error:
@@ -120,7 +125,8 @@ class ClientBase:
     ) -> tuple[SpendStatus, ...]:
         """Every spend budget's status now: spent, reserved by calls in flight, remaining.
         Per-route and per-key budgets report the ``routes`` and ``keys`` named."""
-        return self._engine.guards.ledger.statuses(wall_now=time.time(), routes=routes, keys=keys)
+        guards = self._engine.guards
+        return guards.ledger.statuses(wall_now=guards.wall_now(), routes=routes, keys=keys)
 
     def estimation_stats(self) -> dict[str, CalibrationStats]:
         """How far each deployment's token estimates have run from the vendor's counts, and

@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import anyio
+import anyio.to_thread
 import httpx
 from opentelemetry import context as otel_context
 
@@ -47,9 +48,12 @@ from guardedllm.engine import (
     Raced,
     Send,
     Sleep,
+    Stated,
+    StateStep,
     Step,
     StreamStart,
     StreamStarted,
+    StreamTracker,
     stream_ended_early,
     succeeded,
     too_slow,
@@ -59,11 +63,13 @@ from guardedllm.errors import GuardedLLMError
 from guardedllm.estimate import Estimate
 from guardedllm.policy import Policy, current_policy
 from guardedllm.registry import Registry
+from guardedllm.state._background import Background
 from guardedllm.types import ChatCompletion, ChatCompletionChunk, ChatRequest, GuardInfo
 
 if TYPE_CHECKING:
     from guardedllm.guards import BreakerConfig, RetryBudgetConfig, SpendBudget
     from guardedllm.state import StateBackend
+    from guardedllm.state.failover import OnError
     from guardedllm.telemetry import Telemetry
 
 __all__ = ["AsyncClient", "AsyncStream"]
@@ -111,6 +117,7 @@ class AsyncStream:
             # A generator never started runs no ``finally`` on close: settle here as well.
             self._tracker.abandon()
             with anyio.CancelScope(shield=True):
+                await _settle_guards(self._tracker)
                 await self.response.aclose()
 
     async def __aenter__(self) -> AsyncStream:
@@ -137,7 +144,16 @@ async def _read_chunks(
     finally:
         tracker.abandon()  # a no-op once the stream has ended either way
         with anyio.CancelScope(shield=True):
+            await _settle_guards(tracker)
             await afinish_body(response, body)
+
+
+async def _settle_guards(tracker: StreamTracker) -> None:
+    """Run what the stream's end left for the guards (on a shared store: round trips) in a
+    worker thread, never on the event loop."""
+    pending = tracker.take_pending()
+    if pending is not None:
+        await anyio.to_thread.run_sync(pending)
 
 
 class _AsyncCompletions:
@@ -177,6 +193,8 @@ class AsyncClient(ClientBase):
     own ``httpx.AsyncClient``; the client then does not close it, and adds to it one request
     hook that keeps keys off other origins' redirects (see docs/guards.md). Use one
     ``AsyncClient`` per event loop, and close it (``async with`` or ``aclose``) in that loop.
+    ``state`` takes the same backends as ``Client``'s, the sync ``RedisBackend`` included: its
+    round trips run in worker threads, never on the event loop (so asyncio and trio alike).
     """
 
     def __init__(
@@ -196,6 +214,7 @@ class AsyncClient(ClientBase):
         retry_budget: RetryBudgetConfig | None = None,
         budgets: Sequence[SpendBudget] = (),
         telemetry: Telemetry | None = None,
+        state_on_error: OnError = "local",
     ) -> None:
         if http_client is not None and transport is not None:
             raise TypeError("give http_client or transport, not both")
@@ -211,6 +230,7 @@ class AsyncClient(ClientBase):
             retry_budget=retry_budget,
             budgets=budgets,
             telemetry=telemetry,
+            state_on_error=state_on_error,
             owns_http=http_client is None,
         )
         self._http = http_client or httpx.AsyncClient(
@@ -227,6 +247,10 @@ class AsyncClient(ClientBase):
         self._sleep = sleep
         self.chat = _AsyncChat(self)
         self._shadows = TaskShadows(self._engine, self._drive)
+        # Where what a cancelled call holds on a shared store is let go of: a worker thread,
+        # since the event loop must not wait on the store and the closed flow cannot yield.
+        self._background = Background()
+        self._engine.run_later = self._background.submit
 
     async def estimate(
         self,
@@ -247,7 +271,16 @@ class AsyncClient(ClientBase):
             step = next(flow)
             while True:
                 outcome: Outcome | None = None
-                if isinstance(step, Sleep):
+                if isinstance(step, StateStep):
+                    # A worker thread, so that no event loop waits on the store (a thread is
+                    # never abandoned: a cancellation waits for the phase to finish, so that
+                    # the flow, then closed, knows what the phase took).
+                    try:
+                        outcome = Stated(value=await anyio.to_thread.run_sync(step.run))
+                    except Exception as exc:  # the engine decides what a store's failure means
+                        step = flow.throw(exc)
+                        continue
+                elif isinstance(step, Sleep):
                     await self._sleep(step.seconds)
                 else:
                     ensure_open(self._http, own=self._owns_http)
@@ -359,9 +392,12 @@ class AsyncClient(ClientBase):
         return await aopen_through(self._http, request)
 
     async def aclose(self) -> None:
-        """Close the connection pool (unless it was your own ``http_client``). Shadow
-        copies still running are cancelled."""
+        """Close the connection pool (unless it was your own ``http_client``) and the state
+        store ``from_config`` opened. Shadow copies still running are cancelled."""
         await self._shadows.cancel()
+        with anyio.CancelScope(shield=True):  # what cancelled calls held is let go of first
+            await anyio.to_thread.run_sync(self._background.close)
+            await anyio.to_thread.run_sync(self._close_state)
         if self._owns_http:
             await self._http.aclose()
 

@@ -37,9 +37,12 @@ from guardedllm.engine import (
     Raced,
     Send,
     Sleep,
+    Stated,
+    StateStep,
     Step,
     StreamStart,
     StreamStarted,
+    StreamTracker,
     stream_ended_early,
     succeeded,
     too_slow,
@@ -54,6 +57,7 @@ from guardedllm.types import ChatCompletion, ChatCompletionChunk, ChatRequest, G
 if TYPE_CHECKING:
     from guardedllm.guards import BreakerConfig, RetryBudgetConfig, SpendBudget
     from guardedllm.state import StateBackend
+    from guardedllm.state.failover import OnError
     from guardedllm.telemetry import Telemetry
 
 __all__ = ["Client", "Stream"]
@@ -98,6 +102,7 @@ class Stream:
         finally:
             # A generator never started runs no ``finally`` on close: settle here as well.
             self._tracker.abandon()
+            _settle_guards(self._tracker)
             self.response.close()
 
     def __enter__(self) -> Stream:
@@ -120,7 +125,16 @@ def _read_chunks(
         raise tracker.interrupted(transport_error(exc, tracker.target)) from exc
     finally:
         tracker.abandon()  # a no-op once the stream has ended either way
+        _settle_guards(tracker)
         response.close()
+
+
+def _settle_guards(tracker: StreamTracker) -> None:
+    """Run what the stream's end left for the guards (on a shared store: round trips, which
+    this thread may wait on)."""
+    pending = tracker.take_pending()
+    if pending is not None:
+        pending()
 
 
 def _transport_failure(exc: Exception, step: Send, cap_at: float) -> Failed:
@@ -168,8 +182,11 @@ class Client(ClientBase):
     ``httpx.Client`` (proxies, certificates, a test transport); the client then does not close
     it, and adds to it only what its own calls need: its pools' sockets keep each attempt to
     its time limit, and a request hook keeps keys off other origins' redirects (see
-    docs/guards.md, "Sync and async"). ``clock``, ``sleep`` and ``random`` exist for tests on
-    virtual time.
+    docs/guards.md, "Sync and async"). ``state`` keeps the guards' state elsewhere than in
+    this process: ``RedisBackend``, shared by every process of a service (docs/fleet.md);
+    ``state_on_error`` says what happens while it fails: "local" (the default) carries on
+    with this process's own state, "refuse" fails calls under a spend budget with
+    ``StateError``. ``clock``, ``sleep`` and ``random`` exist for tests on virtual time.
     """
 
     def __init__(
@@ -189,6 +206,7 @@ class Client(ClientBase):
         retry_budget: RetryBudgetConfig | None = None,
         budgets: Sequence[SpendBudget] = (),
         telemetry: Telemetry | None = None,
+        state_on_error: OnError = "local",
     ) -> None:
         if http_client is not None and transport is not None:
             raise TypeError("give http_client or transport, not both")
@@ -204,6 +222,7 @@ class Client(ClientBase):
             retry_budget=retry_budget,
             budgets=budgets,
             telemetry=telemetry,
+            state_on_error=state_on_error,
             owns_http=http_client is None,
         )
         self._http = http_client or httpx.Client(
@@ -243,7 +262,13 @@ class Client(ClientBase):
             step = next(flow)
             while True:
                 outcome: Outcome | None = None
-                if isinstance(step, Sleep):
+                if isinstance(step, StateStep):
+                    try:
+                        outcome = Stated(value=step.run())
+                    except Exception as exc:  # the engine decides what a store's failure means
+                        step = flow.throw(exc)
+                        continue
+                elif isinstance(step, Sleep):
                     self._sleep(step.seconds)
                 else:
                     ensure_open(self._http, own=self._owns_http)
@@ -361,8 +386,14 @@ class Client(ClientBase):
     def close(self) -> None:
         """Close the connection pool (unless it was your own ``http_client``). Shadow copies
         still running are abandoned at their next step; the pool closes once they have let
-        go of it."""
-        self._shadows.close(then=self._http.close if self._owns_http else None)
+        go of it, and so does the state store ``from_config`` opened."""
+
+        def release() -> None:
+            if self._owns_http:
+                self._http.close()
+            self._close_state()
+
+        self._shadows.close(then=release)
 
     def __enter__(self) -> Client:
         return self

@@ -225,3 +225,14 @@ STATE_MAX_TTL_S = 40 * 86400.0
 # is far beyond any clock error between hosts sharing RedisBackend.clock(), and costs a few
 # bytes per key.
 STATE_EXPIRY_SLACK_S = 60.0
+
+# Worker threads of an async client's background runner (state/_background.py), which lets go
+# of what cancelled calls held on a shared store. Each job is a round trip or two; two threads
+# keep a burst of cancellations from queueing behind one slow answer, without a thread per call.
+STATE_BACKGROUND_THREADS = 2
+
+# How long the guards keep to this process's own state after the shared store failed, before
+# trying it again. Long enough that a store that is down costs each call no wait for its
+# timeout (one call in this long pays it), short enough that a blip of a failover or restart
+# leaves the fleet apart for seconds only.
+STATE_COOL_OFF_S = 5.0

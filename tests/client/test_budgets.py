@@ -22,6 +22,9 @@ from guardedllm.types import ChatCompletion
 from session import Result, Session, open_session
 from support import ENVIRON, Streamed
 
+# Every guard decision here holds alike on in-process and shared (Redis) state.
+pytestmark = pytest.mark.usefixtures("on_both_backends")
+
 MESSAGES = [{"role": "user", "content": "Where is my parcel?"}]
 MAX_TOKENS = 100
 OPENAI_ID = "gpt-4o-mini-2024-07-18"

@@ -29,6 +29,9 @@ from guardedllm.types import ChatCompletion
 from session import VirtualClock, open_session
 from support import ENVIRON, Call, Streamed, config_text, make_call
 
+# Every guard decision here holds alike on in-process and shared (Redis) state.
+pytestmark = pytest.mark.usefixtures("on_both_backends")
+
 MESSAGES = [{"role": "user", "content": "Hello there"}]
 OPENAI_ID = "gpt-4o-mini-2024-07-18"
 CLAUDE_ID = "claude-3-5-haiku-20241022"
@@ -164,6 +167,7 @@ ENDLESS_WAITS = {
 }
 
 
+@pytest.mark.virtual_time
 @pytest.mark.parametrize("asked", list(ENDLESS_WAITS.values()), ids=list(ENDLESS_WAITS))
 def test_an_endless_retry_after_holds_the_deployment_back_for_the_cap_only(
     driver: str, registry: Registry, fake_provider: FakeProvider, asked: float | str
@@ -217,6 +221,7 @@ def test_a_retry_after_that_is_no_wait_is_ignored(
     assert health.paused is None
 
 
+@pytest.mark.virtual_time
 def test_the_retry_after_cap_is_a_default_of_the_config(
     driver: str, fake_provider: FakeProvider
 ) -> None:

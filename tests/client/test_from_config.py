@@ -17,7 +17,7 @@ import anyio.from_thread
 import pytest
 
 from guardedllm import AsyncClient, Client, Registry
-from guardedllm.errors import BudgetExceededError, ConfigError
+from guardedllm.errors import BudgetExceededError, ConfigError, StateError
 from guardedllm.guards import SpendBudget
 from guardedllm.state import MemoryBackend
 from guardedllm.testing import FakeProvider
@@ -185,6 +185,23 @@ def test_a_state_backend_passed_in_code_replaces_the_config_s_store(
     with Client.from_config(path, environ=ENVIRON, state=MemoryBackend()) as client:
         client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=5)
         assert client.spend()[0].spent_usd > 0
+
+
+@pytest.mark.parametrize("on_error", ["local", "refuse"])
+def test_the_config_s_on_error_decides_a_call_when_its_store_is_down(
+    driver: str, tmp_path: Path, fake_provider: FakeProvider, on_error: str
+) -> None:
+    # Nothing listens at this address: the store is down from the first call.
+    down = f'\n[state]\nurl = "redis://127.0.0.1:1/0"\ntimeout_s = 0.2\non_error = "{on_error}"\n'
+    path = write_config(tmp_path, fake_provider, daily_budget(100.0) + down)
+    with config_session(driver, path) as session:
+        ended = session.outcome(model="gpt-4o-mini", messages=MESSAGES, max_tokens=5)
+    if on_error == "local":  # carried on with this process's own state
+        assert isinstance(ended, ChatCompletion)
+        assert len(fake_provider.requests) == 1
+    else:  # no spend goes untracked: refused, nothing sent
+        assert isinstance(ended, StateError)
+        assert fake_provider.requests == []
 
 
 def test_a_missing_password_variable_is_a_config_error(

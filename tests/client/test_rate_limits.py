@@ -23,11 +23,15 @@ import pytest
 
 from guardedllm import Client, Policy, Registry
 from guardedllm.errors import RateLimitedError
-from guardedllm.state import MemoryBackend
+from guardedllm.state import MemoryBackend, StateBackend
 from guardedllm.testing import FakeProvider
 from guardedllm.types import ChatCompletion
 from session import Session, VirtualClock, open_session
-from support import ENVIRON, Streamed
+from support import ENVIRON, GUARD_STATE, Streamed
+
+# Every guard decision here holds alike on in-process and shared (Redis) state, except where
+# a test moves the guards' time by hand (``virtual_time``).
+pytestmark = pytest.mark.usefixtures("on_both_backends")
 
 # A text the two encodings count differently: 26 input tokens with o200k_base, 32 with
 # cl100k_base, so each deployment's limit must be counted with its own tokenizer.
@@ -219,6 +223,7 @@ def test_each_deployment_counts_with_its_own_tokenizer(
         assert tokens_of(session, "turbo-cl100k") == 32 + MAX_TOKENS
 
 
+@pytest.mark.virtual_time
 def test_calls_over_the_tpm_wait_within_their_deadline(
     driver: str, registry: Registry, fake_provider: FakeProvider, clock: VirtualClock
 ) -> None:
@@ -244,6 +249,7 @@ def test_calls_over_the_tpm_wait_within_their_deadline(
     assert clock.sleeps == pytest.approx([refill_s] * 7, abs=1e-4)
 
 
+@pytest.mark.virtual_time
 def test_a_wait_past_the_deadline_fails_at_once_and_sends_nothing(
     driver: str, registry: Registry, fake_provider: FakeProvider, clock: VirtualClock
 ) -> None:
@@ -289,6 +295,7 @@ def test_a_request_larger_than_the_tpm_is_never_sent(
     assert clock.sleeps == []
 
 
+@pytest.mark.virtual_time
 def test_two_deployments_share_the_traffic_each_within_its_own_tpm(
     driver: str, registry: Registry, fake_provider: FakeProvider, clock: VirtualClock
 ) -> None:
@@ -337,6 +344,7 @@ def test_two_deployments_share_the_traffic_each_within_its_own_tpm(
     assert [e.retry_after for e in both_refused] == pytest.approx([12, 6, 12], abs=1e-4)
 
 
+@pytest.mark.virtual_time
 def test_the_rpm_holds_calls_to_its_rate(
     driver: str, registry: Registry, fake_provider: FakeProvider, clock: VirtualClock
 ) -> None:
@@ -388,6 +396,7 @@ def test_concurrent_callers_never_take_more_than_the_refill(
 # --------------------------------------------------------------------------- learned limits
 
 
+@pytest.mark.virtual_time
 def test_the_tpm_is_learned_from_openai_headers_when_config_sets_none(
     driver: str, registry: Registry, fake_provider: FakeProvider, clock: VirtualClock
 ) -> None:
@@ -421,6 +430,7 @@ def test_the_tpm_is_learned_from_openai_headers_when_config_sets_none(
     assert len(fake_provider.requests) == 3
 
 
+@pytest.mark.virtual_time
 @pytest.mark.parametrize("stream", [False, True], ids=["create", "stream"])
 def test_the_vendors_none_left_is_not_undone_by_the_usage_correction(
     driver: str,
@@ -448,6 +458,7 @@ def test_the_vendors_none_left_is_not_undone_by_the_usage_correction(
     assert clock.sleeps == pytest.approx([tokens / (1200 / 60)], abs=1e-4)
 
 
+@pytest.mark.virtual_time
 def test_the_rpm_is_learned_from_openai_headers(
     driver: str, registry: Registry, fake_provider: FakeProvider, clock: VirtualClock
 ) -> None:
@@ -468,6 +479,7 @@ def test_the_rpm_is_learned_from_openai_headers(
     assert len(fake_provider.requests) == 2
 
 
+@pytest.mark.virtual_time
 def test_the_vendors_remaining_count_lowers_a_configured_bucket(
     driver: str, registry: Registry, fake_provider: FakeProvider, clock: VirtualClock
 ) -> None:
@@ -486,6 +498,7 @@ def test_the_vendors_remaining_count_lowers_a_configured_bucket(
     assert len(fake_provider.requests) == 3
 
 
+@pytest.mark.virtual_time
 def test_the_tpm_is_learned_from_anthropic_headers(
     driver: str, registry: Registry, fake_provider: FakeProvider, clock: VirtualClock
 ) -> None:
@@ -518,7 +531,7 @@ TURBO_RPM = 600
 CANCEL_BOUND_S = 10.0
 
 
-def levels(state: MemoryBackend, deployment: str, *, rpm: int, tpm: int, now: float) -> tuple:
+def levels(state: StateBackend, deployment: str, *, rpm: int, tpm: int, now: float) -> tuple:
     """What the deployment's request and token buckets hold at ``now`` (a take of nothing)."""
     return tuple(
         state.bucket_take(
@@ -558,14 +571,21 @@ def test_a_cancelled_call_gives_its_tokens_back(
     stream: bool,
 ) -> None:
     fake_provider.script(model=MINI_ID, hang=True, times=1)
-    state = MemoryBackend()
+    state = (GUARD_STATE.get() or MemoryBackend)()
     with open_session(driver, registry, state=state, **clock.client_kwargs(driver)) as session:
         tokens = tokens_of(session, "mini-o200k")
         cancel_once_sent(
             session, fake_provider, 1, model="mini-o200k", messages=MESSAGES,
             max_tokens=MAX_TOKENS, stream=stream,
         )  # fmt: skip
-        after = levels(state, "mini-o200k", rpm=MINI_RPM, tpm=MINI_TPM, now=clock.now())
+        # On a shared store the cancelled flow's cleanup runs on the client's background
+        # runner (never the event loop): it has finished by the time the client has closed.
+        if state.shared:
+            session.run_async(lambda: anyio.to_thread.run_sync(session.client._background.close))
+        # The store's clock runs on in real time: read the levels last written (a take at an
+        # earlier time refills nothing) rather than what real time has refilled since.
+        now = 0.0 if state.shared else clock.now()
+        after = levels(state, "mini-o200k", rpm=MINI_RPM, tpm=MINI_TPM, now=now)
         # A full minute's allowance goes out at once again: five calls, no wait.
         bill_what_was_reserved(fake_provider, "mini-o200k", tokens)
         for _ in range(MINI_TPM // tokens):
@@ -578,6 +598,7 @@ def test_a_cancelled_call_gives_its_tokens_back(
     assert len(fake_provider.requests) == 1 + MINI_TPM // tokens
 
 
+@pytest.mark.virtual_time
 @pytest.mark.parametrize("driver", ["asyncio", "trio"])
 def test_a_cancelled_hedged_call_gives_both_sides_their_tokens_back(
     driver: str, registry: Registry, fake_provider: FakeProvider, clock: VirtualClock
@@ -627,6 +648,7 @@ class _Interrupted(httpx.SyncByteStream):
         self._inner.close()
 
 
+@pytest.mark.virtual_time
 @pytest.mark.parametrize("stream", [False, True], ids=["create", "stream"])
 def test_a_call_interrupted_before_its_answer_gives_its_tokens_back(
     registry: Registry, fake_provider: FakeProvider, clock: VirtualClock, stream: bool
@@ -649,6 +671,7 @@ def test_a_call_interrupted_before_its_answer_gives_its_tokens_back(
     assert after == (MINI_RPM - 1, MINI_TPM)
 
 
+@pytest.mark.virtual_time
 def test_a_hedge_that_lost_gives_back_the_tokens_of_the_answer_it_never_gave(
     driver: str, registry: Registry, fake_provider: FakeProvider, clock: VirtualClock
 ) -> None:

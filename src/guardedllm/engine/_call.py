@@ -211,6 +211,13 @@ class Turn:
     # went to the driver; None when nothing is held.
     grant: Literal["taken", "sent"] | None = None
 
+    @property
+    def holds(self) -> bool:
+        """Whether ``close`` has anything to let go of."""
+        if self.permit is not None:
+            return True
+        return not self.handed_over and (self.grant is not None or self.reservation is not None)
+
     def record_permit(
         self,
         guards: Guards,

@@ -35,7 +35,8 @@ from __future__ import annotations
 import random as _random
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
-from typing import Literal
+from functools import partial
+from typing import Literal, TypeVar, cast
 
 import attrs
 from opentelemetry.context import Context
@@ -46,7 +47,8 @@ from guardedllm.engine._counting import counted
 from guardedllm.engine._failures import failed
 from guardedllm.engine._guards import Guards, report_transition
 from guardedllm.engine._hedge import LatencyWindow, hedge_partner, race
-from guardedllm.engine._outcomes import account, learn, settle
+from guardedllm.engine._outcomes import settle
+from guardedllm.engine._phases import admit, readmit, settle_answer
 from guardedllm.engine._refusals import (
     check_preflight,
     circuit_open,
@@ -66,10 +68,11 @@ from guardedllm.engine._steps import (
     Outcome,
     Send,
     Sleep,
+    Stated,
+    StateStep,
     Step,
     StreamStart,
     StreamStarted,
-    succeeded,
 )
 from guardedllm.engine._stream import BoundedDecoder
 from guardedllm.engine._streaming import start_stream
@@ -83,18 +86,19 @@ from guardedllm.errors import (
 )
 from guardedllm.estimate import Calibrator, Estimate, get_encoding
 from guardedllm.estimate._encodings import BUNDLED_ENCODINGS
-from guardedllm.guards import BreakerConfig, Permit, RetryBudgetConfig, SpendBudget
+from guardedllm.guards import BreakerConfig, Mark, Permit, RetryBudgetConfig, SpendBudget
 from guardedllm.policy import Policy
 from guardedllm.providers import wire_format_for
 from guardedllm.providers.base import Target, WireFormat
 from guardedllm.registry import Deployment, Registry
 from guardedllm.routing import Plan, RouteFeatures, plan_route
 from guardedllm.state import StateBackend
-from guardedllm.telemetry import AttemptSpan, Telemetry
+from guardedllm.state.failover import OnError
+from guardedllm.telemetry import EVENT_LOCAL_STATE, AttemptSpan, CallSpan, Telemetry
+from guardedllm.telemetry import _semconv as sc
 from guardedllm.types import (
     ChatCompletion,
     ChatRequest,
-    Usage,
 )
 
 __all__ = ["Engine"]
@@ -112,6 +116,17 @@ _REFUSALS = (
 
 
 _NO_POLICY = Policy()
+
+T = TypeVar("T")
+
+
+def _run_now(run: Callable[[], object]) -> None:
+    run()
+
+
+def _holding(turns: list[Turn]) -> bool:
+    """Whether any of ``turns`` still holds guard state (a permit, a grant, a reservation)."""
+    return turns[0].holds or (len(turns) > 1 and turns[1].holds)
 
 
 class Engine:
@@ -134,6 +149,7 @@ class Engine:
         retry_budget: RetryBudgetConfig | None = None,
         budgets: Sequence[SpendBudget] = (),
         telemetry: Telemetry | None = None,
+        state_on_error: OnError = "local",
     ) -> None:
         self.registry = registry
         self.policy = policy
@@ -144,6 +160,9 @@ class Engine:
         self.shadows = ShadowBook()
         # Set by the driver: runs a shadow copy's flow in the background. None: no copies.
         self.spawn_shadow: Callable[[ShadowJob], None] | None = None
+        # Set by a driver with an event loop: runs guard operations on a shared store in the
+        # background where the flow cannot yield them (see ``later``). By default, at once.
+        self.run_later: Callable[[Callable[[], object]], None] = _run_now
         self._random = self.random = random
         self._max_body_bytes = max_body_bytes
         self._wires: dict[str, WireFormat] = {}
@@ -159,7 +178,11 @@ class Engine:
             clock=clock,
             wall_clock=wall_clock,
             telemetry=self.telemetry,
+            on_error=state_on_error,
         )
+        # Whether guard operations answer in process: then a phase runs where it stands, not
+        # even through ``state`` on the hottest ones (a generator per phase is measurable).
+        self.inline = not self.guards.shared
         # Load the bundled encodings now (a second or so, once per process), not inside the
         # first call's deadline.
         for tokenizer in {d.tokenizer for d in registry.models.values()}:
@@ -204,14 +227,28 @@ class Engine:
             wire = self._wires[kind] = wire_format_for(kind)
         return wire
 
-    def observe_usage(self, deployment: str, estimate: Estimate, usage: Usage) -> None:
-        """Learn from the vendor's count of a request we estimated."""
-        self.calibrator.observe(
-            deployment,
-            counted=estimate.counted_tokens,
-            estimated=estimate.input_tokens,
-            actual=usage.prompt_tokens,
-        )
+    # ---------------------------------------------------------------- guard state
+
+    def state(self, run: Callable[[], T]) -> Generator[Step, Outcome | None, T]:
+        """``run()``: one phase of guard operations. On an in-process backend it runs at once,
+        yielding nothing (the memory path costs no step); on a shared one it is a
+        ``StateStep`` the driver carries out off its event loop, and whatever ``run`` raises
+        comes back here."""
+        if self.inline:
+            return run()
+        outcome = yield StateStep(run=run)
+        if not isinstance(outcome, Stated):  # the driver broke the protocol
+            raise TypeError(f"engine expected a state step's result, got {outcome!r}")
+        return cast("T", outcome.value)
+
+    def later(self, run: Callable[[], object]) -> None:
+        """``run()`` where the flow cannot yield it (it is being closed, or a stream is being
+        handed over): at once on an in-process backend, else by the driver's background
+        runner, so that no event loop waits on the store."""
+        if self.inline:
+            run()
+        else:
+            self.run_later(run)
 
     # ---------------------------------------------------------------- the call
 
@@ -234,6 +271,7 @@ class Engine:
             span.mark_shadow(shadow_of)
         call: Call | None = None
         job: ShadowJob | None = None
+        local_ops = 0 if self.inline else self.guards.local_ops()
         try:
             # A shadow copy's policy is complete as given: the client's would add fallbacks.
             effective = policy if shadow_of is not None and policy else self._policy(policy)
@@ -249,6 +287,8 @@ class Engine:
                 self, call, request, effective, features=features, context=context
             )
             result = yield from self._route(call, request, effective.validator)
+            if not self.inline:
+                self._note_local_state(span, local_ops)
             if job is not None:
                 hand_over_shadow(self, call, job, result)
                 if isinstance(result, StreamStart):  # its guard info predates the copy
@@ -258,6 +298,8 @@ class Engine:
                 result = self._finish(call, result)
             return result
         except GuardedLLMError as exc:
+            if not self.inline:
+                self._note_local_state(span, local_ops)
             if call is not None:
                 if not exc.attempts:
                     exc.attempts = tuple(call.attempts)
@@ -273,6 +315,12 @@ class Engine:
                 now=self._clock()
             )  # the driver gave up on the call (cancelled, or closed the flow)
             raise
+
+    def _note_local_state(self, span: CallSpan, local_ops: int) -> None:
+        """A span event when some of the call's guard operations ran on this process's own
+        state (the shared store failed meanwhile: ``FailoverBackend``)."""
+        if self.guards.local_ops() != local_ops:
+            span.event(EVENT_LOCAL_STATE, {sc.GUARDEDLLM_STATE_ON_ERROR: self.guards.on_error})
 
     def _route(
         self,
@@ -316,106 +364,183 @@ class Engine:
     def _on_deployment(
         self, call: Call, request: ChatRequest, deployment: Deployment
     ) -> Generator[Step, Outcome | None, ChatCompletion | StreamStart | None]:
-        """Try one deployment: the result, or None to move on (the reason is on ``call``)."""
-        permit = self._admit(call, deployment)
-        if permit is None:
-            return None
-        attempt = Turn(deployment=deployment, permit=permit)
-        backup: Turn | None = None
+        """Try one deployment: the result, or None to move on (the reason is on ``call``).
+
+        The turns (the attempt, and a hedge once there is one) are let go of here whatever
+        happens: through a state step when the flow can still yield, else, when the driver is
+        closing it (a cancellation), by ``later``, which never runs a shared store's operation
+        on the event loop."""
+        turns = [Turn(deployment=deployment, permit=None)]
         try:
-            prepared = yield from self.prepare(call, request, attempt)
-            if not prepared:
+            result = yield from self._turns(call, request, turns)
+        except Exception:
+            if _holding(turns):
+                yield from self.state(lambda: self._close_turns(turns))
+            raise
+        except BaseException:  # GeneratorExit: the flow may not yield any more
+            if _holding(turns):
+                self.later(lambda: self._close_turns(turns))
+            raise
+        if _holding(turns):
+            yield from self.state(lambda: self._close_turns(turns))
+        return result
+
+    def _close_turns(self, turns: list[Turn]) -> None:
+        for turn in turns:
+            turn.close(self.guards, now=self.guards.now(), wall_now=self.guards.wall_now())
+
+    def _turns(
+        self, call: Call, request: ChatRequest, turns: list[Turn]
+    ) -> Generator[Step, Outcome | None, ChatCompletion | StreamStart | None]:
+        attempt = turns[0]
+        deployment = attempt.deployment
+        admission = (
+            admit(self.guards, attempt)
+            if self.inline
+            else (yield from self.state(partial(admit, self.guards, attempt)))
+        )
+        if not self._admitted(call, attempt, *admission):
+            return None
+        prepared = yield from self.prepare(call, request, attempt, deposit=True)
+        if not prepared:
+            return None
+        backup: Turn | None = None
+        for number in range(1, call.settings.max_attempts + 1):
+            if number > 1:
+                readmitted = yield from self._readmit(call, attempt)
+                if not readmitted:
+                    return None
+            refused = yield from rate_limited(self, call, attempt)
+            if refused is not None:  # the permit goes back as the turn is let go of
+                call.skip(deployment, refused)
                 return None
-            self.guards.retry_budget.deposit(deployment.name, self._clock())
-            for number in range(1, call.settings.max_attempts + 1):
-                if number > 1 and not self._readmit(call, attempt):
-                    return None
-                refused = yield from rate_limited(self, call, deployment, attempt.tokens)
-                if refused is not None:
-                    attempt.release_permit(self.guards, self._clock())
-                    call.skip(deployment, refused)
-                    return None
-                attempt.grant = "taken"
+            remaining = call.deadline - self._clock()
+            if remaining <= 0:  # the grant goes back as the turn is let go of: nothing is sent
+                raise call.deadline_error()
+            if number == 1:
+                backup = yield from hedge_partner(self, call, request, deployment)
+                if backup is not None:
+                    turns.append(backup)
                 remaining = call.deadline - self._clock()
-                if remaining <= 0:  # the grant goes back: nothing is sent
-                    attempt.release_grant(self.guards, self._clock())
-                    raise call.deadline_error()
-                if number == 1:
-                    backup = yield from hedge_partner(self, call, request, deployment)
-                    remaining = call.deadline - self._clock()
-                timeout = min(attempt.timeout_cap, remaining)
-                if backup is not None and timeout <= backup.hedge_delay_s:
-                    # The hedge could not answer before the deadline: it does not go.
-                    hedge_turn, backup = backup, None
-                    now = self._clock()
-                    self.guards.retry_budget.refund(deployment.name, now)
-                    hedge_turn.release_grant(self.guards, now)
-                    hedge_turn.close(self.guards, now=now, wall_now=self._wall_clock())
-                if backup is not None and number == 1:
-                    winner, outcome, latency, attempt_span = yield from race(
-                        self, call, request, attempt, backup=backup, timeout=timeout
-                    )
-                else:
-                    winner = attempt
-                    outcome, latency, attempt_span = yield from self._send(
-                        call, request, attempt, number, timeout
-                    )
-                result, error, status = settle(self, outcome, winner.wire, winner.target)
-                if error is None:
-                    return self._succeeded(
+            timeout = min(attempt.timeout_cap, remaining)
+            if backup is not None and timeout <= backup.hedge_delay_s:
+                # The hedge could not answer before the deadline: it does not go.
+                yield from self.state(partial(self._withdraw_hedge, backup, primary=deployment))
+                turns.remove(backup)
+                backup = None
+            if backup is not None and number == 1:
+                winner, outcome, latency, attempt_span = yield from race(
+                    self, call, request, attempt, backup=backup, timeout=timeout
+                )
+            else:
+                winner = attempt
+                outcome, latency, attempt_span = yield from self._send(
+                    call, request, attempt, number, timeout
+                )
+            result, error, status = settle(
+                outcome, winner.wire, winner.target, wall_clock=self._wall_clock
+            )
+            if error is None:
+                self.latencies.record(winner.deployment.name, latency)
+                if isinstance(outcome, StreamStarted):
+                    return self._stream_started(
                         call,
                         request,
                         winner,
                         number=number,
                         outcome=outcome,
-                        result=result,
                         status=status,
                         latency=latency,
                         attempt_span=attempt_span,
                     )
-                attempt_span.end_error(error, status=status, now=self._clock())
-                wait = failed(
-                    self, call, attempt, number=number, error=error, status=status, latency=latency
+                assert result is not None
+                if self.inline:
+                    cost = settle_answer(
+                        self.guards,
+                        self.calibrator,
+                        winner,
+                        outcome,
+                        result.usage,
+                        latency=latency,
+                        span=call.span,
+                    )
+                else:
+                    cost = yield from self.state(
+                        partial(
+                            settle_answer,
+                            self.guards,
+                            self.calibrator,
+                            winner,
+                            outcome,
+                            result.usage,
+                            latency=latency,
+                            span=call.span,
+                        )
+                    )
+                return self._answered(
+                    call,
+                    winner,
+                    number=number,
+                    result=result,
+                    status=status,
+                    latency=latency,
+                    attempt_span=attempt_span,
+                    cost=cost,
                 )
-                if wait is None:
-                    return None
-                yield Sleep(seconds=wait)
-            return None
-        finally:
-            for turn in (attempt, backup):
-                if turn is not None:
-                    turn.close(self.guards, now=self._clock(), wall_now=self._wall_clock())
+            attempt_span.end_error(error, status=status, now=self._clock())
+            wait = yield from self.state(
+                partial(
+                    failed,
+                    self,
+                    call,
+                    winner,
+                    outcome,
+                    number=number,
+                    error=error,
+                    status=status,
+                    latency=latency,
+                )
+            )
+            if wait is None:
+                return None
+            yield Sleep(seconds=wait)
+        return None
 
-    def _admit(self, call: Call, deployment: Deployment) -> Permit | None:
-        """The breaker's permit for a first attempt, or None (skipped: marked unavailable or
-        circuit open)."""
-        now = self._clock()
-        mark = self.guards.marks.unavailable(deployment.name, now)
+    def _withdraw_hedge(self, hedge: Turn, *, primary: Deployment) -> None:
+        """Give back all a hedge that will not go holds, the retry it drew on included."""
+        now = self.guards.now()
+        self.guards.retry_budget.refund(primary.name, now)
+        hedge.release_grant(self.guards, now)
+        hedge.close(self.guards, now=now, wall_now=self.guards.wall_now())
+
+    def _admitted(
+        self, call: Call, attempt: Turn, mark: Mark | None, now: float, permit: Permit | None
+    ) -> bool:
+        """Whether a first attempt may go, after its admission phase (``_phases.admit``):
+        not marked unavailable, and the breaker allowing it. Skipped (recorded on ``call``)
+        otherwise."""
+        deployment = attempt.deployment
         if mark is not None:
             call.skip(deployment, unavailable(deployment, mark.until - now, mark.reason))
-            return None
-        permit = self.guards.breaker.acquire(deployment.name, now)
+            return False
+        assert permit is not None
         report_transition(permit.transition, call.span)
         if not permit.allowed:
             call.skip(deployment, circuit_open(deployment, permit))
-            return None
-        return permit
+            return False
+        return True
 
-    def _readmit(self, call: Call, attempt: Turn) -> bool:
+    def _readmit(self, call: Call, attempt: Turn) -> Generator[Step, Outcome | None, bool]:
         """Whether a retry may go: the breaker admits it and the retry budget pays for it (in
         that order, so that a retry the breaker refuses costs the budget nothing)."""
-        now = self._clock()
-        name = attempt.deployment.name
-        permit = self.guards.breaker.acquire(name, now)
+        permit, paid = yield from self.state(partial(readmit, self.guards, attempt))
         report_transition(permit.transition, call.span)
         if not permit.allowed:
             call.reason = "circuit_open"
             return False
-        if not self.guards.retry_budget.try_withdraw(name, now):
-            self.guards.breaker.record(name, permit, "ignored", 0.0, now)
+        if not paid:
             call.reason = "retry_budget_exhausted"
             return False
-        attempt.permit = permit
         return True
 
     def prepare(
@@ -426,10 +551,12 @@ class Engine:
         *,
         quiet: bool = False,
         count: bool = True,
+        deposit: bool = False,
     ) -> Generator[Step, Outcome | None, bool]:
         """Everything decided before the first send: target, estimate (counted by the vendor
-        if asked), pre-flight checks, the HTTP request, the spend reservation. False when the
-        deployment is refused (recorded on ``call``)."""
+        if asked), pre-flight checks, the HTTP request, the spend reservation (and, with
+        ``deposit``, the request's deposit in the retry budget, in the same state step). False
+        when the deployment is refused (recorded on ``call``)."""
         deployment = attempt.deployment
         try:
             attempt.target = self.target(deployment)
@@ -455,7 +582,13 @@ class Engine:
             call.span.set_estimate(estimate)
             check_preflight(deployment, estimate, call.settings.max_cost_usd)
             attempt.http_request = attempt.wire.build_request(request, attempt.target)
-            attempt.reservation = reserve(self, call, estimate)
+            if deposit or self.guards.ledger.budgets:
+                if self.inline:
+                    reserve(self.guards, call, attempt, deposit=deposit)
+                else:
+                    yield from self.state(
+                        lambda: reserve(self.guards, call, attempt, deposit=deposit)
+                    )
         except _REFUSALS as refusal:
             if not quiet:  # a hedge that cannot go is no step of the plan
                 call.skip(deployment, refusal)
@@ -473,8 +606,6 @@ class Engine:
         sent_at = self._clock()
         attempt.sending()
         outcome = yield send
-        if not succeeded(outcome):  # an answer's headers are learned after its usage is settled
-            learn(self, attempt, outcome)
         return outcome, self._clock() - sent_at, attempt_span
 
     def make_send(self, call: Call, request: ChatRequest, attempt: Turn, timeout: float) -> Send:
@@ -530,46 +661,67 @@ class Engine:
             now=now if now is not None else self._clock(),
         )
 
-    def _succeeded(
+    def _stream_started(
         self,
         call: Call,
         request: ChatRequest,
         attempt: Turn,
         *,
         number: int,
-        outcome: Outcome | None,
-        result: ChatCompletion | None,
+        outcome: StreamStarted,
         status: int | None,
         latency: float,
         attempt_span: AttemptSpan,
-    ) -> ChatCompletion | StreamStart:
+    ) -> StreamStart:
+        """The committed stream, handed to its tracker. No step may come between the stream's
+        first chunk and its tracker: a flow closed there would leave the driver's open
+        response to nobody. So the breaker hears of the success off the call's path (the
+        permit taken off the turn at once), and the stream's end settles the rest."""
+        guards = self.guards
+        permit, attempt.permit = attempt.permit, None
+        if permit is not None:
+            self.later(
+                lambda: report_transition(
+                    guards.breaker.record(
+                        attempt.deployment.name, permit, "success", latency, guards.now()
+                    ),
+                    call.span,
+                )
+            )
         now = self._clock()
-        self.latencies.record(attempt.deployment.name, latency)
-        attempt.record_permit(self.guards, "success", latency, now, call.span)
         call.record(attempt.target, number, status=status, latency=latency)
         call.answered = attempt
-        if isinstance(outcome, StreamStarted):
-            attempt_span.first_chunk(now=now)
-            stream = start_stream(
-                self,
-                call,
-                request,
-                attempt,
-                outcome=outcome,
-                guard=call.guard_info(cost_usd=None, now=now),
-                attempt_span=attempt_span,
-            )
-            # From here the stream's tracker settles the reservation, however the stream ends;
-            # until here, ``Turn.close`` would release it.
-            attempt.handed_over = True
-            return stream
-        assert result is not None
-        # Settles the reservation even if its bookkeeping fails, so nothing after this line
-        # can leave it held.
-        cost = account(self, attempt, result.usage)
-        # The vendor's count of what is left includes this call; learning it after the usage
-        # correction keeps the correction from handing back tokens the vendor already counted.
-        learn(self, attempt, outcome)
+        attempt_span.first_chunk(now=now)
+        stream = start_stream(
+            self,
+            call,
+            request,
+            attempt,
+            outcome=outcome,
+            guard=call.guard_info(cost_usd=None, now=now),
+            attempt_span=attempt_span,
+        )
+        # From here the stream's tracker settles the reservation, however the stream ends;
+        # until here, ``Turn.close`` would release it.
+        attempt.handed_over = True
+        return stream
+
+    def _answered(
+        self,
+        call: Call,
+        attempt: Turn,
+        *,
+        number: int,
+        result: ChatCompletion,
+        status: int | None,
+        latency: float,
+        attempt_span: AttemptSpan,
+        cost: float | None,
+    ) -> ChatCompletion:
+        """The answer, once the guards have settled it (``_phases.settle_answer``)."""
+        now = self._clock()
+        call.record(attempt.target, number, status=status, latency=latency)
+        call.answered = attempt
         attempt_span.end_ok(result, status=status or 200, cost_usd=cost, now=now)
         call.bill(cost)
         return result  # its guard info is added once the call is over (``_finish``)

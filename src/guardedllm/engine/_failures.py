@@ -3,17 +3,21 @@ retrying here (after how long), moving on, or ending the call."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from guardedllm import defaults
 from guardedllm.engine._call import Call, Turn
 from guardedllm.engine._classify import breaker_outcome, classify
+from guardedllm.engine._outcomes import learn
 from guardedllm.engine._refusals import wait_too_long
 from guardedllm.errors import GuardedLLMError, ModelNotFoundError, ProviderError, RateLimitedError
 from guardedllm.guards import RetryAfter
 
 if TYPE_CHECKING:
     from guardedllm.engine._engine import Engine
+    from guardedllm.engine._guards import Guards
+    from guardedllm.engine._steps import Outcome
 
 __all__ = ["backoff", "failed", "note_failure", "vendor_wait"]
 
@@ -22,17 +26,26 @@ def failed(
     engine: Engine,
     call: Call,
     attempt: Turn,
+    outcome: Outcome | None,
     *,
     number: int,
     error: GuardedLLMError,
     status: int | None,
     latency: float,
 ) -> float | None:
-    """Record a failed attempt; the backoff before retrying here, or None to move on.
-    Raises when the call must end now."""
-    now = engine.clock()
+    """Record a failed attempt (its ``outcome`` and ``error``); the backoff before retrying
+    here, or None to move on. Raises when the call must end now. One phase of guard
+    operations (see ``Engine.state``)."""
+    learn(engine.guards, attempt, outcome)
     retry_after = note_failure(
-        engine, call, attempt, number=number, error=error, status=status, latency=latency
+        engine.guards,
+        call,
+        attempt,
+        number=number,
+        error=error,
+        status=status,
+        latency=latency,
+        max_retry_after_s=engine.registry.defaults.max_retry_after_s,
     )
     verdict = classify(error, engine.registry.provider_of(attempt.deployment).outcomes)
     if (
@@ -43,12 +56,12 @@ def failed(
         verdict = "fallback"  # the policy lets another vendor try what this one refused
     if verdict == "fail":
         raise error
-    remaining = call.deadline - now
+    remaining = call.deadline - engine.clock()
     if remaining <= 0:  # nothing else can be tried in time
         raise call.deadline_error()
     if verdict == "fallback" or number == call.settings.max_attempts:
         return None
-    wait = backoff(engine, number, retry_after)
+    wait = backoff(engine.random, number, retry_after)
     if wait < remaining:
         return wait
     if retry_after is not None and retry_after.wait_s >= remaining:
@@ -59,7 +72,7 @@ def failed(
 
 
 def note_failure(
-    engine: Engine,
+    guards: Guards,
     call: Call,
     attempt: Turn,
     *,
@@ -67,40 +80,40 @@ def note_failure(
     error: GuardedLLMError,
     status: int | None,
     latency: float,
+    max_retry_after_s: float,
 ) -> RetryAfter | None:
     """What every guard learns from a failed attempt. Returns the vendor's Retry-After as the
-    guards honour it (None: the vendor asked for no wait)."""
-    now = engine.clock()
+    guards honour it (None: the vendor asked for no wait). Part of a phase of guard
+    operations: ``now`` is the guards' clock."""
+    now = guards.now()
     name = attempt.deployment.name
-    attempt.record_permit(engine.guards, breaker_outcome(error), latency, now, call.span)
-    attempt.settle_grant(engine.guards, now)
+    attempt.record_permit(guards, breaker_outcome(error), latency, now, call.span)
+    attempt.settle_grant(guards, now)
     call.record(attempt.target, number, status=status, latency=latency, error=error)
     if isinstance(error, ModelNotFoundError):
-        engine.guards.marks.mark(
-            name, until=now + defaults.UNAVAILABLE_S, reason=str(error), now=now
-        )
-    retry_after = vendor_wait(engine, call, name, error)
+        guards.marks.mark(name, until=now + defaults.UNAVAILABLE_S, reason=str(error), now=now)
+    retry_after = vendor_wait(call, name, error, cap_s=max_retry_after_s)
     if isinstance(error, RateLimitedError) and retry_after is not None and retry_after.wait_s:
-        engine.guards.limiter.pause(name, retry_after, now=now)
+        guards.limiter.pause(name, retry_after, now=now)
     return retry_after
 
 
 def vendor_wait(
-    engine: Engine, call: Call, deployment: str, error: GuardedLLMError
+    call: Call, deployment: str, error: GuardedLLMError, *, cap_s: float
 ) -> RetryAfter | None:
     """The wait ``error``'s vendor asked for (``Retry-After``, ``retry-after-ms``, Gemini's
     ``retryDelay``) as the guards honour it: as asked up to ``[defaults] max_retry_after_s``,
     and that long when it asked for more, which is counted. Every use of the wait — the backoff
     floor, the deadline check, the pause of the deployment — takes this one."""
     asked = error.retry_after if isinstance(error, ProviderError) else None
-    retry_after = RetryAfter.honour(asked, cap_s=engine.registry.defaults.max_retry_after_s)
+    retry_after = RetryAfter.honour(asked, cap_s=cap_s)
     if retry_after is not None and retry_after.capped:
         call.span.retry_after_capped(deployment)
     return retry_after
 
 
-def backoff(engine: Engine, retry: int, retry_after: RetryAfter | None) -> float:
+def backoff(random: Callable[[], float], retry: int, retry_after: RetryAfter | None) -> float:
     """Full-jitter exponential backoff, floored by the vendor's Retry-After as honoured."""
     ceiling = min(defaults.BACKOFF_CAP_S, defaults.BACKOFF_BASE_S * 2.0 ** (retry - 1))
-    wait = engine.random() * ceiling
+    wait = random() * ceiling
     return max(wait, retry_after.wait_s) if retry_after is not None else wait

@@ -2,6 +2,12 @@
 
 Each guard is a pure state machine (``guardedllm.guards``); this bundle only builds them from
 their settings, so the engine can consult them in the order ``_engine.py`` documents.
+
+It also holds the one decision about time that guards share: on an in-process backend, the
+engine's clocks; on a shared one (``shared = True``, such as ``RedisBackend``), the backend's
+``clock()`` (the store's time) for ``now`` and ``wall_now`` alike, since ``time.monotonic`` is
+not comparable between processes and hosts' wall clocks disagree. Every ``now`` the engine
+passes to a guard comes from ``Guards.now``; deadlines keep the engine's own clock.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from guardedllm.guards import (
     deployment_health,
 )
 from guardedllm.state import MemoryBackend, StateBackend
+from guardedllm.state.failover import ON_ERROR, FailoverBackend, OnError
 from guardedllm.telemetry import EVENT_BREAKER_TRANSITION, CallSpan, Telemetry
 from guardedllm.telemetry import _semconv as sc
 
@@ -47,24 +54,48 @@ class Guards:
         clock: Callable[[], float],
         wall_clock: Callable[[], float],
         telemetry: Telemetry,
+        on_error: OnError = "local",
     ) -> None:
-        self.state = state if state is not None else MemoryBackend()
+        if on_error not in ON_ERROR:
+            raise ValueError(f'state_on_error must be "local" or "refuse"; got {on_error!r}')
+        if state is None:
+            state = MemoryBackend()
+        elif getattr(state, "shared", False) and not isinstance(state, FailoverBackend):
+            # A shared store that fails must not fail calls: this process's own state serves
+            # meanwhile (spend budgets refuse instead under "refuse").
+            state = FailoverBackend(
+                state,
+                on_error=on_error,
+                on_failure=lambda error: telemetry.state_error(error.store, on_error),
+            )
+        self.state: StateBackend = state
+        self.on_error: OnError = on_error
         self.breaker = CircuitBreaker(self.state, breaker, random=random)
         self.retry_budget = RetryBudget(self.state, retry_budget)
         self.marks = UnavailableMarks(self.state)
         self.ledger = SpendLedger(self.state, budgets)
         self.limiter = RateLimiter(self.state)
         self._deployments = tuple(deployments)
-        self._clock = clock
-        self._wall_clock = wall_clock
+        # Whether a guard operation may be I/O (a round trip to a store every process shares):
+        # then the engine yields it to the driver (``Engine.state``) instead of running it.
+        self.shared: bool = bool(getattr(self.state, "shared", False))
+        store_clock = getattr(self.state, "clock", None) if self.shared else None
+        self.now: Callable[[], float] = store_clock if callable(store_clock) else clock
+        self.wall_now: Callable[[], float] = store_clock if callable(store_clock) else wall_clock
         telemetry.observe_breakers(self._breaker_states)
         telemetry.observe_retry_budgets(self._retry_balances)
         telemetry.observe_spend_budgets(self._spend_headroom)
 
+    def local_ops(self) -> int:
+        """How many operations the guards served from this process's own state because the
+        shared store failed (0 without a shared store)."""
+        state = self.state
+        return state.local_ops if isinstance(state, FailoverBackend) else 0
+
     def health(self) -> dict[str, DeploymentHealth]:
         """Every deployment's breaker, retry budget, unavailable mark and vendor Retry-After,
         read now."""
-        now = self._clock()
+        now = self.now()
         return {
             name: deployment_health(
                 name,
@@ -78,17 +109,17 @@ class Guards:
         }
 
     def _breaker_states(self) -> Iterator[tuple[str, str]]:
-        now = self._clock()
+        now = self.now()
         for name in self._deployments:
             yield name, self.breaker.snapshot(name, now).state
 
     def _retry_balances(self) -> Iterator[tuple[str, float]]:
-        now = self._clock()
+        now = self.now()
         for name in self._deployments:
             yield name, self.retry_budget.balance(name, now)
 
     def _spend_headroom(self) -> Iterator[tuple[str, float]]:
-        for status in self.ledger.statuses(wall_now=self._wall_clock()):
+        for status in self.ledger.statuses(wall_now=self.wall_now()):
             yield status.name, status.remaining_usd
 
 

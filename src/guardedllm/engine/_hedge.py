@@ -22,6 +22,7 @@ from guardedllm.engine._failures import note_failure
 from guardedllm.engine._guards import report_transition
 from guardedllm.engine._outcomes import account, learn, settle
 from guardedllm.engine._steps import Outcome, Race, Raced, Step, succeeded
+from guardedllm.guards import Permit
 from guardedllm.registry import Deployment
 from guardedllm.telemetry import EVENT_HEDGE, AttemptSpan
 from guardedllm.telemetry import _semconv as sc
@@ -90,31 +91,56 @@ def hedge_partner(
         return None
     partner = plan[plan.index(primary) + 1]
     guards = engine.guards
-    now = engine.clock()
-    if guards.marks.unavailable(partner.name, now) is not None:
-        return None
-    permit = guards.breaker.acquire(partner.name, now)
-    report_transition(permit.transition, call.span)
-    if not permit.allowed:
-        return None
-    turn = Turn(deployment=partner, permit=permit, hedge_delay_s=delay)
+    turn = Turn(deployment=partner, permit=None, hedge_delay_s=delay)
+
+    def admit() -> Permit | None:
+        now = guards.now()
+        if guards.marks.unavailable(partner.name, now) is not None:
+            return None
+        permit = guards.breaker.acquire(partner.name, now)
+        if permit.allowed:
+            turn.permit = permit
+        return permit
+
+    def take() -> None:
+        now = guards.now()
+        decision = guards.limiter.acquire(
+            partner.name, rpm=partner.rpm, tpm=partner.tpm, tokens=turn.tokens, now=now
+        )
+        if decision.granted:
+            turn.grant = "taken"
+            if guards.retry_budget.try_withdraw(primary.name, now):
+                return
+        turn.close(guards, now=now, wall_now=guards.wall_now())
+
     try:
+        permit = yield from engine.state(admit)
+        if permit is None:
+            return None
+        report_transition(permit.transition, call.span)
+        if not permit.allowed:
+            return None
         # No exact count for a hedge: it would delay the primary, which has not gone yet.
         ready = yield from engine.prepare(call, request, turn, quiet=True, count=False)
         if ready:
-            decision = guards.limiter.acquire(
-                partner.name, rpm=partner.rpm, tpm=partner.tpm, tokens=turn.tokens, now=now
-            )
-            if decision.granted:
-                turn.grant = "taken"
-                if guards.retry_budget.try_withdraw(primary.name, now):
-                    return turn
-                turn.release_grant(guards, now)
-    except BaseException:
-        turn.close(guards, now=engine.clock(), wall_now=engine.wall_clock())
+            yield from engine.state(take)
+            if turn.grant is not None:
+                return turn
+    except GeneratorExit:  # the flow may not yield any more
+        engine.later(lambda: _close(engine, turn))
         raise
-    turn.close(guards, now=engine.clock(), wall_now=engine.wall_clock())
+    except BaseException:
+        if turn.holds:
+            yield from engine.state(lambda: _close(engine, turn))
+        raise
+    if turn.holds:
+        yield from engine.state(lambda: _close(engine, turn))
     return None
+
+
+def _close(engine: Engine, turn: Turn) -> None:
+    guards = engine.guards
+    turn.close(guards, now=guards.now(), wall_now=guards.wall_now())
 
 
 def race(
@@ -145,8 +171,13 @@ def race(
     guards = engine.guards
     partner = backup.deployment
     if not raced.launched:  # the primary answered (or failed) first: the hedge never went
-        guards.retry_budget.refund(primary.deployment.name, now)
-        backup.release_grant(guards, now)
+
+        def withdraw() -> None:
+            guard_now = guards.now()
+            guards.retry_budget.refund(primary.deployment.name, guard_now)
+            backup.release_grant(guards, guard_now)
+
+        yield from engine.state(withdraw)
         return primary, raced.outcomes[0], raced.latencies[0], primary_span
     call.span.event(
         EVENT_HEDGE,
@@ -159,32 +190,47 @@ def race(
     backup_span = engine.start_span(call, backup, 1, reason=None, now=started + delay)
     sides = ((primary, primary_span), (backup, backup_span))
     keep = raced.winner if raced.winner is not None else 0
-    for index, (turn, span) in enumerate(sides):
+
+    def settle_loser() -> None:
+        """What the guards learn from the side not kept (the kept one is the caller's)."""
+        guard_now = guards.now()
+        index = 1 - keep
+        turn, span = sides[index]
         outcome = raced.outcomes[index]
-        if index == keep:
-            if not succeeded(outcome):
-                learn(engine, turn, outcome)
-            continue
-        learn(engine, turn, outcome)
+        learn(guards, turn, outcome)
         if outcome is None or succeeded(outcome):
             # Cancelled, or answered after the winner: it was sent, so the vendor may bill
             # it; settle its reservation to what it reported, else to its worst case. Its
             # rate-limit tokens are corrected to its usage, or, cancelled before an answer,
             # given back as any abandoned attempt's are (``Turn.close``).
             span.cancel(now=now)
-            turn.release_permit(guards, now)
+            turn.release_permit(guards, guard_now)
             if outcome is None:
-                turn.settle_grant(guards, now)
-            result = None if outcome is None else settle(engine, outcome, turn.wire, turn.target)[0]
-            call.bill(account(engine, turn, result.usage if result is not None else None))
+                turn.settle_grant(guards, guard_now)
+            result = (
+                None
+                if outcome is None
+                else settle(outcome, turn.wire, turn.target, wall_clock=engine.wall_clock)[0]
+            )
+            usage = result.usage if result is not None else None
+            call.bill(account(guards, engine.calibrator, turn, usage))
             turn.handed_over = True
             call.note_cancelled(turn.target, latency=raced.latencies[index])
-            continue
-        _, error, status = settle(engine, outcome, turn.wire, turn.target)
+            return
+        _, error, status = settle(outcome, turn.wire, turn.target, wall_clock=engine.wall_clock)
         assert error is not None  # not a success, so settling it finds the failure
         span.end_error(error, status=status, now=now)
         note_failure(
-            engine, call, turn, number=1, error=error, status=status, latency=raced.latencies[index]
+            guards,
+            call,
+            turn,
+            number=1,
+            error=error,
+            status=status,
+            latency=raced.latencies[index],
+            max_retry_after_s=engine.registry.defaults.max_retry_after_s,
         )
+
+    yield from engine.state(settle_loser)
     chosen, span = sides[keep]
     return chosen, raced.outcomes[keep], raced.latencies[keep], span

@@ -5,6 +5,7 @@ calibration, token correction and spend)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from guardedllm.engine._call import Turn
@@ -13,19 +14,26 @@ from guardedllm.errors import GuardedLLMError, redact
 from guardedllm.guards import Reservation
 from guardedllm.guards.spend import MAX_BUDGET_USD
 from guardedllm.providers.base import Target, WireFormat
+from guardedllm.registry import Deployment
 from guardedllm.routing import usage_cost
 from guardedllm.types import ChatCompletion, Usage
 
 if TYPE_CHECKING:
-    from guardedllm.engine._engine import Engine
+    from guardedllm.engine._guards import Guards
+    from guardedllm.estimate import Calibrator
 
-__all__ = ["account", "learn", "settle"]
+__all__ = ["account", "learn", "settle", "stream_cost"]
 
 
 def settle(
-    engine: Engine, outcome: Outcome | None, wire: WireFormat, target: Target
+    outcome: Outcome | None,
+    wire: WireFormat,
+    target: Target,
+    *,
+    wall_clock: Callable[[], float],
 ) -> tuple[ChatCompletion | None, GuardedLLMError | None, int | None]:
-    """(parsed response, error, status) for one attempt's outcome.
+    """(parsed response, error, status) for one attempt's outcome (``wall_clock`` dates a
+    Retry-After given as a date).
 
     Every error born of a vendor's answer before a stream is committed passes here (an error
     status, a 2xx body that holds an error or does not parse, a stream's error event or garbage
@@ -41,7 +49,7 @@ def settle(
         raise TypeError(f"engine expected an attempt outcome, got {outcome!r}")
     if outcome.status >= 300:
         error = wire.parse_error(
-            outcome.status, outcome.headers, outcome.body, target, now=engine.wall_clock()
+            outcome.status, outcome.headers, outcome.body, target, now=wall_clock()
         )
         return None, redact(error, target.api_key), outcome.status
     try:
@@ -50,23 +58,26 @@ def settle(
         return None, redact(exc, target.api_key), outcome.status
 
 
-def learn(engine: Engine, attempt: Turn, outcome: object) -> None:
+def learn(guards: Guards, attempt: Turn, outcome: object) -> None:
     """Bring the rate limiter to what the vendor's headers say is left."""
     if isinstance(outcome, (Answered, StreamStarted)):
         deployment = attempt.deployment
-        engine.guards.limiter.learn(
+        guards.limiter.learn(
             deployment.name,
             outcome.headers,
             rpm=deployment.rpm,
             tpm=deployment.tpm,
-            now=engine.clock(),
-            wall_now=engine.wall_clock(),
+            now=guards.now(),
+            wall_now=guards.wall_now(),
         )
 
 
-def account(engine: Engine, attempt: Turn, usage: Usage | None) -> float | None:
-    """Settle an answered attempt: calibration, rate-limit correction, spend. Returns its
-    cost (None when the vendor reported no usage: then the worst case stays spent).
+def account(
+    guards: Guards, calibrator: Calibrator, attempt: Turn, usage: Usage | None
+) -> float | None:
+    """Settle an answered attempt: calibration (learning from the vendor's count of a request
+    we estimated), rate-limit correction, spend. Returns its cost (None when the vendor
+    reported no usage: then the worst case stays spent).
 
     The spend reservation is settled here exactly once, whatever happens: it is taken off the
     attempt first (so ``Turn.close`` never releases it too), and settled in a ``finally``, to
@@ -75,27 +86,38 @@ def account(engine: Engine, attempt: Turn, usage: Usage | None) -> float | None:
     corrected to the usage, or kept whole when there is none (``Turn.close`` gives nothing
     back)."""
     deployment = attempt.deployment
-    guards = engine.guards
     reservation, attempt.reservation = attempt.reservation, None
     attempt.grant = None
     cost: float | None = None
     try:
         if usage is not None:
             cost = usage_cost(deployment, usage)
-            engine.observe_usage(deployment.name, attempt.estimate, usage)
+            estimate = attempt.estimate
+            calibrator.observe(
+                deployment.name,
+                counted=estimate.counted_tokens,
+                estimated=estimate.input_tokens,
+                actual=usage.prompt_tokens,
+            )
             guards.limiter.correct(
                 deployment.name,
                 tpm=deployment.tpm,
                 reserved_tokens=attempt.tokens,
                 actual_tokens=usage.prompt_tokens + usage.completion_tokens,
-                now=engine.clock(),
+                now=guards.now(),
             )
     finally:
         if reservation is not None:
             guards.ledger.settle(
-                reservation, _settled_usd(cost, reservation), wall_now=engine.wall_clock()
+                reservation, _settled_usd(cost, reservation), wall_now=guards.wall_now()
             )
     return cost
+
+
+def stream_cost(deployment: Deployment, usage: Usage | None) -> float | None:
+    """What ``account`` will return for ``usage``, worked out without the guards (for a
+    stream whose settlement runs later, off the event loop)."""
+    return None if usage is None else usage_cost(deployment, usage)
 
 
 def _settled_usd(cost: float | None, reservation: Reservation) -> float:

@@ -5,8 +5,10 @@ what happened and what to do."""
 from __future__ import annotations
 
 from collections.abc import Generator
+from functools import partial
 from typing import TYPE_CHECKING
 
+from guardedllm.engine._phases import acquire
 from guardedllm.engine._steps import Outcome, Sleep, Step
 from guardedllm.errors import (
     BudgetExceededError,
@@ -18,12 +20,13 @@ from guardedllm.errors import (
     RateLimitedError,
 )
 from guardedllm.estimate import Estimate
-from guardedllm.guards import Permit, Reservation, RetryAfter
+from guardedllm.guards import Permit, RetryAfter
 from guardedllm.registry import Deployment
 
 if TYPE_CHECKING:
-    from guardedllm.engine._call import Call
+    from guardedllm.engine._call import Call, Turn
     from guardedllm.engine._engine import Engine
+    from guardedllm.engine._guards import Guards
 
 __all__ = [
     "check_preflight",
@@ -35,33 +38,39 @@ __all__ = [
 ]
 
 
-def reserve(engine: Engine, call: Call, estimate: Estimate) -> Reservation | None:
-    """Hold the worst-case cost on every spend budget that applies (None: no budgets).
-    Raises BudgetExceededError when one would overspend."""
-    ledger = engine.guards.ledger
-    if not ledger.budgets:
-        return None
-    return ledger.reserve(
-        route=call.plan.requested,
-        key=call.settings.budget_key,
-        amount_usd=estimate.cost_usd_max,
-        wall_now=engine.wall_clock(),
-    )
+def reserve(guards: Guards, call: Call, attempt: Turn, *, deposit: bool = False) -> None:
+    """Hold the worst-case cost of ``attempt`` on every spend budget that applies (the
+    reservation is held on the turn from the moment it is made); with ``deposit``, then pay
+    the request into its deployment's retry budget. One phase of guard operations. Raises
+    BudgetExceededError when a budget would overspend (nothing is then deposited)."""
+    ledger = guards.ledger
+    if ledger.budgets:
+        attempt.reservation = ledger.reserve(
+            route=call.plan.requested,
+            key=call.settings.budget_key,
+            amount_usd=attempt.estimate.cost_usd_max,
+            wall_now=guards.wall_now(),
+        )
+    if deposit:
+        guards.retry_budget.deposit(attempt.deployment.name, guards.now())
 
 
 def rate_limited(
-    engine: Engine, call: Call, deployment: Deployment, tokens: int
+    engine: Engine, call: Call, attempt: Turn
 ) -> Generator[Step, Outcome | None, RateLimitedError | None]:
-    """Take a request and ``tokens`` from the deployment's rate limits, sleeping within the
-    deadline for them; the error when the wait would outlast it."""
+    """Take a request and the attempt's tokens from its deployment's rate limits (the grant is
+    held on the turn from the moment it is taken), sleeping within the deadline for them; the
+    error when the wait would outlast it."""
+    deployment = attempt.deployment
     while True:
-        now = engine.clock()
-        decision = engine.guards.limiter.acquire(
-            deployment.name, rpm=deployment.rpm, tpm=deployment.tpm, tokens=tokens, now=now
+        decision = (
+            acquire(engine.guards, attempt)
+            if engine.inline
+            else (yield from engine.state(partial(acquire, engine.guards, attempt)))
         )
         if decision.granted:
             return None
-        remaining = call.deadline - now
+        remaining = call.deadline - engine.clock()
         if decision.wait_s >= remaining:
             return decision.error(deployment=deployment.name, deadline_left_s=remaining)
         yield Sleep(seconds=decision.wait_s)

@@ -3,6 +3,7 @@ the drivers send back, and the small pure helpers both sides share."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import attrs
@@ -32,6 +33,8 @@ __all__ = [
     "Raced",
     "Send",
     "Sleep",
+    "StateStep",
+    "Stated",
     "Step",
     "StreamStart",
     "StreamStarted",
@@ -71,7 +74,19 @@ class Race:
     delay_s: float
 
 
-Step = Send | Sleep | Race
+@attrs.frozen(kw_only=True)
+class StateStep:
+    """Run ``run``, one phase of guard operations against a shared state store (a round trip
+    or a few), and send back its result as ``Stated``; an exception it raises is thrown back
+    into the flow, where the engine decides what it means. The engine built the thunk; the
+    driver only chooses the thread: the sync driver calls it, the async driver runs it in a
+    worker thread so that no event loop waits on the store. Guards on an in-process backend
+    never yield this step: the engine calls the thunk at once."""
+
+    run: Callable[[], object]
+
+
+Step = Send | Sleep | Race | StateStep
 
 
 @attrs.frozen(kw_only=True)
@@ -114,7 +129,14 @@ class Raced:
     launched: bool  # whether the second attempt was sent at all
 
 
-Outcome = Answered | StreamStarted | Failed | Raced
+@attrs.frozen(kw_only=True)
+class Stated:
+    """What a ``StateStep``'s thunk returned."""
+
+    value: object
+
+
+Outcome = Answered | StreamStarted | Failed | Raced | Stated
 
 
 def succeeded(outcome: object) -> bool:

@@ -36,10 +36,11 @@ StreamEnd = Literal["completed", "interrupted", "abandoned"]
 
 # Called once when the stream ends: how it ended, the usage the vendor reported (if it did),
 # the chunks received, the error for an interrupted one, and the call's guard info so far.
-# Returns the stream's cost, if known.
+# Returns the stream's cost, if known, and the guard operations left for the driver to run
+# (None: done already; see ``StreamTracker.take_pending``).
 Settle = Callable[
     [StreamEnd, Usage | None, Sequence[ChatCompletionChunk], BaseException | None, GuardInfo],
-    float | None,
+    tuple[float | None, Callable[[], None] | None],
 ]
 
 
@@ -149,6 +150,7 @@ class StreamTracker:
         self._started = clock()
         self._received: list[ChatCompletionChunk] = []
         self.ended: StreamEnd | None = None
+        self._pending: Callable[[], None] | None = None
 
     @property
     def completed(self) -> bool:
@@ -215,12 +217,19 @@ class StreamTracker:
         if self.ended is not None:
             return
         self.ended = how
-        cost = self._settle(how, usage, self._received, error, self.guard)
+        cost, self._pending = self._settle(how, usage, self._received, error, self.guard)
         self.guard = attrs.evolve(
             self.guard,
             cost_usd=cost,
             latency_s=self.guard.latency_s + (self._clock() - self._started),
         )
+
+    def take_pending(self) -> Callable[[], None] | None:
+        """The guard operations the stream's end left to run, once (None: nothing left). On a
+        shared store, settling a stream is I/O that the reader must not do on an event loop:
+        the sync driver runs it as the stream ends, the async one in a worker thread."""
+        pending, self._pending = self._pending, None
+        return pending
 
     def _visible(self, chunks: Sequence[ChatCompletionChunk]) -> list[ChatCompletionChunk]:
         # The usage-only last chunk reaches the caller only if asked for, as with the openai

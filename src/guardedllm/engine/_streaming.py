@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING
 
 import attrs
 
 from guardedllm.engine._call import Call, Turn
-from guardedllm.engine._outcomes import account, learn
+from guardedllm.engine._outcomes import account, learn, stream_cost
 from guardedllm.engine._steps import StreamStart, StreamStarted
 from guardedllm.engine._stream import StreamEnd, StreamTracker
+from guardedllm.state._background import run_logged
 from guardedllm.telemetry import AttemptSpan
 from guardedllm.types import ChatCompletionChunk, ChatRequest, GuardInfo, Usage
 
@@ -39,10 +41,19 @@ def start_stream(
         received: Sequence[ChatCompletionChunk],
         error: BaseException | None,
         info: GuardInfo,
-    ) -> float | None:
+    ) -> tuple[float | None, Callable[[], None] | None]:
         now = engine.clock()
-        cost = account(engine, attempt, usage)
-        learn(engine, attempt, outcome)  # after the usage correction, as for an answer
+
+        def settle_guards() -> float | None:
+            cost = account(engine.guards, engine.calibrator, attempt, usage)
+            learn(engine.guards, attempt, outcome)  # after the usage correction, as for an answer
+            return cost
+
+        if engine.guards.shared:  # the driver runs it off its event loop
+            cost = stream_cost(attempt.deployment, usage)
+            pending: Callable[[], None] | None = partial(run_logged, settle_guards)
+        else:
+            cost, pending = settle_guards(), None
         if how == "completed":
             attempt_span.end_stream(received, usage=usage, cost_usd=cost, now=now)
             call.span.end_ok(attrs.evolve(info, cost_usd=cost), now=now)
@@ -52,7 +63,7 @@ def start_stream(
         else:
             attempt_span.abandon(now=now)
             call.span.abandon(now=now)
-        return cost
+        return cost, pending
 
     tracker = StreamTracker(
         guard=guard,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, get_args
 
 import attrs
 
@@ -26,16 +26,12 @@ from guardedllm.registry._check import (
     read_fields,
 )
 from guardedllm.registry._tables import ENV_VAR_NAME, looks_like_key
+from guardedllm.state.failover import ON_ERROR, OnError
 
 if TYPE_CHECKING:
     from guardedllm.guards.spend import SpendBudget
 
 __all__ = ["ON_ERROR", "StateConfig", "read_budget", "read_state"]
-
-OnError = Literal["local", "refuse"]
-# What a guard does when the store fails: carry on with this process's own state, or refuse
-# the calls whose spend it cannot count.
-ON_ERROR: tuple[OnError, ...] = get_args(OnError)
 
 
 def _url_problem(url: str) -> str | None:

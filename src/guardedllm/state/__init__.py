@@ -1,19 +1,28 @@
 """Where guard state lives: breaker windows, retry budgets, rate-limit buckets, spend counters
 and unavailable-model marks. In memory by default; a shared store for many processes implements
 the same ``StateBackend`` operations atomically: ``RedisBackend`` (and ``AsyncRedisBackend``),
-which load redis-py only when first named here."""
+which load redis-py only when first named here. ``FailoverBackend`` is what a client puts
+around a shared one: this process's own state while the store fails."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from guardedllm.state.base import BucketTake, StateBackend
+from guardedllm.state.failover import FailoverBackend
 from guardedllm.state.memory import MemoryBackend
 
 if TYPE_CHECKING:
     from guardedllm.state.redis import AsyncRedisBackend, RedisBackend
 
-__all__ = ["AsyncRedisBackend", "BucketTake", "MemoryBackend", "RedisBackend", "StateBackend"]
+__all__ = [
+    "AsyncRedisBackend",
+    "BucketTake",
+    "FailoverBackend",
+    "MemoryBackend",
+    "RedisBackend",
+    "StateBackend",
+]
 
 _REDIS = ("AsyncRedisBackend", "RedisBackend")
 

@@ -5,6 +5,11 @@ then writes (a bucket take, a budget reservation, a breaker transition) is one b
 that it stays correct under many threads, tasks and — for a shared backend — processes. Time is
 always passed in (``now``, seconds on a clock the guard chose), never read here, so a guard's
 whole life can run on virtual time. Keys are namespaced by the guard ("breaker:gpt-4o").
+
+A backend may say ``shared = True``: its operations are I/O (a round trip to a store other
+processes use too), so a client runs them off its event loop, and, if it has a ``clock()``,
+every guard's ``now`` comes from it (one clock for every host). Without the attribute a backend
+is taken to answer at once, in process, as ``MemoryBackend`` does.
 """
 
 from __future__ import annotations

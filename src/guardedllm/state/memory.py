@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from typing import ClassVar
 
 from guardedllm.state.base import BucketTake
 
@@ -76,6 +77,9 @@ class _Window:
 
 class MemoryBackend:
     """``StateBackend`` for one process."""
+
+    # Answers at once, without I/O: the engine runs its operations inline (see base.py).
+    shared: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

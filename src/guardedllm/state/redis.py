@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import redis
 import redis.asyncio
@@ -52,6 +52,9 @@ _NO_RETRIES = 0
 
 class _Shared:
     """What both backends hold: the key layout, the store's description and the clock."""
+
+    # Every operation is a round trip, and the store's clock is the guards' clock (base.py).
+    shared: ClassVar[bool] = True
 
     def __init__(self, client: Any, key_prefix: str) -> None:
         if not isinstance(key_prefix, str):

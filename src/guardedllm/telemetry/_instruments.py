@@ -87,6 +87,12 @@ class Instruments:
             description="Vendor answers whose Retry-After asked for longer than "
             "max_retry_after_s, and were held to it.",
         )
+        self.state_errors = meter.create_counter(
+            sc.METRIC_STATE_ERRORS,
+            unit="{error}",
+            description="Failures of the shared state store; each sends the guards to this "
+            "process's own state for a while.",
+        )
         self._breakers: list[BreakerSource] = []
         self._retry_budgets: list[BudgetSource] = []
         self._spend_budgets: list[BudgetSource] = []

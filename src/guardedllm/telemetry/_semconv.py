@@ -88,6 +88,8 @@ GUARDEDLLM_HEDGE_DELAY_S: Final = "guardedllm.hedge.delay_s"
 GUARDEDLLM_SHADOW_OF: Final = "guardedllm.shadow.of"  # on a shadow copy's call span: the route
 GUARDEDLLM_SHADOW_SENT: Final = "guardedllm.shadow.sent"
 GUARDEDLLM_DECISION_REASON: Final = "guardedllm.decision.reason"
+GUARDEDLLM_STATE_STORE: Final = "guardedllm.state.store"  # address and key prefix, no password
+GUARDEDLLM_STATE_ON_ERROR: Final = "guardedllm.state.on_error"
 
 # Span events on the call span. Retries and fallbacks are added by ``CallSpan.start_attempt``;
 # the others by whoever observes them, through ``CallSpan.event``.
@@ -98,6 +100,8 @@ EVENT_SKIPPED: Final = "guardedllm.deployment.skipped"
 EVENT_HEDGE: Final = "guardedllm.hedge"
 EVENT_SHADOW: Final = "guardedllm.shadow"
 EVENT_ESCALATION: Final = "guardedllm.escalation"
+# The call's guards used this process's own state for some of it: the shared store failed.
+EVENT_LOCAL_STATE: Final = "guardedllm.state.local"
 
 # --------------------------------------------------------------------------- metrics
 
@@ -114,6 +118,7 @@ METRIC_BREAKER_STATE: Final = "guardedllm.breaker.state"
 METRIC_RETRY_BUDGET: Final = "guardedllm.retry_budget.available"
 METRIC_SPEND_BUDGET: Final = "guardedllm.spend_budget.remaining"
 METRIC_RETRY_AFTER_CAPPED: Final = "guardedllm.retry_after.capped"
+METRIC_STATE_ERRORS: Final = "guardedllm.state.errors"
 
 # Currency is not a UCUM unit; the OpenTelemetry unit rules put such units in curly braces.
 UNIT_USD: Final = "{USD}"

@@ -127,6 +127,14 @@ class Telemetry:
             return not isinstance(metrics.get_meter_provider(), _PROXY_METER_PROVIDER)
         return self._metrics
 
+    def state_error(self, store: str, on_error: str) -> None:
+        """The shared state store failed (``guardedllm.state.errors``)."""
+        if self._metrics_installed():
+            assert self._instruments is not None
+            self._instruments.state_errors.add(
+                1, {sc.GUARDEDLLM_STATE_STORE: store, sc.GUARDEDLLM_STATE_ON_ERROR: on_error}
+            )
+
     # ---------------------------------------------------------------- gauges
 
     def observe_breakers(self, source: BreakerSource) -> None:
