@@ -454,29 +454,18 @@ class Engine:
                         attempt_span=attempt_span,
                     )
                 assert result is not None
-                if self.inline:
-                    cost = settle_answer(
-                        self.guards,
-                        self.calibrator,
-                        winner,
-                        outcome,
-                        result.usage,
-                        latency=latency,
-                        span=call.span,
-                    )
-                else:
-                    cost = yield from self.state(
-                        partial(
-                            settle_answer,
-                            self.guards,
-                            self.calibrator,
-                            winner,
-                            outcome,
-                            result.usage,
-                            latency=latency,
-                            span=call.span,
-                        )
-                    )
+                account_answer = partial(
+                    settle_answer,
+                    self.guards,
+                    self.calibrator,
+                    winner,
+                    outcome,
+                    result.usage,
+                    latency=latency,
+                    span=call.span,
+                )
+                # In process: called where it stands, not through a generator (the hot path).
+                cost = account_answer() if self.inline else (yield from self.state(account_answer))
                 return self._answered(
                     call,
                     winner,
