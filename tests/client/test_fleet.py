@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -20,14 +19,13 @@ from guardedllm import Client, Registry
 from guardedllm.testing import FakeProvider
 from redis_server import RedisServer
 from support import ENVIRON, config_text
+from workers import run_together
 
 PROCESSES = 3
 MESSAGES = [{"role": "user", "content": "Hello there"}]
 MAX_TOKENS = 50
 OPENAI_ID = "gpt-4o-mini-2024-07-18"
 CLAUDE_ID = "claude-3-5-haiku-20241022"
-# How long a worker may take from start to its last line: far beyond a loaded machine's need.
-WORKER_TIMEOUT_S = 60.0
 
 # A worker: its own Client on the shared store, ready once built (the tokenizer loaded), then
 # at the start signal (a file) ``calls`` calls in turn to each model named (or, with
@@ -105,34 +103,7 @@ class Fleet:
         go = self.directory / f"go{next(self._runs)}"
         spec = {"environ": ENVIRON, "max_tokens": MAX_TOKENS, **spec}
         argv = [sys.executable, str(self.script), str(self.config), self.url, self.prefix]
-        workers = [
-            subprocess.Popen(
-                [*argv, str(go), json.dumps(spec)],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            for _ in range(processes)
-        ]
-        try:
-            for worker in workers:  # every worker has built its client before any calls
-                assert worker.stdout is not None
-                line = worker.stdout.readline().strip()
-                assert line == "ready", worker.communicate(timeout=WORKER_TIMEOUT_S)[1]
-            go.touch()
-            if during is not None:
-                during()
-            results = []
-            for worker in workers:
-                out, err = worker.communicate(timeout=WORKER_TIMEOUT_S)
-                assert worker.returncode == 0, err
-                results.append(json.loads(out.splitlines()[-1]))
-            return results
-        finally:
-            for worker in workers:
-                if worker.poll() is None:
-                    worker.kill()
-                    worker.communicate()
+        return run_together([[*argv, str(go), json.dumps(spec)]] * processes, go, during=during)
 
 
 @pytest.fixture

@@ -3,13 +3,12 @@ replicas of a service do, and no operation's read-then-write interleaves with an
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 
 import pytest
 
 from redis_server import RedisServer
+from workers import run_together
 
 PROCESSES = 4
 
@@ -60,31 +59,8 @@ def workloads(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactor
     script = directory / "worker.py"
     script.write_text(WORKER)
     go = directory / "go"
-    workers = [
-        subprocess.Popen(
-            [sys.executable, str(script), redis_server.url, "procs:", str(go)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(PROCESSES)
-    ]
-    try:
-        for worker in workers:  # every worker connected before any starts
-            assert worker.stdout is not None
-            assert worker.stdout.readline().strip() == "ready"
-        go.touch()
-        results = []
-        for worker in workers:
-            out, err = worker.communicate(timeout=45)
-            assert worker.returncode == 0, err
-            results.append(json.loads(out.splitlines()[-1]))
-        return results
-    finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.kill()
-                worker.communicate()
+    argv = [sys.executable, str(script), redis_server.url, "procs:", str(go)]
+    return run_together([argv] * PROCESSES, go, timeout_s=45)
 
 
 def test_a_counter_with_a_limit_never_goes_over_it(
