@@ -42,6 +42,7 @@ import attrs
 from opentelemetry.context import Context
 
 from guardedllm import defaults
+from guardedllm.engine._attempt import attempt_send, start_attempt_span
 from guardedllm.engine._call import Call, Settings, Turn
 from guardedllm.engine._counting import counted
 from guardedllm.engine._failures import failed
@@ -66,7 +67,6 @@ from guardedllm.engine._routing import (
 )
 from guardedllm.engine._steps import (
     Outcome,
-    Send,
     Sleep,
     Stated,
     StateStep,
@@ -74,7 +74,6 @@ from guardedllm.engine._steps import (
     StreamStart,
     StreamStarted,
 )
-from guardedllm.engine._stream import BoundedDecoder
 from guardedllm.engine._streaming import start_stream
 from guardedllm.engine._targets import target_for
 from guardedllm.errors import (
@@ -164,7 +163,7 @@ class Engine:
         # background where the flow cannot yield them (see ``later``). By default, at once.
         self.run_later: Callable[[Callable[[], object]], None] = _run_now
         self._random = self.random = random
-        self._max_body_bytes = max_body_bytes
+        self.max_body_bytes = max_body_bytes
         self._wires: dict[str, WireFormat] = {}
         self.calibrator = Calibrator()
         self.telemetry = telemetry if telemetry is not None else Telemetry()
@@ -212,7 +211,7 @@ class Engine:
                 timeout=Settings.of(effective, plan, self.registry.defaults).attempt_timeout(
                     self.registry.provider_of(deployment).timeout_s, self.registry.defaults
                 ),
-                max_body_bytes=self._max_body_bytes,
+                max_body_bytes=self.max_body_bytes,
                 wall_clock=self._wall_clock,
             )
         return estimate
@@ -563,7 +562,7 @@ class Engine:
                     target=attempt.target,
                     wire=attempt.wire,
                     timeout=min(attempt.timeout_cap, max(call.deadline - self._clock(), 1e-3)),
-                    max_body_bytes=self._max_body_bytes,
+                    max_body_bytes=self.max_body_bytes,
                     wall_clock=self._wall_clock,
                 )
             attempt.estimate = estimate
@@ -590,65 +589,14 @@ class Engine:
         self, call: Call, request: ChatRequest, attempt: Turn, number: int, timeout: float
     ) -> Generator[Step, Outcome | None, tuple[Outcome | None, float, AttemptSpan]]:
         """One HTTP attempt: (its outcome, its latency, its span)."""
-        send = self.make_send(call, request, attempt, timeout)
-        attempt_span = self.start_span(call, attempt, number, reason=call.reason)
+        send = attempt_send(call, request, attempt, timeout, max_body_bytes=self.max_body_bytes)
+        attempt_span = start_attempt_span(
+            call, attempt, number, reason=call.reason, now=self._clock()
+        )
         sent_at = self._clock()
         attempt.sending()
         outcome = yield send
         return outcome, self._clock() - sent_at, attempt_span
-
-    def make_send(self, call: Call, request: ChatRequest, attempt: Turn, timeout: float) -> Send:
-        """The step for one attempt. ``timeout`` bounds each read; the driver also caps the
-        whole attempt, up to a stream's first chunk, by it or by the first-chunk timeout,
-        whichever is shorter."""
-        target = attempt.target
-        # What httpx.Timeout(timeout).as_dict() gives, without building the Timeout.
-        attempt.http_request.extensions["timeout"] = {
-            "connect": timeout,
-            "read": timeout,
-            "write": timeout,
-            "pool": timeout,
-        }
-        cap = timeout
-        if request.stream and call.settings.first_chunk_timeout_s is not None:
-            cap = min(cap, call.settings.first_chunk_timeout_s)
-        decoder: BoundedDecoder | None = None
-        if request.stream:
-            decoder = BoundedDecoder.for_stream(
-                attempt.wire.stream_decoder(target),
-                target,
-                request=request,
-                max_output_tokens=attempt.estimate.max_output_tokens,
-                max_body_bytes=self._max_body_bytes,
-            )
-        return Send(
-            request=attempt.http_request,
-            target=target,
-            decoder=decoder,
-            timeout_s=cap,
-            max_body_bytes=self._max_body_bytes,
-        )
-
-    def start_span(
-        self,
-        call: Call,
-        attempt: Turn,
-        number: int,
-        *,
-        reason: str | None,
-        now: float | None = None,
-    ) -> AttemptSpan:
-        target = attempt.target
-        return call.span.start_attempt(
-            deployment=target.deployment,
-            provider_kind=target.kind,
-            provider_name=target.provider,
-            vendor_model=target.model,
-            server_url=target.base_url,
-            number=number,
-            reason=reason,
-            now=now if now is not None else self._clock(),
-        )
 
     def _stream_started(
         self,

@@ -17,6 +17,7 @@ from collections.abc import Generator, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from guardedllm import defaults
+from guardedllm.engine._attempt import attempt_send, start_attempt_span
 from guardedllm.engine._call import Call, Turn
 from guardedllm.engine._failures import note_failure
 from guardedllm.engine._guards import report_transition
@@ -156,13 +157,19 @@ def race(
     made sure the hedge can still answer within ``timeout``). Returns the side to carry on
     with: the winner, or the primary when neither succeeded. The other side is settled here."""
     delay = backup.hedge_delay_s
-    primary_span = engine.start_span(call, primary, 1, reason=call.reason)
+    primary_span = start_attempt_span(call, primary, 1, reason=call.reason, now=engine.clock())
     started = engine.clock()
     primary.sending()
     backup.sending()  # the driver may launch it: abandoned mid-race, it counts as sent
     raced = yield Race(
-        first=engine.make_send(call, request, primary, timeout),
-        second=engine.make_send(call, request, backup, min(backup.timeout_cap, timeout - delay)),
+        first=attempt_send(call, request, primary, timeout, max_body_bytes=engine.max_body_bytes),
+        second=attempt_send(
+            call,
+            request,
+            backup,
+            min(backup.timeout_cap, timeout - delay),
+            max_body_bytes=engine.max_body_bytes,
+        ),
         delay_s=delay,
     )
     if not isinstance(raced, Raced):  # the driver broke the protocol
@@ -187,7 +194,7 @@ def race(
             sc.GUARDEDLLM_HEDGE_DELAY_S: delay,
         },
     )
-    backup_span = engine.start_span(call, backup, 1, reason=None, now=started + delay)
+    backup_span = start_attempt_span(call, backup, 1, reason=None, now=started + delay)
     sides = ((primary, primary_span), (backup, backup_span))
     keep = raced.winner if raced.winner is not None else 0
 
