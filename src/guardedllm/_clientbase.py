@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from guardedllm import defaults
-from guardedllm.errors import ConfigError, ConfigProblem
+from guardedllm.errors import ArgumentTypeError, ConfigError, ConfigProblem
 from guardedllm.registry import Registry, StateConfig
 from guardedllm.registry._check import dotted
 
@@ -55,6 +55,7 @@ class ClientBase:
     ) -> None:
         from guardedllm.engine._engine import Engine  # guards and OpenTelemetry load here
 
+        _check_arguments(type(self).__name__, registry, policy, environ, budgets)
         budgets = _all_budgets(registry, budgets)
         self._engine = Engine(
             registry,
@@ -143,6 +144,53 @@ class ClientBase:
         """Per route with a shadow: copies sent, skipped for ``max_in_flight``, answered,
         failed, identical answers, latency and cost totals for both sides, copies running."""
         return self._engine.shadows.stats()
+
+
+def _check_arguments(
+    name: str,
+    registry: object,
+    policy: object,
+    environ: object,
+    budgets: object,
+) -> None:
+    """A typed error naming the argument, for the mistakes a new user makes first (a config
+    file's path where the registry goes, a dict where a ``Policy`` goes), instead of an
+    ``AttributeError`` from deep inside the engine."""
+    from guardedllm.guards import SpendBudget
+    from guardedllm.policy import Policy
+
+    if isinstance(registry, (str, os.PathLike)):
+        raise ArgumentTypeError(
+            f"{name}() takes a guardedllm.Registry, not a path: to load the config file "
+            f"{os.fspath(registry)!r}, use {name}.from_config({os.fspath(registry)!r})"
+        )
+    if not isinstance(registry, Registry):
+        raise ArgumentTypeError(
+            f"{name}() takes a guardedllm.Registry (Registry.from_toml(path) or "
+            f"Registry.from_dict(...)), or use {name}.from_config(path); got "
+            f"{type(registry).__name__}"
+        )
+    if policy is not None and not isinstance(policy, Policy):
+        raise ArgumentTypeError(
+            f"{name}(policy=...) takes a guardedllm.Policy, e.g. Policy(max_attempts=2); got "
+            f"{type(policy).__name__}"
+        )
+    if environ is not None and not isinstance(environ, Mapping):
+        raise ArgumentTypeError(
+            f"{name}(environ=...) takes a mapping of variable names to values (such as "
+            f"os.environ), or None for the process's; got {type(environ).__name__}"
+        )
+    if isinstance(budgets, (str, bytes, Mapping)) or not isinstance(budgets, Sequence):
+        raise ArgumentTypeError(
+            f"{name}(budgets=...) takes a list of guardedllm.guards.SpendBudget; got "
+            f"{type(budgets).__name__}"
+        )
+    for budget in budgets:
+        if not isinstance(budget, SpendBudget):
+            raise ArgumentTypeError(
+                f"{name}(budgets=...) takes a list of guardedllm.guards.SpendBudget; one of "
+                f"them is a {type(budget).__name__}"
+            )
 
 
 def _all_budgets(registry: Registry, in_code: Sequence[SpendBudget]) -> tuple[SpendBudget, ...]:

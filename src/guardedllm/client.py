@@ -48,7 +48,7 @@ from guardedllm.engine import (
     too_slow,
     transport_error,
 )
-from guardedllm.errors import GuardedLLMError
+from guardedllm.errors import ArgumentTypeError, GuardedLLMError
 from guardedllm.estimate import Estimate
 from guardedllm.policy import Policy, current_policy
 from guardedllm.registry import Registry
@@ -209,7 +209,7 @@ class Client(ClientBase):
         state_on_error: OnError = "local",
     ) -> None:
         if http_client is not None and transport is not None:
-            raise TypeError("give http_client or transport, not both")
+            raise ArgumentTypeError("give http_client or transport, not both")
         super().__init__(
             registry,
             policy=policy,

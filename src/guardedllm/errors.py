@@ -1,6 +1,8 @@
 """Every error guardedllm raises, in one tree.
 
     GuardedLLMError
+    ├── ArgumentError                  a value passed to the API is wrong (a ValueError too)
+    │   └── ArgumentTypeError          ... or of the wrong type (a TypeError too)
     ├── ConfigError                    the registry / config file is invalid (lists every problem)
     ├── InvalidRequestError            the caller's arguments cannot be sent (bad messages, ...)
     │   └── NoRouteError               no deployment of the route can serve the call (each
@@ -53,6 +55,8 @@ if TYPE_CHECKING:
 __all__ = [
     "STATUS_ERRORS",
     "AllRoutesFailedError",
+    "ArgumentError",
+    "ArgumentTypeError",
     "AuthenticationError",
     "BadRequestError",
     "BudgetExceededError",
@@ -166,6 +170,17 @@ class GuardedLLMError(Exception):
     """
 
     attempts: tuple[Attempt, ...] = ()
+
+
+class ArgumentError(GuardedLLMError, ValueError):
+    """A value given to guardedllm's API (a constructor, a setting, a method's option) is
+    wrong; the message names it and says what to pass. Also a ``ValueError``, which is what
+    such code caught before it was a ``GuardedLLMError``."""
+
+
+class ArgumentTypeError(ArgumentError, TypeError):
+    """A value given to guardedllm's API is of the wrong type (a file path where a registry
+    goes, a string where a number goes). Also a ``TypeError``."""
 
 
 @attrs.frozen(kw_only=True)

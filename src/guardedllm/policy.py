@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 
 from guardedllm import defaults
+from guardedllm._checks import require_flag, require_number, require_text
+from guardedllm.errors import ArgumentError, ArgumentTypeError
 
 if TYPE_CHECKING:
     from guardedllm.types import ChatCompletion
@@ -24,29 +26,30 @@ __all__ = ["Policy", "current_policy", "policy_scope"]
 
 
 def _number(attribute: attrs.Attribute[Any], value: object, *, whole: bool = False) -> None:
-    """A TypeError that says what to pass, for a setting that is no number (a string from an
-    environment variable, a bool), instead of a comparison's error later."""
-    kinds = (int,) if whole else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds):
-        what = "a whole number" if whole else "a number"
-        raise TypeError(
-            f"Policy.{attribute.name} must be {what} (or None to inherit); got "
-            f"{type(value).__name__} {value!r}: convert it first, e.g. "
-            f"{'int' if whole else 'float'}(os.environ[...])"
-        )
+    require_number("Policy", attribute.name, value, whole=whole, inherits=True)
+
+
+def _flag(_: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    require_flag("Policy", attribute.name, value)
+
+
+def _text(_: Any, attribute: attrs.Attribute[Any], value: object) -> None:
+    require_text("Policy", attribute.name, value)
 
 
 def _positive(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
     if value is not None:
         _number(attribute, value)
     if value is not None and not value > 0:
-        raise ValueError(f"Policy.{attribute.name} must be > 0 (or None to inherit); got {value!r}")
+        raise ArgumentError(
+            f"Policy.{attribute.name} must be > 0 (or None to inherit); got {value!r}"
+        )
 
 
 def _seconds(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
     _positive(_, attribute, value)
     if value is not None and value > defaults.MAX_SECONDS:
-        raise ValueError(
+        raise ArgumentError(
             f"Policy.{attribute.name} must be at most {defaults.MAX_SECONDS:g} seconds (a day); "
             f"got {value!r}"
         )
@@ -56,7 +59,7 @@ def _at_least_one(_: Any, attribute: attrs.Attribute[Any], value: int | None) ->
     if value is not None:
         _number(attribute, value, whole=True)
     if value is not None and value < 1:
-        raise ValueError(
+        raise ArgumentError(
             f"Policy.{attribute.name} must be >= 1 (or None to inherit); got {value!r}"
         )
 
@@ -69,7 +72,7 @@ def _hedge(_: Any, attribute: attrs.Attribute[Any], value: float | str | None) -
         or not isinstance(value, (int, float))
         or not 0 < value <= defaults.MAX_SECONDS
     ):
-        raise ValueError(
+        raise ArgumentError(
             f'Policy.hedge_after_s must be a delay in seconds > 0, "p95" (the deployment\'s '
             f"recent p95 latency) or None; got {value!r}"
         )
@@ -79,7 +82,7 @@ def _names(value: Any) -> tuple[str, ...] | None:
     if value is None:
         return None
     if isinstance(value, str):
-        raise TypeError(
+        raise ArgumentTypeError(
             "Policy.fallback and Policy.allowed_deployments take a list of model or alias "
             f"names, not one string (got {value!r}); write [{value!r}]"
         )
@@ -92,13 +95,13 @@ def _tags(value: Any) -> Mapping[str, str] | None:
     if not isinstance(value, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
-        raise TypeError(f"Policy.tags must be a dict of str to str; got {value!r}")
+        raise ArgumentTypeError(f"Policy.tags must be a dict of str to str; got {value!r}")
     return MappingProxyType(dict(value))
 
 
 def _callable(_: Any, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is not None and not callable(value):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"Policy.{attribute.name} must be a function taking the ChatCompletion and "
             f"returning True to accept it; got {value!r}"
         )
@@ -135,18 +138,18 @@ class Policy:
     max_attempts: int | None = attrs.field(default=None, validator=_at_least_one)
     timeout_s: float | None = attrs.field(default=None, validator=_seconds)
     fallback: tuple[str, ...] | None = attrs.field(default=None, converter=_names)
-    exact_tokens: bool | None = None
-    budget_key: str | None = None
+    exact_tokens: bool | None = attrs.field(default=None, validator=_flag)
+    budget_key: str | None = attrs.field(default=None, validator=_text)
     first_chunk_timeout_s: float | None = attrs.field(default=None, validator=_seconds)
     hedge_after_s: float | Literal["p95"] | None = attrs.field(default=None, validator=_hedge)
     allowed_deployments: tuple[str, ...] | None = attrs.field(default=None, converter=_names)
-    split_arm: str | None = None
-    route_key: str | None = None
+    split_arm: str | None = attrs.field(default=None, validator=_text)
+    route_key: str | None = attrs.field(default=None, validator=_text)
     tags: Mapping[str, str] | None = attrs.field(default=None, converter=_tags, hash=False)
     validator: Callable[[ChatCompletion], bool] | None = attrs.field(
         default=None, validator=_callable
     )
-    fallback_on_client_error: bool | None = None
+    fallback_on_client_error: bool | None = attrs.field(default=None, validator=_flag)
 
     def over(self, base: Policy | None) -> Policy:
         """This policy's set fields laid over ``base``'s."""
@@ -183,7 +186,7 @@ def policy_scope(policy: Policy) -> Iterator[Policy]:
     current when it was created, so concurrent tasks never see each other's scopes.
     """
     if not isinstance(policy, Policy):
-        raise TypeError(f"policy_scope takes a guardedllm.Policy; got {policy!r}")
+        raise ArgumentTypeError(f"policy_scope takes a guardedllm.Policy; got {policy!r}")
     effective = current_policy(policy)
     assert effective is not None
     token = _SCOPED.set(effective)

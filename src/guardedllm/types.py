@@ -8,12 +8,15 @@ keeps working. Every value is a frozen attrs class: safe to share between thread
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any, Literal
 
 import attrs
 
 from guardedllm import defaults
+from guardedllm.errors import ArgumentError
 
 __all__ = [
     "Attempt",
@@ -57,6 +60,79 @@ def _to_dict(value: Any) -> Any:
     return value
 
 
+# What ``model_dump(include=..., exclude=...)`` takes, as pydantic does: a set of field names, or
+# a mapping of field name (or, within a list, index or "__all__") to True or a nested selection.
+IncEx = AbstractSet[str] | AbstractSet[int] | Mapping[Any, Any]
+
+
+def _part(selection: IncEx | None, key: str | int) -> IncEx | bool | None:
+    """What ``selection`` says of ``key``: True (all of it), a nested selection, or None
+    (``key`` is not named)."""
+    if selection is None:
+        return None
+    if isinstance(selection, Mapping):
+        part = selection.get(key, selection.get("__all__"))
+        return True if part is True or part is ... else part
+    return True if key in selection else None
+
+
+def _dump(
+    value: Any,
+    include: IncEx | None,
+    exclude: IncEx | None,
+    *,
+    exclude_none: bool,
+    exclude_defaults: bool,
+) -> Any:
+    """``_to_dict`` with pydantic's selections: ``include`` keeps only what it names,
+    ``exclude`` drops what it names (with True) or narrows into it (a nested selection)."""
+    if attrs.has(type(value)):
+        out: dict[str, Any] = {}
+        for f in attrs.fields(type(value)):
+            name = f.name
+            item = getattr(value, name)
+            if name == "guard" or (exclude_none and item is None):
+                continue
+            if exclude_defaults and f.default is not attrs.NOTHING:
+                # A factory default (``attrs.Factory``) is compared by what it makes.
+                factory = getattr(f.default, "factory", None)
+                default = factory() if callable(factory) else f.default
+                if item == default:
+                    continue
+            inner_include = _part(include, name)
+            inner_exclude = _part(exclude, name)
+            if (include is not None and inner_include is None) or inner_exclude is True:
+                continue
+            out[name] = _dump(
+                item,
+                None if inner_include is True else inner_include,  # type: ignore[arg-type]
+                inner_exclude,  # type: ignore[arg-type]
+                exclude_none=exclude_none,
+                exclude_defaults=exclude_defaults,
+            )
+        return out
+    if isinstance(value, (list, tuple)):
+        items = []
+        for index, item in enumerate(value):
+            inner_include = _part(include, index)
+            inner_exclude = _part(exclude, index)
+            if (include is not None and inner_include is None) or inner_exclude is True:
+                continue
+            items.append(
+                _dump(
+                    item,
+                    None if inner_include is True else inner_include,  # type: ignore[arg-type]
+                    inner_exclude,  # type: ignore[arg-type]
+                    exclude_none=exclude_none,
+                    exclude_defaults=exclude_defaults,
+                )
+            )
+        return items
+    if isinstance(value, Mapping):
+        return {k: _to_dict(v) for k, v in value.items()}
+    return value
+
+
 class _Dumpable:
     __slots__ = ()
 
@@ -65,7 +141,71 @@ class _Dumpable:
         result: dict[str, Any] = _to_dict(self)
         return result
 
-    model_dump = to_dict
+    def model_dump(
+        self,
+        *,
+        mode: Literal["json", "python"] | str = "python",
+        include: IncEx | None = None,
+        exclude: IncEx | None = None,
+        by_alias: bool | None = None,
+        exclude_unset: bool = False,
+        exclude_defaults: bool = False,
+        exclude_none: bool = False,
+        round_trip: bool = False,
+        warnings: bool | Literal["none", "warn", "error"] = True,
+    ) -> dict[str, Any]:
+        """This value as plain data, as the openai package's ``model_dump`` gives it, with
+        its selections: ``include``/``exclude`` (sets of field names, or nested mappings),
+        ``exclude_none`` and ``exclude_defaults``. Both modes give the same data: every
+        value here is already JSON's (str, int, float, bool, None, lists and dicts).
+        ``exclude_unset`` leaves out what ``exclude_defaults`` does: these values do not
+        remember which fields the vendor's answer set, and a field it left out holds its
+        default. ``by_alias``, ``round_trip`` and ``warnings`` change nothing (no field has an
+        alias or a computed form) and are taken so that code written for openai's types runs.
+        """
+        if mode not in ("json", "python"):
+            raise ArgumentError(
+                f"model_dump(mode={mode!r}): mode must be 'python' or 'json' (both give the "
+                "same plain data here)"
+            )
+        if (include, exclude) == (None, None) and not (
+            exclude_none or exclude_defaults or exclude_unset
+        ):
+            return self.to_dict()
+        result: dict[str, Any] = _dump(
+            self,
+            include,
+            exclude,
+            exclude_none=exclude_none,
+            exclude_defaults=exclude_defaults or exclude_unset,
+        )
+        return result
+
+    def model_dump_json(
+        self,
+        *,
+        indent: int | None = None,
+        include: IncEx | None = None,
+        exclude: IncEx | None = None,
+        by_alias: bool | None = None,
+        exclude_unset: bool = False,
+        exclude_defaults: bool = False,
+        exclude_none: bool = False,
+        round_trip: bool = False,
+        warnings: bool | Literal["none", "warn", "error"] = True,
+    ) -> str:
+        """``model_dump`` as JSON text, compact unless ``indent`` is given, as pydantic
+        writes it (non-ASCII text kept as it is)."""
+        data = self.model_dump(
+            include=include,
+            exclude=exclude,
+            exclude_unset=exclude_unset,
+            exclude_defaults=exclude_defaults,
+            exclude_none=exclude_none,
+        )
+        if indent is None:
+            return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        return json.dumps(data, ensure_ascii=False, indent=indent)
 
 
 # --------------------------------------------------------------------------- request

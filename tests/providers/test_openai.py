@@ -1372,3 +1372,66 @@ def test_chunks_read_as_the_openai_sdk_reads_them(stream: bytes) -> None:
             continue  # the SDK reads absent details as None, we as zero counts
         (mine,) = [chunk.to_dict() for chunk in decoder.feed(part + b"\n\n")]
         assert mine == sdk_view(SDKChunk.model_validate(raw).model_dump(), mine)
+
+
+SELECTIONS: list[dict[str, Any]] = [
+    {"exclude_none": True},
+    {"exclude_none": True, "mode": "json"},
+    {"include": {"id", "model"}},
+    {"include": {"id": True, "usage": {"total_tokens"}}},
+    {"exclude": {"usage"}, "exclude_none": True},
+    {"exclude": {"choices": {"__all__": {"message": {"role", "refusal"}}}}, "exclude_none": True},
+    {"include": {"choices": {0: {"message": {"content"}}}}},
+]
+
+
+@pytest.mark.parametrize("selection", SELECTIONS, ids=repr)
+def test_completion_dumps_as_the_openai_sdk_dumps_it(selection: dict[str, Any]) -> None:
+    """``model_dump`` with pydantic's selections gives what the openai package's type gives
+    for the same answer (the SDK's fields we do not carry are None, left out with
+    exclude_none)."""
+    ours = parse(COMPLETION)
+    sdk = SDKCompletion.model_validate(ours.to_dict())
+    theirs = sdk.model_dump(**selection)
+    if not selection.get("exclude_none"):
+        theirs = sdk_view(theirs, ours.model_dump(**selection))
+    assert ours.model_dump(**selection) == theirs
+    json_selection = {k: v for k, v in selection.items() if k != "mode"}
+    assert json.loads(ours.model_dump_json(**json_selection)) == json.loads(json.dumps(theirs))
+
+
+def test_chunk_dumps_as_the_openai_sdk_dumps_it() -> None:
+    decoder = OpenAIStreamDecoder(OPENAI)
+    part = TEXT_STREAM.split(b"\n\n")[1]
+    raw = json.loads(part.removeprefix(b"data: "))
+    (mine,) = decoder.feed(part + b"\n\n")
+    sdk = SDKChunk.model_validate(raw)
+    assert mine.model_dump(exclude_none=True) == sdk.model_dump(exclude_none=True)
+    assert json.loads(mine.model_dump_json(exclude_none=True)) == json.loads(
+        sdk.model_dump_json(exclude_none=True)
+    )
+
+
+def test_model_dump_json_is_compact_unless_indented() -> None:
+    ours = parse(COMPLETION)
+    assert ours.model_dump_json() == json.dumps(
+        ours.model_dump(), separators=(",", ":"), ensure_ascii=False
+    )
+    assert ours.model_dump_json(indent=2) == json.dumps(
+        ours.model_dump(), indent=2, ensure_ascii=False
+    )
+
+
+def test_model_dump_leaves_out_defaults_when_asked() -> None:
+    """``exclude_defaults`` (and ``exclude_unset``, which these values cannot tell apart from
+    it) drop each field equal to its default, nested ones too."""
+    dumped = parse(COMPLETION).model_dump(exclude_defaults=True)
+    assert "object" not in dumped and "logprobs" not in dumped["choices"][0]
+    assert "role" not in dumped["choices"][0]["message"]
+    assert dumped["system_fingerprint"] == COMPLETION["system_fingerprint"]  # not a default
+    assert parse(COMPLETION).model_dump(exclude_unset=True) == dumped
+
+
+def test_model_dump_refuses_an_unknown_mode() -> None:
+    with pytest.raises(errors.ArgumentError, match="mode must be 'python' or 'json'"):
+        parse(COMPLETION).model_dump(mode="yaml")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Sequence
 
+from guardedllm.errors import ArgumentError
 from guardedllm.guards import (
     BreakerConfig,
     CircuitBreaker,
@@ -57,7 +58,7 @@ class Guards:
         on_error: OnError = "local",
     ) -> None:
         if on_error not in ON_ERROR:
-            raise ValueError(f'state_on_error must be "local" or "refuse"; got {on_error!r}')
+            raise ArgumentError(f'state_on_error must be "local" or "refuse"; got {on_error!r}')
         if state is None:
             state = MemoryBackend()
         elif getattr(state, "shared", False) and not isinstance(state, FailoverBackend):

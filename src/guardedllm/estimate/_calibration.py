@@ -16,6 +16,7 @@ import threading
 import attrs
 
 from guardedllm import defaults
+from guardedllm.errors import ArgumentError
 
 __all__ = ["CalibrationStats", "Calibrator"]
 
@@ -51,7 +52,7 @@ class Calibrator:
 
     def __init__(self, *, alpha: float = defaults.CALIBRATION_ALPHA) -> None:
         if not 0 < alpha <= 1:
-            raise ValueError(f"alpha must be in (0, 1]; got {alpha}")
+            raise ArgumentError(f"alpha must be in (0, 1]; got {alpha}")
         self._alpha = alpha
         self._lock = threading.Lock()
         self._by_deployment: dict[str, _Running] = {}

@@ -12,6 +12,8 @@ from typing import Any
 
 import attrs
 
+from guardedllm.errors import ArgumentError
+
 __all__ = ["Prices", "cost_usd", "priced"]
 
 _PER_MTOK = 1_000_000
@@ -26,7 +28,7 @@ def _price(_instance: object, attribute: attrs.Attribute[Any], value: object) ->
         or not math.isfinite(value)
         or value < 0
     ):
-        raise ValueError(
+        raise ArgumentError(
             f"{attribute.name} must be a finite number of US dollars per million tokens, >= 0; "
             f"got {value!r}."
         )
@@ -61,18 +63,18 @@ def cost_usd(
     ``output_tokens``; a part larger than its whole is an error, not something to guess about.
     """
     if min(input_tokens, output_tokens, cached_input_tokens, reasoning_tokens) < 0:
-        raise ValueError(
+        raise ArgumentError(
             "token counts must be >= 0; got "
             f"input_tokens={input_tokens}, output_tokens={output_tokens}, "
             f"cached_input_tokens={cached_input_tokens}, reasoning_tokens={reasoning_tokens}."
         )
     if cached_input_tokens > input_tokens:
-        raise ValueError(
+        raise ArgumentError(
             f"cached_input_tokens ({cached_input_tokens}) are part of input_tokens "
             f"({input_tokens}) and cannot exceed them: pass the full prompt count as input_tokens."
         )
     if reasoning_tokens > output_tokens:
-        raise ValueError(
+        raise ArgumentError(
             f"reasoning_tokens ({reasoning_tokens}) are part of output_tokens ({output_tokens}) "
             "and cannot exceed them: pass the full completion count as output_tokens."
         )

@@ -24,7 +24,7 @@ from typing import Any, Final
 import attrs
 
 from guardedllm import defaults
-from guardedllm.errors import InvalidRequestError
+from guardedllm.errors import ArgumentError, InvalidRequestError
 from guardedllm.estimate._cost import Prices, priced
 from guardedllm.estimate._count import TokenCount, count_chat_tokens
 from guardedllm.estimate._encodings import get_encoding
@@ -89,14 +89,14 @@ def estimate_request(
     ``DEFAULT_EXPECTED_OUTPUT_TOKENS``, capped by the output limit.
     """
     if context_window <= 0 or max_output_tokens <= 0:
-        raise ValueError(
+        raise ArgumentError(
             f"{deployment_name}: context_window ({context_window}) and max_output_tokens "
             f"({max_output_tokens}) must be positive; fix the deployment's registry entry."
         )
     if not (calibration > 0 and math.isfinite(calibration)) or not (
         safety_margin >= 0 and math.isfinite(safety_margin)
     ):
-        raise ValueError(
+        raise ArgumentError(
             f"{deployment_name}: calibration ({calibration}) must be > 0 and safety_margin "
             f"({safety_margin}) >= 0; fix the deployment's registry entry."
         )

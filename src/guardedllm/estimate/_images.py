@@ -22,6 +22,8 @@ from typing import Final
 
 import attrs
 
+from guardedllm.errors import ArgumentError
+
 __all__ = [
     "GPT_4O_IMAGE_RATES",
     "GPT_4O_MINI_IMAGE_RATES",
@@ -76,7 +78,7 @@ def image_tokens(
 ) -> int:
     """Input tokens of one ``width`` x ``height`` image at ``detail`` (low, high or auto)."""
     if width <= 0 or height <= 0:
-        raise ValueError(f"image size must be positive, got {width} x {height}")
+        raise ArgumentError(f"image size must be positive, got {width} x {height}")
     if detail == "low":
         return rates.base
     return rates.base + rates.per_tile * _scaled_tiles(width, height)

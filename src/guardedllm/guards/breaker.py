@@ -41,6 +41,8 @@ from typing import Any, Literal
 import attrs
 
 from guardedllm import defaults
+from guardedllm._checks import require_number
+from guardedllm.errors import ArgumentError
 from guardedllm.state.base import StateBackend
 
 __all__ = [
@@ -78,18 +80,21 @@ _CAS_TRIES = 4
 
 def _check(condition: bool, name: str, rule: str, value: object) -> None:
     if not condition:
-        raise ValueError(f"BreakerConfig.{name} must be {rule}; got {value!r}")
+        raise ArgumentError(f"BreakerConfig.{name} must be {rule}; got {value!r}")
 
 
 def _positive(_: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    require_number("BreakerConfig", attribute.name, value)
     _check(value > 0 and not math.isnan(value), attribute.name, "> 0", value)
 
 
 def _rate(_: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    require_number("BreakerConfig", attribute.name, value)
     _check(0 < value <= 1, attribute.name, "a fraction in (0, 1]", value)
 
 
 def _at_least_one(_: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+    require_number("BreakerConfig", attribute.name, value, whole=True)
     _check(value >= 1, attribute.name, ">= 1", value)
 
 

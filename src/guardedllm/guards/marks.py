@@ -15,7 +15,7 @@ import math
 
 import attrs
 
-from guardedllm.errors import scrub_secrets
+from guardedllm.errors import ArgumentError, scrub_secrets
 from guardedllm.state.base import StateBackend
 
 __all__ = ["Mark", "UnavailableMarks"]
@@ -54,7 +54,7 @@ class UnavailableMarks:
         the mark in force. ``reason`` is shown to users: it is scrubbed of anything that looks
         like an API key."""
         if not math.isfinite(until):
-            raise ValueError(f"a mark needs a finite end time; got until={until!r}")
+            raise ArgumentError(f"a mark needs a finite end time; got until={until!r}")
         wanted = Mark(until=until, reason=scrub_secrets(reason))
         for _ in range(_CAS_TRIES):
             raw = self.backend.value_get(self._key(key), now=now)

@@ -41,7 +41,7 @@ from urllib.parse import quote
 import attrs
 
 from guardedllm import defaults
-from guardedllm.errors import RateLimitedError
+from guardedllm.errors import ArgumentError, RateLimitedError
 from guardedllm.guards._vendor_limits import VendorLimit, VendorLimits, read_limits
 from guardedllm.state.base import BucketTake, StateBackend
 
@@ -112,7 +112,7 @@ class RetryAfter:
         """The wait to keep for a vendor that asked for ``asked_s`` (None: it asked for none):
         at most ``cap_s``. A wait that is no number of seconds (nan, negative) is no wait."""
         if not cap_s > 0:
-            raise ValueError(f"cap_s must be > 0 seconds; got {cap_s!r}")
+            raise ArgumentError(f"cap_s must be > 0 seconds; got {cap_s!r}")
         if asked_s is None or not asked_s >= 0:
             return None
         return cls(asked_s=asked_s, wait_s=min(asked_s, cap_s))
@@ -142,12 +142,12 @@ class VendorPause:
 
 def _check_limit(name: str, value: int | None) -> None:
     if value is not None and (isinstance(value, bool) or value < 1):
-        raise ValueError(f"{name} must be a positive number per minute, or None; got {value!r}")
+        raise ArgumentError(f"{name} must be a positive number per minute, or None; got {value!r}")
 
 
 def _check_tokens(name: str, value: int) -> None:
     if value < 0:
-        raise ValueError(f"{name} must be >= 0; got {value!r}")
+        raise ArgumentError(f"{name} must be >= 0; got {value!r}")
 
 
 class RateLimiter:
@@ -165,7 +165,7 @@ class RateLimiter:
         name = _pause_key(key)
         wanted = VendorPause(until=now + retry_after.wait_s, retry_after=retry_after)
         if not math.isfinite(wanted.until):
-            raise ValueError(f"a pause needs a finite wait; got {retry_after!r}")
+            raise ArgumentError(f"a pause needs a finite wait; got {retry_after!r}")
         for _ in range(4):  # a bounded compare-and-set loop; losing means a newer pause landed
             current = self._backend.value_get(name, now=now)
             held = VendorPause.decode(current) if current is not None else None

@@ -36,6 +36,8 @@ from typing import Any
 import attrs
 
 from guardedllm import defaults
+from guardedllm._checks import require_number
+from guardedllm.errors import ArgumentError
 from guardedllm.state.base import StateBackend
 
 __all__ = ["RetryBudget", "RetryBudgetConfig"]
@@ -46,22 +48,25 @@ _EPSILON = 1e-9
 
 
 def _non_negative(_: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    require_number("RetryBudgetConfig", attribute.name, value)
     if not (value >= 0 and math.isfinite(value)):
-        raise ValueError(
+        raise ArgumentError(
             f"RetryBudgetConfig.{attribute.name} must be a finite number >= 0; got {value!r}"
         )
 
 
 def _positive(_: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    require_number("RetryBudgetConfig", attribute.name, value)
     if not (value > 0 and math.isfinite(value)):
-        raise ValueError(
+        raise ArgumentError(
             f"RetryBudgetConfig.{attribute.name} must be a finite number > 0; got {value!r}"
         )
 
 
 def _at_least_one(_: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+    require_number("RetryBudgetConfig", attribute.name, value, whole=True)
     if value < 1:
-        raise ValueError(f"RetryBudgetConfig.{attribute.name} must be >= 1; got {value!r}")
+        raise ArgumentError(f"RetryBudgetConfig.{attribute.name} must be >= 1; got {value!r}")
 
 
 @attrs.frozen(kw_only=True)

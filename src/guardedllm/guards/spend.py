@@ -34,14 +34,15 @@ plus reserved (the number the limit applies to) and ``...:settled`` the spent pa
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Literal
 from urllib.parse import quote
 
 import attrs
 
-from guardedllm.errors import BudgetExceededError, ConfigError, ConfigProblem
+from guardedllm._checks import require_number, require_text
+from guardedllm.errors import ArgumentError, BudgetExceededError, ConfigError, ConfigProblem
 from guardedllm.state.base import StateBackend
 
 __all__ = [
@@ -105,7 +106,7 @@ def _iso(wall: float) -> str:
 
 def _check_amount(what: str, usd: float) -> None:
     if not (math.isfinite(usd) and 0 <= usd <= MAX_BUDGET_USD):
-        raise ValueError(
+        raise ArgumentError(
             f"{what} must be a finite number of USD in [0, {MAX_BUDGET_USD:g}]; got {usd!r}"
         )
 
@@ -115,15 +116,34 @@ def _check_amount(what: str, usd: float) -> None:
 
 def _limit_validator(_: object, __: attrs.Attribute[float], value: float) -> None:
     if not (math.isfinite(value) and 0 <= value <= MAX_BUDGET_USD):
-        raise ValueError(
+        raise ArgumentError(
             f"SpendBudget.limit_usd must be between 0 and {MAX_BUDGET_USD:g} USD per window; "
             f"got {value!r}"
         )
 
 
+def _limit(value: object) -> float:
+    require_number("SpendBudget", "limit_usd", value)
+    return float(value)  # type: ignore[arg-type]  # a number, checked above
+
+
+def _one_of(
+    choices: tuple[str, ...],
+) -> Callable[[object, attrs.Attribute[str], object], None]:
+    def check(_: object, attribute: attrs.Attribute[str], value: object) -> None:
+        if value not in choices:
+            raise ArgumentError(
+                f"SpendBudget.{attribute.name} must be one of {', '.join(map(repr, choices))}; "
+                f"got {value!r}"
+            )
+
+    return check
+
+
 def _optional_text(_: object, attribute: attrs.Attribute[str | None], value: str | None) -> None:
+    require_text("SpendBudget", attribute.name, value)
     if value is not None and not value.strip():
-        raise ValueError(f"SpendBudget.{attribute.name} must be non-empty text when given")
+        raise ArgumentError(f"SpendBudget.{attribute.name} must be non-empty text when given")
 
 
 @attrs.frozen(kw_only=True)
@@ -136,16 +156,16 @@ class SpendBudget:
     from the rest when absent).
     """
 
-    scope: Scope = attrs.field(validator=attrs.validators.in_(_SCOPES))
-    window: Window = attrs.field(validator=attrs.validators.in_(_WINDOWS))
-    limit_usd: float = attrs.field(converter=float, validator=_limit_validator)
+    scope: Scope = attrs.field(validator=_one_of(_SCOPES))
+    window: Window = attrs.field(validator=_one_of(_WINDOWS))
+    limit_usd: float = attrs.field(converter=_limit, validator=_limit_validator)
     match: str | None = attrs.field(default=None, validator=_optional_text)
     name: str | None = attrs.field(default=None, validator=_optional_text)
 
     @match.validator
     def _match_needs_a_subject(self, _: attrs.Attribute[str | None], value: str | None) -> None:
         if value is not None and self.scope == "global":
-            raise ValueError(
+            raise ArgumentError(
                 "SpendBudget.match narrows a 'route' or 'key' budget to one route or key; a "
                 "'global' budget covers every call, so drop match or change the scope"
             )
@@ -307,7 +327,7 @@ class SpendLedger:
         budget does: spend is only counted for configured budgets."""
         subject = {"global": "*", "route": route, "key": key}[scope]
         if subject is None:
-            raise ValueError(f"spent(scope={scope!r}) needs {scope}= to say which {scope}")
+            raise ArgumentError(f"spent(scope={scope!r}) needs {scope}= to say which {scope}")
         matching = [
             b
             for b in self.budgets
@@ -316,7 +336,7 @@ class SpendLedger:
             and b.subject_for(route=subject, key=subject) == subject
         ]
         if not matching:
-            raise ValueError(
+            raise ArgumentError(
                 f"no spend budget with scope {scope!r} and window {window!r} applies to "
                 f"{subject!r}; spend is only counted for configured budgets, so add one"
             )

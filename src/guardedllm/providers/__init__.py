@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from guardedllm.errors import ArgumentError
 from guardedllm.providers.base import StreamDecoder, Target, WireFormat
 
 __all__ = ["WIRE_KINDS", "StreamDecoder", "Target", "WireFormat", "wire_format_for"]
@@ -33,4 +34,4 @@ def wire_format_for(kind: str) -> WireFormat:
         from guardedllm.providers.gemini import GeminiWire
 
         return GeminiWire()
-    raise ValueError(f"unknown provider kind {kind!r}; expected one of {sorted(WIRE_KINDS)}")
+    raise ArgumentError(f"unknown provider kind {kind!r}; expected one of {sorted(WIRE_KINDS)}")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, get_args
 import attrs
 
 from guardedllm import defaults
+from guardedllm.errors import ArgumentError
 from guardedllm.registry._check import (
     Field,
     Problems,
@@ -43,12 +44,12 @@ def _url_problem(url: str) -> str | None:
 def _check_url(_: object, __: attrs.Attribute[str], value: str) -> None:
     wrong = _url_problem(value)
     if wrong is not None:
-        raise ValueError(f"StateConfig.url {wrong}")  # never the URL: it may hold a password
+        raise ArgumentError(f"StateConfig.url {wrong}")  # never the URL: it may hold a password
 
 
 def _check_password_env(_: object, __: attrs.Attribute[str | None], value: str | None) -> None:
     if value is not None and (not ENV_VAR_NAME.fullmatch(value) or looks_like_key(value)):
-        raise ValueError(
+        raise ArgumentError(
             "StateConfig.password_env must be the name of an environment variable, like "
             "REDIS_PASSWORD, never the password"
         )
@@ -56,7 +57,7 @@ def _check_password_env(_: object, __: attrs.Attribute[str | None], value: str |
 
 def _check_timeout(_: object, __: attrs.Attribute[float], value: float) -> None:
     if not (math.isfinite(value) and 0 < value <= defaults.STATE_MAX_TIMEOUT_S):
-        raise ValueError(
+        raise ArgumentError(
             f"StateConfig.timeout_s must be > 0 and at most {defaults.STATE_MAX_TIMEOUT_S:g} "
             f"seconds; got {value!r}"
         )

@@ -21,6 +21,7 @@ from typing import Any
 import attrs
 
 from guardedllm import defaults
+from guardedllm.errors import ArgumentError
 from guardedllm.registry._http import (
     base_url_problem,
     header_name_problem,
@@ -78,18 +79,18 @@ def _header_names(headers: Mapping[str, str]) -> str:
 
 def _non_negative(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
     if value is not None and not value >= 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
+        raise ArgumentError(f"{attribute.name} must be >= 0, got {value!r}")
 
 
 def _positive(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
     if value is not None and not value > 0:
-        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
+        raise ArgumentError(f"{attribute.name} must be > 0, got {value!r}")
 
 
 def _seconds(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
     _positive(_, attribute, value)
     if value is not None and value > defaults.MAX_SECONDS:
-        raise ValueError(
+        raise ArgumentError(
             f"{attribute.name} must be at most {defaults.MAX_SECONDS:g} seconds, got {value!r}"
         )
 
@@ -123,26 +124,28 @@ def worst_call_usd_bound() -> float:
 def _sendable_url(_: Any, attribute: attrs.Attribute[str], value: str) -> None:
     wrong = base_url_problem(value)
     if wrong is not None:
-        raise ValueError(f"{attribute.name} {wrong}")
+        raise ArgumentError(f"{attribute.name} {wrong}")
 
 
 def _sendable_headers(_: Any, __: attrs.Attribute[Any], value: Mapping[str, str]) -> None:
     for name, text in value.items():
         wrong = header_name_problem(name) or header_value_problem(text)
         if wrong is not None:
-            raise ValueError(f"header {name!r} {wrong}")  # never the value: it may be a secret
+            raise ArgumentError(f"header {name!r} {wrong}")  # never the value: it may be a secret
 
 
 def _path_segment(_: Any, attribute: attrs.Attribute[str | None], value: str | None) -> None:
     wrong = path_id_problem(value) if value is not None else None
     if wrong is not None:
-        raise ValueError(f"{attribute.name} {wrong}")
+        raise ArgumentError(f"{attribute.name} {wrong}")
 
 
 def _known_capabilities(_: Any, attribute: attrs.Attribute[Any], value: frozenset[str]) -> None:
     unknown = value - CAPABILITIES
     if unknown:
-        raise ValueError(f"unknown capabilities {sorted(unknown)}; known: {sorted(CAPABILITIES)}")
+        raise ArgumentError(
+            f"unknown capabilities {sorted(unknown)}; known: {sorted(CAPABILITIES)}"
+        )
 
 
 @attrs.frozen(kw_only=True)
@@ -207,7 +210,7 @@ class Deployment:
     @max_output_tokens.validator
     def _fits_context(self, _: attrs.Attribute[int], value: int) -> None:
         if value > self.context_window:
-            raise ValueError(
+            raise ArgumentError(
                 f"max_output_tokens ({value}) exceeds context_window ({self.context_window})"
             )
 
@@ -221,7 +224,7 @@ class Deployment:
             reasoning_usd_per_mtok=self.reasoning_usd_per_mtok,
         )
         if not worst <= worst_call_usd_bound():
-            raise ValueError(
+            raise ArgumentError(
                 f"deployment {self.name!r}: one call's worst case is ${worst:,.0f}, more than "
                 f"the ${worst_call_usd_bound():,.0f} a spend budget can count; prices are USD "
                 "per million tokens"
@@ -288,7 +291,7 @@ class ShadowSetting:
     @sample.validator
     def _at_most_one(self, _: attrs.Attribute[float], value: float) -> None:
         if value > 1:
-            raise ValueError(f"shadow sample is a fraction of calls, at most 1; got {value!r}")
+            raise ArgumentError(f"shadow sample is a fraction of calls, at most 1; got {value!r}")
 
 
 def _rules(value: Iterable[RouteRule]) -> tuple[RouteRule, ...]:
@@ -339,23 +342,25 @@ class Route:
         if self.strategy == "split":
             return
         if not value:
-            raise ValueError(f"route {self.name!r} needs at least one deployment in fallback")
+            raise ArgumentError(f"route {self.name!r} needs at least one deployment in fallback")
 
     @split.validator
     def _arms(self, _: attrs.Attribute[Any], value: tuple[tuple[str, float], ...]) -> None:
         if self.strategy == "split" and not value:
-            raise ValueError(f"route {self.name!r} has strategy split but no split arms")
+            raise ArgumentError(f"route {self.name!r} has strategy split but no split arms")
         if value and self.strategy != "split":
-            raise ValueError(f"route {self.name!r} has split arms but strategy {self.strategy!r}")
+            raise ArgumentError(
+                f"route {self.name!r} has split arms but strategy {self.strategy!r}"
+            )
         for arm, weight in value:
             if not (weight > 0 and math.isfinite(weight)):
-                raise ValueError(f"split weight of {arm!r} must be > 0, got {weight!r}")
+                raise ArgumentError(f"split weight of {arm!r} must be > 0, got {weight!r}")
 
     @escalate_on.validator
     def _triggers(self, _: attrs.Attribute[frozenset[str]], value: frozenset[str]) -> None:
         unknown = value - ESCALATION_TRIGGERS
         if unknown:
-            raise ValueError(
+            raise ArgumentError(
                 f"unknown escalation triggers {sorted(unknown)}; "
                 f"known: {sorted(ESCALATION_TRIGGERS)}"
             )

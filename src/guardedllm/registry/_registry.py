@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from guardedllm.errors import ConfigError, ConfigProblem, ModelNotFoundError
+from guardedllm.errors import ArgumentError, ConfigError, ConfigProblem, ModelNotFoundError
 from guardedllm.registry._check import did_you_mean, dotted
 from guardedllm.registry._environments import compare_views
 from guardedllm.registry._fleet import StateConfig
@@ -141,13 +141,13 @@ class Registry:
     def __attrs_post_init__(self) -> None:
         for deployment in self.models.values():
             if deployment.provider not in self.providers:
-                raise ValueError(
+                raise ArgumentError(
                     f"deployment {deployment.name!r} names unknown provider {deployment.provider!r}"
                 )
             slashes = PATH_ID_KINDS.get(self.providers[deployment.provider].kind)
             wrong = None if slashes is None else path_id_problem(deployment.model, slashes=slashes)
             if wrong is not None:
-                raise ValueError(f"deployment {deployment.name!r}: its model {wrong}")
+                raise ArgumentError(f"deployment {deployment.name!r}: its model {wrong}")
         # Every name is resolved once, up front: resolve() on the hot path is a dict lookup,
         # and a hand-built registry with a dangling name fails here, not mid-call.
         resolutions = resolve_all(self.models, self.aliases, self.routes)
@@ -257,7 +257,7 @@ class Registry:
         """
         for route in routes:
             if route.name in self.models or route.name in self.aliases:
-                raise ValueError(
+                raise ArgumentError(
                     f"route {route.name!r} has the same name as a model or alias; rename it"
                 )
         return attrs.evolve(self, routes={**self.routes, **{r.name: r for r in routes}})

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 import attrs
 
+from guardedllm.errors import ArgumentError
 from guardedllm.registry._model import Deployment, Route
 
 __all__ = ["Resolution", "follow_aliases", "resolve_all"]
@@ -93,11 +94,11 @@ def _reachable(
             chain, cyclic = follow_aliases(written, aliases)
             end = chain[-1]
             if cyclic or (end not in models and end not in routes):
-                raise ValueError(f"route {name!r} names {written!r}, which does not resolve")
+                raise ArgumentError(f"route {name!r} names {written!r}, which does not resolve")
             if end in models:
                 found.setdefault(end)
             elif end in trail:
-                raise ValueError(f"route cycle {' -> '.join([*trail, end])}")
+                raise ArgumentError(f"route cycle {' -> '.join([*trail, end])}")
             else:
                 found.update(dict.fromkeys(_reachable(end, models, aliases, routes, (*trail, end))))
     return list(found)
@@ -116,7 +117,7 @@ def deployments_of(
     if not cyclic and end in models:
         return [end]
     if cyclic or end not in routes:
-        raise ValueError(f"{name!r} does not resolve")
+        raise ArgumentError(f"{name!r} does not resolve")
     return _reachable(end, models, aliases, routes, (end,))
 
 
@@ -130,7 +131,7 @@ def _of_route(
     if route.shadow is not None:
         chain, cyclic = follow_aliases(route.shadow.deployment, aliases)
         if cyclic or chain[-1] not in models:
-            raise ValueError(f"route {name!r} shadows {route.shadow.deployment!r}, not a model")
+            raise ArgumentError(f"route {name!r} shadows {route.shadow.deployment!r}, not a model")
     return Resolution(
         requested=name,
         route=name,
@@ -154,13 +155,13 @@ def resolve_all(
     for name, route in routes.items():
         missing = [d for d in route.fallback if d not in models]
         if missing:
-            raise ValueError(f"route {name!r} names unknown deployments {missing}")
+            raise ArgumentError(f"route {name!r} names unknown deployments {missing}")
         resolved[name] = _of_route(name, models, aliases, routes)
     for name in aliases:
         chain, cyclic = follow_aliases(name, aliases)
         end = chain[-1]
         if cyclic or end not in resolved:
-            raise ValueError(f"alias {name!r} does not resolve: {' -> '.join(chain)}")
+            raise ArgumentError(f"alias {name!r} does not resolve: {' -> '.join(chain)}")
         via = " -> ".join(f"alias {a!r}" for a in chain[:-1])
         target = resolved[end]
         resolved[name] = attrs.evolve(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from guardedllm.errors import ArgumentError
 from guardedllm.registry import Route
 from guardedllm.routing._context import RoutePolicy
 from guardedllm.routing._policies import (
@@ -48,7 +49,7 @@ def policy_of(route: Route) -> RoutePolicy:
             rules=[Rule(when=rule.when, use=rule.use) for rule in route.rules], otherwise=policy
         )
     if policy is None:
-        raise ValueError(f"route {route.name!r} has neither a fallback, a split nor rules")
+        raise ArgumentError(f"route {route.name!r} has neither a fallback, a split nor rules")
     if route.escalate_to is not None:
         policy = Escalate(first=policy, to=route.escalate_to, on=route.escalate_on)
     if route.shadow is not None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 
+from guardedllm.errors import ArgumentError
 from guardedllm.types import ChatRequest
 
 __all__ = ["RouteFeatures", "needed_capabilities"]
@@ -30,7 +31,9 @@ def _tags(value: Mapping[str, str]) -> Mapping[str, str]:
 
 def _draw(_: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
     if value is not None and not (0.0 <= value < 1.0 and math.isfinite(value)):
-        raise ValueError(f"RouteFeatures.draw must be in [0, 1) (a random.random()); got {value!r}")
+        raise ArgumentError(
+            f"RouteFeatures.draw must be in [0, 1) (a random.random()); got {value!r}"
+        )
 
 
 @attrs.frozen(kw_only=True)

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 import attrs
 
 from guardedllm import defaults
-from guardedllm.errors import InvalidRequestError
+from guardedllm.errors import ArgumentError, InvalidRequestError
 from guardedllm.registry import Condition
 from guardedllm.routing._context import Context, RoutePolicy, Selection
 from guardedllm.routing._decisions import Escalation, ShadowPlan
@@ -79,7 +79,7 @@ def _triggers(values: Iterable[str]) -> frozenset[str]:
 
 def _share(_: object, attribute: attrs.Attribute[float], value: float) -> None:
     if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{attribute.name} is a share of calls, from 0 to 1; got {value!r}")
+        raise ArgumentError(f"{attribute.name} is a share of calls, from 0 to 1; got {value!r}")
 
 
 def _entry(entry: PlanEntry, reason: str, *, included: bool | None = None) -> PlanEntry:
@@ -145,7 +145,7 @@ class Chain:
         self, _: attrs.Attribute[tuple[RoutePolicy, ...]], value: tuple[object, ...]
     ) -> None:
         if not value:
-            raise ValueError("Chain needs at least one step (a name or a policy)")
+            raise ArgumentError("Chain needs at least one step (a name or a policy)")
 
     def select(self, context: Context, trail: tuple[str, ...]) -> Selection:
         count = len(self.steps)
@@ -330,7 +330,7 @@ class Arm:
     @weight.validator
     def _positive(self, _: attrs.Attribute[float], value: float) -> None:
         if not value > 0:
-            raise ValueError(f"a split arm's weight must be > 0, got {value!r}")
+            raise ArgumentError(f"a split arm's weight must be > 0, got {value!r}")
 
     @property
     def title(self) -> str:
@@ -354,7 +354,7 @@ class Split:
     @arms.validator
     def _not_empty(self, _: attrs.Attribute[tuple[Arm, ...]], value: tuple[Arm, ...]) -> None:
         if not value:
-            raise ValueError(f"split {self.name!r} needs at least one arm")
+            raise ArgumentError(f"split {self.name!r} needs at least one arm")
 
     def assign(
         self, key: str | None, draw: float | None, arm: str | None = None

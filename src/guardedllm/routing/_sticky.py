@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
+from guardedllm.errors import ArgumentError
+
 __all__ = ["pick_weighted", "position"]
 
 _SCALE = float(2**64)
@@ -27,7 +29,7 @@ def pick_weighted(weights: Sequence[float], point: float) -> int:
     Raises ValueError for no weights or a weight that is not > 0.
     """
     if not weights or not all(w > 0 for w in weights):
-        raise ValueError(f"weights must be a non-empty list of numbers > 0, got {list(weights)}")
+        raise ArgumentError(f"weights must be a non-empty list of numbers > 0, got {list(weights)}")
     target = point * sum(weights)
     running = 0.0
     for index, weight in enumerate(weights):

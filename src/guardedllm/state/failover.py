@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping
 from typing import ClassVar, Literal, TypeVar
 
 from guardedllm import defaults
-from guardedllm.errors import StateError
+from guardedllm.errors import ArgumentError, StateError
 from guardedllm.state.base import BucketTake, StateBackend
 from guardedllm.state.memory import MemoryBackend
 
@@ -69,7 +69,7 @@ class FailoverBackend:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if on_error not in ON_ERROR:
-            raise ValueError(f'on_error must be "local" or "refuse"; got {on_error!r}')
+            raise ArgumentError(f'on_error must be "local" or "refuse"; got {on_error!r}')
         self.store = shared
         self.local = local if local is not None else MemoryBackend()
         self.on_error: OnError = on_error

@@ -30,6 +30,7 @@ import redis.backoff
 import redis.retry
 
 from guardedllm import defaults
+from guardedllm.errors import ArgumentTypeError
 from guardedllm.state import _redis_ops as ops
 from guardedllm.state._lua import SCRIPTS
 from guardedllm.state._redis_connect import Failures, connection, describe
@@ -58,7 +59,7 @@ class _Shared:
 
     def __init__(self, client: Any, key_prefix: str) -> None:
         if not isinstance(key_prefix, str):
-            raise TypeError(f"key_prefix must be a str; got {key_prefix!r}")
+            raise ArgumentTypeError(f"key_prefix must be a str; got {key_prefix!r}")
         pool = client.connection_pool
         self._keys = ops.KeyLayout(key_prefix)
         self._store = describe(pool.connection_kwargs, pool.connection_class, key_prefix)

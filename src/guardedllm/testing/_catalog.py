@@ -10,13 +10,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 
+from guardedllm.errors import ArgumentTypeError
+
 __all__ = ["ModelCatalog"]
 
 
 class ModelCatalog:
     def __init__(self, models: Iterable[str] | None = None) -> None:
         if isinstance(models, str):
-            raise TypeError(
+            raise ArgumentTypeError(
                 f"models={models!r} is one string; pass a collection of model ids, "
                 f"e.g. models={{{models!r}}}."
             )

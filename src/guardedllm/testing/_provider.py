@@ -10,6 +10,7 @@ from typing import Any
 
 import anyio.to_thread
 
+from guardedllm.errors import ArgumentError
 from guardedllm.testing._catalog import ModelCatalog
 from guardedllm.testing._journal import Journal, RecordedRequest
 from guardedllm.testing._responder import Responder
@@ -67,7 +68,7 @@ class FakeProvider:
         require_api_key: str | None = None,
     ) -> None:
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-            raise ValueError(f"port must be 0 (any free port) or a port number; got {port!r}")
+            raise ArgumentError(f"port must be 0 (any free port) or a port number; got {port!r}")
         self.host = host
         self._wanted_port = port
         self._catalog = ModelCatalog(models)

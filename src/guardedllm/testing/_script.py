@@ -21,6 +21,8 @@ from typing import Any, Literal
 
 import attrs
 
+from guardedllm.errors import ArgumentError
+
 __all__ = [
     "Behaviour",
     "Endpoint",
@@ -39,7 +41,7 @@ ENDPOINTS: tuple[Endpoint, ...] = ("chat", "count_tokens")
 
 def _non_negative(_: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
     if value is not None and value < 0:
-        raise ValueError(
+        raise ArgumentError(
             f"{attribute.name}={value!r} is negative; give a number of seconds (or bytes) >= 0."
         )
 
@@ -58,7 +60,7 @@ class ScriptedToolCall:
             return value
         unknown = set(value) - {"name", "arguments"}
         if "name" not in value or unknown:
-            raise ValueError(
+            raise ArgumentError(
                 f"a scripted tool call is {{'name': str, 'arguments': dict}}, got {dict(value)!r};"
                 " fix the keys."
             )
@@ -79,7 +81,7 @@ class ScriptedUsage:
             return value
         unknown = set(value) - {"prompt_tokens", "completion_tokens", "cached_tokens"}
         if unknown:
-            raise ValueError(
+            raise ArgumentError(
                 f"usage keys {sorted(unknown)} are unknown; use prompt_tokens, "
                 "completion_tokens and cached_tokens."
             )
@@ -104,12 +106,12 @@ def _tool_calls(
 
 def _check_status(_: object, __: attrs.Attribute[Any], value: int | None) -> None:
     if value is not None and not 200 <= value <= 599:
-        raise ValueError(f"status={value} is not an HTTP answer status; give 200..599.")
+        raise ArgumentError(f"status={value} is not an HTTP answer status; give 200..599.")
 
 
 def _check_positive(_: object, attribute: attrs.Attribute[Any], value: int | None) -> None:
     if value is not None and value < 1:
-        raise ValueError(f"{attribute.name}={value} must be at least 1.")
+        raise ArgumentError(f"{attribute.name}={value} must be at least 1.")
 
 
 @attrs.frozen(kw_only=True)
@@ -153,12 +155,12 @@ class Behaviour:
             if getattr(self, name) not in (None, False)
         ]
         if len(exclusive) > 1:
-            raise ValueError(
+            raise ArgumentError(
                 f"{' and '.join(exclusive)} each decide the whole answer; script one of them "
                 "per rule (queue two rules for two requests)."
             )
         if exclusive and exclusive[0] in ("hang", "drop", "not_found") and self.status:
-            raise ValueError(f"{exclusive[0]}=True ignores status={self.status}; drop one.")
+            raise ArgumentError(f"{exclusive[0]}=True ignores status={self.status}; drop one.")
 
 
 @attrs.frozen(kw_only=True)
@@ -241,13 +243,15 @@ class RuleBook:
         times: int | None = None,
     ) -> ScriptRule:
         if vendor is not None and vendor not in VENDORS:
-            raise ValueError(f"vendor={vendor!r} is unknown; use one of {', '.join(VENDORS)}.")
+            raise ArgumentError(f"vendor={vendor!r} is unknown; use one of {', '.join(VENDORS)}.")
         if endpoint is not None and endpoint not in ENDPOINTS:
-            raise ValueError(
+            raise ArgumentError(
                 f"endpoint={endpoint!r} is unknown; use one of {', '.join(ENDPOINTS)}."
             )
         if times is not None and times < 1:
-            raise ValueError(f"times={times} matches nothing; give at least 1, or None (forever).")
+            raise ArgumentError(
+                f"times={times} matches nothing; give at least 1, or None (forever)."
+            )
         matcher = _Matcher(model=model, vendor=vendor, endpoint=endpoint)
         rule = ScriptRule(book=self, matcher=matcher, behaviour=behaviour, times=times)
         with self.lock:
