@@ -3,6 +3,8 @@ Pure: the call, the request and the turn in, the values out."""
 
 from __future__ import annotations
 
+import logging
+
 from guardedllm.engine._call import Call, Turn
 from guardedllm.engine._steps import Send
 from guardedllm.engine._stream import BoundedDecoder
@@ -10,6 +12,10 @@ from guardedllm.telemetry import AttemptSpan
 from guardedllm.types import ChatRequest
 
 __all__ = ["attempt_send", "start_attempt_span"]
+
+# Each attempt, retry and fallback, for people reading logs: names and reasons, never content
+# or keys.
+logger = logging.getLogger("guardedllm")
 
 
 def attempt_send(
@@ -47,11 +53,40 @@ def attempt_send(
     )
 
 
+def readable(reason: str) -> str:
+    """A reason as telemetry labels it (``error.type``: "503", "guardedllm.errors.X"), for a
+    log line: "HTTP 503", "X"."""
+    if reason.isdigit():
+        return f"HTTP {reason}"
+    return reason.rpartition(".")[2]
+
+
 def start_attempt_span(
     call: Call, attempt: Turn, number: int, *, reason: str | None, now: float
 ) -> AttemptSpan:
-    """The span of attempt ``number`` on ``attempt``'s deployment, within the call's span."""
+    """The span of attempt ``number`` on ``attempt``'s deployment, within the call's span, and
+    its log record: a fallback at INFO, the attempt or retry at DEBUG."""
     target = attempt.target
+    requested = call.plan.requested
+    if reason is None or reason == "escalation":  # an escalation is logged as it is decided
+        logger.debug("call to %s: attempt %d on %s", requested, number, target.deployment)
+    elif number > 1:
+        logger.debug(
+            "call to %s: retrying %s (attempt %d) after %s",
+            requested,
+            target.deployment,
+            number,
+            readable(reason),
+        )
+    else:
+        logger.info(
+            "call to %s: falling back from %s to %s after %s",
+            requested,
+            call.last_sent or "the plan's first choice",
+            target.deployment,
+            readable(reason),
+        )
+    call.last_sent = target.deployment
     return call.span.start_attempt(
         deployment=target.deployment,
         provider_kind=target.kind,

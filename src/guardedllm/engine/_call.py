@@ -3,6 +3,7 @@ drives them."""
 
 from __future__ import annotations
 
+import logging
 from typing import Literal
 
 import attrs
@@ -20,6 +21,9 @@ from guardedllm.telemetry import EVENT_SKIPPED, CallSpan, error_type
 from guardedllm.types import Attempt, GuardInfo
 
 __all__ = ["Call", "Settings", "Turn"]
+
+# Skips and escalations, for people reading logs: names and reasons, never content or keys.
+logger = logging.getLogger("guardedllm")
 
 
 @attrs.frozen(kw_only=True)
@@ -67,6 +71,7 @@ class Call:
         self.first_refusal: GuardedLLMError | None = None
         self.last_error: GuardedLLMError | None = None
         self.reason: str | None = None  # why the next attempt happens (None for the first)
+        self.last_sent: str | None = None  # the deployment of the attempt sent last
         self.trying: tuple[Deployment, ...] = plan.deployments  # the plan, or the escalation
         self.escalated = False
         self.decisions: list[str] = []  # escalation and shadow decisions, with their reasons
@@ -120,6 +125,12 @@ class Call:
         )
         self.first_refusal = self.first_refusal or refusal
         self.reason = error_type(refusal)
+        logger.debug(
+            "call to %s: skipped %s (%s)",
+            self.plan.requested,
+            deployment.name,
+            type(refusal).__name__,
+        )
         self.span.event(
             EVENT_SKIPPED,
             {"guardedllm.deployment": deployment.name, "error.type": self.reason},

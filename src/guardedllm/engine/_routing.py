@@ -10,6 +10,7 @@ the caller: its errors, its latency and its answer are recorded in the ``ShadowB
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Generator
@@ -55,6 +56,9 @@ __all__ = [
     "sample_shadow_job",
     "shadow_flow",
 ]
+
+# Skips and escalations, for people reading logs: names and reasons, never content or keys.
+logger = logging.getLogger("guardedllm")
 
 
 def features_for(request: ChatRequest, policy: Policy) -> RouteFeatures:
@@ -108,6 +112,7 @@ def escalation_after(
         return ()
     call.escalate()
     call.span.event(EVENT_ESCALATION, {sc.GUARDEDLLM_DECISION_REASON: verdict.reason})
+    logger.info("call to %s: %s", call.plan.requested, verdict.reason)
     return escalation.deployments
 
 
