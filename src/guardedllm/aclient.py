@@ -16,7 +16,7 @@ from collections.abc import (
     Sequence,
 )
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Generic, Literal, TypeVar, cast, overload
 
 import anyio
 import anyio.to_thread
@@ -67,7 +67,10 @@ from guardedllm.state._background import Background
 from guardedllm.types import ChatCompletion, ChatCompletionChunk, ChatRequest, GuardInfo
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from guardedllm.guards import BreakerConfig, RetryBudgetConfig, SpendBudget
+    from guardedllm.params import ChatCompletionMessageParam, CompletionParams
     from guardedllm.state import StateBackend
     from guardedllm.state.failover import OnError
     from guardedllm.telemetry import Telemetry
@@ -75,9 +78,11 @@ if TYPE_CHECKING:
 __all__ = ["AsyncClient", "AsyncStream"]
 
 T = TypeVar("T")
+# What a stream yields: always ``ChatCompletionChunk`` (see ``client.Stream``).
+_ChunkT = TypeVar("_ChunkT", bound=ChatCompletionChunk)
 
 
-class AsyncStream:
+class AsyncStream(Generic[_ChunkT]):
     """The chunks of a streamed call, as ``openai.AsyncStream`` gives them.
 
     ``async for`` over it, or use ``async with`` so that leaving early closes the connection.
@@ -103,11 +108,11 @@ class AsyncStream:
         """True once the vendor's terminal event has arrived."""
         return self._tracker.completed
 
-    def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
-        return self._chunks
+    def __aiter__(self) -> AsyncIterator[_ChunkT]:
+        return self._chunks  # type: ignore[return-value]  # only ever ChatCompletionChunk
 
-    async def __anext__(self) -> ChatCompletionChunk:
-        return await self._chunks.__anext__()
+    async def __anext__(self) -> _ChunkT:
+        return await self._chunks.__anext__()  # type: ignore[return-value]
 
     async def aclose(self) -> None:
         """Stop reading and release the connection. Safe to call at any time, twice too."""
@@ -120,7 +125,7 @@ class AsyncStream:
                 await _settle_guards(self._tracker)
                 await self.response.aclose()
 
-    async def __aenter__(self) -> AsyncStream:
+    async def __aenter__(self) -> AsyncStream[_ChunkT]:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -160,20 +165,57 @@ class _AsyncCompletions:
     def __init__(self, client: AsyncClient) -> None:
         self._client = client
 
+    @overload
     async def create(
         self,
         *,
         model: str,
-        messages: Sequence[Mapping[str, Any]],
+        messages: Sequence[ChatCompletionMessageParam],
+        stream: Literal[False] = False,
+        policy: Policy | None = None,
+        timeout: float | None = None,
+        **params: Unpack[CompletionParams],
+    ) -> ChatCompletion: ...
+
+    @overload
+    async def create(
+        self,
+        *,
+        model: str,
+        messages: Sequence[ChatCompletionMessageParam],
+        stream: Literal[True],
+        policy: Policy | None = None,
+        timeout: float | None = None,
+        **params: Unpack[CompletionParams],
+    ) -> AsyncStream[ChatCompletionChunk]: ...
+
+    @overload
+    async def create(
+        self,
+        *,
+        model: str,
+        messages: Sequence[ChatCompletionMessageParam],
+        stream: bool,
+        policy: Policy | None = None,
+        timeout: float | None = None,
+        **params: Unpack[CompletionParams],
+    ) -> ChatCompletion | AsyncStream[ChatCompletionChunk]: ...
+
+    async def create(
+        self,
+        *,
+        model: str,
+        messages: Sequence[ChatCompletionMessageParam],
         stream: bool = False,
         policy: Policy | None = None,
         timeout: float | None = None,
-        **params: Any,
-    ) -> Any:
+        **params: Unpack[CompletionParams],
+    ) -> ChatCompletion | AsyncStream[ChatCompletionChunk]:
         """Send a chat completion, OpenAI-style. Returns a ``ChatCompletion``, or an
         ``AsyncStream`` of ``ChatCompletionChunk`` with ``stream=True``. ``policy`` overrides the
-        guards for this call; ``timeout`` bounds each HTTP attempt."""
-        request = chat_request(model=model, messages=messages, stream=stream, **params)
+        guards for this call; ``timeout`` bounds each HTTP attempt. The arguments' types are in
+        ``guardedllm.params``."""
+        request = chat_request(model=model, messages=messages, stream=stream, **params)  # type: ignore[arg-type]  # checked at run time
         policy = current_policy(policy)
         if timeout is not None:
             policy = Policy(timeout_s=timeout).over(policy)
@@ -256,13 +298,13 @@ class AsyncClient(ClientBase):
         self,
         *,
         model: str,
-        messages: Sequence[Mapping[str, Any]],
+        messages: Sequence[ChatCompletionMessageParam],
         policy: Policy | None = None,
-        **params: Any,
+        **params: Unpack[CompletionParams],
     ) -> Estimate:
         """Tokens, worst-case cost and context fit of a call, without sending it (with
         ``Policy(exact_tokens=True)``, a vendor count-tokens request is the one thing sent)."""
-        request = chat_request(model=model, messages=messages, **params)
+        request = chat_request(model=model, messages=messages, **params)  # type: ignore[arg-type]  # checked at run time
         return await self._drive(self._engine.estimate(request, current_policy(policy)))
 
     async def _drive(self, flow: Generator[Step, Outcome | None, T]) -> T:
@@ -296,12 +338,13 @@ class AsyncClient(ClientBase):
 
     async def _call(
         self, request: ChatRequest, policy: Policy | None
-    ) -> ChatCompletion | AsyncStream:
+    ) -> ChatCompletion | AsyncStream[ChatCompletionChunk]:
         flow = self._engine.run(request, policy, context=otel_context.get_current())
         result = await self._drive(flow)
         if isinstance(result, StreamStart):
             response, body = cast("tuple[httpx.Response, AsyncIterator[bytes]]", result.handle)
-            return AsyncStream(result, response, body)
+            stream: AsyncStream[ChatCompletionChunk] = AsyncStream(result, response, body)
+            return stream
         return result
 
     async def _race(self, race: Race) -> Raced:

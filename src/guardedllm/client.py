@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Generic, Literal, TypeVar, cast, overload
 
 import httpx
 from opentelemetry import context as otel_context
@@ -55,7 +55,10 @@ from guardedllm.registry import Registry
 from guardedllm.types import ChatCompletion, ChatCompletionChunk, ChatRequest, GuardInfo
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from guardedllm.guards import BreakerConfig, RetryBudgetConfig, SpendBudget
+    from guardedllm.params import ChatCompletionMessageParam, CompletionParams
     from guardedllm.state import StateBackend
     from guardedllm.state.failover import OnError
     from guardedllm.telemetry import Telemetry
@@ -63,9 +66,12 @@ if TYPE_CHECKING:
 __all__ = ["Client", "Stream"]
 
 T = TypeVar("T")
+# What a stream yields: always ``ChatCompletionChunk``. ``Stream`` takes it as a parameter so that
+# ``Stream[ChatCompletionChunk]``, as openai spells it, is the type of a stream here too.
+_ChunkT = TypeVar("_ChunkT", bound=ChatCompletionChunk)
 
 
-class Stream:
+class Stream(Generic[_ChunkT]):
     """The chunks of a streamed call, as ``openai.Stream`` gives them.
 
     Iterate it, or use it as a context manager so that leaving early closes the connection.
@@ -89,11 +95,11 @@ class Stream:
         """True once the vendor's terminal event has arrived."""
         return self._tracker.completed
 
-    def __iter__(self) -> Iterator[ChatCompletionChunk]:
-        return self._chunks
+    def __iter__(self) -> Iterator[_ChunkT]:
+        return self._chunks  # type: ignore[return-value]  # only ever ChatCompletionChunk
 
-    def __next__(self) -> ChatCompletionChunk:
-        return next(self._chunks)
+    def __next__(self) -> _ChunkT:
+        return next(self._chunks)  # type: ignore[return-value]
 
     def close(self) -> None:
         """Stop reading and release the connection. Safe to call at any time, twice too."""
@@ -105,7 +111,7 @@ class Stream:
             _settle_guards(self._tracker)
             self.response.close()
 
-    def __enter__(self) -> Stream:
+    def __enter__(self) -> Stream[_ChunkT]:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -149,20 +155,57 @@ class _Completions:
     def __init__(self, client: Client) -> None:
         self._client = client
 
+    @overload
     def create(
         self,
         *,
         model: str,
-        messages: Sequence[Mapping[str, Any]],
+        messages: Sequence[ChatCompletionMessageParam],
+        stream: Literal[False] = False,
+        policy: Policy | None = None,
+        timeout: float | None = None,
+        **params: Unpack[CompletionParams],
+    ) -> ChatCompletion: ...
+
+    @overload
+    def create(
+        self,
+        *,
+        model: str,
+        messages: Sequence[ChatCompletionMessageParam],
+        stream: Literal[True],
+        policy: Policy | None = None,
+        timeout: float | None = None,
+        **params: Unpack[CompletionParams],
+    ) -> Stream[ChatCompletionChunk]: ...
+
+    @overload
+    def create(
+        self,
+        *,
+        model: str,
+        messages: Sequence[ChatCompletionMessageParam],
+        stream: bool,
+        policy: Policy | None = None,
+        timeout: float | None = None,
+        **params: Unpack[CompletionParams],
+    ) -> ChatCompletion | Stream[ChatCompletionChunk]: ...
+
+    def create(
+        self,
+        *,
+        model: str,
+        messages: Sequence[ChatCompletionMessageParam],
         stream: bool = False,
         policy: Policy | None = None,
         timeout: float | None = None,
-        **params: Any,
-    ) -> Any:
+        **params: Unpack[CompletionParams],
+    ) -> ChatCompletion | Stream[ChatCompletionChunk]:
         """Send a chat completion, OpenAI-style. Returns a ``ChatCompletion``, or a ``Stream``
         of ``ChatCompletionChunk`` with ``stream=True``. ``policy`` overrides the guards for this
-        call; ``timeout`` bounds each HTTP attempt (the policy's deadline bounds the call)."""
-        request = chat_request(model=model, messages=messages, stream=stream, **params)
+        call; ``timeout`` bounds each HTTP attempt (the policy's deadline bounds the call). The
+        arguments' types are in ``guardedllm.params``."""
+        request = chat_request(model=model, messages=messages, stream=stream, **params)  # type: ignore[arg-type]  # checked at run time
         policy = current_policy(policy)
         if timeout is not None:
             policy = Policy(timeout_s=timeout).over(policy)
@@ -247,13 +290,13 @@ class Client(ClientBase):
         self,
         *,
         model: str,
-        messages: Sequence[Mapping[str, Any]],
+        messages: Sequence[ChatCompletionMessageParam],
         policy: Policy | None = None,
-        **params: Any,
+        **params: Unpack[CompletionParams],
     ) -> Estimate:
         """Tokens, worst-case cost and context fit of a call, without sending it (with
         ``Policy(exact_tokens=True)``, a vendor count-tokens request is the one thing sent)."""
-        request = chat_request(model=model, messages=messages, **params)
+        request = chat_request(model=model, messages=messages, **params)  # type: ignore[arg-type]  # checked at run time
         return self._drive(self._engine.estimate(request, current_policy(policy)))
 
     def _drive(self, flow: Generator[Step, Outcome | None, T]) -> T:
@@ -280,11 +323,14 @@ class Client(ClientBase):
         finally:
             flow.close()  # on an interrupt, lets the engine let go of what it holds
 
-    def _call(self, request: ChatRequest, policy: Policy | None) -> ChatCompletion | Stream:
+    def _call(
+        self, request: ChatRequest, policy: Policy | None
+    ) -> ChatCompletion | Stream[ChatCompletionChunk]:
         result = self._drive(self._engine.run(request, policy, context=otel_context.get_current()))
         if isinstance(result, StreamStart):
             response, body = cast("tuple[httpx.Response, Iterator[bytes]]", result.handle)
-            return Stream(result, response, body)
+            stream: Stream[ChatCompletionChunk] = Stream(result, response, body)
+            return stream
         return result
 
     def _race(self, race: Race) -> Raced:

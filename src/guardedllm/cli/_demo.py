@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from importlib import resources
+from typing import TYPE_CHECKING
 
 from guardedllm.client import Client
 from guardedllm.errors import GuardedLLMError
@@ -17,9 +18,14 @@ from guardedllm.registry import Registry
 from guardedllm.testing import FakeProvider
 from guardedllm.types import Attempt, ChatCompletion, GuardInfo
 
+if TYPE_CHECKING:
+    from guardedllm.params import ChatCompletionMessageParam
+
 __all__ = ["run_demo"]
 
-QUESTION = [{"role": "user", "content": "Where is my parcel? Order 4411."}]
+QUESTION: list[ChatCompletionMessageParam] = [
+    {"role": "user", "content": "Where is my parcel? Order 4411."}
+]
 
 # The vendor model ids the fake knows; anything else answers 404 model-not-found.
 KNOWN_MODELS = {
@@ -84,7 +90,7 @@ def run_demo() -> int:
             def expect_error(**kwargs: object) -> None:
                 sent = len(fake.requests)
                 try:
-                    create(**kwargs)  # type: ignore[arg-type]
+                    create(**kwargs)  # type: ignore[call-overload]
                 except GuardedLLMError as exc:
                     _show_error(exc, fake, sent)
                     return

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import attrs
 import httpx
@@ -19,9 +20,14 @@ from guardedllm.policy import Policy
 from guardedllm.registry import Registry, StateConfig
 from guardedllm.types import Attempt
 
+if TYPE_CHECKING:
+    from guardedllm.params import ChatCompletionMessageParam
+
 __all__ = ["ping_store", "run_smoke", "smoke_rows"]
 
-SMOKE_MESSAGES = ({"role": "user", "content": "Reply with the word OK."},)
+SMOKE_MESSAGES: tuple[ChatCompletionMessageParam, ...] = (
+    {"role": "user", "content": "Reply with the word OK."},
+)
 _HEADER = ["name", "deployment", "status", "latency", "result"]
 
 
