@@ -5,8 +5,10 @@
     │   └── ArgumentTypeError          ... or of the wrong type (a TypeError too)
     ├── ConfigError                    the registry / config file is invalid (lists every problem)
     ├── InvalidRequestError            the caller's arguments cannot be sent (bad messages, ...)
-    │   └── NoRouteError               no deployment of the route can serve the call (each
-    │                                  excluded deployment with the constraint that excluded it)
+    │   ├── NoRouteError               no deployment of the route can serve the call (each
+    │   │                              excluded deployment with the constraint that excluded it)
+    │   ├── MaxTokensExceededError     max_tokens is above the deployment's max output
+    │   └── InexactEstimateError       the policy refuses an estimate that is not exact
     ├── ContextWindowExceededError     the request does not fit the model, refused before sending
     ├── BudgetExceededError            the worst-case cost is over a cap, refused before sending
     ├── CircuitOpenError               the deployment's breaker is open; nothing was sent
@@ -70,7 +72,9 @@ __all__ = [
     "ContextWindowExceededError",
     "DeadlineExceededError",
     "GuardedLLMError",
+    "InexactEstimateError",
     "InvalidRequestError",
+    "MaxTokensExceededError",
     "ModelNotFoundError",
     "NoRouteError",
     "NotFoundError",
@@ -224,6 +228,29 @@ class NoRouteError(InvalidRequestError):
     def __init__(self, message: str, *, excluded: Sequence[tuple[str, str]] = ()) -> None:
         super().__init__(message)
         self.excluded = dict(excluded)
+
+
+class MaxTokensExceededError(InvalidRequestError):
+    """The call's ``max_tokens`` is above the deployment's ``max_output_tokens``, which the
+    vendor would refuse; nothing was sent to it. ``Policy(clamp_max_tokens=True)`` sends the
+    deployment's limit instead."""
+
+    def __init__(
+        self, message: str, *, deployment: str, max_tokens: int, max_output_tokens: int
+    ) -> None:
+        super().__init__(message)
+        self.deployment = deployment
+        self.max_tokens = max_tokens
+        self.max_output_tokens = max_output_tokens
+
+
+class InexactEstimateError(InvalidRequestError):
+    """The policy refuses deployments whose estimate is not exact
+    (``Policy(refuse_inexact=True)``), and this one's is not; nothing was sent to it."""
+
+    def __init__(self, message: str, *, deployment: str) -> None:
+        super().__init__(message)
+        self.deployment = deployment
 
 
 class ContextWindowExceededError(GuardedLLMError):

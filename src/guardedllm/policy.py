@@ -131,7 +131,13 @@ class Policy:
     escalate to the larger model); ``fallback_on_client_error`` lets a 400/401/403/413/422 fall
     back (or escalate) to the next deployment instead of failing the call (useful when the
     deployments are on different vendors, which may reject what another accepts; a 404 falls
-    back anyway)."""
+    back anyway).
+
+    Counting: a ``max_tokens`` above a deployment's ``max_output_tokens`` passes that deployment
+    over (``MaxTokensExceededError``) unless ``clamp_max_tokens`` sends it with the deployment's
+    limit instead; ``refuse_inexact`` passes over a deployment whose estimate is not exact (a
+    stand-in tokenizer, media bounded rather than counted; with ``exact_tokens`` the vendor's
+    count comes first), for calls whose budget or cap must rest on counted figures."""
 
     deadline_s: float | None = attrs.field(default=None, validator=_seconds)
     max_cost_usd: float | None = attrs.field(default=None, validator=_positive)
@@ -150,6 +156,8 @@ class Policy:
         default=None, validator=_callable
     )
     fallback_on_client_error: bool | None = attrs.field(default=None, validator=_flag)
+    clamp_max_tokens: bool | None = attrs.field(default=None, validator=_flag)
+    refuse_inexact: bool | None = attrs.field(default=None, validator=_flag)
 
     def over(self, base: Policy | None) -> Policy:
         """This policy's set fields laid over ``base``'s."""

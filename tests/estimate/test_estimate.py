@@ -64,6 +64,12 @@ def test_max_tokens_above_the_limit_is_clamped_and_noted() -> None:
     assert est.max_output_tokens == 16_384
     assert est.exact  # the count is exact; the clamp is reported in a note
     assert any("max_output_tokens" in note for note in est.notes)
+    assert not est.fits_output  # a call is refused unless its policy clamps
+
+
+@pytest.mark.parametrize(("max_tokens", "fits"), [(None, True), (16_384, True), (16_385, False)])
+def test_fits_output_at_the_boundary(max_tokens: int | None, fits: bool) -> None:
+    assert estimate_request(HELLO, max_tokens=max_tokens, **MINI).fits_output is fits
 
 
 @pytest.mark.parametrize(

@@ -40,6 +40,7 @@ def run_estimate(
     print(f"cost_usd_max       {est.cost_usd_max:.6f}")
     print(f"cost_usd_expected  {est.cost_usd_expected:.6f}")
     print(f"fits_context       {str(est.fits_context).lower()}")
+    print(f"fits_output        {str(est.fits_output).lower()}")
     print(f"exact              {str(est.exact).lower()}")
     for note in est.notes:
         print(f"note               {note}")

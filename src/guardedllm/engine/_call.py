@@ -37,6 +37,8 @@ class Settings:
     first_chunk_timeout_s: float | None
     hedge_after_s: float | Literal["p95"] | None
     fallback_on_client_error: bool = False
+    clamp_max_tokens: bool = False
+    refuse_inexact: bool = False
 
     @classmethod
     def of(cls, policy: Policy, plan: Plan, defaults: Defaults) -> Settings:
@@ -51,6 +53,8 @@ class Settings:
             first_chunk_timeout_s=policy.first_chunk_timeout_s,
             hedge_after_s=policy.hedge_after_s,
             fallback_on_client_error=bool(policy.fallback_on_client_error),
+            clamp_max_tokens=bool(policy.clamp_max_tokens),
+            refuse_inexact=bool(policy.refuse_inexact),
         )
 
     def attempt_timeout(self, provider_timeout_s: float | None, defaults: Defaults) -> float:

@@ -107,7 +107,7 @@ Flow = Generator[Step, Outcome | None, ChatCompletion | StreamStart]
 # The refusals that pass over a deployment before anything is sent to it: another deployment
 # may fit, afford or express the request, or hold a key that is set.
 _REFUSALS = (
-    InvalidRequestError,
+    InvalidRequestError,  # MaxTokensExceededError and InexactEstimateError among them
     AuthenticationError,
     ContextWindowExceededError,
     BudgetExceededError,
@@ -568,8 +568,20 @@ class Engine:
             attempt.estimate = estimate
             attempt.tokens = estimate.input_tokens + estimate.max_output_tokens
             call.span.set_estimate(estimate)
-            check_preflight(deployment, estimate, call.settings.max_cost_usd)
-            attempt.http_request = attempt.wire.build_request(request, attempt.target)
+            check_preflight(
+                deployment,
+                estimate,
+                call.settings.max_cost_usd,
+                max_tokens=request.max_tokens,
+                clamp_max_tokens=call.settings.clamp_max_tokens,
+                refuse_inexact=call.settings.refuse_inexact,
+            )
+            sent = (  # clamped to the deployment's limit (the policy said so, or it is refused)
+                request
+                if estimate.fits_output
+                else attrs.evolve(request, max_tokens=deployment.max_output_tokens)
+            )
+            attempt.http_request = attempt.wire.build_request(sent, attempt.target)
             if deposit or self.guards.ledger.budgets:
                 if self.inline:
                     reserve(self.guards, call, attempt, deposit=deposit)

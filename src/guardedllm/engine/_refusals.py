@@ -15,6 +15,8 @@ from guardedllm.errors import (
     CircuitOpenError,
     ContextWindowExceededError,
     GuardedLLMError,
+    InexactEstimateError,
+    MaxTokensExceededError,
     ModelNotFoundError,
     ProviderError,
     RateLimitedError,
@@ -76,8 +78,18 @@ def rate_limited(
         yield Sleep(seconds=decision.wait_s)
 
 
-def check_preflight(deployment: Deployment, estimate: Estimate, max_cost_usd: float | None) -> None:
-    """Refuse a deployment the request cannot fit or afford, before anything is sent."""
+def check_preflight(
+    deployment: Deployment,
+    estimate: Estimate,
+    max_cost_usd: float | None,
+    *,
+    max_tokens: int | None = None,
+    clamp_max_tokens: bool = False,
+    refuse_inexact: bool = False,
+) -> None:
+    """Refuse a deployment the request cannot fit or afford, or whose ``max_tokens`` its
+    vendor would refuse, or (``refuse_inexact``) whose estimate is not exact, before anything is
+    sent."""
     if not estimate.fits_context:
         raise ContextWindowExceededError(
             f"{deployment.name}: {estimate.input_tokens} input tokens + "
@@ -86,6 +98,24 @@ def check_preflight(deployment: Deployment, estimate: Estimate, max_cost_usd: fl
             "lower max_tokens, or route to a model with a larger window.",
             input_tokens=estimate.input_tokens,
             context_window=deployment.context_window,
+        )
+    if max_tokens is not None and not estimate.fits_output and not clamp_max_tokens:
+        raise MaxTokensExceededError(
+            f"{deployment.name}: max_tokens {max_tokens} is above its max_output_tokens "
+            f"{deployment.max_output_tokens}, which the vendor would refuse. Lower max_tokens, "
+            "route to a model with a larger output limit, or pass "
+            "Policy(clamp_max_tokens=True) to send the deployment's limit instead.",
+            deployment=deployment.name,
+            max_tokens=max_tokens,
+            max_output_tokens=deployment.max_output_tokens,
+        )
+    if refuse_inexact and not estimate.exact:
+        why = "; ".join(estimate.notes) or "its tokenizer is a stand-in"
+        raise InexactEstimateError(
+            f"{deployment.name}: its estimate is not exact ({why}), and the policy refuses "
+            "inexact estimates (refuse_inexact). Pass Policy(exact_tokens=True) to have the "
+            "vendor count the input, or drop refuse_inexact.",
+            deployment=deployment.name,
         )
     cap = max_cost_usd
     if cap is not None and estimate.cost_usd_max > cap:

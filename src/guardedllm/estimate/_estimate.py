@@ -44,8 +44,11 @@ class Estimate:
 
     ``input_tokens`` is the prompt as the vendor will count it (exactly when ``exact``);
     ``max_output_tokens`` the most output the request allows; ``fits_context`` whether both fit
-    the context window; ``notes`` what was approximated or adjusted (a clamped ``max_tokens`` is
-    noted without making an exact estimate inexact).
+    the context window; ``fits_output`` whether the caller's ``max_tokens`` is within the
+    deployment's ``max_output_tokens`` (when it is not, the figures are for the deployment's
+    limit, and a call is refused unless its policy clamps: ``Policy(clamp_max_tokens=True)``);
+    ``notes`` what was approximated or adjusted (a clamped ``max_tokens`` is noted without making
+    an exact estimate inexact).
     """
 
     deployment: str
@@ -57,6 +60,7 @@ class Estimate:
     exact: bool
     tokenizer: str
     notes: tuple[str, ...] = ()
+    fits_output: bool = True
     # The tokenizer's own count, before calibration and margin: what calibration learns from.
     counted_tokens: int = attrs.field(default=0, validator=_non_negative)
 
@@ -149,6 +153,7 @@ def estimate_request(
         tokenizer=tokenizer,
         notes=tuple(notes),
         counted_tokens=count.tokens,
+        fits_output=max_tokens is None or max_tokens <= max_output_tokens,
     )
 
 
@@ -168,6 +173,7 @@ def with_counted_input(
         tokenizer=estimate.tokenizer,
         notes=(f"input tokens counted by {source}",),
         counted_tokens=estimate.counted_tokens,
+        fits_output=estimate.fits_output,
     )
 
 
@@ -183,6 +189,7 @@ def _priced(
     tokenizer: str,
     notes: tuple[str, ...],
     counted_tokens: int,
+    fits_output: bool,
 ) -> Estimate:
     reasoning_is_dearer = (prices.reasoning_usd_per_mtok or 0.0) > prices.output_usd_per_mtok
     # The counts are the estimate's own: non-negative, and no part above its whole.
@@ -204,4 +211,5 @@ def _priced(
         tokenizer=tokenizer,
         notes=notes,
         counted_tokens=counted_tokens,
+        fits_output=fits_output,
     )
