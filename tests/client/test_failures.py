@@ -484,3 +484,37 @@ def test_an_outcomes_table_is_validated() -> None:
     keys = {problem.key for problem in caught.value.problems}
     assert keys == {"providers.openai.outcomes.200", "providers.openai.outcomes.503"}
     assert "did you mean" in str(caught.value)
+
+
+def test_a_failed_call_names_what_became_of_each_deployment(
+    call: Call, fake_provider: FakeProvider
+) -> None:
+    """Sent and failed, or never sent and why: a deployment the cap ruled out is not said to
+    have failed."""
+    fake_provider.script(model=OPENAI_ID, status=503)
+    fake_provider.script(model="gemini-2.0-flash", status=500)
+    with pytest.raises(AllRoutesFailedError) as info:
+        call(model="support", messages=MESSAGES, policy=Policy(max_cost_usd=0.02))
+    lines = str(info.value).splitlines()
+    assert lines[0] == "'support': no deployment answered:"
+    assert lines[1].startswith("  - gpt-4o-mini: sent 2 time(s), failed (OverloadedError, HTTP 503")
+    assert lines[2].startswith(
+        "  - claude-haiku: not sent (BudgetExceededError: worst-case cost $0.0"
+    )
+    assert lines[2].endswith("over the $0.020000 cap (max_cost_usd).)")
+    assert lines[3].startswith("  - gemini-flash: sent 2 time(s), failed (ServerError, HTTP 500")
+
+
+def test_a_call_refused_everywhere_gives_each_deployments_own_reason(
+    call: Call, fake_provider: FakeProvider
+) -> None:
+    with pytest.raises(BudgetExceededError) as info:
+        call(model="support", messages=MESSAGES, policy=Policy(max_cost_usd=1e-7))
+    story = str(info.value).split("Every deployment of the plan:\n")[1].splitlines()
+    assert [line.split(":")[0] for line in story] == [
+        "  - gpt-4o-mini",
+        "  - claude-haiku",
+        "  - gemini-flash",
+    ]
+    assert all("not sent (BudgetExceededError: worst-case cost" in line for line in story)
+    assert fake_provider.requests == []

@@ -180,16 +180,21 @@ class Call:
         )
 
     def final_error(self) -> GuardedLLMError:
-        """The error for a plan that ran out: the first refusal if nothing was sent."""
+        """The error for a plan that ran out, naming what became of each deployment: the
+        first refusal if nothing was sent (with the others' own reasons when several were
+        refused), else ``AllRoutesFailedError``."""
+        story = deployment_story(self.attempts)
         if self.last_error is None and self.first_refusal is not None:
-            return self.first_refusal
-        tried = ", ".join(d.name for d in self.trying)
+            refusal = self.first_refusal
+            if len(story) > 1:  # the type stays the first refusal's; the message tells all
+                refusal.args = (f"{refusal}\nEvery deployment of the plan:\n{_lines(story)}",)
+            return refusal
         last = self.last_error
         detail = f"{type(last).__name__}: {last}" if last is not None else "nothing was sent"
         error = AllRoutesFailedError(
-            f"{self.plan.requested!r}: every deployment failed ({tried}). Last error: {detail} "
-            "See .attempts for each try; add a fallback on another provider to the route, or "
-            "check the providers' status."
+            f"{self.plan.requested!r}: no deployment answered:\n{_lines(story)}\n"
+            f"Last error: {detail} See .attempts for each try; add a fallback on another "
+            "provider to the route, or check the providers' status."
         )
         error.__cause__ = last
         return error
@@ -202,6 +207,52 @@ class Call:
         )
         error.__cause__ = self.last_error
         return error
+
+
+def deployment_story(attempts: list[Attempt]) -> list[str]:
+    """What became of each deployment a call considered, in the order it came to them: sent
+    and failed (how many times, the last error), skipped (by whom: the cap, the breaker, the
+    budget, a mark), or lost a hedge race."""
+    order: dict[str, list[Attempt]] = {}
+    for attempt in attempts:
+        order.setdefault(attempt.deployment, []).append(attempt)
+    story = []
+    for deployment, tries in order.items():
+        sent = [a for a in tries if a.outcome in ("ok", "error", "cancelled")]
+        last = tries[-1]
+        why = _first_sentence(last.error or "", deployment)
+        if len(why) > _STORY_CHARS:
+            why = why[: _STORY_CHARS - 3] + "..."
+        status = f", HTTP {last.status}" if last.status is not None else ""
+        if last.outcome == "skipped":
+            before = f"sent {len(sent)} time(s), then " if sent else ""
+            story.append(f"{deployment}: {before}not sent ({last.error_type}: {why})")
+        elif last.outcome == "ok":
+            story.append(f"{deployment}: answered")
+        else:
+            what = "failed" if last.outcome == "error" else "lost a hedge race"
+            story.append(
+                f"{deployment}: sent {len(sent)} time(s), {what} "
+                f"({last.error_type}{status}{': ' + why if why else ''})"
+            )
+    return story
+
+
+# How much of a deployment's last error its line in a failed call's message keeps.
+_STORY_CHARS = 200
+
+
+def _first_sentence(error: str, deployment: str) -> str:
+    """What an attempt's error says, without the deployment's name it starts with and the
+    advice after its first sentence (the call's message gives its own)."""
+    line = error.splitlines()[0] if error else ""
+    line = line.removeprefix(f"{deployment}: ")
+    head, dot, _ = line.partition(". ")
+    return head + ("." if dot else "")
+
+
+def _lines(story: list[str]) -> str:
+    return "\n".join(f"  - {line}" for line in story)
 
 
 @attrs.define
