@@ -10,6 +10,7 @@
     │   ├── MaxTokensExceededError     max_tokens is above the deployment's max output
     │   └── InexactEstimateError       the policy refuses an estimate that is not exact
     ├── ContextWindowExceededError     the request does not fit the model, refused before sending
+    │   └── ContextLengthExceededError  ... or the vendor said so (a 400: a BadRequestError too)
     ├── BudgetExceededError            the worst-case cost is over a cap, refused before sending
     ├── CircuitOpenError               the deployment's breaker is open; nothing was sent
     ├── DeadlineExceededError          the call's one deadline ran out (attempts attached)
@@ -69,6 +70,7 @@ __all__ = [
     "ConflictError",
     "ConnectError",
     "ConnectionDroppedError",
+    "ContextLengthExceededError",
     "ContextWindowExceededError",
     "DeadlineExceededError",
     "GuardedLLMError",
@@ -408,6 +410,45 @@ class AuthenticationError(ProviderError):
     advice = "Check that the provider's api_key_env variable holds a valid key (not retried)."
 
 
+class ContextLengthExceededError(ContextWindowExceededError, BadRequestError):
+    """The vendor refused the prompt as longer than the model's context window (OpenAI's
+    ``context_length_exceeded``, Anthropic's "prompt is too long", Gemini's "input token count
+    exceeds the maximum"): the estimate let it through, the vendor counted more. A
+    ``ContextWindowExceededError``, so routing moves on to a deployment with a larger window
+    instead of failing the call, and a ``BadRequestError`` (the vendor's 400) for code that
+    catches those. ``input_tokens`` and ``context_window`` are 0: the vendor's message has its
+    figures."""
+
+    advice = (
+        "The prompt is longer than the model's window as the vendor counts it: shorten it, or "
+        "route to a model with a larger context window."
+    )
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+        deployment: str | None = None,
+        body: str = "",
+    ) -> None:
+        BadRequestError.__init__(
+            self,
+            message,
+            status=status,
+            code=code,
+            request_id=request_id,
+            retry_after=retry_after,
+            deployment=deployment,
+            body=body,
+        )
+        self.input_tokens = 0
+        self.context_window = 0
+
+
 class PermissionDeniedError(ProviderError):
     advice = "The key lacks access to this model or resource; check the account (not retried)."
 
@@ -486,12 +527,13 @@ def error_for_status(
     model_not_found: bool = False,
     overloaded: bool = False,
     bad_credentials: bool = False,
+    context_length: bool = False,
 ) -> ProviderError:
     """Build the typed error for a vendor error status.
 
-    ``model_not_found`` / ``overloaded`` / ``bad_credentials`` come from the wire format, which
-    knows how its vendor says so (Gemini answers a bad key with 400 API_KEY_INVALID); they
-    refine the class the status alone would give.
+    ``model_not_found`` / ``overloaded`` / ``bad_credentials`` / ``context_length`` come from
+    the wire format, which knows how its vendor says so (Gemini answers a bad key with 400
+    API_KEY_INVALID); they refine the class the status alone would give.
     """
     cls: type[ProviderError]
     if bad_credentials:
@@ -500,6 +542,8 @@ def error_for_status(
         cls = ModelNotFoundError
     elif overloaded:
         cls = OverloadedError
+    elif context_length:
+        cls = ContextLengthExceededError
     else:
         cls = STATUS_ERRORS.get(status, ServerError if status >= 500 else ProviderError)
     who = f"{deployment}: " if deployment else ""

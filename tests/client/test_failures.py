@@ -518,3 +518,45 @@ def test_a_call_refused_everywhere_gives_each_deployments_own_reason(
     ]
     assert all("not sent (BudgetExceededError: worst-case cost" in line for line in story)
     assert fake_provider.requests == []
+
+
+OPENAI_TOO_LONG = (
+    b'{"error": {"message": "This model\'s maximum context length is 128000 tokens. However, '
+    b'your messages resulted in 130021 tokens.", "type": "invalid_request_error", '
+    b'"param": "messages", "code": "context_length_exceeded"}}'
+)
+
+
+def test_a_vendors_context_length_400_moves_on_to_a_larger_window(
+    call: Call, fake_provider: FakeProvider
+) -> None:
+    """Not retried where it cannot fit, not a failed call: the next deployment with a larger
+    window (claude-haiku, 200k) answers; one no larger (azure-4o, 128k) is passed over."""
+    fake_provider.script(model=OPENAI_ID, status=400, body=OPENAI_TOO_LONG)
+    response = call(
+        model="support",
+        messages=MESSAGES,
+        policy=Policy(fallback=["gpt-4o-mini", "azure-4o", "claude-haiku"]),
+    )
+    assert outcomes(response) == [
+        ("gpt-4o-mini", "error", 400),
+        ("azure-4o", "skipped", None),
+        ("claude-haiku", "ok", 200),
+    ]
+    first, skipped, _ = response.guard.attempts
+    assert first.error_type == "ContextLengthExceededError"
+    assert skipped.error_type == "ContextWindowExceededError"
+    assert "no larger than the 128000 tokens" in (skipped.error or "")
+
+
+def test_a_context_length_400_on_the_only_deployment_is_not_retried(
+    call: Call, fake_provider: FakeProvider
+) -> None:
+    """As a missing model alone: the call fails with the vendor's error as its cause."""
+    fake_provider.script(model=OPENAI_ID, status=400, body=OPENAI_TOO_LONG)
+    with pytest.raises(AllRoutesFailedError) as info:
+        call(model="gpt-4o-mini", messages=MESSAGES)
+    cause = info.value.__cause__
+    assert isinstance(cause, ContextWindowExceededError)
+    assert isinstance(cause, BadRequestError)
+    assert len(fake_provider.requests) == 1  # never retried where it cannot fit

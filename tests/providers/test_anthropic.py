@@ -1327,3 +1327,11 @@ def test_a_stream_folds_into_what_the_sdk_reads_as_the_whole_answer(stream: byte
         for call in completion["choices"][0]["message"]["tool_calls"] or ():
             call["function"]["arguments"] = json.loads(call["function"]["arguments"])
     assert streamed == whole
+
+
+def test_a_prompt_too_long_400_is_a_context_window_error() -> None:
+    body = error_body("invalid_request_error", "prompt is too long: 210000 tokens > 200000 maximum")
+    error = WIRE.parse_error(400, httpx.Headers(), body, TARGET, now=NOW)
+    assert type(error) is errors.ContextLengthExceededError
+    assert isinstance(error, errors.ContextWindowExceededError)
+    assert isinstance(error, errors.BadRequestError)

@@ -1392,3 +1392,19 @@ def test_an_invalid_api_key_is_an_authentication_error() -> None:
     assert isinstance(error, AuthenticationError)
     assert error.status == 400
     assert error.code == "INVALID_ARGUMENT"
+
+
+def test_an_input_token_count_400_is_a_context_window_error() -> None:
+    body = json.dumps(
+        {
+            "error": {
+                "code": 400,
+                "message": "The input token count (1200000) exceeds the maximum number of "
+                "tokens allowed (1048576).",
+                "status": "INVALID_ARGUMENT",
+            }
+        }
+    ).encode()
+    error = WIRE.parse_error(400, httpx.Headers(), body, TARGET, now=0.0)
+    assert type(error) is errors.ContextLengthExceededError
+    assert isinstance(error, errors.ContextWindowExceededError)

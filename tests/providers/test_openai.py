@@ -1436,3 +1436,31 @@ def test_model_dump_leaves_out_defaults_when_asked() -> None:
 def test_model_dump_refuses_an_unknown_mode() -> None:
     with pytest.raises(errors.ArgumentError, match="mode must be 'python' or 'json'"):
         parse(COMPLETION).model_dump(mode="yaml")
+
+
+@pytest.mark.parametrize(
+    ("message", "code"),
+    [
+        (
+            "This model's maximum context length is 128000 tokens. However, your messages "
+            "resulted in 130021 tokens. Please reduce the length of the messages.",
+            "context_length_exceeded",
+        ),
+        # vLLM copies OpenAI's words without its code.
+        ("This model's maximum context length is 4096 tokens. However, you requested 5000", None),
+    ],
+)
+def test_a_context_length_400_is_a_context_window_error(message: str, code: str | None) -> None:
+    exc = OpenAIWire().parse_error(
+        400, httpx.Headers(), error_body(message, "invalid_request_error", code), OPENAI, now=NOW
+    )
+    assert type(exc) is errors.ContextLengthExceededError
+    assert isinstance(exc, errors.ContextWindowExceededError)
+    assert isinstance(exc, errors.BadRequestError)  # still the vendor's 400 for who catches it
+    assert exc.status == 400
+
+
+def test_another_400_stays_a_bad_request() -> None:
+    body = error_body("Invalid value for 'temperature'", "invalid_request_error", None)
+    exc = OpenAIWire().parse_error(400, httpx.Headers(), body, OPENAI, now=NOW)
+    assert type(exc) is errors.BadRequestError

@@ -10,7 +10,12 @@ import attrs
 import httpx
 
 from guardedllm.engine._guards import Guards, report_transition
-from guardedllm.errors import AllRoutesFailedError, DeadlineExceededError, GuardedLLMError
+from guardedllm.errors import (
+    AllRoutesFailedError,
+    ContextWindowExceededError,
+    DeadlineExceededError,
+    GuardedLLMError,
+)
 from guardedllm.estimate import Estimate
 from guardedllm.guards import Permit, Reservation
 from guardedllm.policy import Policy
@@ -76,6 +81,9 @@ class Call:
         self.last_error: GuardedLLMError | None = None
         self.reason: str | None = None  # why the next attempt happens (None for the first)
         self.last_sent: str | None = None  # the deployment of the attempt sent last
+        # The largest context window a vendor said this prompt does not fit (0: none did): a
+        # deployment with a window no larger is passed over without sending.
+        self.outgrown_window = 0
         self.trying: tuple[Deployment, ...] = plan.deployments  # the plan, or the escalation
         self.escalated = False
         self.decisions: list[str] = []  # escalation and shadow decisions, with their reasons
@@ -165,6 +173,9 @@ class Call:
         if error is not None:
             self.last_error = error
             self.reason = error_type(error, status)
+            if isinstance(error, ContextWindowExceededError):
+                window = self.plan.registry.deployment(target.deployment).context_window
+                self.outgrown_window = max(self.outgrown_window, window)
 
     def note_cancelled(self, target: Target, *, latency: float) -> None:
         """A hedged attempt that lost the race was cancelled (or its answer discarded)."""

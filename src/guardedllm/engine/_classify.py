@@ -11,6 +11,7 @@ from typing import Literal
 
 from guardedllm.errors import (
     AuthenticationError,
+    ContextWindowExceededError,
     GuardedLLMError,
     InvalidRequestError,
     ModelNotFoundError,
@@ -49,8 +50,8 @@ def classify(error: GuardedLLMError, overrides: Mapping[int, str] | None = None)
         verdict = _VERDICTS.get(overrides.get(error.status, ""))
         if verdict is not None:
             return verdict
-    if isinstance(error, ModelNotFoundError):
-        return "fallback"
+    if isinstance(error, (ModelNotFoundError, ContextWindowExceededError)):
+        return "fallback"  # missing, or too small: here, not flaky; another may serve it
     if isinstance(error, ProviderError) and error.status is not None:
         if error.status >= 500:
             return "retry"

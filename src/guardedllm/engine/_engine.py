@@ -575,6 +575,7 @@ class Engine:
                 max_tokens=request.max_tokens,
                 clamp_max_tokens=call.settings.clamp_max_tokens,
                 refuse_inexact=call.settings.refuse_inexact,
+                outgrown_window=call.outgrown_window,
             )
             sent = (  # clamped to the deployment's limit (the policy said so, or it is refused)
                 request

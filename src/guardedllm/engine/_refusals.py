@@ -86,10 +86,20 @@ def check_preflight(
     max_tokens: int | None = None,
     clamp_max_tokens: bool = False,
     refuse_inexact: bool = False,
+    outgrown_window: int = 0,
 ) -> None:
     """Refuse a deployment the request cannot fit or afford, or whose ``max_tokens`` its
     vendor would refuse, or (``refuse_inexact``) whose estimate is not exact, before anything is
-    sent."""
+    sent. ``outgrown_window`` is the largest window a vendor already said the prompt does not
+    fit: a deployment whose window is no larger is refused too."""
+    if outgrown_window and deployment.context_window <= outgrown_window:
+        raise ContextWindowExceededError(
+            f"{deployment.name}: its {deployment.context_window}-token context window is no "
+            f"larger than the {outgrown_window} tokens a vendor already said this prompt does "
+            "not fit. Shorten the messages, or route to a model with a larger window.",
+            input_tokens=estimate.input_tokens,
+            context_window=deployment.context_window,
+        )
     if not estimate.fits_context:
         raise ContextWindowExceededError(
             f"{deployment.name}: {estimate.input_tokens} input tokens + "

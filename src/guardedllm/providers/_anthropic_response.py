@@ -33,6 +33,7 @@ from guardedllm.providers.base import (
     Target,
     decode_json,
     first_header,
+    is_context_length_error,
     load_json,
     retry_after_seconds,
 )
@@ -167,6 +168,7 @@ def parse_error(
         body=text,
         model_not_found=_names_missing_model(status, error_type, message),
         overloaded=error_type == "overloaded_error",
+        context_length=is_context_length_error(status, error_type, message),
     )
 
 
@@ -518,4 +520,5 @@ def _stream_error(payload: dict[str, Any], target: Target) -> ProviderError:
         body=json.dumps(payload),
         model_not_found=_names_missing_model(status, error_type, message),
         overloaded=error_type == "overloaded_error",
+        context_length=is_context_length_error(status, error_type, message),
     )

@@ -23,7 +23,13 @@ import attrs
 
 from guardedllm.errors import ProviderError, ResponseFormatError, error_for_status
 from guardedllm.providers._sse import SSEParser
-from guardedllm.providers.base import Target, decode_json, load_json, wait_seconds
+from guardedllm.providers.base import (
+    Target,
+    decode_json,
+    is_context_length_error,
+    load_json,
+    wait_seconds,
+)
 from guardedllm.types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -265,6 +271,7 @@ def _provider_error(
         model_not_found=status == 404 and code in (None, "NOT_FOUND") and "models/" in message,
         overloaded=code == "UNAVAILABLE" or "overloaded" in message.lower(),
         bad_credentials=_has_reason(error.get("details"), "API_KEY_INVALID"),
+        context_length=is_context_length_error(status, code, message),
     )
 
 

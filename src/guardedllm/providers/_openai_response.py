@@ -17,7 +17,7 @@ from typing import Any, Literal
 import attrs
 
 from guardedllm.errors import ProviderError, ResponseFormatError, error_for_status
-from guardedllm.providers.base import Target, decode_json
+from guardedllm.providers.base import Target, decode_json, is_context_length_error
 from guardedllm.types import (
     ChatCompletion,
     ChatCompletionMessage,
@@ -314,6 +314,7 @@ def mapped_error(
         body=body,
         model_not_found=model_not_found,
         overloaded=overloaded,
+        context_length=is_context_length_error(status, vendor.code, message),
     )
 
 

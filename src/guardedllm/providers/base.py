@@ -11,6 +11,7 @@ import email.utils
 import functools
 import json
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timezone
 from typing import Any, Protocol, runtime_checkable
@@ -30,12 +31,33 @@ __all__ = [
     "WireFormat",
     "decode_json",
     "first_header",
+    "is_context_length_error",
     "load_json",
     "post_request",
     "read_count",
     "retry_after_seconds",
     "wait_seconds",
 ]
+
+# How vendors say a prompt is longer than the model's window: OpenAI's code (and its words,
+# which vLLM and other compatible servers copy: "This model's maximum context length is 4096
+# tokens"), Anthropic's "prompt is too long: 210000 tokens > 200000 maximum", Gemini's "The input
+# token count (1200000) exceeds the maximum number of tokens allowed (1048576)".
+_CONTEXT_LENGTH_CODES = frozenset({"context_length_exceeded", "string_above_max_length"})
+_CONTEXT_LENGTH_TEXT = re.compile(
+    r"maximum context length|context[ _]length[ _]exceeded|prompt is too long"
+    r"|input token count.*exceeds the maximum|exceeds the (model's )?context window",
+    re.IGNORECASE,
+)
+
+
+def is_context_length_error(status: int, code: str | None, message: str) -> bool:
+    """Whether a vendor's error says the prompt does not fit the model's context window (a
+    400, or a 413 from a proxy in front of it): the same request may fit a larger model."""
+    if status not in (400, 413):
+        return False
+    return code in _CONTEXT_LENGTH_CODES or _CONTEXT_LENGTH_TEXT.search(message) is not None
+
 
 # The headers in which the wire formats send a provider's key: OpenAI's bearer token, Azure's
 # api-key, Anthropic's x-api-key, Gemini's x-goog-api-key.
