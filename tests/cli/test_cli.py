@@ -474,3 +474,64 @@ def test_smoke_fails_when_the_password_variable_is_missing_or_wrong(
     assert right.returncode == 0, right.stderr
     for done in (missing, wrong, right):
         assert "horse-battery" not in done.stdout + done.stderr
+
+
+SHADOWED = """
+[routes.shadowed]
+fallback = ["gpt-4o-mini"]
+escalate_to = "azure-4o"
+shadow = { deployment = "claude-haiku", sample = 0.1 }
+"""
+
+
+def test_smoke_calls_escalation_targets_and_shadow_candidates_and_with_all_every_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in ENVIRON.items():
+        monkeypatch.setenv(name, value)
+    with FakeProvider() as fake:
+        path = write(tmp_path, config_text(fake) + SHADOWED)
+        assert main(["smoke", path]) == 0
+        rows = capsys.readouterr().out.splitlines()
+        assert main(["smoke", path, "--all"]) == 0
+        every = capsys.readouterr().out.splitlines()
+    shadowed = [row.split()[1] for row in rows if row.startswith("shadowed ")]
+    assert shadowed == ["gpt-4o-mini", "azure-4o", "claude-haiku"]
+    # llama is in no alias or route of this config: only --all calls it, under its own name.
+    assert not any(row.split()[1:2] == ["llama"] for row in rows[2:])
+    assert any(row.split()[:2] == ["llama", "llama"] for row in every)
+
+
+def test_smoke_writes_json_and_junit_for_ci(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import xml.etree.ElementTree as ET
+
+    for name, value in ENVIRON.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("TEST_ANTHROPIC_KEY")
+    report, junit = tmp_path / "smoke.json", tmp_path / "smoke.xml"
+    with FakeProvider() as fake:
+        path = smoke_config(tmp_path, fake)
+        code = main(
+            ["smoke", path, "--env", "staging", "--json", str(report), "--junit", str(junit)]
+        )
+    assert code == 1
+    table = capsys.readouterr().out
+    # The table names the variable to set, not only the error's class.
+    assert "FAIL AuthenticationError (TEST_ANTHROPIC_KEY not set or malformed)" in table
+    document = json.loads(report.read_text())
+    assert document["ok"] is False
+    failed = [r for r in document["results"] if not r["ok"]]
+    assert {r["deployment"] for r in failed} == {"claude-haiku"}
+    assert all("TEST_ANTHROPIC_KEY" in r["reason"] for r in failed)
+    assert all(r["status"] == "200" for r in document["results"] if r["ok"])
+    suite = ET.fromstring(junit.read_text())
+    cases = suite.findall("testcase")
+    assert suite.get("tests") == str(len(document["results"])) == str(len(cases))
+    assert suite.get("failures") == str(len(failed))
+    failures = [case for case in cases if case.find("failure") is not None]
+    assert {case.get("name") for case in failures} == {"claude-haiku"}
+    assert all(
+        ENVIRON["TEST_OPENAI_KEY"] not in text for text in (report.read_text(), junit.read_text())
+    )

@@ -46,14 +46,23 @@ def _parser() -> argparse.ArgumentParser:
         "smoke",
         help="send a 1-token prompt to every deployment an environment's aliases reach",
         description="For each alias and route of the environment, send a minimal prompt "
-        "(max_tokens 1, one attempt, no fallback) to every deployment it resolves to, and PING "
-        "the [state] store if the config has one; print a table and exit 1 if any failed.",
+        "(max_tokens 1, one attempt, no fallback) to every deployment it may send to (fallbacks, "
+        "rules, split arms, escalation targets, shadow candidates), and PING the [state] store "
+        "if the config has one; print a table and exit 1 if any failed.",
     )
     smoke.add_argument("config", metavar="CONFIG")
     smoke.add_argument("--env", metavar="NAME", help="environment to test (default: the base)")
     smoke.add_argument(
         "--timeout", type=float, default=20.0, metavar="SECONDS", help="per deployment"
     )
+    smoke.add_argument(
+        "--all",
+        action="store_true",
+        dest="every_model",
+        help="also call every model no alias or route reaches",
+    )
+    smoke.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    smoke.add_argument("--junit", metavar="FILE", help="write the results as JUnit XML")
 
     estimate = commands.add_parser(
         "estimate",
@@ -86,7 +95,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "smoke":
             from guardedllm.cli._smoke import run_smoke
 
-            return run_smoke(args.config, env=args.env, timeout_s=args.timeout)
+            return run_smoke(
+                args.config,
+                env=args.env,
+                timeout_s=args.timeout,
+                every_model=args.every_model,
+                json_path=args.json,
+                junit_path=args.junit,
+            )
         if args.command == "estimate":
             from guardedllm.cli._estimate import run_estimate
 
