@@ -21,6 +21,7 @@
     │   ├── TimeoutError
     │   └── ConnectionDroppedError
     ├── ResponseFormatError            the vendor answered with something we cannot parse
+    ├── StructuredOutputError          an answer does not match the JSON schema it was asked for
     ├── StateError                     the shared state store (Redis) failed: refused, timed
     │                                  out, denied
     ├── StreamInterruptedError         a stream broke after chunks reached the caller
@@ -90,6 +91,7 @@ __all__ = [
     "ServerError",
     "StateError",
     "StreamInterruptedError",
+    "StructuredOutputError",
     "TimeoutError",
     "TransportError",
     "error_for_status",
@@ -329,6 +331,20 @@ class ResponseFormatError(GuardedLLMError):
         super().__init__(message)
         self.deployment = deployment
         self.excerpt = scrub_secrets(excerpt[:BODY_EXCERPT_CHARS])
+
+
+class StructuredOutputError(GuardedLLMError):
+    """The answer does not match the JSON schema its ``response_format`` asked for (or the
+    pydantic model given to ``parse`` refused it), and the route did not escalate. The vendor
+    answered and was billed: ``completion`` is that answer, ``problems`` what is wrong with it
+    (each naming the choice and the place in the answer)."""
+
+    def __init__(
+        self, message: str, *, completion: object = None, problems: Sequence[str] = ()
+    ) -> None:
+        super().__init__(message)
+        self.completion = completion
+        self.problems = tuple(problems)
 
 
 class StateError(GuardedLLMError):

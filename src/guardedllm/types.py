@@ -57,6 +57,8 @@ def _to_dict(value: Any) -> Any:
         return [_to_dict(v) for v in value]
     if isinstance(value, Mapping):
         return {k: _to_dict(v) for k, v in value.items()}
+    if hasattr(value, "model_dump"):  # a pydantic model (``message.parsed``)
+        return value.model_dump()
     return value
 
 
@@ -128,9 +130,7 @@ def _dump(
                 )
             )
         return items
-    if isinstance(value, Mapping):
-        return {k: _to_dict(v) for k, v in value.items()}
-    return value
+    return _to_dict(value)
 
 
 class _Dumpable:
@@ -259,10 +259,15 @@ class ToolCall(_Dumpable):
 
 @attrs.frozen(kw_only=True)
 class ChatCompletionMessage(_Dumpable):
+    """The answer. ``parsed`` is set by ``chat.completions.parse``: the content read into the
+    pydantic model given as ``response_format`` (None for a refusal or a tool call), as in
+    openai-python's ``ParsedChatCompletionMessage``."""
+
     content: str | None
     role: Literal["assistant"] = "assistant"
     tool_calls: tuple[ToolCall, ...] | None = None
     refusal: str | None = None
+    parsed: Any = attrs.field(default=None, eq=False)
 
 
 @attrs.frozen(kw_only=True)
