@@ -1,4 +1,5 @@
-"""A report with every kind of chart, a table and notes, for the report tests."""
+"""A report with every kind of chart, a table and notes, for the report tests; and headless
+Chromium (``browser.py``) for those that look at the page in a browser."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
+from browser import chromium  # noqa: F401  (a fixture)
 from guardedllm.report import Chart, Report, Section, Series, Table
 
 # 2024-06-01T00:00:00Z: a timeline's first minute.
