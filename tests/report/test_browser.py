@@ -114,6 +114,7 @@ def test_a_name_that_is_markup_shows_as_text(
         assert loaded.dialogs == []
         assert loaded.console_errors == []
         assert loaded.page.evaluate("document.scripts.length") == 0
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in loaded.dom  # text, as the DOM holds it
         assert loaded.page.title() == f"Release check: {HOSTILE} against claude-haiku"
         assert loaded.page.locator("h1").inner_text() == loaded.page.title()
         assert loaded.page.locator("tbody tr td").first.inner_text() == HOSTILE

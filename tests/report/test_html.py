@@ -47,6 +47,18 @@ def test_a_name_that_looks_like_tex_or_a_hidden_label_is_drawn_as_it_is() -> Non
     assert ">_claude $x^2$ &amp; co</text>" in page
 
 
+def test_a_chart_of_series_with_nothing_to_draw_still_renders_and_says_so() -> None:
+    nothing = [float("nan"), float("inf")]
+    charts = (
+        Chart(kind="cdf", title="c", x_label="x", series=(Series(name="a", values=[]),)),
+        Chart(kind="histogram", title="h", x_label="x", series=(Series(name="b", values=nothing),)),
+        Chart(kind="timeline", title="t", x_label="x", series=(Series(name="c", values=[], x=[]),)),
+    )
+    page = render_html(Report(title="r", sections=(Section(title="s", charts=charts),)))
+    legends = re.findall(r">(\w) \(no samples\)</text>", page)
+    assert legends == ["a", "b", "c"]
+
+
 def test_a_hundred_thousand_samples_a_series_make_a_small_page(
     make_report: Callable[..., Report],
 ) -> None:

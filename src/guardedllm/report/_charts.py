@@ -5,8 +5,10 @@ Policy forbids every script and fetch, and it reads the same offline, printed or
 Text stays text (``svg.fonttype = none``): axis titles and legends are strings in the page,
 which matplotlib escapes as XML, and a name holding ``$`` is not read as TeX. Each series is a
 group with the id ``chart-N-series-M`` (the limit line ``chart-N-limit``), so what was drawn can
-be found in the page. Ids and clip paths are salted by the chart's number, so no two charts of a
-page share one, and the same report renders to the same bytes.
+be found in the page. Clip paths and markers are named from a hash salted by the chart's number,
+so no two charts of a page share one (the group names matplotlib gives, such as ``axes_1``, do
+repeat: nothing refers to them), and the same report renders to the same bytes. matplotlib's
+settings are global while a chart is drawn (``rc_context``): draw from one thread at a time.
 """
 
 from __future__ import annotations
