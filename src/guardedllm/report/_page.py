@@ -22,8 +22,7 @@ __all__ = ["CONTENT_SECURITY_POLICY", "render_html", "write_html"]
 # Nothing from the network or from script: the charts are SVG drawn before the page is written,
 # and only inline styles (matplotlib's SVG styles its shapes in attributes) are allowed.
 CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
-    "base-uri 'none'; form-action 'none'"
+    "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 )
 
 # A cell that is one number, perhaps with a sign, currency, unit or percent ("$0.0012",
