@@ -236,3 +236,19 @@ STATE_BACKGROUND_THREADS = 2
 # timeout (one call in this long pays it), short enough that a blip of a failover or restart
 # leaves the fleet apart for seconds only.
 STATE_COOL_OFF_S = 5.0
+
+# The HTML report (guardedllm.report) draws every series from a bounded number of points, so a
+# report of millions of samples is a page of kilobytes. A CDF goes through its series' value at
+# every 0.5 % of samples (finer than a line's width at a page's width, with every percentile a
+# reader looks for up to p99.5) and at p99.9 and p99.99, where latency tails live.
+REPORT_CDF_POINTS = 201
+REPORT_CDF_TAIL = (0.999, 0.9999)
+
+# Bins of a report's histogram, shared by all its series so their bars compare: enough to show
+# a second mode, few enough that a series of a thousand samples still fills its bins.
+REPORT_HISTOGRAM_BINS = 40
+
+# A report's timeline with more points than this is drawn from the highest point of each of this
+# many equal spans of time: a day of per-minute rates (1440) is drawn whole, and a longer one
+# keeps its peaks, which are what a rate limit is about.
+REPORT_TIMELINE_POINTS = 1440

@@ -25,6 +25,8 @@
     ├── StateError                     the shared state store (Redis) failed: refused, timed
     │                                  out, denied
     ├── StreamInterruptedError         a stream broke after chunks reached the caller
+    ├── MissingExtraError              a feature needs an optional extra that is not installed
+    │                                  (an ImportError too)
     ├── ProviderError                  the vendor answered with an error status
     │   ├── BadRequestError            400, 422
     │   ├── AuthenticationError        401
@@ -78,6 +80,7 @@ __all__ = [
     "InexactEstimateError",
     "InvalidRequestError",
     "MaxTokensExceededError",
+    "MissingExtraError",
     "ModelNotFoundError",
     "NoRouteError",
     "NotFoundError",
@@ -355,6 +358,20 @@ class StateError(GuardedLLMError):
     def __init__(self, message: str, *, store: str) -> None:
         super().__init__(message)
         self.store = store
+
+
+class MissingExtraError(GuardedLLMError, ImportError):
+    """A feature needs a library of an optional extra (``guardedllm[report]``) that is not
+    installed. ``extra`` names the extra; ``name`` (as on any ``ImportError``) is the module
+    that failed to import. Also an ``ImportError``, which is what a missing library raises, so
+    an ``except ImportError`` written for that still catches it."""
+
+    def __init__(self, feature: str, *, extra: str, name: str) -> None:
+        super().__init__(
+            f"{feature} needs {name}, which is not installed: pip install 'guardedllm[{extra}]'"
+        )
+        self.name = name
+        self.extra = extra
 
 
 class StreamInterruptedError(GuardedLLMError):
