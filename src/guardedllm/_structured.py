@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from guardedllm.errors import ArgumentTypeError
+from guardedllm.errors import ArgumentTypeError, StructuredOutputError
 
 if TYPE_CHECKING:
     from guardedllm.types import ChatCompletion
@@ -130,6 +130,14 @@ def with_parsed(completion: ChatCompletion, model: type) -> ChatCompletion:
         message = choice.message
         parsed = None
         if message.content is not None and message.refusal is None:
-            parsed = validate(message.content)
+            try:
+                parsed = validate(message.content)
+            except ValueError as error:  # pydantic's ValidationError: a model's own rules
+                raise StructuredOutputError(
+                    f"choices[{choice.index}] does not parse into {model.__name__}: "
+                    f"{error}. The answer is on .completion; tighten the schema or the prompt.",
+                    completion=completion,
+                    problems=(f"choices[{choice.index}]: {error}",),
+                ) from error
         choices.append(attrs.evolve(choice, message=attrs.evolve(message, parsed=parsed)))
     return attrs.evolve(completion, choices=tuple(choices))

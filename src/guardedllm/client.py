@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from types import TracebackType
-from typing import TYPE_CHECKING, Generic, Literal, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, overload
 
 import httpx
 from opentelemetry import context as otel_context
@@ -58,7 +58,12 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
     from guardedllm.guards import BreakerConfig, RetryBudgetConfig, SpendBudget
-    from guardedllm.params import ChatCompletionMessageParam, CompletionParams
+    from guardedllm.params import (
+        ChatCompletionMessageParam,
+        CompletionParams,
+        ParseParams,
+        ResponseFormat,
+    )
     from guardedllm.state import StateBackend
     from guardedllm.state.failover import OnError
     from guardedllm.telemetry import Telemetry
@@ -210,6 +215,36 @@ class _Completions:
         if timeout is not None:
             policy = Policy(timeout_s=timeout).over(policy)
         return self._client._call(request, policy)
+
+    def parse(
+        self,
+        *,
+        model: str,
+        messages: Sequence[ChatCompletionMessageParam],
+        response_format: type[Any] | ResponseFormat,
+        policy: Policy | None = None,
+        timeout: float | None = None,
+        **params: Unpack[ParseParams],
+    ) -> ChatCompletion:
+        """A chat completion whose answer follows ``response_format``, as openai-python's
+        ``parse``: a pydantic model class is sent as a strict ``json_schema`` format, and each
+        answered choice's ``message.parsed`` is the content read into it (a format dict is sent
+        as it is, and ``parsed`` stays None). An answer that does not fit raises
+        ``StructuredOutputError`` (unless the route escalates), with the answer attached."""
+        from guardedllm._structured import response_format_for, with_parsed
+
+        is_model = isinstance(response_format, type)
+        completion = self.create(
+            model=model,
+            messages=messages,
+            response_format=response_format_for(response_format)  # type: ignore[arg-type]
+            if is_model
+            else response_format,
+            policy=policy,
+            timeout=timeout,
+            **params,
+        )
+        return with_parsed(completion, response_format) if is_model else completion  # type: ignore[arg-type]
 
 
 class _Chat:

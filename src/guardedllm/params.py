@@ -32,6 +32,7 @@ __all__ = [
     "ChatCompletionUserMessageParam",
     "CompletionParams",
     "FunctionDefinition",
+    "ParseParams",
     "ResponseFormat",
     "ResponseFormatJSONObject",
     "ResponseFormatJSONSchema",
@@ -211,11 +212,10 @@ class ChatCompletionStreamOptionsParam(TypedDict, total=False):
 # --------------------------------------------------------------------------- the rest
 
 
-class CompletionParams(TypedDict, total=False):
-    """Every optional parameter of ``create`` (and ``estimate``) past ``model``, ``messages``,
-    ``stream``, ``policy`` and ``timeout``. The ones from ``frequency_penalty`` down are passed
-    to OpenAI-kind providers as they are; another vendor refuses a call that carries one it
-    cannot express. Vendor-specific fields go in ``extra_body``."""
+class ParseParams(TypedDict, total=False):
+    """Every optional parameter of ``parse`` past ``model``, ``messages``,
+    ``response_format``, ``policy`` and ``timeout``: those of ``create`` but
+    ``response_format`` (``CompletionParams``)."""
 
     max_tokens: int | None
     max_completion_tokens: int | None
@@ -225,7 +225,6 @@ class CompletionParams(TypedDict, total=False):
     seed: int | None
     tools: Iterable[ChatCompletionToolParam] | None
     tool_choice: ChatCompletionToolChoiceOptionParam | None
-    response_format: ResponseFormat | None
     stream_options: ChatCompletionStreamOptionsParam | None
     user: str | None
     extra_headers: Mapping[str, str] | None
@@ -249,3 +248,12 @@ class CompletionParams(TypedDict, total=False):
     top_logprobs: int | None
     verbosity: Literal["low", "medium", "high"] | None
     web_search_options: Mapping[str, JSONValue] | None
+
+
+class CompletionParams(ParseParams, total=False):
+    """Every optional parameter of ``create`` (and ``estimate``) past ``model``, ``messages``,
+    ``stream``, ``policy`` and ``timeout``. The ones from ``frequency_penalty`` down are passed
+    to OpenAI-kind providers as they are; another vendor refuses a call that carries one it
+    cannot express. Vendor-specific fields go in ``extra_body``."""
+
+    response_format: ResponseFormat | None
