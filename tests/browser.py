@@ -16,8 +16,6 @@ Without the binary the tests that need it are skipped, saying how to install it,
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +30,8 @@ from playwright.sync_api import (
     Route,
     sync_playwright,
 )
+
+from services import service_binary
 
 INSTALL = "apt-get install -y chromium"
 
@@ -53,13 +53,9 @@ LOAD_TIMEOUT_MS = 20_000
 
 def chromium_binary() -> str:
     """The chromium binary, or skip (fail in CI) the test that needs it."""
-    binary = shutil.which("chromium") or shutil.which("chromium-browser")
-    if binary is None:
-        message = f"chromium is not installed; `{INSTALL}` lets the browser tests run"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{message} (CI must run them: .ci/run installs it)", pytrace=False)
-        pytest.skip(message)
-    return binary
+    return service_binary(
+        "chromium", "chromium-browser", install=INSTALL, tests="the browser tests"
+    )
 
 
 @attrs.define

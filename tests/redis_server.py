@@ -8,7 +8,6 @@ Without the binary the tests that need it are skipped, saying how to install it,
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import socket
@@ -18,8 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
 import redis
+
+from services import service_binary
 
 INSTALL = "apt-get install -y redis-server"
 # A server answers PING within a few milliseconds of starting; a loaded CI machine may take
@@ -29,13 +29,7 @@ START_TIMEOUT_S = 15.0
 
 def redis_server_binary() -> str:
     """The redis-server binary, or skip (fail in CI) the test that needs it."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        message = f"redis-server is not installed; `{INSTALL}` lets the Redis backend tests run"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{message} (CI must run them: .ci/run installs it)", pytrace=False)
-        pytest.skip(message)
-    return binary
+    return service_binary("redis-server", install=INSTALL, tests="the Redis backend tests")
 
 
 def free_port() -> int:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from guardedllm.types import ChatCompletion
 
 __all__ = [
+    "parse_format",
     "response_format_for",
     "schema_of",
     "schema_problems",
@@ -121,9 +122,20 @@ def _strict(node: Any) -> Any:
     return out
 
 
-def with_parsed(completion: ChatCompletion, model: type) -> ChatCompletion:
+def parse_format(response_format: Any) -> tuple[Any, type | None]:
+    """What ``parse`` sends for its ``response_format``, and the model its answer is read into:
+    a pydantic model class as its strict format, a format dict as it is (no model)."""
+    if isinstance(response_format, type):
+        return response_format_for(response_format), response_format
+    return response_format, None
+
+
+def with_parsed(completion: ChatCompletion, model: type | None) -> ChatCompletion:
     """``completion`` with each answered choice's message ``parsed`` into ``model`` (None
-    for a refusal or a tool call), as openai-python's ``ParsedChatCompletion`` gives it."""
+    for a refusal or a tool call), as openai-python's ``ParsedChatCompletion`` gives it; as it
+    is without a model."""
+    if model is None:
+        return completion
     validate = getattr(model, "model_validate_json")  # noqa: B009  # checked by the caller
     choices = []
     for choice in completion.choices:

@@ -231,20 +231,18 @@ class _Completions:
         answered choice's ``message.parsed`` is the content read into it (a format dict is sent
         as it is, and ``parsed`` stays None). An answer that does not fit raises
         ``StructuredOutputError`` (unless the route escalates), with the answer attached."""
-        from guardedllm._structured import response_format_for, with_parsed
+        from guardedllm._structured import parse_format, with_parsed
 
-        is_model = isinstance(response_format, type)
+        sent, model_class = parse_format(response_format)
         completion = self.create(
             model=model,
             messages=messages,
-            response_format=response_format_for(response_format)  # type: ignore[arg-type]
-            if is_model
-            else response_format,
+            response_format=sent,
             policy=policy,
             timeout=timeout,
             **params,
         )
-        return with_parsed(completion, response_format) if is_model else completion  # type: ignore[arg-type]
+        return with_parsed(completion, model_class)
 
 
 class _Chat:

@@ -443,43 +443,20 @@ class AuthenticationError(ProviderError):
     advice = "Check that the provider's api_key_env variable holds a valid key (not retried)."
 
 
-class ContextLengthExceededError(ContextWindowExceededError, BadRequestError):
+class ContextLengthExceededError(BadRequestError, ContextWindowExceededError):
     """The vendor refused the prompt as longer than the model's context window (OpenAI's
     ``context_length_exceeded``, Anthropic's "prompt is too long", Gemini's "input token count
     exceeds the maximum"): the estimate let it through, the vendor counted more. A
     ``ContextWindowExceededError``, so routing moves on to a deployment with a larger window
     instead of failing the call, and a ``BadRequestError`` (the vendor's 400) for code that
     catches those. ``input_tokens`` and ``context_window`` are 0: the vendor's message has its
-    figures."""
+    figures. (Built as every ``ProviderError`` is; its ``__init__`` hands the message on to
+    ``ContextWindowExceededError``'s, which sets those two.)"""
 
     advice = (
         "The prompt is longer than the model's window as the vendor counts it: shorten it, or "
         "route to a model with a larger context window."
     )
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        code: str | None = None,
-        request_id: str | None = None,
-        retry_after: float | None = None,
-        deployment: str | None = None,
-        body: str = "",
-    ) -> None:
-        BadRequestError.__init__(
-            self,
-            message,
-            status=status,
-            code=code,
-            request_id=request_id,
-            retry_after=retry_after,
-            deployment=deployment,
-            body=body,
-        )
-        self.input_tokens = 0
-        self.context_window = 0
 
 
 class PermissionDeniedError(ProviderError):

@@ -8,6 +8,7 @@ keeps working. Every value is a frozen attrs class: safe to share between thread
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
@@ -78,6 +79,17 @@ def _part(selection: IncEx | None, key: str | int) -> IncEx | bool | None:
     return True if key in selection else None
 
 
+def _narrowed(
+    include: IncEx | None, exclude: IncEx | None, key: str | int
+) -> tuple[bool, Any, Any]:
+    """Whether ``key`` is kept by the selections, and the selections within it."""
+    inner_include = _part(include, key)
+    inner_exclude = _part(exclude, key)
+    if (include is not None and inner_include is None) or inner_exclude is True:
+        return False, None, None
+    return True, None if inner_include is True else inner_include, inner_exclude
+
+
 def _dump(
     value: Any,
     include: IncEx | None,
@@ -88,6 +100,7 @@ def _dump(
 ) -> Any:
     """``_to_dict`` with pydantic's selections: ``include`` keeps only what it names,
     ``exclude`` drops what it names (with True) or narrows into it (a nested selection)."""
+    dump = functools.partial(_dump, exclude_none=exclude_none, exclude_defaults=exclude_defaults)
     if attrs.has(type(value)):
         out: dict[str, Any] = {}
         for f in attrs.fields(type(value)):
@@ -101,34 +114,16 @@ def _dump(
                 default = factory() if callable(factory) else f.default
                 if item == default:
                     continue
-            inner_include = _part(include, name)
-            inner_exclude = _part(exclude, name)
-            if (include is not None and inner_include is None) or inner_exclude is True:
-                continue
-            out[name] = _dump(
-                item,
-                None if inner_include is True else inner_include,  # type: ignore[arg-type]
-                inner_exclude,  # type: ignore[arg-type]
-                exclude_none=exclude_none,
-                exclude_defaults=exclude_defaults,
-            )
+            keep, inner_include, inner_exclude = _narrowed(include, exclude, name)
+            if keep:
+                out[name] = dump(item, inner_include, inner_exclude)
         return out
     if isinstance(value, (list, tuple)):
         items = []
         for index, item in enumerate(value):
-            inner_include = _part(include, index)
-            inner_exclude = _part(exclude, index)
-            if (include is not None and inner_include is None) or inner_exclude is True:
-                continue
-            items.append(
-                _dump(
-                    item,
-                    None if inner_include is True else inner_include,  # type: ignore[arg-type]
-                    inner_exclude,  # type: ignore[arg-type]
-                    exclude_none=exclude_none,
-                    exclude_defaults=exclude_defaults,
-                )
-            )
+            keep, inner_include, inner_exclude = _narrowed(include, exclude, index)
+            if keep:
+                items.append(dump(item, inner_include, inner_exclude))
         return items
     return _to_dict(value)
 
