@@ -236,3 +236,27 @@ STATE_BACKGROUND_THREADS = 2
 # timeout (one call in this long pays it), short enough that a blip of a failover or restart
 # leaves the fleet apart for seconds only.
 STATE_COOL_OFF_S = 5.0
+
+# ---- traffic recorder (record/) ---------------------------------------------------------------
+
+# A record file is closed and a new one begun past this size. Large enough that a busy service
+# (a few hundred calls a second, about 1 KB a record without content) opens a file every few
+# minutes, not every second; small enough that one file loads in a notebook or `simulate` reads
+# it in seconds.
+RECORD_MAX_FILE_MB = 64.0
+
+# Records waiting for the writer thread at most. The writer keeps up with tens of thousands of
+# records a second; a queue this deep absorbs a stalled disk for a few seconds of a busy
+# service's traffic, and holds at most a few tens of MB (with content="full" more), where an
+# unbounded one would grow until the process runs out of memory. Past it records are dropped,
+# counted in guardedllm.record.dropped; calls never wait.
+RECORD_QUEUE_SIZE = 10_000
+
+# How long closing a client waits for the writer to write what is queued and close its file. A
+# healthy disk writes a full queue in well under this; a hung one (a dead network share) must not
+# hang the application's shutdown: what is still queued then is lost, and counted.
+RECORD_CLOSE_WAIT_S = 5.0
+
+# The records the writer takes off the queue before it writes and flushes them together: one
+# system call for many records under load, and a record reaches the file within one batch.
+RECORD_BATCH = 256
