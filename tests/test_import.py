@@ -12,6 +12,7 @@ DEFERRED = (
     "guardedllm.engine._engine",
     "guardedllm.engine._routing",
     "guardedllm.guards",
+    "guardedllm.record",
     "guardedllm.routing",
     "guardedllm.telemetry",
     "opentelemetry.trace",

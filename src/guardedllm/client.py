@@ -51,11 +51,12 @@ from guardedllm.engine import (
 from guardedllm.errors import GuardedLLMError
 from guardedllm.estimate import Estimate
 from guardedllm.policy import Policy, current_policy
-from guardedllm.registry import Registry
+from guardedllm.registry import RecordConfig, Registry
 from guardedllm.types import ChatCompletion, ChatCompletionChunk, ChatRequest, GuardInfo
 
 if TYPE_CHECKING:
     from guardedllm.guards import BreakerConfig, RetryBudgetConfig, SpendBudget
+    from guardedllm.record import Recorder
     from guardedllm.state import StateBackend
     from guardedllm.state.failover import OnError
     from guardedllm.telemetry import Telemetry
@@ -186,7 +187,9 @@ class Client(ClientBase):
     this process: ``RedisBackend``, shared by every process of a service (docs/fleet.md);
     ``state_on_error`` says what happens while it fails: "local" (the default) carries on
     with this process's own state, "refuse" fails calls under a spend budget with
-    ``StateError``. ``clock``, ``sleep`` and ``random`` exist for tests on virtual time.
+    ``StateError``. ``record`` writes a JSON line per call for ``guardedllm simulate`` and
+    ``compare`` (a ``RecordConfig``: docs/record-format.md), from a background thread that a
+    call never waits on. ``clock``, ``sleep`` and ``random`` exist for tests on virtual time.
     """
 
     def __init__(
@@ -207,6 +210,7 @@ class Client(ClientBase):
         budgets: Sequence[SpendBudget] = (),
         telemetry: Telemetry | None = None,
         state_on_error: OnError = "local",
+        record: RecordConfig | Recorder | None = None,
     ) -> None:
         if http_client is not None and transport is not None:
             raise TypeError("give http_client or transport, not both")
@@ -223,6 +227,7 @@ class Client(ClientBase):
             budgets=budgets,
             telemetry=telemetry,
             state_on_error=state_on_error,
+            record=record,
             owns_http=http_client is None,
         )
         self._http = http_client or httpx.Client(
@@ -392,6 +397,7 @@ class Client(ClientBase):
             if self._owns_http:
                 self._http.close()
             self._close_state()
+            self._close_recorder()  # last: the copies' records and pairs are queued by now
 
         self._shadows.close(then=release)
 

@@ -1,0 +1,255 @@
+"""The writer: a daemon thread that takes records off a bounded queue and appends them, one JSON
+line each, to size-rotated files.
+
+Rules it keeps, so that recording never touches a call:
+
+- The caller's side is ``put``: a ``put_nowait``, which never waits. A full queue drops the
+  record and counts it (``queue_full``); so does a writer closed already (``closed``).
+- Every file operation happens on the writer's thread: the directory is made and the first
+  file opened with the first record (nothing at all for a client that records nothing), and a
+  file past ``max_bytes`` is closed and the next begun before a line would take it over (a
+  line larger than a whole file goes alone in a new one).
+- A write that fails (disk full, no permission, a path that is a file) drops the lines it was
+  writing, counted (``write_error``) and logged once per writer, never raised; the next batch
+  tries a new file.
+- ``close`` writes what is queued and closes the file, waiting at most its ``timeout``: a hung
+  disk cannot hang the application's shutdown: what it had not written by then is given up
+  (never written later) and counted as ``closed``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import IO, Any, Final
+
+from guardedllm import defaults
+
+__all__ = ["DropReason", "Writer", "file_name", "open_new"]
+
+_log = logging.getLogger("guardedllm.record")
+
+DropReason = str  # "queue_full", "write_error" or "closed"
+
+# A queued item: a record, with its body already serialized (content="full") or None.
+Item = tuple[dict[str, Any], str | None]
+
+_STOP: Final = object()
+
+# Numbers the files of this process, whichever writer opens them: two clients writing to one
+# directory in the same second never pick the same name.
+_FILE_NUMBERS = itertools.count(1)
+
+
+def file_name(now: float, pid: int, number: int) -> str:
+    """``guardedllm-YYYYMMDDTHHMMSSZ-<pid>-<n>.jsonl`` for a file begun at ``now`` (UTC)."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+    return f"guardedllm-{stamp}-{pid}-{number}.jsonl"
+
+
+def open_new(directory: str) -> tuple[str, IO[bytes]]:
+    """A new record file in ``directory`` (made if missing), never one that exists already."""
+    os.makedirs(directory, exist_ok=True)
+    while True:
+        path = os.path.join(directory, file_name(time.time(), os.getpid(), next(_FILE_NUMBERS)))
+        try:
+            return path, open(path, "xb")
+        except FileExistsError:
+            continue
+
+
+def encode(item: Item) -> bytes:
+    """One record as a JSON line; a pre-serialized body goes in as it is."""
+    record, body = item
+    text = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=repr)
+    if body is not None:  # the record's "body" is null: replace it (its last field but one)
+        text = text.replace('"body":null,"outcome"', f'"body":{body},"outcome"', 1)
+    return (text + "\n").encode("utf-8", "surrogatepass")
+
+
+class Writer:
+    """Records to ``directory``, rotated past ``max_bytes``, through a queue of ``queue_size``.
+
+    ``on_drop(reason, n)`` hears of every record dropped (from any thread: it must be quick and
+    thread-safe). ``opener`` opens the next file (tests pass a slow or failing one)."""
+
+    def __init__(
+        self,
+        directory: str,
+        *,
+        max_bytes: int,
+        queue_size: int = defaults.RECORD_QUEUE_SIZE,
+        on_drop: Callable[[DropReason, int], None] | None = None,
+        opener: Callable[[str], tuple[str, IO[bytes]]] = open_new,
+    ) -> None:
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self._queue: queue.Queue[Item | object] = queue.Queue(maxsize=queue_size)
+        self._on_drop = on_drop
+        self._opener = opener
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._file: IO[bytes] | None = None
+        self._size = 0
+        self._warned = False
+        self._in_hand = 0  # records the writer took off the queue and has not written yet
+        self._abandoned = False  # set by a close that stopped waiting: write nothing more
+        self.written = 0
+        self.dropped: dict[DropReason, int] = {}
+        self.paths: list[str] = []  # the files begun, in order
+
+    # ---------------------------------------------------------------- the caller's side
+
+    def put(self, item: Item) -> None:
+        """Queue ``item`` for writing, or drop it (counted); never waits, never raises."""
+        if self._closed or (self._thread is None and not self._start()):
+            self._drop("closed", 1)
+            return
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            self._drop("queue_full", 1)
+
+    def close(self, timeout: float = defaults.RECORD_CLOSE_WAIT_S) -> None:
+        """Write what is queued and close the file, waiting at most ``timeout`` seconds."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            thread = self._thread
+        if thread is None:
+            return
+        deadline = time.monotonic() + timeout
+        stopping = True
+        try:
+            self._queue.put(_STOP, timeout=timeout)
+        except queue.Full:  # a writer stuck on its disk: joined below, at most until deadline
+            stopping = False
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            # Whatever the writer holds or has queued is given up: it writes nothing more if it
+            # comes back (so what is counted lost here is never written after all).
+            self._abandoned = True
+            lost = self._in_hand + self._queue.qsize() - (1 if stopping else 0)
+            _log.warning(
+                "guardedllm record: the writer did not finish within %g s of closing (is %s on "
+                "a disk that hangs?); the %d records it had not written are dropped",
+                timeout,
+                self.directory,
+                lost,
+            )
+            if lost > 0:
+                self._drop("closed", lost)
+
+    def _start(self) -> bool:
+        with self._lock:
+            if self._closed:
+                return False
+            if self._thread is None:
+                thread = threading.Thread(target=self._run, name="guardedllm-record", daemon=True)
+                thread.start()
+                self._thread = thread
+        return True
+
+    def _drop(self, reason: DropReason, count: int) -> None:
+        with self._lock:
+            self.dropped[reason] = self.dropped.get(reason, 0) + count
+        if self._on_drop is not None:
+            try:
+                self._on_drop(reason, count)
+            except Exception:  # a metrics hook must not break recording, nor a call
+                _log.debug("guardedllm record: the drop counter raised", exc_info=True)
+
+    # ---------------------------------------------------------------- the writer's thread
+
+    def _run(self) -> None:
+        try:
+            while True:
+                batch = [self._queue.get()]
+                while len(batch) < defaults.RECORD_BATCH:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                stop = _STOP in batch
+                items = [item for item in batch if item is not _STOP]
+                self._in_hand = len(items)
+                self._write(items)
+                self._in_hand = 0
+                if stop or self._abandoned:
+                    return
+        finally:
+            self._close_file()
+
+    def _write(self, items: list[Any]) -> None:
+        lines: list[bytes] = []
+        for item in items:
+            try:
+                lines.append(encode(item))
+            except Exception as exc:  # a value json cannot take (a cycle): that record only
+                self._failed(exc, 1)
+        pending: list[bytes] = []
+        size = self._size  # the file's, with what is pending
+        done = 0
+        try:
+            for line in lines:
+                if self._abandoned:
+                    return
+                if self._file is None or (size and size + len(line) > self.max_bytes):
+                    done += self._flush(pending)
+                    pending = []
+                    self._rotate()
+                    size = 0
+                pending.append(line)
+                size += len(line)
+            done += self._flush(pending)
+        except OSError as exc:
+            self._failed(exc, len(lines) - done)
+            self._close_file()
+
+    def _flush(self, pending: list[bytes]) -> int:
+        """Write ``pending`` to the file; how many lines (none once the writer is given up)."""
+        if not pending or self._abandoned:
+            return 0
+        assert self._file is not None
+        data = b"".join(pending)
+        self._file.write(data)
+        self._file.flush()
+        self._size += len(data)
+        self.written += len(pending)
+        return len(pending)
+
+    def _rotate(self) -> None:
+        self._close_file()
+        path, self._file = self._opener(self.directory)
+        self._size = 0
+        self.paths.append(path)
+
+    def _close_file(self) -> None:
+        file, self._file = self._file, None
+        if file is not None:
+            try:
+                file.close()
+            except OSError as exc:
+                self._failed(exc, 0)
+
+    def _failed(self, error: BaseException, lost: int) -> None:
+        if lost:
+            self._drop("write_error", lost)
+        if not self._warned:
+            self._warned = True
+            _log.warning(
+                "guardedllm record: could not write records to %s (%s: %s); records that "
+                "cannot be written are dropped and counted in guardedllm.record.dropped, and "
+                "calls go on. Check the directory's space and permissions. (Said once.)",
+                self.directory,
+                type(error).__name__,
+                error,
+            )
