@@ -87,6 +87,12 @@ class Recorder:
         """Hand ``record`` (and its serialized ``body``) to the writer; never waits."""
         self._writer.put((record, body))
 
+    def flush(self, timeout: float = defaults.RECORD_CLOSE_WAIT_S) -> bool:
+        """Write what is queued now (the writer otherwise writes every
+        ``defaults.RECORD_FLUSH_S``), waiting at most ``timeout`` seconds; whether it did.
+        Blocks: from async code, call it in a worker thread."""
+        return self._writer.flush(timeout)
+
     def close(self, timeout: float = defaults.RECORD_CLOSE_WAIT_S) -> None:
         """Write what is queued and close the file, waiting at most ``timeout`` seconds."""
         self._writer.close(timeout)

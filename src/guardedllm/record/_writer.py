@@ -5,10 +5,11 @@ Rules it keeps, so that recording never touches a call:
 
 - The caller's side is ``put``: a ``put_nowait``, which never waits. A full queue drops the
   record and counts it (``queue_full``); so does a writer closed already (``closed``).
-- Every file operation happens on the writer's thread: the directory is made and the first
-  file opened with the first record (nothing at all for a client that records nothing), and a
-  file past ``max_bytes`` is closed and the next begun before a line would take it over (a
-  line larger than a whole file goes alone in a new one).
+- Every file operation happens on the writer's thread, which writes what came in every
+  ``RECORD_FLUSH_S`` (one write and one flush), not at each record. The directory is made and
+  the first file opened with the first record (nothing at all for a client that records
+  nothing); a file past ``max_bytes`` is closed and the next begun before a line would take it
+  over (a line larger than a whole file goes alone in a new one).
 - A write that fails (disk full, no permission, a path that is a file) drops the lines it was
   writing, counted (``write_error``) and logged once per writer, never raised; the next batch
   tries a new file.
@@ -27,7 +28,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import IO, Any, Final
+from typing import IO, Any
 
 from guardedllm import defaults
 
@@ -39,8 +40,6 @@ DropReason = str  # "queue_full", "write_error" or "closed"
 
 # A queued item: a record, with its body already serialized (content="full") or None.
 Item = tuple[dict[str, Any], str | None]
-
-_STOP: Final = object()
 
 # Numbers the files of this process, whichever writer opens them: two clients writing to one
 # directory in the same second never pick the same name.
@@ -64,10 +63,15 @@ def open_new(directory: str) -> tuple[str, IO[bytes]]:
             continue
 
 
+# One encoder for every record: ``json.dumps`` with any option builds a new one per call. A
+# value JSON has no form for (a caller's object among the parameters) is written as its repr.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=repr)
+
+
 def encode(item: Item) -> bytes:
     """One record as a JSON line; a pre-serialized body goes in as it is."""
     record, body = item
-    text = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=repr)
+    text = _ENCODER.encode(record)
     if body is not None:  # the record's "body" is null: replace it (its last field but one)
         text = text.replace('"body":null,"outcome"', f'"body":{body},"outcome"', 1)
     return (text + "\n").encode("utf-8", "surrogatepass")
@@ -90,11 +94,14 @@ class Writer:
     ) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
-        self._queue: queue.Queue[Item | object] = queue.Queue(maxsize=queue_size)
+        self._queue: queue.Queue[Item] = queue.Queue(maxsize=queue_size)
         self._on_drop = on_drop
         self._opener = opener
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._rounds = 0  # the writer's wakes so far, each ended with what it took written
         self._closed = False
         self._file: IO[bytes] | None = None
         self._size = 0
@@ -126,18 +133,14 @@ class Writer:
             thread = self._thread
         if thread is None:
             return
-        deadline = time.monotonic() + timeout
-        stopping = True
-        try:
-            self._queue.put(_STOP, timeout=timeout)
-        except queue.Full:  # a writer stuck on its disk: joined below, at most until deadline
-            stopping = False
-        thread.join(max(0.0, deadline - time.monotonic()))
+        self._stop.set()
+        self._wake.set()
+        thread.join(timeout)
         if thread.is_alive():
             # Whatever the writer holds or has queued is given up: it writes nothing more if it
             # comes back (so what is counted lost here is never written after all).
             self._abandoned = True
-            lost = self._in_hand + self._queue.qsize() - (1 if stopping else 0)
+            lost = self._in_hand + self._queue.qsize()
             _log.warning(
                 "guardedllm record: the writer did not finish within %g s of closing (is %s on "
                 "a disk that hangs?); the %d records it had not written are dropped",
@@ -147,6 +150,21 @@ class Writer:
             )
             if lost > 0:
                 self._drop("closed", lost)
+
+    def flush(self, timeout: float = defaults.RECORD_CLOSE_WAIT_S) -> bool:
+        """Have the writer write what is queued now, and wait (at most ``timeout`` seconds)
+        until it has; whether it did."""
+        deadline = time.monotonic() + timeout
+        while self._thread is not None and self._thread.is_alive():
+            start = self._rounds
+            self._wake.set()
+            while self._rounds == start:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.001)
+            if self._queue.empty():
+                return True
+        return self._queue.empty()
 
     def _start(self) -> bool:
         with self._lock:
@@ -170,20 +188,26 @@ class Writer:
     # ---------------------------------------------------------------- the writer's thread
 
     def _run(self) -> None:
+        # The writer wakes every RECORD_FLUSH_S, not at each record: a caller's put_nowait then
+        # finds no thread waiting to be woken (a wake-up per record, and a write and a flush
+        # per record, cost more CPU than the call they record), and each wake writes what
+        # came in since the last one with one write and one flush.
         try:
-            while True:
-                batch = [self._queue.get()]
-                while len(batch) < defaults.RECORD_BATCH:
+            while not self._abandoned:
+                self._wake.wait(defaults.RECORD_FLUSH_S)
+                self._wake.clear()
+                stopping = self._stop.is_set()
+                items: list[Any] = []
+                while True:
                     try:
-                        batch.append(self._queue.get_nowait())
+                        items.append(self._queue.get_nowait())
                     except queue.Empty:
                         break
-                stop = _STOP in batch
-                items = [item for item in batch if item is not _STOP]
                 self._in_hand = len(items)
                 self._write(items)
                 self._in_hand = 0
-                if stop or self._abandoned:
+                self._rounds += 1
+                if stopping:
                     return
         finally:
             self._close_file()
