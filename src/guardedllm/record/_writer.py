@@ -116,8 +116,11 @@ class Writer:
 
     def put(self, item: Item) -> None:
         """Queue ``item`` for writing, or drop it (counted); never waits, never raises."""
-        if self._closed or (self._thread is None and not self._start()):
+        if self._closed:
             self._drop("closed", 1)
+            return
+        if self._thread is None and not self._start():
+            self._drop("closed" if self._closed else "write_error", 1)
             return
         try:
             self._queue.put_nowait(item)
@@ -136,20 +139,24 @@ class Writer:
         self._stop.set()
         self._wake.set()
         thread.join(timeout)
-        if thread.is_alive():
-            # Whatever the writer holds or has queued is given up: it writes nothing more if it
-            # comes back (so what is counted lost here is never written after all).
-            self._abandoned = True
-            lost = self._in_hand + self._queue.qsize()
-            _log.warning(
-                "guardedllm record: the writer did not finish within %g s of closing (is %s on "
-                "a disk that hangs?); the %d records it had not written are dropped",
-                timeout,
-                self.directory,
-                lost,
-            )
-            if lost > 0:
-                self._drop("closed", lost)
+        if not thread.is_alive():
+            late = self._queue.qsize()  # put by a call that raced the close past the last drain
+            if late:
+                self._drop("closed", late)
+            return
+        # Whatever the writer holds or has queued is given up: it writes nothing more if it
+        # comes back (so what is counted lost here is never written after all).
+        self._abandoned = True
+        lost = self._in_hand + self._queue.qsize()
+        _log.warning(
+            "guardedllm record: the writer did not finish within %g s of closing (is %s on "
+            "a disk that hangs?); the %d records it had not written are dropped",
+            timeout,
+            self.directory,
+            lost,
+        )
+        if lost > 0:
+            self._drop("closed", lost)
 
     def flush(self, timeout: float = defaults.RECORD_CLOSE_WAIT_S) -> bool:
         """Have the writer write what is queued now, and wait (at most ``timeout`` seconds)
@@ -172,7 +179,11 @@ class Writer:
                 return False
             if self._thread is None:
                 thread = threading.Thread(target=self._run, name="guardedllm-record", daemon=True)
-                thread.start()
+                try:
+                    thread.start()
+                except RuntimeError as exc:  # no thread to be had (a process at its limit)
+                    self._failed(exc, 0)
+                    return False
                 self._thread = thread
         return True
 
