@@ -268,8 +268,8 @@ class Engine:
     ) -> Flow:
         """Drive one logical call. See the module docstring for the protocol. ``context`` is
         the OpenTelemetry context the driver captured when the call began; ``shadow_of`` marks
-        a shadow copy of a call to that route (see ``_routing``), and ``record_of`` one of the
-        recorded call of that record id, which is recorded with it."""
+        a shadow copy of a call to that route (see ``_routing``); ``record_of``, the record id
+        of the call a shadow copy copies when that call is recorded (the copy is, too)."""
         started = self._clock()
         span = self.telemetry.start_call(
             requested=request.model, request=request, parent_context=context, now=started
