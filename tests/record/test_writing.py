@@ -5,6 +5,7 @@ and closing waits for the writer only so long. Through every driver where a call
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import time
@@ -188,3 +189,29 @@ def test_flush_writes_what_is_queued_before_the_writer_would(tmp_path: Path) -> 
     assert len(Path(path).read_bytes().splitlines()) == 3  # on disk, the file still open
     recorder.close()
     assert recorder.written == 3
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:.*multi-threaded.*:DeprecationWarning")
+def test_a_forked_child_writes_a_file_of_its_own(tmp_path: Path) -> None:
+    # A preforking server makes its clients, then forks workers: each must record, to files
+    # named after its own pid, not queue records for the parent's writer thread it lacks.
+    recorder = Recorder(RecordConfig(path=str(tmp_path)))
+    recorder.submit({"v": 1, "kind": "call", "who": "parent"})
+    assert recorder.flush(timeout=10)  # the parent's writer is running
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit code
+        code = 1
+        try:
+            recorder.submit({"v": 1, "kind": "call", "who": "child"})
+            code = 0 if recorder.flush(timeout=10) else 2
+            recorder.close()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    recorder.close()
+    by_pid = {path.name.split("-")[2]: path for path in tmp_path.iterdir()}
+    assert sorted(by_pid) == sorted([str(os.getpid()), str(pid)])
+    assert b'"who":"parent"' in by_pid[str(os.getpid())].read_bytes()
+    assert by_pid[str(pid)].read_bytes() == b'{"v":1,"kind":"call","who":"child"}\n'

@@ -27,6 +27,7 @@ import os
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import IO, Any
 
@@ -63,6 +64,25 @@ def open_new(directory: str) -> tuple[str, IO[bytes]]:
             continue
 
 
+# The writers of this process, so that a forked child (a preforking server that made its
+# clients before forking) starts writers of its own, to files named after its own pid, instead
+# of queueing records for a thread it does not have.
+_WRITERS: weakref.WeakSet[Writer] = weakref.WeakSet()
+_FORK_HOOK: list[bool] = []
+
+
+def _forget_after_fork(writer: Writer) -> None:
+    _WRITERS.add(writer)
+    if not _FORK_HOOK and hasattr(os, "register_at_fork"):
+        _FORK_HOOK.append(True)
+        os.register_at_fork(after_in_child=_begin_in_child)
+
+
+def _begin_in_child() -> None:
+    for writer in list(_WRITERS):
+        writer._begin()
+
+
 # One encoder for every record: ``json.dumps`` with any option builds a new one per call. A
 # value JSON has no form for (a caller's object among the parameters) is written as its repr.
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=repr)
@@ -94,23 +114,32 @@ class Writer:
     ) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
-        self._queue: queue.Queue[Item] = queue.Queue(maxsize=queue_size)
+        self._queue_size = queue_size
         self._on_drop = on_drop
         self._opener = opener
+        self._closed = False
+        self._warned = False
+        self.written = 0
+        self.dropped: dict[DropReason, int] = {}
+        self.paths: list[str] = []  # the files begun, in order
+        self._begin()
+        _forget_after_fork(self)
+
+    def _begin(self) -> None:
+        """A writer of its own, not started: at creation, and in a child process after a fork
+        (which has the parent's queue, locks and file, but not its thread)."""
+        self._queue: queue.Queue[Item] = queue.Queue(maxsize=self._queue_size)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._rounds = 0  # the writer's wakes so far, each ended with what it took written
-        self._closed = False
+        # The parent's file is left to the parent: its buffer is empty (every write is flushed),
+        # so dropping the child's copy of it writes nothing twice.
         self._file: IO[bytes] | None = None
         self._size = 0
-        self._warned = False
         self._in_hand = 0  # records the writer took off the queue and has not written yet
         self._abandoned = False  # set by a close that stopped waiting: write nothing more
-        self.written = 0
-        self.dropped: dict[DropReason, int] = {}
-        self.paths: list[str] = []  # the files begun, in order
 
     # ---------------------------------------------------------------- the caller's side
 
