@@ -288,7 +288,7 @@ def test_a_call_left_out_of_the_sample_leaves_out_its_shadow_copy(
     assert not tmp_path.exists() or list(tmp_path.iterdir()) == []
 
 
-def test_from_config_records_as_the_table_says(
+def test_from_config_records_as_the_environments_table_says(
     fake_provider: FakeProvider, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for name, value in ENVIRON.items():
@@ -296,14 +296,20 @@ def test_from_config_records_as_the_table_says(
     directory = tmp_path / "records"
     config = tmp_path / "guardedllm.toml"
     config.write_text(
-        config_text(fake_provider) + f'\n[record]\npath = "{directory}"\ncontent = "full"\n'
+        config_text(fake_provider)
+        + f'\n[env.prod.record]\npath = "{directory}"\ncontent = "full"\n'
     )
-    with Client.from_config(config) as client:
+    with Client.from_config(config) as client:  # the base records nothing
+        assert client.recorder is None
+        client.chat.completions.create(model="chat", messages=MESSAGES)
+    assert not directory.exists()
+    with Client.from_config(config, env="prod") as client:
         assert client.recorder is not None
         assert client.recorder.config.content == "full"
         response = client.chat.completions.create(model="chat", messages=MESSAGES)
         assert isinstance(response, ChatCompletion)
     (record,) = read_records(directory)
+    assert record["env"] == "prod"
     assert record["body"]["messages"] == MESSAGES
 
 
