@@ -8,9 +8,9 @@ left is the client's own work:
   client can do (the baseline);
 - ``guardedllm Client``: ``client.chat.completions.create(...)`` (alias resolution, request
   validation, pre-flight token and cost estimate, deadline, attempt record, typed response);
-- the same with the traffic recorder on (``[record]``, every call sampled, content "none", to
-  a temporary directory): the record built on the call's thread, and the writer thread's JSON
-  and file writes, which the harness waits for and charges to it;
+- the same with the traffic recorder on (``[record]``, content "none", to a temporary
+  directory), recording every call and one call in ten: the record built on the call's thread,
+  and the writer thread's JSON and file writes, which the harness waits for and charges to it;
 - one more tokenizer count of the same request (cl100k_base, with tiktoken): what recording a
   count for every other tokenizer of a registry would add per tokenizer (record/_recorder.py);
 - the openai SDK, if importable, over its own HTTP library's MockTransport (openai 3.x uses
@@ -63,13 +63,17 @@ LITELLM_ASYNC = "litellm.acompletion (client=openai.AsyncOpenAI)"
 GOAL = 2.0  # per-call CPU with all guards <= 2x raw httpx through the same mock transport
 RECORDING = "guardedllm Client, recording on"
 RECORDING_ASYNC = "guardedllm AsyncClient, recording on"
+SAMPLED = "guardedllm Client, recording 1 call in 10"
+SAMPLED_ASYNC = "guardedllm AsyncClient, recording 1 call in 10"
 ONE_MORE_COUNT = "one more tokenizer count (cl100k_base)"
 
 
-def _record_config() -> tuple[RecordConfig, Callable[[], None]]:
-    """Every call recorded, shapes only, to a directory removed by the returned cleanup."""
+def _record_config(sample: float = 1.0) -> tuple[RecordConfig, Callable[[], None]]:
+    """``sample`` of the calls recorded, shapes only, to a directory removed by the returned
+    cleanup."""
     directory = tempfile.mkdtemp(prefix="guardedllm-bench-record-")
-    return RecordConfig(path=directory), lambda: shutil.rmtree(directory, ignore_errors=True)
+    config = RecordConfig(path=directory, sample=sample)
+    return config, lambda: shutil.rmtree(directory, ignore_errors=True)
 
 
 def _sync_candidates(notes: list[str]) -> tuple[dict[str, Callable[[], object]], list[Any]]:
@@ -77,6 +81,8 @@ def _sync_candidates(notes: list[str]) -> tuple[dict[str, Callable[[], object]],
     guarded = guarded_client(httpx.MockTransport(completion_handler))
     record, remove_records = _record_config()
     recording = guarded_client(httpx.MockTransport(completion_handler), record=record)
+    tenth, remove_tenth = _record_config(sample=0.1)
+    sampling = guarded_client(httpx.MockTransport(completion_handler), record=tenth)
     cl100k = get_encoding("cl100k_base")
     candidates: dict[str, Callable[[], object]] = {
         "raw httpx.Client": lambda: raw.post(
@@ -91,9 +97,16 @@ def _sync_candidates(notes: list[str]) -> tuple[dict[str, Callable[[], object]],
             ),
             recording,
         ),
+        SAMPLED: _Recording(
+            lambda: sampling.chat.completions.create(
+                model="chat", messages=MESSAGES, max_tokens=MAX_TOKENS
+            ),
+            sampling,
+        ),
         ONE_MORE_COUNT: lambda: count_chat_tokens(MESSAGES, encoding=cl100k),
     }
-    closers: list[Any] = [raw, guarded, recording, _Cleanup(remove_records)]
+    closers: list[Any] = [raw, guarded, recording, sampling]
+    closers += [_Cleanup(remove_records), _Cleanup(remove_tenth)]
     peer, why = openai_peer()
     notes.append(f"peer: {why}")
     if peer is not None:
@@ -172,6 +185,8 @@ async def _measure_async(mode: Mode, section: Section) -> tuple[float, float]:
     guarded = guarded_async_client(httpx.MockTransport(completion_handler))
     record, remove_records = _record_config()
     recording = guarded_async_client(httpx.MockTransport(completion_handler), record=record)
+    tenth, remove_tenth = _record_config(sample=0.1)
+    sampling = guarded_async_client(httpx.MockTransport(completion_handler), record=tenth)
 
     async def raw_call() -> object:
         response = await raw.post(URL, json=REQUEST_BODY, headers=REQUEST_HEADERS)
@@ -188,8 +203,15 @@ async def _measure_async(mode: Mode, section: Section) -> tuple[float, float]:
             ),
             recording,
         ),
+        SAMPLED_ASYNC: _Recording(
+            lambda: sampling.chat.completions.create(
+                model="chat", messages=MESSAGES, max_tokens=MAX_TOKENS
+            ),
+            sampling,
+        ),
     }
-    closers: list[Any] = [raw, guarded, recording, _Cleanup(remove_records)]
+    closers: list[Any] = [raw, guarded, recording, sampling]
+    closers += [_Cleanup(remove_records), _Cleanup(remove_tenth)]
     peer, _ = openai_peer()
     if peer is not None:
         http_client = peer.http.AsyncClient(transport=peer.mock_transport())
