@@ -9,7 +9,8 @@ Rules the measurements follow (they make figures from a busy 2-core machine comp
 - In-process timings use CPU time (``time.process_time``): other processes on the machine then
   slow a sample down less than wall-clock time would.
 - Work a candidate leaves to background threads or event-loop tasks is waited for after its
-  sample and counted in it (``time_calls(settle=True)``), never in the next candidate's.
+  sample and counted in it (``time_calls(settle=True)``), never in the next candidate's; a
+  candidate with a ``flush`` method (work deferred on a timer) has it run first.
 - Every loop is bounded in count and in time: rounds stop at ``Mode.rounds`` or once the
   section's time budget is spent (after at least ``MIN_ROUNDS``), and a sample's size is
   calibrated to last about ``Mode.sample_s``.
@@ -134,6 +135,14 @@ def _calls_for(per_call_s: float, sample_s: float) -> int:
     return max(1, min(MAX_CALLS_PER_SAMPLE, math.ceil(sample_s / per_call_s)))
 
 
+def _flush(function: object) -> None:
+    """Run a candidate's ``flush`` (if it has one): work it defers to a background thread on
+    a timer, which waiting for idle CPU would not see, such as a traffic recorder's writes."""
+    flush = getattr(function, "flush", None)
+    if flush is not None:
+        flush()
+
+
 def time_calls(function: Callable[[], object], calls: int, *, settle: bool = False) -> float:
     """CPU seconds per call of ``calls`` calls back to back. With ``settle``, the work the
     calls left to background threads (LiteLLM logs each call in a thread pool) is waited for
@@ -142,6 +151,7 @@ def time_calls(function: Callable[[], object], calls: int, *, settle: bool = Fal
     for _ in range(calls):
         function()
     if settle:
+        _flush(function)
         for _ in range(SETTLE_STEPS):
             before = time.process_time()
             time.sleep(SETTLE_STEP_S)  # this thread is idle: what is spent is other threads'
@@ -159,6 +169,7 @@ async def time_calls_async(
     for _ in range(calls):
         await function()
     if settle:
+        _flush(function)
         await settle_async()
     return (time.process_time() - start) / calls
 

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from guardedllm import AsyncClient, Client, Registry
+from guardedllm.registry import RecordConfig
 
 # Read by the clients from the `environ=` mapping, never from os.environ.
 API_KEY_ENV = "BENCH_OPENAI_KEY"
@@ -181,14 +182,16 @@ def stream_handler(pieces: int, *, is_async: bool) -> Callable[[httpx.Request], 
     return handle
 
 
-def guarded_client(transport: httpx.BaseTransport) -> Client:
+def guarded_client(transport: httpx.BaseTransport, record: RecordConfig | None = None) -> Client:
     """A ``Client`` with every guard on (estimate, cost, deadline, retries), sending through
-    ``transport``; closing it closes the transport."""
-    return Client(registry(), transport=transport, environ=ENVIRON)
+    ``transport``; closing it closes the transport. ``record``: recording its calls too."""
+    return Client(registry(), transport=transport, environ=ENVIRON, record=record)
 
 
-def guarded_async_client(transport: httpx.AsyncBaseTransport) -> AsyncClient:
-    return AsyncClient(registry(), transport=transport, environ=ENVIRON)
+def guarded_async_client(
+    transport: httpx.AsyncBaseTransport, record: RecordConfig | None = None
+) -> AsyncClient:
+    return AsyncClient(registry(), transport=transport, environ=ENVIRON, record=record)
 
 
 # --------------------------------------------------------------------------- the soak server

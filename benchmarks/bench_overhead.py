@@ -8,6 +8,11 @@ left is the client's own work:
   client can do (the baseline);
 - ``guardedllm Client``: ``client.chat.completions.create(...)`` (alias resolution, request
   validation, pre-flight token and cost estimate, deadline, attempt record, typed response);
+- the same with the traffic recorder on (``[record]``, content "none", to a temporary
+  directory), recording every call and one call in ten: the record built on the call's thread,
+  and the writer thread's JSON and file writes, which the harness waits for and charges to it;
+- one more tokenizer count of the same request (cl100k_base, with tiktoken): what recording a
+  count for every other tokenizer of a registry would add per tokenizer (record/_recorder.py);
 - the openai SDK, if importable, over its own HTTP library's MockTransport (openai 3.x uses
   ``httpx2``; its raw ``httpx2.Client`` is measured too, so the SDK's own share is visible);
 - LiteLLM, if importable: ``litellm.completion(model="openai/...", client=...)`` handed an
@@ -20,6 +25,8 @@ Run alone:  python benchmarks/bench_overhead.py [--quick]
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -46,15 +53,37 @@ from _payloads import (
 )
 from _peers import litellm_peer, openai_peer
 
+from guardedllm import AsyncClient, Client
+from guardedllm.estimate import count_chat_tokens, get_encoding
+from guardedllm.registry import RecordConfig
+
 URL = MOCK_BASE_URL + "/chat/completions"
 LITELLM = "litellm.completion (client=openai.OpenAI)"
 LITELLM_ASYNC = "litellm.acompletion (client=openai.AsyncOpenAI)"
 GOAL = 2.0  # per-call CPU with all guards <= 2x raw httpx through the same mock transport
+RECORDING = "guardedllm Client, recording on"
+RECORDING_ASYNC = "guardedllm AsyncClient, recording on"
+SAMPLED = "guardedllm Client, recording 1 call in 10"
+SAMPLED_ASYNC = "guardedllm AsyncClient, recording 1 call in 10"
+ONE_MORE_COUNT = "one more tokenizer count (cl100k_base)"
+
+
+def _record_config(sample: float = 1.0) -> tuple[RecordConfig, Callable[[], None]]:
+    """``sample`` of the calls recorded, shapes only, to a directory removed by the returned
+    cleanup."""
+    directory = tempfile.mkdtemp(prefix="guardedllm-bench-record-")
+    config = RecordConfig(path=directory, sample=sample)
+    return config, lambda: shutil.rmtree(directory, ignore_errors=True)
 
 
 def _sync_candidates(notes: list[str]) -> tuple[dict[str, Callable[[], object]], list[Any]]:
     raw = httpx.Client(transport=httpx.MockTransport(completion_handler))
     guarded = guarded_client(httpx.MockTransport(completion_handler))
+    record, remove_records = _record_config()
+    recording = guarded_client(httpx.MockTransport(completion_handler), record=record)
+    tenth, remove_tenth = _record_config(sample=0.1)
+    sampling = guarded_client(httpx.MockTransport(completion_handler), record=tenth)
+    cl100k = get_encoding("cl100k_base")
     candidates: dict[str, Callable[[], object]] = {
         "raw httpx.Client": lambda: raw.post(
             URL, json=REQUEST_BODY, headers=REQUEST_HEADERS
@@ -62,8 +91,22 @@ def _sync_candidates(notes: list[str]) -> tuple[dict[str, Callable[[], object]],
         "guardedllm Client": lambda: guarded.chat.completions.create(
             model="chat", messages=MESSAGES, max_tokens=MAX_TOKENS
         ),
+        RECORDING: _Recording(
+            lambda: recording.chat.completions.create(
+                model="chat", messages=MESSAGES, max_tokens=MAX_TOKENS
+            ),
+            recording,
+        ),
+        SAMPLED: _Recording(
+            lambda: sampling.chat.completions.create(
+                model="chat", messages=MESSAGES, max_tokens=MAX_TOKENS
+            ),
+            sampling,
+        ),
+        ONE_MORE_COUNT: lambda: count_chat_tokens(MESSAGES, encoding=cl100k),
     }
-    closers: list[Any] = [raw, guarded]
+    closers: list[Any] = [raw, guarded, recording, sampling]
+    closers += [_Cleanup(remove_records), _Cleanup(remove_tenth)]
     peer, why = openai_peer()
     notes.append(f"peer: {why}")
     if peer is not None:
@@ -96,7 +139,33 @@ def _sync_candidates(notes: list[str]) -> tuple[dict[str, Callable[[], object]],
     return candidates, closers
 
 
-def measure_sync(mode: Mode, section: Section) -> float:
+class _Recording:
+    """A recording client's call; ``flush`` (run by the harness after each sample) has the
+    writer write what the sample's calls queued, so its CPU is charged to this candidate."""
+
+    def __init__(self, call: Callable[[], Any], client: Client | AsyncClient) -> None:
+        self._call = call
+        self._recorder = client.recorder
+
+    def __call__(self) -> Any:
+        return self._call()
+
+    def flush(self) -> None:
+        assert self._recorder is not None
+        self._recorder.flush()
+
+
+class _Cleanup:
+    """A closer (sync or async) that runs ``run``: removes the records' directory."""
+
+    def __init__(self, run: Callable[[], None]) -> None:
+        self.close = run
+
+    async def aclose(self) -> None:
+        self.close()
+
+
+def measure_sync(mode: Mode, section: Section) -> tuple[float, float]:
     candidates, closers = _sync_candidates(section.notes)
     try:
         samples = interleave(candidates, mode)
@@ -108,12 +177,16 @@ def measure_sync(mode: Mode, section: Section) -> float:
         section.add(
             name, values, "us/call", scale=1e6, baseline=baseline, baseline_label="raw httpx.Client"
         )
-    return section.ratio("guardedllm Client")
+    return section.ratio("guardedllm Client"), section.ratio(RECORDING)
 
 
-async def _measure_async(mode: Mode, section: Section) -> float:
+async def _measure_async(mode: Mode, section: Section) -> tuple[float, float]:
     raw = httpx.AsyncClient(transport=httpx.MockTransport(completion_handler))
     guarded = guarded_async_client(httpx.MockTransport(completion_handler))
+    record, remove_records = _record_config()
+    recording = guarded_async_client(httpx.MockTransport(completion_handler), record=record)
+    tenth, remove_tenth = _record_config(sample=0.1)
+    sampling = guarded_async_client(httpx.MockTransport(completion_handler), record=tenth)
 
     async def raw_call() -> object:
         response = await raw.post(URL, json=REQUEST_BODY, headers=REQUEST_HEADERS)
@@ -124,8 +197,21 @@ async def _measure_async(mode: Mode, section: Section) -> float:
         "guardedllm AsyncClient": lambda: guarded.chat.completions.create(
             model="chat", messages=MESSAGES, max_tokens=MAX_TOKENS
         ),
+        RECORDING_ASYNC: _Recording(
+            lambda: recording.chat.completions.create(
+                model="chat", messages=MESSAGES, max_tokens=MAX_TOKENS
+            ),
+            recording,
+        ),
+        SAMPLED_ASYNC: _Recording(
+            lambda: sampling.chat.completions.create(
+                model="chat", messages=MESSAGES, max_tokens=MAX_TOKENS
+            ),
+            sampling,
+        ),
     }
-    closers: list[Any] = [raw, guarded]
+    closers: list[Any] = [raw, guarded, recording, sampling]
+    closers += [_Cleanup(remove_records), _Cleanup(remove_tenth)]
     peer, _ = openai_peer()
     if peer is not None:
         http_client = peer.http.AsyncClient(transport=peer.mock_transport())
@@ -161,14 +247,16 @@ async def _measure_async(mode: Mode, section: Section) -> float:
             baseline=baseline,
             baseline_label="raw httpx.AsyncClient",
         )
-    return section.ratio("guardedllm AsyncClient")
+    return section.ratio("guardedllm AsyncClient"), section.ratio(RECORDING_ASYNC)
 
 
 def run(mode: Mode) -> tuple[list[Section], list[Target]]:
     sync = Section("1a. Per-call CPU, non-streaming, sync (MockTransport)")
-    sync_ratio = measure_sync(mode, sync)
+    sync_ratio, sync_recording = measure_sync(mode, sync)
     asynchronous = Section("1b. Per-call CPU, non-streaming, asyncio (MockTransport)")
-    async_ratio = run_async(lambda: _measure_async(mode, asynchronous), timeout_s=300)
+    async_ratio, async_recording = run_async(
+        lambda: _measure_async(mode, asynchronous), timeout_s=300
+    )
     targets = [
         Target(
             "per-call CPU, guardedllm Client vs raw httpx.Client",
@@ -183,6 +271,20 @@ def run(mode: Mode) -> tuple[list[Section], list[Target]]:
             GOAL,
             higher_is_better=False,
             basis="same MockTransport, same body",
+        ),
+        Target(
+            "per-call CPU, guardedllm Client recording every call vs raw httpx.Client",
+            sync_recording,
+            GOAL,
+            higher_is_better=False,
+            basis="same MockTransport, same body; the writer thread's CPU included",
+        ),
+        Target(
+            "per-call CPU, guardedllm AsyncClient recording every call vs raw httpx.AsyncClient",
+            async_recording,
+            GOAL,
+            higher_is_better=False,
+            basis="same MockTransport, same body; the writer thread's CPU included",
         ),
     ]
     return [sync, asynchronous], targets

@@ -13,6 +13,7 @@ DEFERRED = (
     "guardedllm.engine._routing",
     "guardedllm.guards",
     "guardedllm.report",
+    "guardedllm.record",
     "guardedllm.routing",
     "guardedllm.telemetry",
     "opentelemetry.trace",

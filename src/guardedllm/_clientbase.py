@@ -1,6 +1,6 @@
 """What ``Client`` and ``AsyncClient`` share beyond the engine: construction from a registry or
-a config file (with the config's spend budgets and shared state store), and the read-only views
-of guard state. The drivers add only sending, sleeping and streaming."""
+a config file (with the config's spend budgets, shared state store and traffic recorder), and
+the read-only views of guard state. The drivers add only sending, sleeping and streaming."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from guardedllm import defaults
 from guardedllm.errors import ArgumentTypeError, ConfigError, ConfigProblem
-from guardedllm.registry import Registry, StateConfig
+from guardedllm.registry import RecordConfig, Registry, StateConfig
 from guardedllm.registry._check import dotted
 
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         SpendStatus,
     )
     from guardedllm.policy import Policy
+    from guardedllm.record import Recorder
     from guardedllm.state import RedisBackend, StateBackend
     from guardedllm.state.failover import OnError
     from guardedllm.telemetry import Telemetry
@@ -51,6 +52,7 @@ class ClientBase:
         budgets: Sequence[SpendBudget] = (),
         telemetry: Telemetry | None = None,
         state_on_error: OnError = "local",
+        record: RecordConfig | Recorder | None = None,
         owns_http: bool,
     ) -> None:
         from guardedllm.engine._engine import Engine  # guards and OpenTelemetry load here
@@ -73,6 +75,16 @@ class ClientBase:
         )
         self._owns_http = owns_http
         self._opened_state: RedisBackend | None = None
+        self._recorder: Recorder | None = None
+        if record is not None:
+            self._record_with(record)
+
+    def _record_with(self, record: RecordConfig | Recorder) -> None:
+        from guardedllm.record import Recorder  # the writer loads with a client that records
+
+        recorder = Recorder(record) if isinstance(record, RecordConfig) else record
+        recorder.count_drops(self._engine.telemetry.record_dropped)
+        self._recorder = self._engine.recorder = recorder
 
     @classmethod
     def from_config(
@@ -85,13 +97,16 @@ class ClientBase:
         guard state in that store (a ``RedisBackend`` of its own, connecting on first use, with
         the table's ``on_error`` unless ``state_on_error=`` is given here), unless ``state=`` is
         given here: a backend passed in code replaces the config's store. Closing the client
-        closes the store it opened."""
+        closes the store it opened. With a ``[record]`` table the client records its calls
+        there (``RecordConfig``), unless ``record=`` is given here."""
         source = os.fspath(path)
         registry = Registry.from_toml(path, env=env)
         opened = None
         if registry.state is not None and kwargs.get("state") is None:
             opened = kwargs["state"] = open_store(registry.state, source)
             kwargs.setdefault("state_on_error", registry.state.on_error)
+        if registry.record is not None:
+            kwargs.setdefault("record", registry.record)
         try:
             client = cls(registry, **kwargs)
         except ConfigError as error:
@@ -111,6 +126,19 @@ class ClientBase:
         opened, self._opened_state = self._opened_state, None
         if opened is not None:
             opened.close()
+
+    def _close_recorder(self) -> None:
+        """Write what the recorder holds and close its file (waits, bounded: a thread's job
+        for the async client)."""
+        recorder = self._recorder
+        if recorder is not None:
+            recorder.close()
+
+    @property
+    def recorder(self) -> Recorder | None:
+        """The traffic recorder (``record=`` or the config's ``[record]``), None without one:
+        ``written`` and ``dropped`` count its records so far."""
+        return self._recorder
 
     @property
     def registry(self) -> Registry:

@@ -62,7 +62,7 @@ from guardedllm.engine import (
 from guardedllm.errors import ArgumentTypeError, GuardedLLMError
 from guardedllm.estimate import Estimate
 from guardedllm.policy import Policy, current_policy
-from guardedllm.registry import Registry
+from guardedllm.registry import RecordConfig, Registry
 from guardedllm.state._background import Background
 from guardedllm.types import ChatCompletion, ChatCompletionChunk, ChatRequest, GuardInfo
 
@@ -76,6 +76,7 @@ if TYPE_CHECKING:
         ParseParams,
         ResponseFormat,
     )
+    from guardedllm.record import Recorder
     from guardedllm.state import StateBackend
     from guardedllm.state.failover import OnError
     from guardedllm.telemetry import Telemetry
@@ -270,6 +271,8 @@ class AsyncClient(ClientBase):
     ``AsyncClient`` per event loop, and close it (``async with`` or ``aclose``) in that loop.
     ``state`` takes the same backends as ``Client``'s, the sync ``RedisBackend`` included: its
     round trips run in worker threads, never on the event loop (so asyncio and trio alike).
+    ``record`` as ``Client``'s: a call hands its record to the writer's queue without waiting,
+    and ``aclose`` waits for the writer in a worker thread.
     """
 
     def __init__(
@@ -290,6 +293,7 @@ class AsyncClient(ClientBase):
         budgets: Sequence[SpendBudget] = (),
         telemetry: Telemetry | None = None,
         state_on_error: OnError = "local",
+        record: RecordConfig | Recorder | None = None,
     ) -> None:
         if http_client is not None and transport is not None:
             raise ArgumentTypeError("give http_client or transport, not both")
@@ -306,6 +310,7 @@ class AsyncClient(ClientBase):
             budgets=budgets,
             telemetry=telemetry,
             state_on_error=state_on_error,
+            record=record,
             owns_http=http_client is None,
         )
         self._http = http_client or httpx.AsyncClient(
@@ -474,6 +479,7 @@ class AsyncClient(ClientBase):
         with anyio.CancelScope(shield=True):  # what cancelled calls held is let go of first
             await anyio.to_thread.run_sync(self._background.close)
             await anyio.to_thread.run_sync(self._close_state)
+            await anyio.to_thread.run_sync(self._close_recorder)  # never on the event loop
         if self._owns_http:
             await self._http.aclose()
 

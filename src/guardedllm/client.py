@@ -51,7 +51,7 @@ from guardedllm.engine import (
 from guardedllm.errors import ArgumentTypeError, GuardedLLMError
 from guardedllm.estimate import Estimate
 from guardedllm.policy import Policy, current_policy
-from guardedllm.registry import Registry
+from guardedllm.registry import RecordConfig, Registry
 from guardedllm.types import ChatCompletion, ChatCompletionChunk, ChatRequest, GuardInfo
 
 if TYPE_CHECKING:
@@ -64,6 +64,7 @@ if TYPE_CHECKING:
         ParseParams,
         ResponseFormat,
     )
+    from guardedllm.record import Recorder
     from guardedllm.state import StateBackend
     from guardedllm.state.failover import OnError
     from guardedllm.telemetry import Telemetry
@@ -262,7 +263,9 @@ class Client(ClientBase):
     this process: ``RedisBackend``, shared by every process of a service (docs/fleet.md);
     ``state_on_error`` says what happens while it fails: "local" (the default) carries on
     with this process's own state, "refuse" fails calls under a spend budget with
-    ``StateError``. ``clock``, ``sleep`` and ``random`` exist for tests on virtual time.
+    ``StateError``. ``record`` writes a JSON line per call for ``guardedllm simulate`` and
+    ``compare`` (a ``RecordConfig``: docs/record-format.md), from a background thread that a
+    call never waits on. ``clock``, ``sleep`` and ``random`` exist for tests on virtual time.
     """
 
     def __init__(
@@ -283,6 +286,7 @@ class Client(ClientBase):
         budgets: Sequence[SpendBudget] = (),
         telemetry: Telemetry | None = None,
         state_on_error: OnError = "local",
+        record: RecordConfig | Recorder | None = None,
     ) -> None:
         if http_client is not None and transport is not None:
             raise ArgumentTypeError("give http_client or transport, not both")
@@ -299,6 +303,7 @@ class Client(ClientBase):
             budgets=budgets,
             telemetry=telemetry,
             state_on_error=state_on_error,
+            record=record,
             owns_http=http_client is None,
         )
         self._http = http_client or httpx.Client(
@@ -471,6 +476,7 @@ class Client(ClientBase):
             if self._owns_http:
                 self._http.close()
             self._close_state()
+            self._close_recorder()  # last: the copies' records and pairs are queued by now
 
         self._shadows.close(then=release)
 

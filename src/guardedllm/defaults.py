@@ -252,3 +252,29 @@ REPORT_HISTOGRAM_BINS = 40
 # many equal spans of time: a day of per-minute rates (1440) is drawn whole, and a longer one
 # keeps its peaks, which are what a rate limit is about.
 REPORT_TIMELINE_POINTS = 1440
+
+# ---- traffic recorder (record/) ---------------------------------------------------------------
+
+# A record file is closed and a new one begun past this size. Large enough that a busy service
+# (a few hundred calls a second, about 1 KB a record without content) opens a file every few
+# minutes, not every second; small enough that one file loads in a notebook or `simulate` reads
+# it in seconds.
+RECORD_MAX_FILE_MB = 64.0
+
+# Records waiting for the writer thread at most. The writer keeps up with tens of thousands of
+# records a second; a queue this deep absorbs a stalled disk for a few seconds of a busy
+# service's traffic, and holds at most a few tens of MB (with content="full" more), where an
+# unbounded one would grow until the process runs out of memory. Past it records are dropped,
+# counted in guardedllm.record.dropped; calls never wait.
+RECORD_QUEUE_SIZE = 10_000
+
+# How long closing a client waits for the writer to write what is queued and close its file. A
+# healthy disk writes a full queue in well under this; a hung one (a dead network share) must not
+# hang the application's shutdown: what is still queued then is lost, and counted.
+RECORD_CLOSE_WAIT_S = 5.0
+
+# How often the writer thread wakes to write what calls queued since, with one write and one
+# flush. Waking per record costs each call a thread switch and a system call, more CPU than the
+# rest of recording; a quarter of a second keeps records on disk within a blink, and a full
+# queue (RECORD_QUEUE_SIZE) holds the records of 40,000 calls a second between wakes.
+RECORD_FLUSH_S = 0.25

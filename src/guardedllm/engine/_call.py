@@ -4,7 +4,7 @@ drives them."""
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import attrs
 import httpx
@@ -24,6 +24,9 @@ from guardedllm.registry import Defaults, Deployment
 from guardedllm.routing import Plan
 from guardedllm.telemetry import EVENT_SKIPPED, CallSpan, error_type
 from guardedllm.types import Attempt, GuardInfo
+
+if TYPE_CHECKING:
+    from guardedllm.engine._recording import Draft
 
 __all__ = ["Call", "Settings", "Turn"]
 
@@ -89,6 +92,8 @@ class Call:
         self.decisions: list[str] = []  # escalation and shadow decisions, with their reasons
         self.billed: float | None = None  # what the call's answered attempts cost
         self.answered: Turn | None = None  # the turn whose answer the call returns
+        self.first_chunk_at: float | None = None  # a stream's: when its first chunk came
+        self.draft: Draft | None = None  # the call's record, begun, if it is recorded
 
     def guard_info(self, *, cost_usd: float | None, now: float) -> GuardInfo:
         """What the call did, up to ``now``, for the attempt that answered."""

@@ -36,7 +36,7 @@ import random as _random
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from functools import partial
-from typing import Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Literal, TypeVar, cast
 
 import attrs
 from opentelemetry.context import Context
@@ -50,6 +50,7 @@ from guardedllm.engine._guards import Guards, report_transition
 from guardedllm.engine._hedge import LatencyWindow, hedge_partner, race
 from guardedllm.engine._outcomes import settle
 from guardedllm.engine._phases import admit, readmit, settle_answer
+from guardedllm.engine._recording import Draft, draft_for, record_call
 from guardedllm.engine._refusals import (
     check_preflight,
     circuit_open,
@@ -99,6 +100,9 @@ from guardedllm.types import (
     ChatCompletion,
     ChatRequest,
 )
+
+if TYPE_CHECKING:
+    from guardedllm.record import Recorder
 
 __all__ = ["Engine"]
 
@@ -157,6 +161,8 @@ class Engine:
         self._wall_clock = self.wall_clock = wall_clock
         self.latencies = LatencyWindow()
         self.shadows = ShadowBook()
+        # Set by the client: where each sampled call's record goes (None: nothing is recorded).
+        self.recorder: Recorder | None = None
         # Set by the driver: runs a shadow copy's flow in the background. None: no copies.
         self.spawn_shadow: Callable[[ShadowJob], None] | None = None
         # Set by a driver with an event loop: runs guard operations on a shared store in the
@@ -258,10 +264,12 @@ class Engine:
         *,
         context: Context | None = None,
         shadow_of: str | None = None,
+        record_of: str | None = None,
     ) -> Flow:
         """Drive one logical call. See the module docstring for the protocol. ``context`` is
         the OpenTelemetry context the driver captured when the call began; ``shadow_of`` marks
-        a shadow copy of a call to that route (see ``_routing``)."""
+        a shadow copy of a call to that route (see ``_routing``); ``record_of``, the record id
+        of the call a shadow copy copies when that call is recorded (the copy is, too)."""
         started = self._clock()
         span = self.telemetry.start_call(
             requested=request.model, request=request, parent_context=context, now=started
@@ -270,11 +278,14 @@ class Engine:
             span.mark_shadow(shadow_of)
         call: Call | None = None
         job: ShadowJob | None = None
+        draft: Draft | None = None
         local_ops = 0 if self.inline else self.guards.local_ops()
         try:
             # A shadow copy's policy is complete as given: the client's would add fallbacks.
             effective = policy if shadow_of is not None and policy else self._policy(policy)
             features = features_for(request, effective)
+            if self.recorder is not None and (shadow_of is None or record_of is not None):
+                draft = draft_for(self, features, record_of)
             plan = self._plan(request, effective, features)
             call = Call(
                 plan=plan,
@@ -282,6 +293,7 @@ class Engine:
                 started=started,
                 span=span,
             )
+            call.draft = draft
             job = sample_shadow_job(
                 self, call, request, effective, features=features, context=context
             )
@@ -304,16 +316,43 @@ class Engine:
                     exc.attempts = tuple(call.attempts)
                 if job is not None:
                     hand_over_shadow(self, call, job, None)
-            span.end_error(exc, now=self._clock())
+            self._end_unanswered(span, draft, request, call, started=started, error=exc)
             raise
         except Exception as exc:  # a bug, such as in the caller's validator: an error still
-            span.end_error(exc, now=self._clock())
+            self._end_unanswered(span, draft, request, call, started=started, error=exc)
             raise
-        except BaseException:
-            span.abandon(
-                now=self._clock()
-            )  # the driver gave up on the call (cancelled, or closed the flow)
+        except BaseException:  # the driver gave up on the call (cancelled, or closed the flow)
+            self._end_unanswered(span, draft, request, call, started=started, error=None)
             raise
+
+    def _end_unanswered(
+        self,
+        span: CallSpan,
+        draft: Draft | None,
+        request: ChatRequest,
+        call: Call | None,
+        *,
+        started: float,
+        error: BaseException | None,
+    ) -> None:
+        """End a call that failed with ``error``, or that its driver abandoned (None): its
+        span, and its record if it is recorded."""
+        ended = self._clock()
+        if error is None:
+            span.abandon(now=ended)
+        else:
+            span.end_error(error, now=ended)
+        if draft is not None:
+            record_call(
+                self,
+                draft,
+                request,
+                call,
+                status="error" if error is not None else "abandoned",
+                error=error,
+                latency_s=ended - started,
+                answered=False,
+            )
 
     def _note_local_state(self, span: CallSpan, local_ops: int) -> None:
         """A span event when some of the call's guard operations ran on this process's own
@@ -358,6 +397,18 @@ class Engine:
         """The answer with the whole call's guard info, the call span ended."""
         guard = call.guard_info(cost_usd=call.billed, now=self._clock())
         call.span.end_ok(guard, now=call.started + guard.latency_s)
+        if call.draft is not None:
+            record_call(
+                self,
+                call.draft,
+                call.plan.request,
+                call,
+                status="ok",
+                completion=result,
+                cost_usd=guard.cost_usd,
+                latency_s=guard.latency_s,
+                answered=True,
+            )
         return attrs.evolve(result, guard=guard)
 
     def _on_deployment(
@@ -641,6 +692,7 @@ class Engine:
         now = self._clock()
         call.record(attempt.target, number, status=status, latency=latency)
         call.answered = attempt
+        call.first_chunk_at = now
         attempt_span.first_chunk(now=now)
         stream = start_stream(
             self,

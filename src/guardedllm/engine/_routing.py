@@ -21,6 +21,7 @@ from opentelemetry.context import Context as OtelContext
 
 from guardedllm import defaults
 from guardedllm.engine._classify import STATUS_VERDICTS
+from guardedllm.engine._recording import record_shadow
 from guardedllm.errors import (
     AllRoutesFailedError,
     DeadlineExceededError,
@@ -194,6 +195,7 @@ class ShadowJob:
     primary_text: str | None = None
     primary_cost_usd: float | None = None
     primary_latency_s: float = 0.0
+    record_id: str | None = None  # the primary call's record, when it is recorded
 
 
 class ShadowBook:
@@ -321,7 +323,11 @@ def shadow_flow(engine: Engine, job: ShadowJob) -> Generator[Step, Outcome | Non
     try:
         try:
             answer = yield from engine.run(
-                job.request, job.policy, context=job.context, shadow_of=job.plan.route
+                job.request,
+                job.policy,
+                context=job.context,
+                shadow_of=job.plan.route,
+                record_of=job.record_id,
             )
             assert isinstance(answer, ChatCompletion)  # a copy is never streamed
             completion = answer
@@ -348,6 +354,8 @@ def shadow_flow(engine: Engine, job: ShadowJob) -> Generator[Step, Outcome | Non
         )
     finally:
         engine.shadows.release(job.plan, result)
+    if result is not None and job.record_id is not None and engine.recorder is not None:
+        record_shadow(engine, job.record_id, result)
 
 
 def sample_shadow_job(
@@ -390,6 +398,7 @@ def hand_over_shadow(
         primary_text=first_text(completion),
         primary_cost_usd=call.billed if completion is not None else None,
         primary_latency_s=engine.clock() - call.started,
+        record_id=call.draft.id if call.draft is not None else None,
     )
     admitted, full = engine.shadows.admit(job.plan)
     why = job.sampled if admitted else f"{job.sampled}, but {full}"

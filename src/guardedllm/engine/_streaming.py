@@ -10,6 +10,7 @@ import attrs
 
 from guardedllm.engine._call import Call, Turn
 from guardedllm.engine._outcomes import account, learn, stream_cost
+from guardedllm.engine._recording import record_call
 from guardedllm.engine._steps import StreamStart, StreamStarted
 from guardedllm.engine._stream import StreamEnd, StreamTracker
 from guardedllm.state._background import run_logged
@@ -33,7 +34,7 @@ def start_stream(
     attempt_span: AttemptSpan,
 ) -> StreamStart:
     """The committed stream's tracker, whose settlement (called once, however the stream
-    ends) accounts the usage and ends the attempt's and the call's spans."""
+    ends) accounts the usage, ends the attempt's and the call's spans and records the call."""
 
     def settle(
         how: StreamEnd,
@@ -63,6 +64,20 @@ def start_stream(
         else:
             attempt_span.abandon(now=now)
             call.span.abandon(now=now)
+        if call.draft is not None:
+            record_call(
+                engine,
+                call.draft,
+                request,
+                call,
+                status="ok" if how == "completed" else "error" if error else "abandoned",
+                error=error,
+                chunks=received,
+                usage=usage,
+                cost_usd=cost,
+                latency_s=now - call.started,
+                answered=True,
+            )
         return cost, pending
 
     tracker = StreamTracker(

@@ -1,5 +1,5 @@
 """The model registry: providers, deployments, aliases, routes, spend budgets, the shared
-state store and environments.
+state store, the traffic recorder's settings and environments.
 
 Load a config with ``Registry.from_toml(path, env="prod")``; loading validates the base config
 and every ``[env.*]`` view and raises ``ConfigError`` listing every problem with its key.
@@ -25,6 +25,7 @@ from guardedllm.registry._model import (
     RouteRule,
     ShadowSetting,
 )
+from guardedllm.registry._record import RecordConfig
 from guardedllm.registry._registry import Registry, compare_environments
 from guardedllm.registry._resolve import Resolution
 
@@ -39,6 +40,7 @@ __all__ = [
     "Defaults",
     "Deployment",
     "ProviderConfig",
+    "RecordConfig",
     "Registry",
     "Resolution",
     "Route",

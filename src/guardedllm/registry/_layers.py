@@ -5,8 +5,9 @@ written under. The base layer is the top level of the file; an environment's lay
 with ``[env.NAME]``'s tables laid over it. Overlays may change fields of providers, models,
 routes and spend budgets that the base declares and may add or change aliases; naming an entry
 the base lacks is a problem (a typo there would otherwise create a half-defined entry).
-``[defaults]`` and ``[state]`` are single tables: an overlay changes their fields, and may give
-an environment the ``[state]`` the base leaves out (a shared store in prod, none in dev).
+``[defaults]``, ``[state]`` and ``[record]`` are single tables: an overlay changes their fields,
+and may give an environment the ``[state]`` or ``[record]`` the base leaves out (a shared store,
+or a recorder, in prod and none in dev).
 """
 
 from __future__ import annotations
@@ -23,14 +24,14 @@ __all__ = ["ENTRY_SECTIONS", "Layer", "Layers", "read_layers"]
 # Sections whose entries are tables of fields: [providers.NAME], [models.NAME], [routes.NAME],
 # [budgets.NAME].
 ENTRY_SECTIONS = ("providers", "models", "routes", "budgets")
-_OVERLAY_SECTIONS = (*ENTRY_SECTIONS, "aliases", "defaults", "state")
+_OVERLAY_SECTIONS = (*ENTRY_SECTIONS, "aliases", "defaults", "state", "record")
 _TOP_SECTIONS = (*_OVERLAY_SECTIONS, "env")
 
 
 @attrs.frozen(kw_only=True)
 class Layer:
     """One view of the config. ``aliases`` maps a name to (its target as written, its key);
-    ``state`` is None when the view has no ``[state]`` table."""
+    ``state`` / ``record`` are None when the view has no such table."""
 
     providers: Mapping[str, Table]
     models: Mapping[str, Table]
@@ -39,6 +40,7 @@ class Layer:
     aliases: Mapping[str, tuple[Any, str]]
     defaults: Table
     state: Table | None
+    record: Table | None = None
 
     def entries(self, section: str) -> Mapping[str, Table]:
         tables: Mapping[str, Table] = getattr(self, section)
@@ -92,6 +94,7 @@ def _read_base(data: Mapping[str, Any], problems: Problems) -> Layer:
             values=_table(data.get("defaults", {}), "defaults", "[defaults]", problems),
         ),
         state=_single(data, "state", "state", problems),
+        record=_single(data, "record", "record", problems),
     )
 
 
@@ -132,10 +135,8 @@ def _overlay(base: Layer, env: str, data: Mapping[str, Any], problems: Problems)
         changed[name] = tables
     defaults_key = dotted(env_key, "defaults")
     defaults = _table(data.get("defaults", {}), defaults_key, "[defaults] fields", problems)
-    state = base.state
-    overlay = _single(data, "state", dotted(env_key, "state"), problems)
-    if overlay is not None:
-        state = overlay if state is None else state.overlaid(overlay.values, overlay.key)
+    state = _overlaid_single(base.state, data, "state", env_key, problems)
+    record = _overlaid_single(base.record, data, "record", env_key, problems)
     return Layer(
         providers=changed["providers"],
         models=changed["models"],
@@ -144,7 +145,18 @@ def _overlay(base: Layer, env: str, data: Mapping[str, Any], problems: Problems)
         aliases={**base.aliases, **_aliases(section("aliases"), dotted(env_key, "aliases"))},
         defaults=base.defaults.overlaid(defaults, defaults_key),
         state=state,
+        record=record,
     )
+
+
+def _overlaid_single(
+    base: Table | None, data: Mapping[str, Any], name: str, env_key: str, problems: Problems
+) -> Table | None:
+    """The single table ``name`` of an environment: the base's with the overlay's fields."""
+    overlay = _single(data, name, dotted(env_key, name), problems)
+    if overlay is None:
+        return base
+    return overlay if base is None else base.overlaid(overlay.values, overlay.key)
 
 
 def read_layers(data: Mapping[str, Any], problems: Problems) -> Layers:

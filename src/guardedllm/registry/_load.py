@@ -21,6 +21,7 @@ from guardedllm.registry._environments import check_alias_coverage
 from guardedllm.registry._fleet import StateConfig, read_budget, read_state
 from guardedllm.registry._layers import Layer, read_layers
 from guardedllm.registry._model import Defaults, Deployment, ProviderConfig, Route
+from guardedllm.registry._record import RecordConfig, read_record
 from guardedllm.registry._resolve import deployments_of, follow_aliases
 from guardedllm.registry._routes import read_route
 from guardedllm.registry._tables import read_defaults, read_model, read_provider
@@ -42,6 +43,7 @@ class Built:
     defaults: Defaults
     budgets: tuple[SpendBudget, ...]
     state: StateConfig | None
+    record: RecordConfig | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -274,6 +276,7 @@ def _build(layer: Layer, problems: Problems) -> Built | None:
         read_budget(name, table, callable_names, mine) for name, table in layer.budgets.items()
     ]
     state = read_state(layer.state, mine) if layer.state is not None else None
+    record = read_record(layer.record, mine) if layer.record is not None else None
     for name in layer.routes:
         if name in layer.models:
             mine.add(
@@ -303,6 +306,7 @@ def _build(layer: Layer, problems: Problems) -> Built | None:
         defaults=defaults,
         budgets=tuple(b for b in budgets if b is not None),
         state=state,
+        record=record,
     )
 
 

@@ -23,6 +23,7 @@ from guardedllm.registry._fleet import StateConfig
 from guardedllm.registry._http import PATH_ID_KINDS, path_id_problem
 from guardedllm.registry._load import load
 from guardedllm.registry._model import Defaults, Deployment, ProviderConfig, Route
+from guardedllm.registry._record import RecordConfig
 from guardedllm.registry._resolve import Resolution, resolve_all
 
 if TYPE_CHECKING:
@@ -115,7 +116,8 @@ def _parse_toml(text: str, source: str) -> dict[str, Any]:
 class Registry:
     """Providers, deployments, aliases, routes and defaults of one view of a config, with its
     spend budgets (``[budgets.NAME]``, as ``SpendBudget`` values named NAME) and where guard
-    state is shared (``[state]``; None: each client keeps its own in memory).
+    state is shared (``[state]``; None: each client keeps its own in memory), and where calls
+    are recorded (``[record]``; None: nowhere).
 
     Build one with ``from_toml``, ``from_toml_text`` or ``from_dict``: they validate
     everything and raise ConfigError listing every problem. ``environments`` are the names
@@ -130,6 +132,7 @@ class Registry:
     defaults: Defaults = attrs.field(factory=Defaults)
     budgets: tuple[SpendBudget, ...] = attrs.field(default=(), converter=_budgets)
     state: StateConfig | None = None
+    record: RecordConfig | None = None
     environments: tuple[str, ...] = attrs.field(default=(), converter=_names)
     env: str | None = None
     _data: Mapping[str, Any] = attrs.field(factory=dict, repr=False, eq=False, hash=False)
@@ -180,6 +183,7 @@ class Registry:
             defaults=built.defaults,
             budgets=built.budgets,
             state=built.state,
+            record=built.record,
             environments=loaded.environments,
             env=env,
             data=data,

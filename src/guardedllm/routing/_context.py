@@ -85,6 +85,8 @@ class Context:
         # For the check of a forced split arm: the splits evaluated, and whether one had it.
         self.splits_seen: list[Split] = []
         self.arm_found = False
+        # Each split met, with the title of the arm it assigned, in the order met.
+        self.assigned: list[tuple[str, str]] = []
 
     def draw(self) -> float | None:
         """The caller's random draw, else one from the engine's source, taken only when a

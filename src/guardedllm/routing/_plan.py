@@ -80,6 +80,14 @@ class TokenCounts:
             )
         return found
 
+    def counted(self) -> dict[str, TokenCount]:
+        """The counts made so far, by tokenizer (one per tokenizer: media rates change only
+        what a media part counts for, not the text's tokens)."""
+        found: dict[str, TokenCount] = {}
+        for (tokenizer, _), count in tuple(self._counts.items()):
+            found.setdefault(tokenizer, count)
+        return found
+
 
 class Plan:
     """Which deployments a call tries, in order, and why. Estimates are computed on demand
@@ -102,8 +110,11 @@ class Plan:
         escalation: Escalation | None = None,
         shadow: ShadowPlan | None = None,
         counts: TokenCounts | None = None,
+        split: tuple[str, str] | None = None,
     ) -> None:
         self.registry = registry
+        # The first split on the call's way and the arm it assigned: (split, arm title).
+        self.split = split
         # Each deployment considered, in the plan or not, with why (one line per deployment
         # saying ``reason`` when none is given).
         self.explanation = explanation or tuple(
@@ -255,6 +266,7 @@ def plan_route(
         deployments=tuple(registry.deployment(name) for name in included),
         selection=selection,
         counts=counts,
+        split=context.assigned[0] if context.assigned else None,
     )
     for found in estimates.values():
         plan.remember(found)
@@ -294,6 +306,7 @@ def _plan_for(
     deployments: tuple[Deployment, ...],
     selection: Selection | None = None,
     counts: TokenCounts | None = None,
+    split: tuple[str, str] | None = None,
 ) -> Plan:
     """A plan over ``deployments``, with the route's settings and ``selection``'s
     explanation, escalation and shadow (none: one line per deployment saying ``reason``)."""
@@ -312,6 +325,7 @@ def _plan_for(
         escalation=selection.escalation if selection is not None else None,
         shadow=selection.shadow if selection is not None else None,
         counts=counts,
+        split=split,
     )
 
 

@@ -383,6 +383,7 @@ class Split:
         index, how = self.assign(features.key, draw, features.arm if forced else None)
         total = sum(arm.weight for arm in self.arms)
         chosen = self.arms[index]
+        context.assigned.append((self.name, chosen.title))
         parts = [
             chosen.use.select(context, trail).prefixed(
                 f"split {self.name!r} arm {chosen.title!r} ({chosen.weight:g}/{total:g}, {how})"

@@ -93,6 +93,12 @@ class Instruments:
             description="Failures of the shared state store; each sends the guards to this "
             "process's own state for a while.",
         )
+        self.record_dropped = meter.create_counter(
+            sc.METRIC_RECORD_DROPPED,
+            unit="{record}",
+            description="Call records the traffic recorder dropped instead of writing, by "
+            "reason: its queue was full, the file could not be written, or the client closed.",
+        )
         self._breakers: list[BreakerSource] = []
         self._retry_budgets: list[BudgetSource] = []
         self._spend_budgets: list[BudgetSource] = []

@@ -90,6 +90,7 @@ GUARDEDLLM_SHADOW_SENT: Final = "guardedllm.shadow.sent"
 GUARDEDLLM_DECISION_REASON: Final = "guardedllm.decision.reason"
 GUARDEDLLM_STATE_STORE: Final = "guardedllm.state.store"  # address and key prefix, no password
 GUARDEDLLM_STATE_ON_ERROR: Final = "guardedllm.state.on_error"
+GUARDEDLLM_RECORD_REASON: Final = "guardedllm.record.reason"  # queue_full, write_error, closed
 
 # Span events on the call span. Retries and fallbacks are added by ``CallSpan.start_attempt``;
 # the others by whoever observes them, through ``CallSpan.event``.
@@ -119,6 +120,7 @@ METRIC_RETRY_BUDGET: Final = "guardedllm.retry_budget.available"
 METRIC_SPEND_BUDGET: Final = "guardedllm.spend_budget.remaining"
 METRIC_RETRY_AFTER_CAPPED: Final = "guardedllm.retry_after.capped"
 METRIC_STATE_ERRORS: Final = "guardedllm.state.errors"
+METRIC_RECORD_DROPPED: Final = "guardedllm.record.dropped"
 
 # Currency is not a UCUM unit; the OpenTelemetry unit rules put such units in curly braces.
 UNIT_USD: Final = "{USD}"

@@ -135,6 +135,13 @@ class Telemetry:
                 1, {sc.GUARDEDLLM_STATE_STORE: store, sc.GUARDEDLLM_STATE_ON_ERROR: on_error}
             )
 
+    def record_dropped(self, reason: str, count: int = 1) -> None:
+        """The traffic recorder dropped ``count`` records (``guardedllm.record.dropped``).
+        Called from the recorder's writer thread as well as from calls."""
+        if self._metrics_installed():
+            assert self._instruments is not None
+            self._instruments.record_dropped.add(count, {sc.GUARDEDLLM_RECORD_REASON: reason})
+
     # ---------------------------------------------------------------- gauges
 
     def observe_breakers(self, source: BreakerSource) -> None:

@@ -1,0 +1,150 @@
+"""Handing a call's record to the client's ``Recorder`` (``guardedllm.record``) as it ends.
+
+A call is sampled once, before it is planned (``draft_for``); only a sampled call carries a
+``Draft`` and is recorded. Every way a call ends passes here exactly once, alongside its span:
+an answer (``Engine._finish``), a failure or a cancellation (``Engine.run``), a stream's end
+(``_streaming.settle``), and a shadow copy's pair (``_routing.shadow_flow``). The record is
+built here, on the call's thread, from values the call already holds; serializing and writing
+it are the writer thread's. Nothing here raises into the call: a record that cannot be built
+(a bug) is logged and left out.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from guardedllm.record._build import body_of, call_record, finish_reason_of, shadow_record
+from guardedllm.types import ChatCompletion, ChatCompletionChunk, ChatRequest, Usage
+
+if TYPE_CHECKING:
+    from guardedllm.engine._call import Call
+    from guardedllm.engine._engine import Engine
+    from guardedllm.engine._routing import ShadowResult
+    from guardedllm.estimate import TokenCount
+    from guardedllm.routing import RouteFeatures
+
+__all__ = ["Draft", "draft_for", "record_call", "record_shadow"]
+
+_log = logging.getLogger("guardedllm.record")
+
+
+class Draft:
+    """A sampled call's record, begun: its id, when it began (wall clock) and, for a shadow
+    copy, the id of the call it copies."""
+
+    __slots__ = ("id", "shadow_of", "time")
+
+    def __init__(self, id: str, time: float, shadow_of: str | None) -> None:
+        self.id = id
+        self.time = time
+        self.shadow_of = shadow_of
+
+
+def draft_for(engine: Engine, features: RouteFeatures, copy_of: str | None) -> Draft | None:
+    """The record of a call about to be planned, if the call is in the sample. A shadow copy
+    (``copy_of``: the recorded call it copies) is recorded exactly when its call is."""
+    recorder = engine.recorder
+    assert recorder is not None
+    if copy_of is None and not recorder.samples(features.key, engine.random):
+        return None
+    return Draft(recorder.new_id(), engine.wall_clock(), copy_of)
+
+
+def record_call(
+    engine: Engine,
+    draft: Draft,
+    request: ChatRequest,
+    call: Call | None,
+    *,
+    status: str,
+    error: BaseException | None = None,
+    completion: ChatCompletion | None = None,
+    chunks: Sequence[ChatCompletionChunk] = (),
+    usage: Usage | None = None,
+    cost_usd: float | None = None,
+    latency_s: float,
+    answered: bool,
+) -> None:
+    """Hand the record of a call that ended with ``status`` ("ok", "error", "abandoned") to
+    the recorder. ``call`` is None when the call failed before it had a plan; ``answered``
+    says whether the call's answering deployment is the record's (an answer, a stream)."""
+    recorder = engine.recorder
+    assert recorder is not None
+    try:
+        plan = call.plan if call is not None else None
+        deployment = call.answered.deployment if answered and call and call.answered else None
+        first_chunk_s = None
+        if call is not None and call.first_chunk_at is not None:
+            first_chunk_s = call.first_chunk_at - call.started
+        record = call_record(
+            id=draft.id,
+            time=draft.time,
+            env=engine.registry.env,
+            request=request,
+            counts=_counts(call),
+            route=plan.route if plan is not None else None,
+            split=plan.split if plan is not None else None,
+            shadow_of=draft.shadow_of,
+            deployment=deployment.name if deployment is not None else None,
+            vendor_model=deployment.model if deployment is not None else None,
+            status=status,
+            error_type=type(error).__name__ if error is not None else None,
+            attempts=call.attempts if call is not None else (),
+            escalated=call.escalated if call is not None else False,
+            latency_s=latency_s,
+            first_chunk_s=first_chunk_s,
+            usage=usage if usage is not None else (completion.usage if completion else None),
+            cost_usd=cost_usd,
+            finish_reason=finish_reason_of(completion, chunks),
+        )
+        body = body_of(request) if recorder.full else None
+    except Exception:  # a bug here must not fail the call it records
+        _log.warning(
+            "guardedllm record: could not build the record of a call to %r; it is left out. "
+            "Please report this.",
+            request.model,
+            exc_info=True,
+        )
+        return
+    recorder.submit(record, body)
+
+
+def _counts(call: Call | None) -> dict[str, TokenCount]:
+    """The prompt's counts the plan made, with the answering (else the first) deployment's
+    tokenizer counted if the plan had not counted it (a call refused before any estimate)."""
+    if call is None:
+        return {}
+    plan = call.plan
+    counted = plan.counts.counted()
+    deployment = call.answered.deployment if call.answered is not None else plan.deployments[0]
+    if deployment.tokenizer not in counted:
+        try:
+            counted[deployment.tokenizer] = plan.counts.of(deployment.tokenizer)
+        except Exception:  # a prompt that cannot be counted is refused elsewhere: no count
+            _log.debug("guardedllm record: the prompt could not be counted", exc_info=True)
+    return counted
+
+
+def record_shadow(engine: Engine, record_id: str, result: ShadowResult) -> None:
+    """Hand a shadow pair (the recorded call ``record_id`` and its copy) to the recorder."""
+    recorder = engine.recorder
+    assert recorder is not None
+    recorder.submit(
+        shadow_record(
+            id=record_id,
+            time=engine.wall_clock(),
+            route=result.route,
+            candidate=result.candidate,
+            primary_deployment=result.primary_deployment,
+            primary_ok=result.primary_ok,
+            primary_latency_s=result.primary_latency_s,
+            primary_cost_usd=result.primary_cost_usd,
+            ok=result.ok,
+            error_type=result.error_type,
+            latency_s=result.latency_s,
+            cost_usd=result.cost_usd,
+            same_content=result.same_content,
+        )
+    )
