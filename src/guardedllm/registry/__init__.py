@@ -6,10 +6,15 @@ and every ``[env.*]`` view and raises ``ConfigError`` listing every problem with
 ``registry.resolve(name)`` turns a name application code uses into an ordered plan of
 deployments; ``registry.compare_environments(["staging", "prod"])`` lists the names that reach
 different vendor models in different environments.
+
+A ``[models.NAME]`` entry naming a model id of the bundled catalog (``load_catalog()``) may
+leave out what the catalog knows; ``registry.provenance("models.NAME.FIELD")`` says where each
+value came from.
 """
 
 from __future__ import annotations
 
+from guardedllm.registry._catalog import Catalog, CatalogEntry, Origin, load_catalog
 from guardedllm.registry._fleet import ON_ERROR, StateConfig
 from guardedllm.registry._model import (
     CAPABILITIES,
@@ -35,9 +40,12 @@ __all__ = [
     "ON_ERROR",
     "PROVIDER_KINDS",
     "ROUTE_STRATEGIES",
+    "Catalog",
+    "CatalogEntry",
     "Condition",
     "Defaults",
     "Deployment",
+    "Origin",
     "ProviderConfig",
     "Registry",
     "Resolution",
@@ -46,4 +54,5 @@ __all__ = [
     "ShadowSetting",
     "StateConfig",
     "compare_environments",
+    "load_catalog",
 ]
