@@ -9,12 +9,13 @@ different vendor models in different environments.
 
 A ``[models.NAME]`` entry naming a model id of the bundled catalog (``load_catalog()``) may
 leave out what the catalog knows; ``registry.provenance("models.NAME.FIELD")`` says where each
-value came from.
+value came from, and ``catalog_warnings(registry)`` lists the fields that drifted from it.
 """
 
 from __future__ import annotations
 
 from guardedllm.registry._catalog import Catalog, CatalogEntry, Origin, load_catalog
+from guardedllm.registry._drift import catalog_age_warning, catalog_warnings, unchecked_models
 from guardedllm.registry._fleet import ON_ERROR, StateConfig
 from guardedllm.registry._model import (
     CAPABILITIES,
@@ -53,6 +54,9 @@ __all__ = [
     "RouteRule",
     "ShadowSetting",
     "StateConfig",
+    "catalog_age_warning",
+    "catalog_warnings",
     "compare_environments",
     "load_catalog",
+    "unchecked_models",
 ]
