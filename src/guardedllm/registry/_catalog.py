@@ -20,7 +20,6 @@ Rules:
 from __future__ import annotations
 
 import datetime
-import importlib.resources
 import sys
 from collections.abc import Iterable, Mapping
 from functools import cache
@@ -213,6 +212,8 @@ def parse_catalog(text: str) -> Catalog:
 @cache
 def load_catalog() -> Catalog:
     """The catalog shipped with guardedllm, read on first use and kept for the process."""
+    import importlib.resources  # only here: `import guardedllm` need not load it
+
     resource = importlib.resources.files("guardedllm.registry").joinpath("catalog.toml")
     try:
         return parse_catalog(resource.read_text(encoding="utf-8"))
