@@ -1,4 +1,5 @@
-"""Developer sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s typecheck``, ``nox -s bench``."""
+"""Developer sessions: ``nox -s tests``, ``nox -s lint``, ``nox -s typecheck``, ``nox -s docs``,
+``nox -s bench``."""
 
 from __future__ import annotations
 
@@ -30,6 +31,14 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict on src."""
     session.install("-e", ".[dev]")
     session.run("mypy", "--strict", "src/guardedllm")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site, built with --strict: a broken link or anchor, a page left out of
+    the navigation or a docstring mkdocstrings cannot read fails the build. Output in site/."""
+    session.install("-e", ".[docs]")
+    session.run("mkdocs", "build", "--strict", env={"NO_MKDOCS_2_WARNING": "1"})
 
 
 @nox.session

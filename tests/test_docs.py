@@ -257,6 +257,21 @@ def test_readme_shows_the_test_command_ci_runs() -> None:
     assert commands[0] in readme
 
 
+def test_ci_and_nox_build_the_site_strictly_with_every_page_in_its_navigation() -> None:
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert re.search(r"^step build_docs$", ci, flags=re.MULTILINE)
+    assert "mkdocs build --strict" in ci
+    noxfile = (ROOT / "noxfile.py").read_text(encoding="utf-8")
+    assert '"mkdocs", "build", "--strict"' in noxfile
+    # mkdocs --strict refuses a page left out of the navigation; say so here too, where a
+    # contributor without the docs extra runs the tests.
+    config = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    in_nav = set(re.findall(r"^ *- (?:[^:\n]+: )?(\S+\.md)$", config, flags=re.MULTILINE))
+    pages = {str(page.relative_to(DOCS)) for page in DOCS.rglob("*.md")}
+    assert sorted(pages - in_nav) == [], "pages missing from mkdocs.yml's nav"
+    assert sorted(in_nav - pages) == [], "mkdocs.yml's nav names pages that do not exist"
+
+
 # --------------------------------------------------------------------------- public names
 
 

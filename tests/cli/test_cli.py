@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 import socket
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 import guardedllm
+import guardedllm.registry
 from guardedllm.cli import main
 from guardedllm.testing import FakeProvider
 from redis_server import RedisServer
@@ -535,3 +537,110 @@ def test_smoke_writes_json_and_junit_for_ci(
     assert all(
         ENVIRON["TEST_OPENAI_KEY"] not in text for text in (report.read_text(), junit.read_text())
     )
+
+
+# --------------------------------------------------------------------------- the model catalog
+
+CATALOGUED = """
+[providers.openai]
+kind = "openai"
+api_key_env = "OPENAI_API_KEY"
+
+[providers.local]
+kind = "openai-compatible"
+base_url = "http://127.0.0.1:8000/v1"
+
+[models.mini]
+provider = "openai"
+model = "gpt-4o-mini-2024-07-18"
+
+[models.llama]
+provider = "local"
+model = "llama3.2"
+tokenizer = "cl100k_base"
+context_window = 8192
+max_output_tokens = 2048
+input_usd_per_mtok = 0
+output_usd_per_mtok = 0
+"""
+
+
+def test_check_lists_unchecked_models_without_failing_strict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, CATALOGUED)
+    assert main(["check", path, "--strict"]) == 0
+    out, err = capsys.readouterr()
+    assert f"guardedllm check: {path}: ok (2 providers, 2 models, 0 aliases, 0 routes)" in out
+    assert (
+        "guardedllm check: unchecked: models.llama.model: 'llama3.2' is served by an "
+        "openai-compatible provider, which the model catalog does not cover"
+    ) in out
+    assert "mini" not in out
+    assert err == ""
+
+
+def test_check_warns_of_drift_from_the_catalog_and_strict_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The seed's failure: a model swap that kept the old family's tokenizer, in prod only.
+    drifted = CATALOGUED + '\n[env.prod.models.mini]\nmodel = "gpt-4o"\ntokenizer = "cl100k_base"\n'
+    drifted += "context_window = 256000\n"
+    path = write(tmp_path, drifted)
+    assert main(["check", path]) == 0
+    out, err = capsys.readouterr()
+    assert "; 2 warnings)" in out
+    warnings = [line for line in err.splitlines() if "warning:" in line]
+    assert warnings[0].startswith(
+        "guardedllm check: warning: env.prod.models.mini.tokenizer: is 'cl100k_base', but "
+        "'gpt-4o' counts with 'o200k_base' per the model catalog (2026-12-05, "
+    )
+    assert warnings[1].startswith(
+        "guardedllm check: warning: env.prod.models.mini.context_window: is 256,000, above "
+        "the 128,000 of 'gpt-4o'"
+    )
+    assert main(["check", path, "--strict"]) == 1
+    assert "2 warnings in" in capsys.readouterr().err
+
+
+def test_check_warns_of_an_old_catalog_when_asked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from guardedllm.cli._check import run_check
+
+    path = write(tmp_path, CATALOGUED)
+    later = guardedllm.registry.load_catalog().date + datetime.timedelta(days=91)
+    assert run_check(path, [], max_catalog_age=91, today=later) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert run_check(path, [], strict=True, max_catalog_age=90, today=later) == 1
+    err = capsys.readouterr().err
+    assert "warning: (catalog): the model catalog is dated 2026-12-05, 91 days ago" in err
+    # Through the command line, dated today: a catalog is never older than 100 years.
+    assert main(["check", path, "--strict", "--max-catalog-age", "36500"]) == 0
+    with pytest.raises(SystemExit):
+        main(["check", path, "--max-catalog-age", "-1"])
+    assert "not a whole number of days" in capsys.readouterr().err
+
+
+def test_models_lists_the_catalog(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models", "--vendor", "anthropic"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("model catalog of 2026-12-05: LiteLLM 1.110.2 model map")
+    assert re.search(r"anthropic +claude-haiku-4-5 \(\+1\) +chat +o200k_base \(stand-in\)", out)
+    assert "gpt-4o" not in out
+    assert main(["models", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["catalog"]["date"] == "2026-12-05"
+    [mini] = [
+        m
+        for m in document["models"]
+        if m["vendor"] == "openai" and "gpt-4o-mini-2024-07-18" in m["ids"]
+    ]
+    assert (mini["input_usd_per_mtok"], mini["cached_input_usd_per_mtok"]) == (0.15, 0.075)
+    assert mini["capabilities"] == ["json", "streaming", "tools", "vision"]
+    assert {m["vendor"] for m in document["models"]} == {
+        "openai",
+        "azure-openai",
+        "anthropic",
+        "gemini",
+    }

@@ -302,8 +302,21 @@ def test_provider_without_kind(data: dict[str, Any]) -> None:
 def test_model_missing_required_field(data: dict[str, Any], field: str) -> None:
     del data["models"]["claude-haiku"][field]
     problems = load_problems(data)
-    assert list(problems) == [f"models.claude-haiku.{field}"]
+    # claude-3-5-haiku-20241022 is not in the model catalog: a field the catalog would have
+    # supplied is also explained at the model id, once.
+    inheritable = field not in ("provider", "model")
+    explained = ["models.claude-haiku.model"] if inheritable else []
+    assert list(problems) == [*explained, f"models.claude-haiku.{field}"]
     assert problems[f"models.claude-haiku.{field}"][0].startswith("missing; every model needs it")
+    if inheritable:
+        [message] = problems["models.claude-haiku.model"]
+        assert message.startswith(
+            "'claude-3-5-haiku-20241022' is not in the model catalog for anthropic providers"
+        )
+        assert message.endswith(
+            f"so {field} cannot be inherited: fix the id (`guardedllm models` lists the "
+            "catalog) or write those fields out"
+        )
 
 
 def test_route_without_fallback(data: dict[str, Any]) -> None:

@@ -1,4 +1,4 @@
-"""The ``guardedllm`` command: check, smoke, estimate and demo.
+"""The ``guardedllm`` command: check, models, smoke, estimate and demo.
 
 Each subcommand lives in its own module and returns an exit status; ``main`` only parses
 arguments and dispatches. Errors the user can fix print as one clear message, not a traceback.
@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from guardedllm._version import __version__
 from guardedllm.errors import GuardedLLMError
+from guardedllm.registry._catalog import CATALOG_VENDORS
 
 __all__ = ["main"]
 
@@ -39,8 +40,28 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--strict",
         action="store_true",
-        help="exit 1 on warnings too (a route deployment no typical call can reach)",
+        help="exit 1 on warnings too (a route deployment no typical call can reach, a field "
+        "that drifted from the model catalog)",
     )
+    check.add_argument(
+        "--max-catalog-age",
+        type=_days,
+        metavar="DAYS",
+        help="warn when the bundled model catalog is more than DAYS days old",
+    )
+
+    models = commands.add_parser(
+        "models",
+        help="list the bundled model catalog a config's [models.NAME] entries inherit from",
+        description="List the model catalog: each model's vendor ids, tokenizer, limits, "
+        "prices (USD per million tokens) and capabilities, with the catalog's date and source.",
+    )
+    models.add_argument(
+        "--vendor",
+        choices=sorted(CATALOG_VENDORS),
+        help="only the models of this provider kind",
+    )
+    models.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     smoke = commands.add_parser(
         "smoke",
@@ -84,6 +105,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _days(text: str) -> int:
+    try:
+        days = int(text)
+    except ValueError:
+        days = -1
+    if days < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days (0 or more)")
+    return days
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -91,7 +122,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check":
             from guardedllm.cli._check import run_check
 
-            return run_check(args.config, args.env, strict=args.strict)
+            return run_check(
+                args.config, args.env, strict=args.strict, max_catalog_age=args.max_catalog_age
+            )
+        if args.command == "models":
+            from guardedllm.cli._models import run_models
+
+            return run_models(vendor=args.vendor, as_json=args.json)
         if args.command == "smoke":
             from guardedllm.cli._smoke import run_smoke
 

@@ -6,10 +6,16 @@ and every ``[env.*]`` view and raises ``ConfigError`` listing every problem with
 ``registry.resolve(name)`` turns a name application code uses into an ordered plan of
 deployments; ``registry.compare_environments(["staging", "prod"])`` lists the names that reach
 different vendor models in different environments.
+
+A ``[models.NAME]`` entry naming a model id of the bundled catalog (``load_catalog()``) may
+leave out what the catalog knows; ``registry.provenance("models.NAME.FIELD")`` says where each
+value came from, and ``catalog_warnings(registry)`` lists the fields that drifted from it.
 """
 
 from __future__ import annotations
 
+from guardedllm.registry._catalog import Catalog, CatalogEntry, Origin, load_catalog
+from guardedllm.registry._drift import catalog_age_warning, catalog_warnings, unchecked_models
 from guardedllm.registry._fleet import ON_ERROR, StateConfig
 from guardedllm.registry._model import (
     CAPABILITIES,
@@ -36,9 +42,12 @@ __all__ = [
     "ON_ERROR",
     "PROVIDER_KINDS",
     "ROUTE_STRATEGIES",
+    "Catalog",
+    "CatalogEntry",
     "Condition",
     "Defaults",
     "Deployment",
+    "Origin",
     "ProviderConfig",
     "RecordConfig",
     "Registry",
@@ -47,5 +56,9 @@ __all__ = [
     "RouteRule",
     "ShadowSetting",
     "StateConfig",
+    "catalog_age_warning",
+    "catalog_warnings",
     "compare_environments",
+    "load_catalog",
+    "unchecked_models",
 ]

@@ -16,15 +16,17 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from guardedllm.errors import ConfigError
+from guardedllm.registry._catalog import Origin
 from guardedllm.registry._check import Problems, Table, did_you_mean, dotted
 from guardedllm.registry._environments import check_alias_coverage
 from guardedllm.registry._fleet import StateConfig, read_budget, read_state
+from guardedllm.registry._inherit import explain_uncatalogued, inherit
 from guardedllm.registry._layers import Layer, read_layers
 from guardedllm.registry._model import Defaults, Deployment, ProviderConfig, Route
 from guardedllm.registry._record import RecordConfig, read_record
 from guardedllm.registry._resolve import deployments_of, follow_aliases
 from guardedllm.registry._routes import read_route
-from guardedllm.registry._tables import read_defaults, read_model, read_provider
+from guardedllm.registry._tables import MODEL_FIELDS, read_defaults, read_model, read_provider
 
 if TYPE_CHECKING:
     from guardedllm.guards.spend import SpendBudget
@@ -34,7 +36,8 @@ __all__ = ["Built", "Loaded", "load"]
 
 @attrs.frozen(kw_only=True)
 class Built:
-    """The validated values of one view of the config."""
+    """The validated values of one view of the config, and where each field of each model
+    came from (``origins``: model name -> field -> Origin)."""
 
     providers: Mapping[str, ProviderConfig]
     models: Mapping[str, Deployment]
@@ -43,6 +46,7 @@ class Built:
     defaults: Defaults
     budgets: tuple[SpendBudget, ...]
     state: StateConfig | None
+    origins: Mapping[str, Mapping[str, Origin]]
     record: RecordConfig | None = None
 
 
@@ -267,7 +271,13 @@ def _build(layer: Layer, problems: Problems) -> Built | None:
     mine = Problems()
     providers = {name: read_provider(name, table, mine) for name, table in layer.providers.items()}
     kinds = {name: _kind_of(table) for name, table in layer.providers.items()}
-    models = {name: read_model(name, table, kinds, mine) for name, table in layer.models.items()}
+    models: dict[str, Deployment | None] = {}
+    origins: dict[str, Mapping[str, Origin]] = {}
+    for name, table in layer.models.items():
+        # The catalog fills what the entry leaves out before it is read: see _inherit.
+        merged, origins[name] = inherit(table, kinds, tuple(MODEL_FIELDS))
+        explain_uncatalogued(table, kinds, mine)
+        models[name] = read_model(name, merged, kinds, mine)
     routes = {name: read_route(name, table, mine) for name, table in layer.routes.items()}
     defaults = read_defaults(layer.defaults, mine)
     aliases = _check_aliases(layer, mine)
@@ -307,6 +317,7 @@ def _build(layer: Layer, problems: Problems) -> Built | None:
         budgets=tuple(b for b in budgets if b is not None),
         state=state,
         record=record,
+        origins=origins,
     )
 
 

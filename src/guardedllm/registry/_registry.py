@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from guardedllm.errors import ArgumentError, ConfigError, ConfigProblem, ModelNotFoundError
+from guardedllm.registry._catalog import Origin
 from guardedllm.registry._check import did_you_mean, dotted
 from guardedllm.registry._environments import compare_views
 from guardedllm.registry._fleet import StateConfig
@@ -122,7 +123,8 @@ class Registry:
     Build one with ``from_toml``, ``from_toml_text`` or ``from_dict``: they validate
     everything and raise ConfigError listing every problem. ``environments`` are the names
     declared under ``[env.*]``; ``env`` is the one applied (None for the base). ``data`` and
-    ``source`` are what it was loaded from, kept to build other environments' views.
+    ``source`` are what it was loaded from, kept to build other environments' views;
+    ``origins`` says where each field of each model came from (``provenance``).
     """
 
     providers: Mapping[str, ProviderConfig] = attrs.field(converter=_frozen_mapping, hash=False)
@@ -137,6 +139,9 @@ class Registry:
     env: str | None = None
     _data: Mapping[str, Any] = attrs.field(factory=dict, repr=False, eq=False, hash=False)
     _source: str | None = attrs.field(default=None, repr=False, eq=False)
+    _origins: Mapping[str, Mapping[str, Origin]] = attrs.field(
+        factory=dict, converter=_frozen_mapping, repr=False, eq=False, hash=False
+    )
     _resolutions: Mapping[str, Resolution] = attrs.field(
         init=False, repr=False, eq=False, hash=False
     )
@@ -188,6 +193,7 @@ class Registry:
             env=env,
             data=data,
             source=source,
+            origins=built.origins,
         )
 
     @classmethod
@@ -247,6 +253,41 @@ class Registry:
         if isinstance(deployment, str):
             deployment = self.deployment(deployment)
         return self.providers[deployment.provider]
+
+    def origins(self, name: str) -> Mapping[str, Origin]:
+        """Where each field of deployment ``name`` came from: field -> ``Origin`` (the config
+        and the key it was written under, the model catalog and its entry, or the field's
+        default). A deployment built in code has ``Origin(source="code")`` for every field."""
+        self.deployment(name)  # ModelNotFoundError for an unknown name
+        known = self._origins.get(name)
+        if known is not None:
+            return known
+        return MappingProxyType(dict.fromkeys(self._model_fields(), Origin(source="code")))
+
+    def provenance(self, key: str) -> Origin:
+        """Where the value at ``key`` came from: ``"models.NAME.FIELD"`` (NAME quoted when TOML
+        needs it, as in ``models."gpt-4.1".tokenizer``). ``str()`` of the answer reads
+        ``config (models.gpt.tokenizer)`` or ``catalog (2026-12-05, <source>)``.
+
+        Raises ArgumentError for a key of another shape and ModelNotFoundError for an unknown
+        deployment.
+        """
+        section, _, rest = key.partition(".")
+        name, _, field = rest.rpartition(".")
+        if len(name) > 1 and name[0] == name[-1] == '"':
+            name = name[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+        origins = self.origins(name) if section == "models" and name else None
+        if origins is None or field not in origins:
+            fields = ", ".join(sorted(origins or self._model_fields()))
+            raise ArgumentError(
+                f"provenance() takes a key like 'models.NAME.FIELD', got {key!r}: FIELD is one "
+                f"of {fields}"
+            )
+        return origins[field]
+
+    @staticmethod
+    def _model_fields() -> list[str]:
+        return [f.name for f in attrs.fields(Deployment) if f.name != "name"]
 
     def names(self) -> list[str]:
         """Every name application code may call: aliases, then routes, then models."""
