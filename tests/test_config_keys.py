@@ -12,13 +12,13 @@ import pytest
 from guardedllm.registry._check import Field
 from guardedllm.registry._fleet import BUDGET_FIELDS, STATE_FIELDS
 from guardedllm.registry._layers import _OVERLAY_SECTIONS, _TOP_SECTIONS
+from guardedllm.registry._record import RECORD_FIELDS
 from guardedllm.registry._routes import (
     CONDITION_FIELDS,
     ROUTE_FIELDS,
     RULE_FIELDS,
     SHADOW_FIELDS,
 )
-from guardedllm.registry._record import RECORD_FIELDS
 from guardedllm.registry._tables import DEFAULTS_FIELDS, MODEL_FIELDS, PROVIDER_FIELDS
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "config-keys.md"
