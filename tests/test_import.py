@@ -12,10 +12,12 @@ DEFERRED = (
     "guardedllm.engine._engine",
     "guardedllm.engine._routing",
     "guardedllm.guards",
+    "guardedllm.release",
     "guardedllm.routing",
     "guardedllm.telemetry",
     "opentelemetry.trace",
     "opentelemetry.metrics",
+    "rich",
 )
 
 
