@@ -1,0 +1,246 @@
+"""``guardedllm simulate`` over a large synthetic log: wall time and peak memory.
+
+Run on demand (not a test):  python benchmarks/bench_simulate.py [--requests 100000]
+
+A seeded generator writes a traffic log to a temporary directory: ordinary chat requests (a
+system prompt from a handful, one to six turns of English-like text, ~20-2,000 tokens each,
+some with tools and max_tokens) spread over one day, as OpenAI request bodies with a timestamp
+(70 %), recorder ``call`` lines with their body and the vendor's usage (20 %) and Batch API
+input lines (10 %). The command runs in a child process, as a user runs it, comparing a
+deployment on o200k_base with one on cl100k_base (two tokenizers: the most counting a run
+does). Reported: wall time, and the child's peak RSS for the full log and for a tenth of it
+(the difference is what the log's length costs: the per-request arrays, not the log).
+
+``benchmarks/run.py`` runs it as the ``simulate`` measurement through ``run(mode)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+CONFIG = """
+[providers.openai]
+kind = "openai"
+api_key_env = "OPENAI_API_KEY"
+
+[models.gpt-4o-mini]
+provider = "openai"
+model = "gpt-4o-mini-2024-07-18"
+tokenizer = "o200k_base"
+context_window = 128000
+max_output_tokens = 16384
+input_usd_per_mtok = 0.15
+output_usd_per_mtok = 0.60
+rpm = 5000
+tpm = 4000000
+
+[models.gpt-4-turbo]
+provider = "openai"
+model = "gpt-4-turbo-2024-04-09"
+tokenizer = "cl100k_base"
+context_window = 128000
+max_output_tokens = 4096
+input_usd_per_mtok = 10.0
+output_usd_per_mtok = 30.0
+rpm = 500
+tpm = 800000
+
+[routes.chat]
+fallback = ["gpt-4o-mini", "gpt-4-turbo"]
+max_cost_usd = 0.25
+"""
+
+VOCABULARY = (
+    "the order service retries a payment call when provider answers with an error but retry "
+    "sometimes lands after customer already clicked pay again so we see duplicate charges in "
+    "roughly one of thousand checkouts log idempotency key on each attempt please explain why "
+    "this happens and how to fix it without losing requests database connection pool timeout "
+    "queue worker deploy rollback feature flag latency budget cache invalidation schema "
+    "migration index query plan memory leak thread lock deadlock race condition test coverage "
+    "monitoring alert dashboard incident postmortem customer support ticket refund invoice "
+    "subscription plan upgrade downgrade email notification webhook signature verification "
+    "token expiry session cookie browser mobile app release version changelog documentation"
+)
+WORDS = VOCABULARY.split()
+
+SYSTEMS = [
+    "You are a helpful support assistant for an online shop. Answer briefly and politely.",
+    "You are a senior backend engineer. Answer precisely, cite the line of code you mean.",
+    "Summarise the customer's ticket in three bullet points, then suggest a reply.",
+    "Classify the message into one of: billing, shipping, account, other. Reply in JSON.",
+    "You translate product descriptions into plain English for a general audience.",
+]
+
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "lookup_order",
+            "description": "Find an order by its id",
+            "parameters": {
+                "type": "object",
+                "properties": {"order_id": {"type": "string", "description": "the id"}},
+                "required": ["order_id"],
+            },
+        },
+    }
+]
+
+DAY_S = 86_400.0
+START = 1_764_806_400.0  # 2025-12-04 00:00 UTC
+
+
+def text(rng: random.Random, words: int) -> str:
+    return " ".join(rng.choices(WORDS, k=words)) + "."
+
+
+def body(rng: random.Random) -> dict[str, Any]:
+    messages: list[dict[str, Any]] = [{"role": "system", "content": rng.choice(SYSTEMS)}]
+    for turn in range(rng.randint(1, 6)):
+        if turn:
+            messages.append({"role": "assistant", "content": text(rng, rng.randint(10, 200))})
+        words = min(1_500, int(rng.paretovariate(1.2) * 15))  # a long tail, up to ~2k tokens
+        messages.append({"role": "user", "content": text(rng, words)})
+    request: dict[str, Any] = {"model": "chat", "messages": messages}
+    if rng.random() < 0.2:
+        request["tools"] = TOOLS
+    if rng.random() < 0.5:
+        request["max_tokens"] = rng.choice([256, 512, 1024, 4096])
+    return request
+
+
+def write_log(path: Path, requests: int, seed: int = 7) -> None:
+    rng = random.Random(seed)
+    with path.open("w", encoding="utf-8") as file:
+        for index in range(requests):
+            moment = START + DAY_S * index / requests
+            request = body(rng)
+            kind = rng.random()
+            if kind < 0.7:
+                line: dict[str, Any] = {**request, "timestamp": moment}
+            elif kind < 0.9:
+                line = {
+                    "v": 1,
+                    "kind": "call",
+                    "id": f"{index:016x}",
+                    "time": moment,
+                    "requested": "chat",
+                    "route": "chat",
+                    "deployment": "gpt-4o-mini",
+                    "request": {"messages": len(request["messages"])},
+                    "body": request,
+                    "outcome": {"status": "ok", "input_tokens": 500, "output_tokens": 180},
+                }
+            else:
+                line = {
+                    "custom_id": str(index),
+                    "method": "POST",
+                    "url": "/v1/chat/completions",
+                    "body": request,
+                }
+            file.write(json.dumps(line) + "\n")
+
+
+def simulate(directory: Path, log: Path) -> tuple[float, float, int]:
+    """Wall seconds, peak RSS in MB and exit status of one ``guardedllm simulate`` child."""
+    config = directory / "bench.toml"
+    config.write_text(CONFIG, encoding="utf-8")
+    command = [
+        sys.executable,
+        "-m",
+        "guardedllm.cli",
+        "simulate",
+        str(config),
+        "--traffic",
+        str(log),
+        "--baseline",
+        "gpt-4o-mini",
+        "--candidate",
+        "gpt-4-turbo",
+        "--json",
+        str(directory / "out.json"),
+    ]
+    began = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - began
+    if status != 0:
+        raise RuntimeError(f"simulate exited {status}: {child.stderr.read().decode()}")  # type: ignore[union-attr]
+    return wall, usage.ru_maxrss / 1024, status
+
+
+def measure(requests: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="guardedllm-bench-") as name:
+        directory = Path(name)
+        small, large = directory / "small.jsonl", directory / "large.jsonl"
+        write_log(small, requests // 10)
+        write_log(large, requests)
+        small_wall, small_rss, _ = simulate(directory, small)
+        wall, rss, _ = simulate(directory, large)
+        return {
+            "requests": requests,
+            "log_mb": large.stat().st_size / 1e6,
+            "wall_s": wall,
+            "rss_mb": rss,
+            "tenth_wall_s": small_wall,
+            "tenth_rss_mb": small_rss,
+        }
+
+
+def run(mode: Any) -> tuple[list[Any], list[Any]]:
+    """The ``simulate`` measurement of ``benchmarks/run.py`` (``mode`` is a ``_harness.Mode``):
+    100,000 requests in full mode, 20,000 in quick mode."""
+    from _harness import Section, Target
+
+    requests = 20_000 if mode.name == "quick" else 100_000
+    figures = measure(requests)
+    section = Section(f"Simulate: {requests:,} requests, two tokenizers, one child process")
+    section.add("wall time", [figures["wall_s"]], "s")
+    section.add("peak RSS", [figures["rss_mb"]], "MB")
+    section.add(f"peak RSS, {requests // 10:,} requests", [figures["tenth_rss_mb"]], "MB")
+    section.notes.append(f"log of {figures['log_mb']:.0f} MB")
+    per_100k = 100_000 / requests
+    targets = [
+        Target(
+            "simulate wall time per 100,000 requests",
+            figures["wall_s"] * per_100k,
+            60.0,
+            higher_is_better=False,
+            basis="2 tokenizers; the issue's bound on 2 cores",
+            unit="s",
+        ),
+        Target(
+            "simulate memory growth per 100,000 requests (log streamed)",
+            (figures["rss_mb"] - figures["tenth_rss_mb"]) / 0.9 * per_100k,
+            50.0,
+            higher_is_better=False,
+            basis="peak RSS, full log minus a tenth of it",
+            unit="MB",
+        ),
+    ]
+    return [section], targets
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=100_000)
+    args = parser.parse_args()
+    figures = measure(args.requests)
+    print(
+        f"{figures['requests']:,} requests ({figures['log_mb']:.0f} MB): "
+        f"{figures['wall_s']:.1f} s wall, peak RSS {figures['rss_mb']:.0f} MB; "
+        f"a tenth of them: {figures['tenth_wall_s']:.1f} s, {figures['tenth_rss_mb']:.0f} MB"
+    )
+
+
+if __name__ == "__main__":
+    main()
