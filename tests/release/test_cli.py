@@ -223,7 +223,7 @@ def test_save_and_against_round_trip(tmp_path: Path, capsys: pytest.CaptureFixtu
     out = tmp_path / "against.json"
     assert compare(config, slow, "--against", str(release), "--json", str(out), *gates) == 1
     document = json.loads(out.read_text())
-    assert document["baseline"].startswith("haiku (release ")
+    assert document["baseline"] == "haiku (saved)"
     verdicts = {m["metric"]: m["verdict"] for m in document["metrics"]}
     assert verdicts["latency_s.p99"] == "worse"
     assert verdicts["errors_rate"] == "worse"

@@ -86,6 +86,8 @@ def _arm_rows(base: ArmResult, cand: ArmResult) -> list[list[str]]:
     ):
         rows.append([label, _pct(base.rate(count)), _pct(cand.rate(count))])
     for name, label in (("latency_s", "latency"), ("first_chunk_s", "time to first chunk")):
+        if not (base.distributions[name].count or cand.distributions[name].count):
+            continue  # no streams in either arm: nothing to show
         for field in ("p50", "p95", "p99"):
             rows.append(
                 [
@@ -158,6 +160,7 @@ def _print(result: ComparisonResult, gates: Sequence[Gate]) -> None:
             found.verdict,
         ]
         for found in result.metrics
+        if not math.isnan(found.difference.value)  # no data on a side (no streams): left out
     ]
     print_table(
         "Candidate - baseline (95 % interval)",

@@ -71,7 +71,7 @@ def _tokens(value: float) -> str:
 def _usd(value: float | None) -> str:
     if value is None or math.isnan(value):
         return "-"
-    return f"${value:,.2f}" if value >= 100 else f"${value:.6f}"
+    return f"${value:,.2f}" if value >= 1 else f"${value:.6f}"
 
 
 def _delta(base: float | None, cand: float | None, shown: Callable[[float], str]) -> list[str]:
@@ -113,7 +113,10 @@ def _print(result: SimulationResult, gates: Sequence[Gate], *, files: int) -> No
             b = getattr(getattr(base, group), field)
             c = getattr(getattr(cand, group), field)
             rows.append([f"{label} {field}", shown(b), shown(c), *_delta(b, c, shown)])
-    for label, per in (("projected cost per day", "usd_per_day"), ("per month", "usd_per_month")):
+    for label, per in (
+        ("projected cost per day", "usd_per_day"),
+        ("projected cost per month", "usd_per_month"),
+    ):
         b, c = getattr(base, per), getattr(cand, per)
         rows.append([label, _usd(b), _usd(c), *_delta(b, c, _usd)])
     for label, count in (

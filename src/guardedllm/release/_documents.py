@@ -246,7 +246,7 @@ def load_release(path: str) -> ArmResult:
     except (KeyError, TypeError, ValueError) as exc:
         raise TrafficError(f"{path}: the release record is incomplete ({exc!r}).") from None
     return ArmResult(
-        name=f"{name} (release {document.get('created', '?')})",
+        name=f"{name} (saved)",
         counts=counts,
         distributions=distributions,
         values={key: array("d") for key in _ARM_FIELDS},
