@@ -6,10 +6,12 @@ A seeded generator writes a traffic log to a temporary directory: ordinary chat 
 system prompt from a handful, one to six turns of English-like text, ~20-2,000 tokens each,
 some with tools and max_tokens) spread over one day, as OpenAI request bodies with a timestamp
 (70 %), recorder ``call`` lines with their body and the vendor's usage (20 %) and Batch API
-input lines (10 %). The command runs in a child process, as a user runs it, comparing a
-deployment on o200k_base with one on cl100k_base (two tokenizers: the most counting a run
-does). Reported: wall time, and the child's peak RSS for the full log and for a tenth of it
-(the difference is what the log's length costs: the per-request arrays, not the log).
+input lines (10 %). Each run is a child process comparing a deployment on o200k_base with one
+on cl100k_base (two tokenizers: the most counting a run does): ``guardedllm simulate`` as a user
+runs it (a worker process per CPU for a log this size), and the same simulation in one process
+(``replay(workers=1)``), for the full log and for a tenth of it. Reported: wall times and peak
+RSS; the one-process difference between the full log and a tenth of it is what the log's length
+costs (the per-request arrays, not the log).
 
 ``benchmarks/run.py`` runs it as the ``simulate`` measurement through ``run(mode)``.
 """
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import subprocess
 import sys
@@ -150,32 +151,39 @@ def write_log(path: Path, requests: int, seed: int = 7) -> None:
             file.write(json.dumps(line) + "\n")
 
 
-def simulate(directory: Path, log: Path) -> tuple[float, float, int]:
-    """Wall seconds, peak RSS in MB and exit status of one ``guardedllm simulate`` child."""
+CHILD = """
+import json, resource, sys
+from guardedllm.cli import main
+from guardedllm.release import replay
+config, log, out, workers = sys.argv[1:]
+if workers == "default":  # the command as a user runs it
+    status = main(["simulate", config, "--traffic", log, "--baseline", "gpt-4o-mini",
+                   "--candidate", "gpt-4-turbo", "--json", out])
+else:
+    replay(config, env=None, baseline="gpt-4o-mini", candidate="gpt-4-turbo", traffic=[log],
+           workers=int(workers))
+    status = 0
+usage = {who: resource.getrusage(getattr(resource, who)).ru_maxrss / 1024
+         for who in ("RUSAGE_SELF", "RUSAGE_CHILDREN")}
+print(json.dumps({"status": status, **usage}), file=sys.stderr)
+"""
+
+
+def simulate(directory: Path, log: Path, workers: str = "default") -> tuple[float, float, float]:
+    """Wall seconds of one child process simulating ``log``, its peak RSS in MB and its
+    largest worker's (0 without workers)."""
     config = directory / "bench.toml"
     config.write_text(CONFIG, encoding="utf-8")
-    command = [
-        sys.executable,
-        "-m",
-        "guardedllm.cli",
-        "simulate",
-        str(config),
-        "--traffic",
-        str(log),
-        "--baseline",
-        "gpt-4o-mini",
-        "--candidate",
-        "gpt-4-turbo",
-        "--json",
-        str(directory / "out.json"),
-    ]
+    command = [sys.executable, "-c", CHILD, str(config), str(log), str(directory / "out.json")]
     began = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(child.pid, 0)
+    done = subprocess.run(
+        [*command, workers], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False
+    )
     wall = time.perf_counter() - began
-    if status != 0:
-        raise RuntimeError(f"simulate exited {status}: {child.stderr.read().decode()}")  # type: ignore[union-attr]
-    return wall, usage.ru_maxrss / 1024, status
+    if done.returncode != 0:
+        raise RuntimeError(f"simulate failed: {done.stderr.decode()}")
+    usage = json.loads(done.stderr.decode().splitlines()[-1])
+    return wall, usage["RUSAGE_SELF"], usage["RUSAGE_CHILDREN"]
 
 
 def measure(requests: int) -> dict[str, float]:
@@ -184,14 +192,17 @@ def measure(requests: int) -> dict[str, float]:
         small, large = directory / "small.jsonl", directory / "large.jsonl"
         write_log(small, requests // 10)
         write_log(large, requests)
-        small_wall, small_rss, _ = simulate(directory, small)
-        wall, rss, _ = simulate(directory, large)
+        _, small_rss, _ = simulate(directory, small, workers="1")
+        alone_wall, alone_rss, _ = simulate(directory, large, workers="1")
+        wall, rss, worker_rss = simulate(directory, large)
         return {
             "requests": requests,
             "log_mb": large.stat().st_size / 1e6,
             "wall_s": wall,
             "rss_mb": rss,
-            "tenth_wall_s": small_wall,
+            "worker_rss_mb": worker_rss,
+            "alone_wall_s": alone_wall,
+            "alone_rss_mb": alone_rss,
             "tenth_rss_mb": small_rss,
         }
 
@@ -203,10 +214,15 @@ def run(mode: Any) -> tuple[list[Any], list[Any]]:
 
     requests = 20_000 if mode.name == "quick" else 100_000
     figures = measure(requests)
-    section = Section(f"Simulate: {requests:,} requests, two tokenizers, one child process")
-    section.add("wall time", [figures["wall_s"]], "s")
-    section.add("peak RSS", [figures["rss_mb"]], "MB")
-    section.add(f"peak RSS, {requests // 10:,} requests", [figures["tenth_rss_mb"]], "MB")
+    section = Section(f"Simulate: {requests:,} requests, two tokenizers")
+    section.add("wall time, guardedllm simulate (a worker per CPU)", [figures["wall_s"]], "s")
+    section.add("peak RSS, its main process", [figures["rss_mb"]], "MB")
+    section.add("peak RSS, its largest worker", [figures["worker_rss_mb"]], "MB")
+    section.add("wall time, one process", [figures["alone_wall_s"]], "s")
+    section.add("peak RSS, one process", [figures["alone_rss_mb"]], "MB")
+    section.add(
+        f"peak RSS, one process, {requests // 10:,} requests", [figures["tenth_rss_mb"]], "MB"
+    )
     section.notes.append(f"log of {figures['log_mb']:.0f} MB")
     per_100k = 100_000 / requests
     targets = [
@@ -220,10 +236,10 @@ def run(mode: Any) -> tuple[list[Any], list[Any]]:
         ),
         Target(
             "simulate memory growth per 100,000 requests (log streamed)",
-            (figures["rss_mb"] - figures["tenth_rss_mb"]) / 0.9 * per_100k,
+            (figures["alone_rss_mb"] - figures["tenth_rss_mb"]) / 0.9 * per_100k,
             50.0,
             higher_is_better=False,
-            basis="peak RSS, full log minus a tenth of it",
+            basis="peak RSS of one process, full log minus a tenth of it",
             unit="MB",
         ),
     ]
@@ -236,9 +252,11 @@ def main() -> None:
     args = parser.parse_args()
     figures = measure(args.requests)
     print(
-        f"{figures['requests']:,} requests ({figures['log_mb']:.0f} MB): "
-        f"{figures['wall_s']:.1f} s wall, peak RSS {figures['rss_mb']:.0f} MB; "
-        f"a tenth of them: {figures['tenth_wall_s']:.1f} s, {figures['tenth_rss_mb']:.0f} MB"
+        f"{figures['requests']:,} requests ({figures['log_mb']:.0f} MB), guardedllm simulate: "
+        f"{figures['wall_s']:.1f} s wall, peak RSS {figures['rss_mb']:.0f} MB (main) and "
+        f"{figures['worker_rss_mb']:.0f} MB (largest worker); in one process: "
+        f"{figures['alone_wall_s']:.1f} s, {figures['alone_rss_mb']:.0f} MB, and "
+        f"{figures['tenth_rss_mb']:.0f} MB for a tenth of the requests"
     )
 
 

@@ -252,6 +252,16 @@ TRAFFIC_FORMAT_VERSION = 1
 # odd requests; below it the factor stays 1 and the safety margin alone covers the error.
 SIMULATE_MIN_CALIBRATION_SAMPLES = 20
 
+# Traffic below this size is simulated in the calling process; above it the log is cut into
+# pieces counted by one worker process per CPU. Starting a worker (importing guardedllm and
+# loading two encodings) costs about a second, what counting ~4,000 requests of a few hundred
+# tokens costs, and 16 MB is about that many.
+SIMULATE_PARALLEL_MIN_BYTES = 16 * 1024 * 1024
+
+# At most this many worker processes: tokenizing is CPU-bound, and each worker holds its own
+# copy of the encodings (~50 MB each), so more than the CPUs gains nothing and costs memory.
+SIMULATE_MAX_WORKERS = 8
+
 # Confidence of compare's intervals: 95 %, the conventional level at which a difference that
 # is only noise is called better or worse one time in twenty per metric.
 COMPARE_CONFIDENCE_Z = 1.959963984540054

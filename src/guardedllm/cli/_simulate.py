@@ -3,19 +3,19 @@ log would cost and weigh on two deployments, side by side, without sending anyth
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 
 from guardedllm.cli._report import counted, print_skips, print_table, progress
-from guardedllm.registry import Registry
 from guardedllm.release import (
     DeploymentResult,
     Gate,
-    Simulation,
     SimulationResult,
-    TrafficReader,
+    replay,
     simulation_document,
     simulation_gates,
 )
@@ -36,16 +36,15 @@ def run_simulate(
     min_headroom: float | None = None,
 ) -> int:
     """0 when every gate passes, 1 when one fails; bad input raises (the caller exits 2)."""
-    registry = Registry.from_toml(path, env=env)
-    simulation = Simulation(registry, baseline, candidate)
-    reader = TrafficReader(traffic)
-    with progress(reader.total_bytes, "replaying") as advance:
-        reader.on_progress = advance
-        for where, request in reader.requests():
-            problem = simulation.add(request)
-            if problem is not None:
-                reader.skips.add(where, problem)
-        result = simulation.finish(reader.skips)
+    with progress(_sizes(traffic), "replaying") as advance:
+        result = replay(
+            path,
+            env=env,
+            baseline=baseline,
+            candidate=candidate,
+            traffic=traffic,
+            on_progress=advance,
+        )
     gates = simulation_gates(
         result,
         max_cost_increase=max_cost_increase,
@@ -58,6 +57,16 @@ def run_simulate(
             json.dump(simulation_document(result, gates), file, indent=2)
             file.write("\n")
     return 0 if all(gate.passed for gate in gates) else 1
+
+
+def _sizes(paths: Sequence[str]) -> int:
+    """The bytes to read, for the progress bar (0 for a path that cannot be read: replay says
+    why)."""
+    total = 0
+    for name in paths:
+        with contextlib.suppress(OSError):
+            total += os.stat(name).st_size
+    return total
 
 
 def _when(moment: float | None) -> str:

@@ -39,7 +39,7 @@ from guardedllm.release._stats import Distribution
 from guardedllm.release._traffic import Skips, TrafficRequest
 from guardedllm.routing._plan import EXACT_TOKENIZER_KINDS, MEDIA_RATES_BY_KIND, prices_of
 
-__all__ = ["DeploymentResult", "Simulation", "SimulationResult"]
+__all__ = ["DeploymentResult", "Simulation", "SimulationPart", "SimulationResult"]
 
 _MINUTE_S = 60.0
 _DAY_S = 86_400.0
@@ -70,6 +70,18 @@ class _Counts:
     calibration_actual: int = 0
     calibration_counted: int = 0
     calibration_samples: int = 0
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class SimulationPart:
+    """What a simulation has counted so far, in request order: a worker's share of a log, to
+    be appended to the whole (``Simulation.extend``) in the order of the log."""
+
+    counts: dict[str, _Counts]
+    times: array[float]
+    max_tokens: array[int]
+    output: array[int]
+    caps: array[float]
 
 
 @attrs.frozen(kw_only=True, eq=False)
@@ -187,6 +199,31 @@ class Simulation:
         self._output.append(-1 if request.output_tokens is None else request.output_tokens)
         self._caps.append(self._cap(request.name))
         return None
+
+    def part(self) -> SimulationPart:
+        """The counts so far (not copied: this simulation is done with them)."""
+        return SimulationPart(
+            counts=self._counts,
+            times=self._times,
+            max_tokens=self._max_tokens,
+            output=self._output,
+            caps=self._caps,
+        )
+
+    def extend(self, part: SimulationPart) -> None:
+        """Append the requests another simulation of the same deployments counted."""
+        for name, counts in part.counts.items():
+            mine = self._counts[name]
+            mine.counted.extend(counts.counted)
+            mine.exact.extend(counts.exact)
+            mine.fills_window.extend(counts.fills_window)
+            mine.calibration_actual += counts.calibration_actual
+            mine.calibration_counted += counts.calibration_counted
+            mine.calibration_samples += counts.calibration_samples
+        self._times.extend(part.times)
+        self._max_tokens.extend(part.max_tokens)
+        self._output.extend(part.output)
+        self._caps.extend(part.caps)
 
     def _count(self, request: TrafficRequest, target: _Target) -> tuple[float, bool, bool]:
         tokenizer = target.deployment.tokenizer

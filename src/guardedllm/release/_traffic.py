@@ -31,10 +31,12 @@ from guardedllm.errors import TrafficError
 
 __all__ = [
     "CallRecord",
+    "Piece",
     "ShadowRecord",
     "Skips",
     "TrafficReader",
     "TrafficRequest",
+    "split_file",
 ]
 
 _EMPTY: Final[Mapping[str, Any]] = {}
@@ -55,6 +57,12 @@ class Skips:
         self.count += 1
         if len(self.reasons) < defaults.TRAFFIC_SKIP_REASONS_KEPT:
             self.reasons.append(f"{where}: {reason}")
+
+    def extend(self, other: Skips) -> None:
+        """Add the skips of a later part of the traffic."""
+        self.count += other.count
+        room = defaults.TRAFFIC_SKIP_REASONS_KEPT - len(self.reasons)
+        self.reasons.extend(other.reasons[: max(0, room)])
 
 
 @attrs.frozen(kw_only=True)
@@ -110,8 +118,51 @@ class ShadowRecord:
     same_content: bool | None
 
 
+@attrs.frozen
+class Piece:
+    """Part of a traffic file: the lines from byte ``start`` (a line's first byte, line number
+    ``first_line``) up to byte ``end`` (None: the end of the file)."""
+
+    path: str
+    start: int = 0
+    end: int | None = None
+    first_line: int = 1
+
+
+_SCAN_BYTES: Final = 4 * 1024 * 1024
+
+
+def split_file(path: str, parts: int) -> list[Piece]:
+    """``path`` cut into about ``parts`` pieces of equal size at line boundaries, each with its
+    first line's number (newlines are counted on the way: bytes.count reads gigabytes a second)."""
+    size = os.stat(path).st_size
+    pieces: list[Piece] = []
+    start, first_line, position, lines = 0, 1, 0, 0
+    with open(path, "rb") as file:
+        for index in range(1, parts):
+            target = size * index // parts
+            if target <= start:
+                continue
+            while position < target:  # count the newlines before the target
+                block = file.read(min(_SCAN_BYTES, target - position))
+                if not block:
+                    break
+                lines += block.count(b"\n")
+                position += len(block)
+            rest = file.readline()  # finish the line the target fell in
+            position += len(rest)
+            lines += rest.endswith(b"\n")
+            if position >= size:
+                break  # the rest of the file is the last piece's
+            pieces.append(Piece(path, start, position, first_line))
+            start, first_line = position, lines + 1
+    pieces.append(Piece(path, start, None, first_line))
+    return pieces
+
+
 class TrafficReader:
-    """The lines of ``paths``, in order, parsed; ``skips`` counts what was not usable.
+    """The lines of ``paths`` (or of ``pieces`` of them), in order, parsed; ``skips`` counts
+    what was not usable.
 
     Every path is checked for readability up front, so a typo fails before minutes of work.
     ``on_progress`` is called with the bytes read since its last call (per a few hundred
@@ -119,7 +170,11 @@ class TrafficReader:
     """
 
     def __init__(
-        self, paths: Sequence[str], *, on_progress: Callable[[int], None] | None = None
+        self,
+        paths: Sequence[str],
+        *,
+        on_progress: Callable[[int], None] | None = None,
+        pieces: Sequence[Piece] | None = None,
     ) -> None:
         if not paths:
             raise TrafficError("no traffic files given: pass --traffic FILE (repeatable).")
@@ -136,6 +191,7 @@ class TrafficReader:
                     f"traffic file {path} is a directory: pass its files (e.g. {path}/*.jsonl)."
                 )
         self.paths = tuple(paths)
+        self.pieces = tuple(pieces) if pieces is not None else tuple(map(Piece, paths))
         self.total_bytes = sum(sizes)
         self.skips = Skips()
         self.on_progress = on_progress
@@ -143,11 +199,16 @@ class TrafficReader:
     def _objects(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """Each line that is a JSON object, with where it is (``path:line``)."""
         report = self.on_progress
-        for path in self.paths:
+        for path, start, end, first_line in map(attrs.astuple, self.pieces):
             done = 0
+            left = math.inf if end is None else end - start
             try:
                 with open(path, "rb") as file:
-                    for number, line in enumerate(file, 1):
+                    file.seek(start)
+                    for number, line in enumerate(file, first_line):
+                        if left <= 0:
+                            break
+                        left -= len(line)
                         done += len(line)
                         if report is not None and number % 256 == 0:
                             report(done)
