@@ -226,7 +226,7 @@ def test_save_and_against_round_trip(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert document["baseline"] == "haiku (saved)"
     verdicts = {m["metric"]: m["verdict"] for m in document["metrics"]}
     assert verdicts["latency_s.p99"] == "worse"
-    assert verdicts["errors_rate"] == "worse"
+    assert verdicts["error_rate"] == "worse"
 
     newer = tmp_path / "newer.json"
     newer.write_text(json.dumps({**saved, "v": 2}))

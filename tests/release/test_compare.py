@@ -61,9 +61,9 @@ def test_a_large_difference_is_worse_or_better(tmp_path: Path) -> None:
     result = compare(tmp_path, lines, "mini", "haiku")
     found = verdicts(result)
     assert found["latency_s.p50"] == found["latency_s.p95"] == found["latency_s.p99"] == "worse"
-    assert found["errors_rate"] == "worse"
+    assert found["error_rate"] == "worse"
     assert found["cost_usd.mean"] == "better"
-    assert found["fallbacks_rate"] == "inconclusive"  # none on either side
+    assert found["fallback_rate"] == "inconclusive"  # none on either side
     assert found["first_chunk_s.p50"] == "inconclusive"  # no streams: nothing to compare
     assert (result.baseline.calls, result.candidate.calls) == (300, 300)
 

@@ -37,8 +37,8 @@ from guardedllm.release._traffic import CallRecord, ShadowRecord, Skips
 
 __all__ = ["ArmResult", "Comparison", "ComparisonResult", "MetricComparison"]
 
-# Rates compared, by the name of the count behind each.
-RATES = ("errors", "fallbacks", "escalations")
+# Rates compared: the metric's name, by the count behind it.
+RATES = {"errors": "error_rate", "fallbacks": "fallback_rate", "escalations": "escalation_rate"}
 # Per-call values compared, each with its percentiles' interval or its mean's.
 PERCENTILE_METRICS = ("latency_s", "first_chunk_s")
 MEAN_METRICS = ("cost_usd",)
@@ -200,11 +200,9 @@ class Comparison:
 def compare_arms(base: ArmResult, cand: ArmResult) -> tuple[MetricComparison, ...]:
     """Every directed metric of ``cand`` against ``base``, with intervals and verdicts."""
     found: list[MetricComparison] = []
-    for count in RATES:
+    for count, metric in RATES.items():
         difference = rate_difference(base.counts[count], base.calls, cand.counts[count], cand.calls)
-        found.append(
-            _compared(f"{count}_rate", base.rate(count), cand.rate(count), difference, "newcombe")
-        )
+        found.append(_compared(metric, base.rate(count), cand.rate(count), difference, "newcombe"))
     for name in PERCENTILE_METRICS:
         for label, q in QUANTILES.items():
             base_point = getattr(base.distributions[name], label)
