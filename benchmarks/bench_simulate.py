@@ -163,15 +163,20 @@ else:
     replay(config, env=None, baseline="gpt-4o-mini", candidate="gpt-4-turbo", traffic=[log],
            workers=int(workers))
     status = 0
-usage = {who: resource.getrusage(getattr(resource, who)).ru_maxrss / 1024
-         for who in ("RUSAGE_SELF", "RUSAGE_CHILDREN")}
-print(json.dumps({"status": status, **usage}), file=sys.stderr)
+usage = {who: resource.getrusage(getattr(resource, who)) for who in ("RUSAGE_SELF",
+         "RUSAGE_CHILDREN")}
+rss = {who: u.ru_maxrss / 1024 for who, u in usage.items()}
+cpu = sum(u.ru_utime + u.ru_stime for u in usage.values())
+print(json.dumps({"status": status, "cpu_s": cpu, **rss}), file=sys.stderr)
 """
 
 
-def simulate(directory: Path, log: Path, workers: str = "default") -> tuple[float, float, float]:
-    """Wall seconds of one child process simulating ``log``, its peak RSS in MB and its
-    largest worker's (0 without workers)."""
+def simulate(
+    directory: Path, log: Path, workers: str = "default"
+) -> tuple[float, float, float, float]:
+    """Wall seconds of one child process simulating ``log``, its CPU seconds with its workers'
+    (what a loaded machine changes less), its peak RSS in MB and its largest worker's (0
+    without workers)."""
     config = directory / "bench.toml"
     config.write_text(CONFIG, encoding="utf-8")
     command = [sys.executable, "-c", CHILD, str(config), str(log), str(directory / "out.json")]
@@ -183,7 +188,7 @@ def simulate(directory: Path, log: Path, workers: str = "default") -> tuple[floa
     if done.returncode != 0:
         raise RuntimeError(f"simulate failed: {done.stderr.decode()}")
     usage = json.loads(done.stderr.decode().splitlines()[-1])
-    return wall, usage["RUSAGE_SELF"], usage["RUSAGE_CHILDREN"]
+    return wall, usage["cpu_s"], usage["RUSAGE_SELF"], usage["RUSAGE_CHILDREN"]
 
 
 def measure(requests: int) -> dict[str, float]:
@@ -192,16 +197,18 @@ def measure(requests: int) -> dict[str, float]:
         small, large = directory / "small.jsonl", directory / "large.jsonl"
         write_log(small, requests // 10)
         write_log(large, requests)
-        _, small_rss, _ = simulate(directory, small, workers="1")
-        alone_wall, alone_rss, _ = simulate(directory, large, workers="1")
-        wall, rss, worker_rss = simulate(directory, large)
+        _, _, small_rss, _ = simulate(directory, small, workers="1")
+        alone_wall, alone_cpu, alone_rss, _ = simulate(directory, large, workers="1")
+        wall, cpu, rss, worker_rss = simulate(directory, large)
         return {
             "requests": requests,
             "log_mb": large.stat().st_size / 1e6,
             "wall_s": wall,
+            "cpu_s": cpu,
             "rss_mb": rss,
             "worker_rss_mb": worker_rss,
             "alone_wall_s": alone_wall,
+            "alone_cpu_s": alone_cpu,
             "alone_rss_mb": alone_rss,
             "tenth_rss_mb": small_rss,
         }
@@ -216,9 +223,11 @@ def run(mode: Any) -> tuple[list[Any], list[Any]]:
     figures = measure(requests)
     section = Section(f"Simulate: {requests:,} requests, two tokenizers")
     section.add("wall time, guardedllm simulate (a worker per CPU)", [figures["wall_s"]], "s")
+    section.add("CPU time, its processes together", [figures["cpu_s"]], "s")
     section.add("peak RSS, its main process", [figures["rss_mb"]], "MB")
     section.add("peak RSS, its largest worker", [figures["worker_rss_mb"]], "MB")
     section.add("wall time, one process", [figures["alone_wall_s"]], "s")
+    section.add("CPU time, one process", [figures["alone_cpu_s"]], "s")
     section.add("peak RSS, one process", [figures["alone_rss_mb"]], "MB")
     section.add(
         f"peak RSS, one process, {requests // 10:,} requests", [figures["tenth_rss_mb"]], "MB"
@@ -253,9 +262,10 @@ def main() -> None:
     figures = measure(args.requests)
     print(
         f"{figures['requests']:,} requests ({figures['log_mb']:.0f} MB), guardedllm simulate: "
-        f"{figures['wall_s']:.1f} s wall, peak RSS {figures['rss_mb']:.0f} MB (main) and "
-        f"{figures['worker_rss_mb']:.0f} MB (largest worker); in one process: "
-        f"{figures['alone_wall_s']:.1f} s, {figures['alone_rss_mb']:.0f} MB, and "
+        f"{figures['wall_s']:.1f} s wall ({figures['cpu_s']:.1f} s CPU), peak RSS "
+        f"{figures['rss_mb']:.0f} MB (main) and {figures['worker_rss_mb']:.0f} MB (largest "
+        f"worker); in one process: {figures['alone_wall_s']:.1f} s wall "
+        f"({figures['alone_cpu_s']:.1f} s CPU), {figures['alone_rss_mb']:.0f} MB, and "
         f"{figures['tenth_rss_mb']:.0f} MB for a tenth of the requests"
     )
 

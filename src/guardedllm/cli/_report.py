@@ -51,7 +51,7 @@ def print_table(
 
         table = Table(title=title, title_justify="left", header_style="bold")
         for index, name in enumerate(header):
-            table.add_column(name, justify="left" if index == 0 else "right")
+            table.add_column(name, justify="left" if index == 0 else "right", no_wrap=index == 0)
         for row in rows:
             table.add_row(*row)
         Console(file=out).print(table)
