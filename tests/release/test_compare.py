@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from guardedllm.errors import TrafficError
-from guardedllm.release import Comparison, ComparisonResult, TrafficReader
+from guardedllm.release import Comparison, ComparisonResult, Skips, TrafficReader
 
 from .traffic import call, write_lines
 
@@ -149,6 +149,15 @@ def test_shadow_copies_count_for_their_deployment_and_pairs_give_agreement(
     assert result.candidate.calls == 1
     assert result.candidate.agreement == (3, 2)
     assert result.baseline.agreement is None
+
+    # Against a saved release there is no baseline deployment in the records: a pair whose
+    # primary answered nothing (null) is no pair of these arms.
+    orphan = {**pair(True), "primary": {"deployment": None, "ok": False}}
+    path = write_lines(tmp_path / "orphans.jsonl", [call(deployment="haiku"), orphan])
+    comparison = Comparison(None, "haiku")
+    for record in TrafficReader([path]).records():
+        comparison.add(record)
+    assert comparison.finish(Skips(), against=result.baseline).candidate.agreement is None
 
 
 def test_an_arm_without_calls_is_an_error(tmp_path: Path) -> None:

@@ -142,10 +142,12 @@ class Comparison:
 
     def add(self, record: CallRecord | ShadowRecord) -> None:
         if isinstance(record, ShadowRecord):
+            baseline = self._names.get("baseline")
             if (
-                record.same_content is not None
+                baseline is not None  # a pair's primary is a deployment of these records
+                and record.same_content is not None
                 and record.candidate == self._names["candidate"]
-                and record.primary == self._names.get("baseline")
+                and record.primary == baseline
             ):
                 self._pairs += 1
                 self._agreeing += record.same_content
