@@ -4,7 +4,7 @@
     python benchmarks/run.py --quick    # under ~2 minutes
     python benchmarks/run.py --only overhead,stream   # some of: overhead loopback stream
                                                      # import estimate telemetry routing memory
-                                                     # soak state
+                                                     # soak state simulate
     nox -s bench -- --quick
 
 Everything is offline: mock transports in process, and a loopback server (127.0.0.1) in a child
@@ -38,6 +38,7 @@ MEASUREMENTS = {
     "memory": "bench_memory",
     "soak": "bench_soak",
     "state": "bench_state",
+    "simulate": "bench_simulate",
 }
 
 

@@ -278,3 +278,41 @@ RECORD_CLOSE_WAIT_S = 5.0
 # rest of recording; a quarter of a second keeps records on disk within a blink, and a full
 # queue (RECORD_QUEUE_SIZE) holds the records of 40,000 calls a second between wakes.
 RECORD_FLUSH_S = 0.25
+
+# ---- release tools (release/: guardedllm simulate and compare) ----------------------------------
+
+# Reasons kept for traffic lines that were skipped (the rest are only counted): enough to see
+# what kind of line a log holds by mistake without a report that grows with the log.
+TRAFFIC_SKIP_REASONS_KEPT = 5
+
+# The newest traffic record format this version reads (record-format.md); a line of a higher
+# "v" was written by a newer guardedllm and is refused with a clear error, not misread.
+TRAFFIC_FORMAT_VERSION = 1
+
+# Recorded calls answered by a stand-in deployment needed before simulate scales its counts by
+# the ratio learned from them (vendor's input tokens over the tokenizer's): fewer can be a few
+# odd requests; below it the factor stays 1 and the safety margin alone covers the error.
+SIMULATE_MIN_CALIBRATION_SAMPLES = 20
+
+# Traffic below this size is simulated in the calling process; above it the log is cut into
+# pieces counted by one worker process per CPU. Starting a worker (importing guardedllm and
+# loading two encodings) costs about a second, what counting ~4,000 requests of a few hundred
+# tokens costs, and 16 MB is about that many.
+SIMULATE_PARALLEL_MIN_BYTES = 16 * 1024 * 1024
+
+# At most this many worker processes: tokenizing is CPU-bound, and each worker holds its own
+# copy of the encodings (~50 MB each), so more than the CPUs gains nothing and costs memory.
+SIMULATE_MAX_WORKERS = 8
+
+# Confidence of compare's intervals: 95 %, the conventional level at which a difference that
+# is only noise is called better or worse one time in twenty per metric.
+COMPARE_CONFIDENCE_Z = 1.959963984540054
+
+# Bootstrap resamples of a percentile's difference. Each resample draws one order statistic
+# (O(1), see release/_stats.py), so 2,000 cost milliseconds and settle the interval's ends to
+# well under the interval's own width.
+COMPARE_BOOTSTRAP_RESAMPLES = 2_000
+
+# The bootstrap's seed: the same records give the same intervals, so a CI gate cannot flip
+# between two runs of one commit.
+COMPARE_BOOTSTRAP_SEED = 12_345

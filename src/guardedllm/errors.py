@@ -39,7 +39,10 @@
     │   ├── RateLimitedError           429, or a local limit whose wait is too long
     │   └── ServerError                5xx
     │       └── OverloadedError        529, or a vendor "overloaded" error
-    └── AllRoutesFailedError           every deployment in the plan failed (attempts attached)
+    ├── AllRoutesFailedError           every deployment in the plan failed (attempts attached)
+    └── TrafficError                   simulate/compare cannot use their input: a traffic file
+                                       unreadable or from a newer guardedllm, no requests, an
+                                       unknown deployment or arm
 
 Rules: the vendor status maps to a class through ``STATUS_ERRORS`` (a table, not an if-chain);
 every message says what happened and what to do next; errors about attempts carry the attempts;
@@ -96,6 +99,7 @@ __all__ = [
     "StreamInterruptedError",
     "StructuredOutputError",
     "TimeoutError",
+    "TrafficError",
     "TransportError",
     "error_for_status",
     "redact",
@@ -569,3 +573,9 @@ def error_for_status(
         deployment=deployment,
         body=body,
     )
+
+
+class TrafficError(GuardedLLMError):
+    """``guardedllm simulate`` or ``compare`` cannot use its input (a file it cannot read, a
+    record format newer than this version, no requests, a deployment or arm the config or the
+    records do not have). The command exits 2: nothing was measured."""
