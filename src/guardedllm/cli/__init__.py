@@ -150,6 +150,9 @@ def _add_simulate(commands: Any) -> None:
     simulate.add_argument("--env", metavar="NAME")
     simulate.add_argument("--json", metavar="FILE", help="write the JSON document here")
     simulate.add_argument(
+        "--html", metavar="FILE", help="write a self-contained HTML report with charts here"
+    )
+    simulate.add_argument(
         "--max-cost-increase", type=_percent, metavar="PCT", help="of the total expected cost"
     )
     simulate.add_argument(
@@ -186,6 +189,9 @@ def _add_compare(commands: Any) -> None:
     compare.add_argument("--env", metavar="NAME")
     compare.add_argument("--json", metavar="FILE", help="write the JSON document here")
     compare.add_argument(
+        "--html", metavar="FILE", help="write a self-contained HTML report with charts here"
+    )
+    compare.add_argument(
         "--save", metavar="RELEASE.json", help="write the before/after record of this release"
     )
     compare.add_argument("--max-p99-latency-increase", type=_percent, metavar="PCT")
@@ -206,6 +212,7 @@ def _run_release(args: argparse.Namespace) -> int:
             candidate=args.candidate,
             env=args.env,
             json_path=args.json,
+            html_path=args.html,
             max_cost_increase=args.max_cost_increase,
             max_p99_tokens_increase=args.max_p99_tokens_increase,
             min_headroom=args.min_headroom,
@@ -220,6 +227,7 @@ def _run_release(args: argparse.Namespace) -> int:
         against=args.against,
         env=args.env,
         json_path=args.json,
+        html_path=args.html,
         save_path=args.save,
         max_p99_latency_increase=args.max_p99_latency_increase,
         max_cost_increase=args.max_cost_increase,

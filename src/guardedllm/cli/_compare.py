@@ -7,7 +7,7 @@ import json
 import math
 from collections.abc import Sequence
 
-from guardedllm.cli._report import counted, print_skips, print_table, progress
+from guardedllm.cli._report import counted, gate_lines, print_skips, print_table, progress
 from guardedllm.registry import Registry
 from guardedllm.release import (
     ArmResult,
@@ -20,6 +20,7 @@ from guardedllm.release import (
     load_release,
     release_document,
 )
+from guardedllm.report import Table
 
 __all__ = ["run_compare"]
 
@@ -33,6 +34,7 @@ def run_compare(
     against: str | None = None,
     env: str | None = None,
     json_path: str | None = None,
+    html_path: str | None = None,
     save_path: str | None = None,
     max_p99_latency_increase: float | None = None,
     max_cost_increase: float | None = None,
@@ -55,9 +57,15 @@ def run_compare(
         max_cost_increase=max_cost_increase,
         max_error_rate_increase=max_error_rate_increase,
     )
-    _print(result, gates)
+    tables = _tables(result)
+    _print(result, gates, tables)
     if json_path is not None:
         _write(json_path, comparison_document(result, gates))
+    if html_path is not None:
+        from guardedllm.cli._pages import comparison_page
+        from guardedllm.report import write_html
+
+        write_html(comparison_page(result, gates, tables), html_path)
     if save_path is not None:
         _write(save_path, release_document(result, gates, config_path=path, env=env))
     return 0 if all(gate.passed for gate in gates) else 1
@@ -144,29 +152,41 @@ def _shown(metric: str, value: float) -> str:
     return f"{value:+.3f} s"
 
 
-def _print(result: ComparisonResult, gates: Sequence[Gate]) -> None:
+def _tables(result: ComparisonResult) -> list[Table]:
+    """The arms side by side, and each difference with its interval and verdict, as the
+    terminal and the HTML page show them."""
     base, cand = result.baseline, result.candidate
-    calls = counted(base.calls + cand.calls, "call")
-    print(f"{calls} compared ({counted(result.skipped, 'line')} skipped)\n")
-    print_table(
-        "Arms", ["", f"baseline {base.name}", f"candidate {cand.name}"], _arm_rows(base, cand)
-    )
     rows = [
-        [
+        (
             found.metric,
             _shown(found.metric, found.difference.value),
             f"{_shown(found.metric, found.difference.low)} .. "
             f"{_shown(found.metric, found.difference.high)}",
             found.verdict,
-        ]
+        )
         for found in result.metrics
         if not math.isnan(found.difference.value)  # no data on a side (no streams): left out
     ]
-    print_table(
-        "Candidate - baseline (95 % interval)",
-        ["metric", "difference", "interval", "verdict"],
-        rows,
-    )
-    for gate in gates:
-        print(f"{'PASS' if gate.passed else 'FAIL'}  {gate.name}: {gate.detail}")
+    return [
+        Table(
+            title="Arms",
+            columns=("", f"baseline {base.name}", f"candidate {cand.name}"),
+            rows=tuple(tuple(row) for row in _arm_rows(base, cand)),
+        ),
+        Table(
+            title="Candidate - baseline (95 % interval)",
+            columns=("metric", "difference", "interval", "verdict"),
+            rows=tuple(rows),
+        ),
+    ]
+
+
+def _print(result: ComparisonResult, gates: Sequence[Gate], tables: Sequence[Table]) -> None:
+    base, cand = result.baseline, result.candidate
+    calls = counted(base.calls + cand.calls, "call")
+    print(f"{calls} compared ({counted(result.skipped, 'line')} skipped)\n")
+    for table in tables:
+        print_table(table.title, table.columns, table.rows)
+    for line in gate_lines(gates):
+        print(line)
     print_skips(result.skipped, result.skip_reasons)

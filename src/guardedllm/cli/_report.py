@@ -14,16 +14,24 @@ import contextlib
 import importlib.util
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from guardedllm.cli._table import format_table
 
-__all__ = ["counted", "print_skips", "print_table", "progress"]
+if TYPE_CHECKING:
+    from guardedllm.release import Gate
+
+__all__ = ["counted", "gate_lines", "print_skips", "print_table", "progress"]
 
 
 def counted(number: int, noun: str) -> str:
     """``1 line``, ``2 lines``."""
     return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
+def gate_lines(gates: Sequence[Gate]) -> list[str]:
+    """One line per gate: PASS or FAIL, its name and what it measured."""
+    return [f"{'PASS' if gate.passed else 'FAIL'}  {gate.name}: {gate.detail}" for gate in gates]
 
 
 def print_skips(skipped: int, reasons: Sequence[str]) -> None:

@@ -10,7 +10,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 
-from guardedllm.cli._report import counted, print_skips, print_table, progress
+from guardedllm.cli._report import counted, gate_lines, print_skips, print_table, progress
 from guardedllm.release import (
     DeploymentResult,
     Gate,
@@ -19,6 +19,7 @@ from guardedllm.release import (
     simulation_document,
     simulation_gates,
 )
+from guardedllm.report import Table
 
 __all__ = ["run_simulate"]
 
@@ -31,6 +32,7 @@ def run_simulate(
     candidate: str,
     env: str | None = None,
     json_path: str | None = None,
+    html_path: str | None = None,
     max_cost_increase: float | None = None,
     max_p99_tokens_increase: float | None = None,
     min_headroom: float | None = None,
@@ -51,11 +53,17 @@ def run_simulate(
         max_p99_tokens_increase=max_p99_tokens_increase,
         min_headroom=min_headroom,
     )
-    _print(result, gates, files=len(traffic))
+    tables = _tables(result)
+    _print(result, gates, tables, files=len(traffic))
     if json_path is not None:
         with open(json_path, "w", encoding="utf-8") as file:
             json.dump(simulation_document(result, gates), file, indent=2)
             file.write("\n")
+    if html_path is not None:
+        from guardedllm.cli._pages import simulation_page
+        from guardedllm.report import write_html
+
+        write_html(simulation_page(result, gates, tables), html_path)
     return 0 if all(gate.passed for gate in gates) else 1
 
 
@@ -99,9 +107,9 @@ def _rate(peak: int | None, limit: int | None, headroom: float | None) -> str:
     return f"{peak:,} / {limit:,} ({headroom:.0f} % headroom)"
 
 
-def _print(result: SimulationResult, gates: Sequence[Gate], *, files: int) -> None:
-    base = result.deployments[result.baseline]
-    cand = result.deployments[result.candidate]
+def _print(
+    result: SimulationResult, gates: Sequence[Gate], tables: Sequence[Table], *, files: int
+) -> None:
     span = (
         f", {_when(result.first_time)} to {_when(result.last_time)} UTC"
         if result.first_time is not None
@@ -111,6 +119,19 @@ def _print(result: SimulationResult, gates: Sequence[Gate], *, files: int) -> No
         f"{counted(result.requests, 'request')} from {counted(files, 'file')} "
         f"({counted(result.skipped, 'line')} skipped){span}\n"
     )
+    for table in tables:
+        print_table(table.title, table.columns, table.rows)
+    for line in gate_lines(gates):
+        print(line)
+    if gates:
+        print()
+    print_skips(result.skipped, result.skip_reasons)
+
+
+def _tables(result: SimulationResult) -> list[Table]:
+    """The deployments side by side, as the terminal and the HTML page show them."""
+    base = result.deployments[result.baseline]
+    cand = result.deployments[result.candidate]
     rows: list[list[str]] = []
 
     for group, label, fields, shown in (
@@ -155,13 +176,13 @@ def _print(result: SimulationResult, gates: Sequence[Gate], *, files: int) -> No
         ]
     )
     rows.append(["tokenizer", _tokenizer(base), _tokenizer(cand), "", ""])
-    print_table(
-        "Simulated on each deployment",
-        ["", f"baseline {base.name}", f"candidate {cand.name}", "delta", "delta %"],
-        rows,
-    )
-    _print_gates(gates)
-    print_skips(result.skipped, result.skip_reasons)
+    return [
+        Table(
+            title="Simulated on each deployment",
+            columns=("", f"baseline {base.name}", f"candidate {cand.name}", "delta", "delta %"),
+            rows=tuple(tuple(row) for row in rows),
+        )
+    ]
 
 
 def _tokenizer(result: DeploymentResult) -> str:
@@ -173,10 +194,3 @@ def _tokenizer(result: DeploymentResult) -> str:
         else "uncalibrated"
     )
     return f"{result.tokenizer} stand-in, {learned}"
-
-
-def _print_gates(gates: Sequence[Gate]) -> None:
-    for gate in gates:
-        print(f"{'PASS' if gate.passed else 'FAIL'}  {gate.name}: {gate.detail}")
-    if gates:
-        print()

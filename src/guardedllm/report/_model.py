@@ -8,7 +8,7 @@ grow with its samples. Building these values needs no chart library; only render
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 import attrs
@@ -17,6 +17,32 @@ __all__ = ["Chart", "ChartKind", "Report", "Section", "Series", "Table"]
 
 ChartKind = Literal["cdf", "histogram", "timeline"]
 CHART_KINDS: tuple[ChartKind, ...] = ("cdf", "histogram", "timeline")
+
+
+# Converters that take any iterable (a list is as good as a tuple to a caller) and keep the
+# item type for type checkers, which ``converter=tuple`` loses.
+def _texts(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(values)
+
+
+def _rows(rows: Iterable[Iterable[str]]) -> tuple[tuple[str, ...], ...]:
+    return tuple(tuple(row) for row in rows)
+
+
+def _series(values: Iterable[Series]) -> tuple[Series, ...]:
+    return tuple(values)
+
+
+def _tables(values: Iterable[Table]) -> tuple[Table, ...]:
+    return tuple(values)
+
+
+def _charts(values: Iterable[Chart]) -> tuple[Chart, ...]:
+    return tuple(values)
+
+
+def _sections(values: Iterable[Section]) -> tuple[Section, ...]:
+    return tuple(values)
 
 
 @attrs.frozen(kw_only=True)
@@ -63,7 +89,7 @@ class Chart:
     title: str
     x_label: str
     y_label: str = ""
-    series: tuple[Series, ...] = attrs.field(converter=tuple, validator=_chart_series)
+    series: tuple[Series, ...] = attrs.field(converter=_series, validator=_chart_series)
     limit: float | None = attrs.field(default=None)
     limit_label: str = ""
 
@@ -92,8 +118,8 @@ class Table:
     """A table of text cells; each row has one cell for each column."""
 
     title: str
-    columns: tuple[str, ...] = attrs.field(converter=tuple)
-    rows: tuple[tuple[str, ...], ...] = attrs.field(converter=tuple)
+    columns: tuple[str, ...] = attrs.field(converter=_texts)
+    rows: tuple[tuple[str, ...], ...] = attrs.field(converter=_rows)
 
     @rows.validator
     def _check_rows(self, _attribute: Any, rows: tuple[tuple[str, ...], ...]) -> None:
@@ -111,9 +137,9 @@ class Section:
     then charts."""
 
     title: str
-    notes: tuple[str, ...] = attrs.field(default=(), converter=tuple)
-    tables: tuple[Table, ...] = attrs.field(default=(), converter=tuple)
-    charts: tuple[Chart, ...] = attrs.field(default=(), converter=tuple)
+    notes: tuple[str, ...] = attrs.field(default=(), converter=_texts)
+    tables: tuple[Table, ...] = attrs.field(default=(), converter=_tables)
+    charts: tuple[Chart, ...] = attrs.field(default=(), converter=_charts)
 
 
 @attrs.frozen(kw_only=True)
@@ -122,4 +148,4 @@ class Report:
 
     title: str
     subtitle: str = ""
-    sections: tuple[Section, ...] = attrs.field(converter=tuple)
+    sections: tuple[Section, ...] = attrs.field(converter=_sections)
