@@ -5,6 +5,7 @@ comes back in the OpenAI shape, counted in usage and cost."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -213,4 +214,20 @@ def test_a_thinking_budget_not_below_max_tokens_is_refused_before_sending(
             policy=Policy(max_attempts=1),
         )
     assert "budget_tokens`=1024" in str(caught.value)
+    assert fake_provider.requests == []
+
+
+@pytest.mark.parametrize(
+    ("arguments", "says"),
+    [
+        ({"extra_body": ["top_k", 5]}, "extra_body must be a dict"),
+        ({"provider_options": {"anthropic": "top_k=5"}}, "provider_options['anthropic'] must be"),
+        ({"provider_options": [("anthropic", {})]}, "provider_options must be a dict"),
+    ],
+)
+def test_vendor_fields_that_are_not_dicts_are_refused(
+    call: Call, fake_provider: FakeProvider, arguments: dict[str, Any], says: str
+) -> None:
+    with pytest.raises(InvalidRequestError, match=re.escape(says)):
+        call(model="claude-haiku", messages=ASK, **arguments)
     assert fake_provider.requests == []
