@@ -5,14 +5,15 @@ Shared by both clients, so the two accept exactly the same arguments.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from guardedllm.errors import InvalidRequestError
+from guardedllm.providers import WIRE_KINDS
 from guardedllm.providers.base import KEY_HEADERS
 from guardedllm.types import ChatRequest
 
-__all__ = ["OPENAI_EXTRA_PARAMS", "chat_request"]
+__all__ = ["OPENAI_EXTRA_PARAMS", "chat_request", "check_provider_options"]
 
 # Chat Completions parameters that are passed through to OpenAI-kind providers as they are.
 # Other vendors refuse a request carrying one (by name), rather than dropping it silently.
@@ -100,6 +101,39 @@ def _dicts(name: str, value: Any) -> tuple[Mapping[str, Any], ...] | None:
     raise _fail(f"{name} must be a list of dicts in the OpenAI format; got {value!r}.")
 
 
+def _vendor_fields(name: str, value: Any) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
+        raise _fail(
+            f"{name} must be a dict of the vendor's body fields, keyed by their names; got "
+            f"{value!r}."
+        )
+    return value
+
+
+def _provider_options(value: Any) -> dict[str, Mapping[str, Any]]:
+    options = _vendor_fields("provider_options", value)
+    return {
+        key: _vendor_fields(f"provider_options[{key!r}]", fields) for key, fields in options.items()
+    }
+
+
+def check_provider_options(request: ChatRequest, provider_names: Iterable[str]) -> None:
+    """Refuse ``provider_options`` keyed by what no provider is: its keys are provider kinds
+    (``WIRE_KINDS``) or the names of the registry's providers, and a misspelt key would
+    otherwise leave its options out of every request without a word."""
+    known = set(WIRE_KINDS).union(provider_names)
+    unknown = sorted(set(request.provider_options) - known)
+    if unknown:
+        raise _fail(
+            f"provider_options has the key(s) {', '.join(map(repr, unknown))}, which name no "
+            f"provider kind ({', '.join(sorted(WIRE_KINDS))}) and no provider of the config "
+            f"({', '.join(sorted(set(provider_names))) or 'none'}); key each vendor's options "
+            "by its provider's kind or name."
+        )
+
+
 def chat_request(
     *,
     model: str,
@@ -118,16 +152,21 @@ def chat_request(
     user: str | None = None,
     extra_headers: Mapping[str, str] | None = None,
     extra_body: Mapping[str, Any] | None = None,
+    provider_options: Mapping[str, Mapping[str, Any]] | None = None,
     **params: Any,
 ) -> ChatRequest:
-    """Validate ``create``'s arguments. Raises ``InvalidRequestError`` naming the bad one."""
+    """Validate ``create``'s arguments. Raises ``InvalidRequestError`` naming the bad one.
+
+    ``extra_body`` and ``provider_options`` are kept apart from the OpenAI parameters: they are
+    vendor fields, merged as they are into the body of whichever vendor serves the call, while
+    an OpenAI parameter is translated, or refused by a vendor that cannot express it."""
     if not isinstance(model, str) or not model:
         raise _fail("model must be a non-empty alias, route or model name.")
     unknown = sorted(set(params) - OPENAI_EXTRA_PARAMS)
     if unknown:
         raise _fail(
             f"unknown parameter(s) {', '.join(unknown)}; pass vendor-specific parameters in "
-            "extra_body={...}."
+            "extra_body={...}, or per vendor in provider_options={'anthropic': {...}, ...}."
         )
     tokens = _positive_int("max_tokens", max_tokens)
     completion_tokens = _positive_int("max_completion_tokens", max_completion_tokens)
@@ -147,9 +186,6 @@ def chat_request(
             f"extra_headers may not set {', '.join(auth)}: the provider's key comes from its "
             "api_key_env. Use another provider entry for another key."
         )
-    extra = dict(params)
-    if extra_body:
-        extra.update(extra_body)
     return ChatRequest(
         model=model,
         messages=_messages(messages),
@@ -164,6 +200,8 @@ def chat_request(
         stream=bool(stream),
         stream_include_usage=bool(stream_options and stream_options.get("include_usage")),
         user=user,
-        extra=extra,
+        extra=dict(params),
         extra_headers=dict(extra_headers or {}),
+        extra_body=_vendor_fields("extra_body", extra_body),
+        provider_options=_provider_options(provider_options),
     )

@@ -8,7 +8,8 @@
     │   ├── NoRouteError               no deployment of the route can serve the call (each
     │   │                              excluded deployment with the constraint that excluded it)
     │   ├── MaxTokensExceededError     max_tokens is above the deployment's max output
-    │   └── InexactEstimateError       the policy refuses an estimate that is not exact
+    │   ├── InexactEstimateError       the policy refuses an estimate that is not exact
+    │   └── ThinkingBudgetError        Anthropic thinking.budget_tokens is not below max_tokens
     ├── ContextWindowExceededError     the request does not fit the model, refused before sending
     │   └── ContextLengthExceededError  ... or the vendor said so (a 400: a BadRequestError too)
     ├── BudgetExceededError            the worst-case cost is over a cap, refused before sending
@@ -98,6 +99,7 @@ __all__ = [
     "StateError",
     "StreamInterruptedError",
     "StructuredOutputError",
+    "ThinkingBudgetError",
     "TimeoutError",
     "TrafficError",
     "TransportError",
@@ -262,6 +264,12 @@ class InexactEstimateError(InvalidRequestError):
     def __init__(self, message: str, *, deployment: str) -> None:
         super().__init__(message)
         self.deployment = deployment
+
+
+class ThinkingBudgetError(InvalidRequestError):
+    """Anthropic extended thinking's ``thinking.budget_tokens`` is not below the call's
+    ``max_tokens``, which Anthropic requires (thinking is counted within ``max_tokens``);
+    nothing was sent to the deployment. Raise ``max_tokens`` or lower the budget."""
 
 
 class ContextWindowExceededError(GuardedLLMError):

@@ -39,7 +39,7 @@ __all__ = [
     "ResponseFormatText",
 ]
 
-# Every JSON value: what a JSON schema, a tool's parameters or extra_body hold.
+# Every JSON value: what a JSON schema, a tool's parameters, extra_body or provider_options hold.
 JSONValue = object
 
 # --------------------------------------------------------------------------- content parts
@@ -229,6 +229,7 @@ class ParseParams(TypedDict, total=False):
     user: str | None
     extra_headers: Mapping[str, str] | None
     extra_body: Mapping[str, JSONValue] | None
+    provider_options: Mapping[str, Mapping[str, JSONValue]] | None
     # Passed through to OpenAI-kind providers (``_request.OPENAI_EXTRA_PARAMS``).
     audio: Mapping[str, JSONValue] | None
     frequency_penalty: float | None
@@ -254,6 +255,8 @@ class CompletionParams(ParseParams, total=False):
     """Every optional parameter of ``create`` (and ``estimate``) past ``model``, ``messages``,
     ``stream``, ``policy`` and ``timeout``. The ones from ``frequency_penalty`` down are passed
     to OpenAI-kind providers as they are; another vendor refuses a call that carries one it
-    cannot express. Vendor-specific fields go in ``extra_body``."""
+    cannot express. Vendor-specific fields go in ``extra_body`` (merged into the body of
+    whichever vendor serves the call) or ``provider_options`` (keyed by provider kind or
+    provider name: merged only into that vendor's body, after ``extra_body``)."""
 
     response_format: ResponseFormat | None

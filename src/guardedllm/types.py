@@ -36,6 +36,7 @@ __all__ = [
     "GuardInfo",
     "PlanEntry",
     "PromptTokensDetails",
+    "ThinkingBlock",
     "ToolCall",
     "Usage",
 ]
@@ -214,6 +215,11 @@ class ChatRequest:
     each wire format translates them for its vendor. ``extra`` holds further OpenAI parameters
     (``presence_penalty``, ``logit_bias``, ...): OpenAI-kind providers send them as they are,
     other vendors refuse a request that carries one they cannot express.
+
+    ``extra_body`` and ``provider_options`` are vendor fields, in the vendor's own terms: the
+    wire format of whichever deployment serves the call merges ``extra_body`` into its body,
+    then ``provider_options[kind]``, then ``provider_options[provider name]`` (see
+    ``providers.base.merge_vendor_fields``); they are never translated.
     """
 
     model: str
@@ -234,6 +240,9 @@ class ChatRequest:
     user: str | None = None
     extra: Mapping[str, JSON] = attrs.field(factory=dict)
     extra_headers: Mapping[str, str] = attrs.field(factory=dict)
+    extra_body: Mapping[str, JSON] = attrs.field(factory=dict)
+    # Provider kind or provider name -> fields for that vendor's body only.
+    provider_options: Mapping[str, Mapping[str, JSON]] = attrs.field(factory=dict)
 
 
 # --------------------------------------------------------------------------- response
@@ -253,15 +262,46 @@ class ToolCall(_Dumpable):
 
 
 @attrs.frozen(kw_only=True)
+class ThinkingBlock(_Dumpable):
+    """One of Anthropic's signed thinking blocks, kept so that it can be passed back.
+
+    Anthropic requires the thinking blocks of an assistant turn to come back unchanged, with
+    their ``signature``, when the turn called tools with extended thinking on. A message's
+    ``thinking_blocks`` are those blocks: an assistant message passed back in ``messages``
+    with its ``thinking_blocks`` (``message.model_dump()`` keeps them) is sent to Anthropic
+    with them, first in its content, as the vendor asks. ``type`` "thinking" has the text and
+    its ``signature``; "redacted_thinking" has only the encrypted ``data`` (its text is shown
+    nowhere, not in ``reasoning_content`` either). Other vendors do not take them back and
+    they are left out of requests to them.
+    """
+
+    type: Literal["thinking", "redacted_thinking"]
+    thinking: str | None = None
+    signature: str | None = None
+    data: str | None = None
+
+
+@attrs.frozen(kw_only=True)
 class ChatCompletionMessage(_Dumpable):
-    """The answer. ``parsed`` is set by ``chat.completions.parse``: the content read into the
-    pydantic model given as ``response_format`` (None for a refusal or a tool call), as in
-    openai-python's ``ParsedChatCompletionMessage``."""
+    """The assistant's answer, in OpenAI's shape.
+
+    ``reasoning_content`` is the model's thinking as text, when the vendor shows it (Anthropic
+    extended thinking, Gemini thoughts asked for with ``includeThoughts``, OpenAI-compatible
+    servers such as vLLM and DeepSeek that send it under this name): the field DeepSeek and
+    vLLM use in the OpenAI shape; None when there is none. It is never part of ``content``.
+    ``thinking_blocks`` are Anthropic's signed thinking blocks (see ``ThinkingBlock``).
+
+    ``parsed`` is set by ``chat.completions.parse``: the content read into the pydantic model
+    given as ``response_format`` (None for a refusal or a tool call), as in openai-python's
+    ``ParsedChatCompletionMessage``.
+    """
 
     content: str | None
     role: Literal["assistant"] = "assistant"
     tool_calls: tuple[ToolCall, ...] | None = None
     refusal: str | None = None
+    reasoning_content: str | None = None
+    thinking_blocks: tuple[ThinkingBlock, ...] | None = None
     parsed: Any = attrs.field(default=None, eq=False)
 
 
@@ -452,10 +492,17 @@ class ChoiceDeltaToolCall(_Dumpable):
 
 @attrs.frozen(kw_only=True)
 class ChoiceDelta(_Dumpable):
+    """One piece of a streamed answer. ``reasoning_content`` is a piece of the thinking text
+    (joined in order, as ``content`` is); ``thinking_blocks`` carries each Anthropic thinking
+    block whole, signature and all, once its end has come (its text having streamed as
+    ``reasoning_content`` already), so the blocks of a stream, in order, are the message's."""
+
     content: str | None = None
     role: Literal["assistant"] | None = None
     tool_calls: tuple[ChoiceDeltaToolCall, ...] | None = None
     refusal: str | None = None
+    reasoning_content: str | None = None
+    thinking_blocks: tuple[ThinkingBlock, ...] | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -35,6 +35,7 @@ from guardedllm.types import (
     ChoiceDeltaToolCallFunction,
     ChunkChoice,
     Function,
+    ThinkingBlock,
     ToolCall,
     Usage,
 )
@@ -639,6 +640,13 @@ def test_a_tool_use_answer_with_thinking() -> None:
     assert choice.finish_reason == "tool_calls"
     assert choice.message == ChatCompletionMessage(
         content="Let me check.",
+        # The thinking text is the reasoning, never content; a redacted block shows as no
+        # text, and both blocks are kept whole to be passed back.
+        reasoning_content="The user wants weather.",
+        thinking_blocks=(
+            ThinkingBlock(type="thinking", thinking="The user wants weather.", signature="EqQB"),
+            ThinkingBlock(type="redacted_thinking", data="EmwKAhgB"),
+        ),
         tool_calls=(
             ToolCall(
                 id="toolu_01A09q90qw90lq917835lq9",
@@ -1044,8 +1052,11 @@ def test_a_text_stream() -> None:
 
 
 def test_a_tool_stream_counts_tool_calls_not_blocks() -> None:
+    signed = ThinkingBlock(type="thinking", thinking="Paris.", signature="EqQB")
     assert decode(TOOL_STREAM) == [
         chunk(ChoiceDelta(role="assistant", content="")),
+        chunk(ChoiceDelta(reasoning_content="Paris.")),  # the signature is not text
+        chunk(ChoiceDelta(thinking_blocks=(signed,))),  # the block whole, at its stop
         chunk(ChoiceDelta(content="I'll check.")),
         chunk(
             tool_delta(
@@ -1266,12 +1277,17 @@ def test_garbage_streams_raise_response_format_error(stream: bytes, says: str) -
 def fold(chunks: list[ChatCompletionChunk]) -> ChatCompletion:
     """The completion a client accumulating ``chunks`` OpenAI-style ends up with."""
     content: list[str] = []
+    reasoning: list[str] = []
+    blocks: list[ThinkingBlock] = []
     calls: dict[int, dict[str, str]] = {}
     finish: Any = None
     refusal = None
     for piece in chunks:
         for choice in piece.choices:
             content.append(choice.delta.content or "")
+            if choice.delta.reasoning_content is not None:
+                reasoning.append(choice.delta.reasoning_content)
+            blocks.extend(choice.delta.thinking_blocks or ())
             refusal = refusal or choice.delta.refusal
             finish = choice.finish_reason or finish
             for call in choice.delta.tool_calls or ():
@@ -1286,7 +1302,11 @@ def fold(chunks: list[ChatCompletionChunk]) -> ChatCompletion:
         for _, c in sorted(calls.items())
     )
     message = ChatCompletionMessage(
-        content=text or None, tool_calls=tool_calls or None, refusal=refusal
+        content=text or None,
+        tool_calls=tool_calls or None,
+        refusal=refusal,
+        reasoning_content="".join(reasoning) if blocks else None,
+        thinking_blocks=tuple(blocks) or None,
     )
     return ChatCompletion(
         id=chunks[0].id,

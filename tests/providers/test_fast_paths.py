@@ -61,6 +61,7 @@ DELTA = _mostly(
         _maybe("content", TEXT),
         _maybe("role", st.one_of(st.just("assistant"), st.just(""), TEXT)),
         _maybe("refusal", TEXT),
+        _maybe("reasoning_content", TEXT),
         _maybe("tool_calls", st.one_of(st.none(), st.just([]))),
     )
 )
@@ -68,6 +69,7 @@ MESSAGE = _mostly(
     _merged(
         _maybe("content", TEXT),
         _maybe("refusal", TEXT),
+        _maybe("reasoning_content", TEXT),
         _maybe("tool_calls", st.one_of(st.none(), st.just([]))),
         _maybe("role", st.just("assistant")),
     )

@@ -673,6 +673,10 @@ def test_thinking_and_cached_tokens() -> None:
     )
     completion = WIRE.parse_response(body, TARGET)
     assert completion.choices[0].message.content == "42"
+    # The thought is the reasoning, in the OpenAI shape's reasoning_content, never content.
+    assert (
+        completion.choices[0].message.reasoning_content == "**Weighing options** The user asks..."
+    )
     assert completion.usage == Usage.of(4100, 122, cached_tokens=4096, reasoning_tokens=120)
     assert completion.usage is not None
     assert completion.usage.total_tokens == 4222
@@ -1118,6 +1122,7 @@ def chunk(
 
 TEXT_CHUNKS = [
     chunk(ChoiceDelta(role="assistant", content="")),
+    chunk(ChoiceDelta(reasoning_content="Thinking it over")),  # a thought: reasoning, not content
     chunk(ChoiceDelta(content="The sky")),
     chunk(ChoiceDelta(content=" is blue.")),
     chunk(ChoiceDelta(), "stop"),

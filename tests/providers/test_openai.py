@@ -225,9 +225,13 @@ def test_streaming_asks_for_usage() -> None:
 
 
 def test_streaming_keeps_the_callers_stream_options_but_forces_usage() -> None:
-    extra = {"stream_options": {"include_usage": False, "include_obfuscation": False}}
-    req = OpenAIWire().build_request(request(stream=True, extra=extra), OPENAI)
+    extra_body = {"stream_options": {"include_obfuscation": False}}
+    req = OpenAIWire().build_request(request(stream=True, extra_body=extra_body), OPENAI)
     assert body_of(req)["stream_options"] == {"include_usage": True, "include_obfuscation": False}
+    # Usage is what a stream's cost is settled on: the caller may not turn it off.
+    refused = {"stream_options": {"include_usage": False}}
+    with pytest.raises(errors.InvalidRequestError, match=r"stream_options\.include_usage"):
+        OpenAIWire().build_request(request(stream=True, extra_body=refused), OPENAI)
 
 
 def test_call_headers_are_merged_over_provider_headers() -> None:
@@ -1069,6 +1073,47 @@ def decode(data: bytes, pieces: list[int] | None = None, target: Target = OPENAI
     chunks += decoder.close()
     assert decoder.done
     return chunks
+
+
+def test_reasoning_content_from_a_compatible_server_is_read_into_its_field() -> None:
+    """vLLM and DeepSeek send the thinking text as ``reasoning_content`` beside the content,
+    in answers and in deltas: it reaches the message and the delta, on the fast path (text)
+    and the checked one (tool calls) alike."""
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    for message, expected_calls in (
+        ({"role": "assistant", "content": "42"}, None),
+        ({"role": "assistant", "content": None, "tool_calls": [call]}, 1),
+    ):
+        body = {
+            "id": "x",
+            "created": 1,
+            "model": "deepseek-reasoner",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {**message, "reasoning_content": "Let me think."},
+                    "finish_reason": "stop",
+                }
+            ],
+        }
+        read = parse(body).choices[0].message
+        assert read.reasoning_content == "Let me think."
+        assert len(read.tool_calls or ()) == (expected_calls or 0)
+
+    def event(delta: dict[str, Any]) -> bytes:
+        chunk = {"id": "x", "created": 1, "model": "m", "choices": [{"index": 0, "delta": delta}]}
+        return b"data: " + json.dumps(chunk).encode() + b"\n\n"
+
+    stream = (
+        event({"role": "assistant", "content": "", "reasoning_content": "Let me"})
+        + event({"reasoning_content": " think."})
+        + event({"reasoning_content": "", "tool_calls": [{"index": 0, **call}]})
+        + event({"content": "42"})
+        + b"data: [DONE]\n\n"
+    )
+    deltas = [c.choices[0].delta for c in decode(stream)]
+    assert [d.reasoning_content for d in deltas] == ["Let me", " think.", "", None]
+    assert deltas[3].content == "42"
 
 
 def test_text_stream() -> None:

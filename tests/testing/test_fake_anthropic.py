@@ -197,3 +197,61 @@ def test_invalid_requests_are_400_invalid_request_error(
     assert payload["type"] == "error"
     assert payload["error"]["type"] == "invalid_request_error"
     assert fragment in payload["error"]["message"]
+
+
+THINKING: Any = {"type": "enabled", "budget_tokens": 1024}
+
+
+def test_extended_thinking_is_served_as_the_sdk_reads_it(
+    client: anthropic.Anthropic, fake_provider: FakeProvider
+) -> None:
+    fake_provider.script(reasoning="Jokes need a twist.", content="Why did the chicken...")
+    message = client.messages.create(model="c", max_tokens=2000, messages=USER, thinking=THINKING)
+    assert [b.type for b in message.content] == ["thinking", "text"]
+    thinking = message.content[0]
+    assert thinking.type == "thinking"
+    assert thinking.thinking == "Jokes need a twist."
+    assert thinking.signature  # opaque, and there to be passed back
+    # Thinking is output: 4 tokens of thoughts and 4 of answer, the thoughts also told apart.
+    assert message.usage.output_tokens == 8
+    assert message.usage.output_tokens_details is not None
+    assert message.usage.output_tokens_details.thinking_tokens == 4
+
+
+def test_extended_thinking_streams_as_the_sdk_reads_it(
+    client: anthropic.Anthropic, fake_provider: FakeProvider
+) -> None:
+    fake_provider.script(reasoning="one two three four", content="Answer.", chunks=2)
+    with client.messages.stream(
+        model="c", max_tokens=2000, messages=USER, thinking=THINKING
+    ) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_message()
+    assert kinds.count("thinking") == 2  # the SDK's event for each thinking_delta
+    assert kinds.count("signature") == 1
+    thinking = final.content[0]
+    assert thinking.type == "thinking"
+    assert thinking.thinking == "one two three four"
+    assert thinking.signature
+    assert final.content[1].type == "text"
+    assert final.usage.output_tokens == 5
+    # A request that does not ask for thinking gets none.
+    plain = client.messages.create(model="c", max_tokens=100, messages=USER)
+    assert [b.type for b in plain.content] == ["text"]
+
+
+@pytest.mark.parametrize(
+    ("budget", "max_tokens", "says"),
+    [(1024, 1024, "must be greater than `thinking.budget_tokens`"), (100, 2000, "1024")],
+)
+def test_a_thinking_budget_the_api_refuses_is_refused(
+    client: anthropic.Anthropic, budget: int, max_tokens: int, says: str
+) -> None:
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        client.messages.create(
+            model="c",
+            max_tokens=max_tokens,
+            messages=USER,
+            thinking={"type": "enabled", "budget_tokens": budget},
+        )
+    assert says in str(caught.value)

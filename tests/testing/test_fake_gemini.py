@@ -161,3 +161,28 @@ def test_keys_are_checked_as_gemini_does() -> None:
 def test_v1_paths_are_served_too(http: httpx.Client) -> None:
     resp = http.post("/v1/models/g:generateContent", json={"contents": CONTENTS})
     assert resp.status_code == 200
+
+
+def test_thoughts_are_served_when_asked_for(http: httpx.Client) -> None:
+    thinking = {"thinkingConfig": {"includeThoughts": True, "thinkingBudget": 512}}
+    body = {"contents": CONTENTS, "generationConfig": thinking}
+    answer = http.post("/v1beta/models/g:generateContent", json=body).json()
+    parts = answer["candidates"][0]["content"]["parts"]
+    assert parts == [
+        {"text": "Fake thoughts of g: Why is the sky blue?", "thought": True},
+        {"text": "Fake reply from g: Why is the sky blue?"},
+    ]
+    usage = answer["usageMetadata"]
+    assert (usage["thoughtsTokenCount"], usage["candidatesTokenCount"]) == (9, 9)  # words
+    assert usage["totalTokenCount"] == usage["promptTokenCount"] + 18
+    raw = http.post("/v1beta/models/g:streamGenerateContent?alt=sse", json=body).text
+    events = _sse_bodies(raw)
+    streamed = [p for e in events for p in e["candidates"][0]["content"]["parts"]]
+    thoughts = "".join(p["text"] for p in streamed if p.get("thought"))
+    assert thoughts == "Fake thoughts of g: Why is the sky blue?"
+    assert streamed[0].get("thought") is True  # thoughts come first
+    assert events[-1]["usageMetadata"]["thoughtsTokenCount"] == 9
+    # Without includeThoughts, no thought parts.
+    plain = http.post("/v1beta/models/g:generateContent", json={"contents": CONTENTS}).json()
+    assert all("thought" not in p for p in plain["candidates"][0]["content"]["parts"])
+    assert "thoughtsTokenCount" not in plain["usageMetadata"]

@@ -42,6 +42,7 @@ import attrs
 from opentelemetry.context import Context
 
 from guardedllm import defaults
+from guardedllm._request import check_provider_options
 from guardedllm.engine._attempt import attempt_send, start_attempt_span
 from guardedllm.engine._call import Call, Settings, Turn
 from guardedllm.engine._counting import counted
@@ -111,7 +112,7 @@ Flow = Generator[Step, Outcome | None, ChatCompletion | StreamStart]
 # The refusals that pass over a deployment before anything is sent to it: another deployment
 # may fit, afford or express the request, or hold a key that is set.
 _REFUSALS = (
-    InvalidRequestError,  # MaxTokensExceededError and InexactEstimateError among them
+    InvalidRequestError,  # MaxTokensExceededError, ThinkingBudgetError and the like among them
     AuthenticationError,
     ContextWindowExceededError,
     BudgetExceededError,
@@ -282,6 +283,8 @@ class Engine:
         local_ops = 0 if self.inline else self.guards.local_ops()
         try:
             # A shadow copy's policy is complete as given: the client's would add fallbacks.
+            if request.provider_options:
+                check_provider_options(request, self.registry.providers)
             effective = policy if shadow_of is not None and policy else self._policy(policy)
             features = features_for(request, effective)
             if self.recorder is not None and (shadow_of is None or record_of is not None):

@@ -3,8 +3,15 @@
 The rules both readers keep, so a streamed answer and a whole one say the same thing:
 
 - Text blocks join into ``message.content`` (None when there is none); ``tool_use`` blocks
-  become tool calls whose arguments are the input as compact JSON text; thinking, redacted
-  thinking and server-tool blocks have no place in the OpenAI shape and are left out.
+  become tool calls whose arguments are the input as compact JSON text; server-tool blocks
+  have no place in the OpenAI shape and are left out.
+- Extended thinking: the text of ``thinking`` blocks joins into ``message.reasoning_content``
+  (None when there is no thinking block), and every ``thinking`` and ``redacted_thinking``
+  block is kept whole, signature and all, in ``message.thinking_blocks``, for the caller to
+  pass back (see ``types.ThinkingBlock``). A redacted block's data is encrypted: it shows as no
+  text anywhere, only as its block. In a stream, ``thinking_delta`` text is
+  ``delta.reasoning_content`` as it comes; ``signature_delta`` is not text, and the block goes
+  out whole in ``delta.thinking_blocks`` at its ``content_block_stop``.
 - A ``tool_use`` named ``JSON_TOOL_NAME`` is the forced answer to a ``response_format``
   (see ``guardedllm.providers.anthropic``): its input is message text, and when it is the only
   call the finish reason is "stop", not "tool_calls". Tool-call indexes count real tool calls
@@ -48,6 +55,7 @@ from guardedllm.types import (
     ChunkChoice,
     FinishReason,
     Function,
+    ThinkingBlock,
     ToolCall,
     Usage,
 )
@@ -106,6 +114,7 @@ def parse_message(body: bytes, target: Target) -> ChatCompletion:
     blocks = _field(data, "content", list, target, "response")
     texts: list[str] = []
     calls: list[ToolCall] = []
+    thinking: list[ThinkingBlock] = []
     json_answer = False
     for i, block in enumerate(blocks):
         where = f"response.content[{i}]"
@@ -114,6 +123,17 @@ def parse_message(body: bytes, target: Target) -> ChatCompletion:
         kind = block.get("type")
         if kind == "text":
             texts.append(_field(block, "text", str, target, where))
+        elif kind == "thinking":
+            thinking.append(
+                ThinkingBlock(
+                    type="thinking",
+                    thinking=_field(block, "thinking", str, target, where),
+                    signature=_field(block, "signature", str, target, where),
+                )
+            )
+        elif kind == "redacted_thinking":
+            encrypted = _field(block, "data", str, target, where)
+            thinking.append(ThinkingBlock(type="redacted_thinking", data=encrypted))
         elif kind == "tool_use":
             name = _field(block, "name", str, target, where)
             arguments = json_text(_field(block, "input", dict, target, where))
@@ -130,10 +150,13 @@ def parse_message(body: bytes, target: Target) -> ChatCompletion:
         if key not in counts:
             raise malformed(target, f"response.usage.{key}", None)
     stop_reason = data.get("stop_reason")
+    thoughts = [block.thinking for block in thinking if block.thinking is not None]
     message = ChatCompletionMessage(
         content="".join(texts) if texts else None,
         tool_calls=tuple(calls) or None,
         refusal=_refusal(stop_reason, data.get("stop_details")),
+        reasoning_content="".join(thoughts) if thoughts else None,
+        thinking_blocks=tuple(thinking) or None,
     )
     finish = _finish_reason(stop_reason, target, json_answer=json_answer and not calls)
     return ChatCompletion(
@@ -179,10 +202,14 @@ def parse_error(
 class _Block:
     """What one open content block of a stream turns into."""
 
-    kind: Literal["text", "tool", "json", "other"]
+    kind: Literal["text", "tool", "json", "thinking", "redacted_thinking", "other"]
     tool_index: int = 0
     start_input: dict[str, Any] = attrs.field(factory=dict)
     has_arguments: bool = False
+    # A thinking block's text so far and its signature; a redacted block's data.
+    thinking: list[str] = attrs.field(factory=list)
+    signature: str = ""
+    data: str = ""
 
 
 class AnthropicStreamDecoder:
@@ -301,6 +328,20 @@ class AnthropicStreamDecoder:
             return (
                 [self._chunk(ChoiceDelta(content=text))] if isinstance(text, str) and text else []
             )
+        if kind == "thinking":
+            text = block.get("thinking")
+            text = text if isinstance(text, str) else ""
+            signature = block.get("signature")
+            self._blocks[index] = _Block(
+                "thinking",
+                thinking=[text],
+                signature=signature if isinstance(signature, str) else "",
+            )
+            return [self._chunk(ChoiceDelta(reasoning_content=text))] if text else []
+        if kind == "redacted_thinking":
+            data = _field(block, "data", str, self._target, where)
+            self._blocks[index] = _Block("redacted_thinking", data=data)
+            return []
         if kind != "tool_use":
             self._blocks[index] = _Block("other")
             return []
@@ -326,11 +367,19 @@ class AnthropicStreamDecoder:
         block = self._block(payload, "content_block_delta")
         delta = _field(payload, "delta", dict, self._target, "content_block_delta")
         kind = delta.get("type")
-        # Deltas that carry nothing for the OpenAI shape (thinking, signature, citations, a
-        # server tool's input) are skipped.
+        # Deltas that carry nothing for the OpenAI shape (citations, a server tool's input)
+        # are skipped; a signature is kept for the thinking block's end.
+        where = "content_block_delta.delta"
         if block.kind == "text" and kind == "text_delta":
-            text = _field(delta, "text", str, self._target, "content_block_delta.delta")
+            text = _field(delta, "text", str, self._target, where)
             return [self._chunk(ChoiceDelta(content=text))] if text else []
+        if block.kind == "thinking" and kind == "thinking_delta":
+            text = _field(delta, "thinking", str, self._target, where)
+            block.thinking.append(text)
+            return [self._chunk(ChoiceDelta(reasoning_content=text))] if text else []
+        if block.kind == "thinking" and kind == "signature_delta":
+            block.signature = _field(delta, "signature", str, self._target, where)
+            return []
         if block.kind in ("tool", "json") and kind == "input_json_delta":
             part = _field(delta, "partial_json", str, self._target, "content_block_delta.delta")
             return [self._arguments(block, part)] if part else []
@@ -338,6 +387,14 @@ class AnthropicStreamDecoder:
 
     def _on_block_stop(self, payload: dict[str, Any]) -> list[ChatCompletionChunk]:
         block = self._block(payload, "content_block_stop")
+        if block.kind == "thinking":
+            whole = ThinkingBlock(
+                type="thinking", thinking="".join(block.thinking), signature=block.signature
+            )
+            return [self._chunk(ChoiceDelta(thinking_blocks=(whole,)))]
+        if block.kind == "redacted_thinking":
+            whole = ThinkingBlock(type="redacted_thinking", data=block.data)
+            return [self._chunk(ChoiceDelta(thinking_blocks=(whole,)))]
         if block.kind in ("tool", "json") and not block.has_arguments:
             # No input_json_delta came (a call without arguments): the input is the one the
             # block started with, so clients accumulating arguments still get valid JSON.

@@ -15,6 +15,13 @@
   ``additionalProperties``) are stripped at every level, and local ``$ref``s into ``$defs`` /
   ``definitions`` are inlined (pydantic emits them for nested models). Any other unsupported
   keyword is left for Gemini to reject loudly rather than dropped quietly.
+- Vendor fields (``extra_body``, then ``provider_options["gemini"]``, then
+  ``provider_options[<provider name>]``) are merged into the body as they are, deeply:
+  ``{"generationConfig": {"thinkingConfig": {...}}}`` joins the generationConfig built here,
+  ``safetySettings`` sits beside it (``base.merge_vendor_fields``), except the fields in
+  ``_GUARDED_FIELDS``. An assistant message's ``reasoning_content`` and ``thinking_blocks`` are
+  answer fields Gemini has no use for (and Anthropic's signed blocks mean nothing to it); they
+  are not sent.
 - Whatever else Gemini cannot express (``user``, most ``extra`` keys, remote image URLs, unknown
   content parts) raises ``InvalidRequestError`` naming it. Three OpenAI hints with no Gemini
   equivalent are deliberately not sent, because refusing them would make ordinary OpenAI
@@ -32,7 +39,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from guardedllm.errors import InvalidRequestError
-from guardedllm.providers.base import load_json
+from guardedllm.providers.base import GuardedFields, Target, load_json, merge_vendor_fields
 from guardedllm.types import ChatRequest
 
 __all__ = ["request_body"]
@@ -56,6 +63,20 @@ _IMAGE_TYPES = {
 _AUDIO_TYPES = {"wav": "audio/wav", "mp3": "audio/mp3"}
 _FILE_API_PREFIX = "https://generativelanguage.googleapis.com/"
 
+# Body fields the guards count on, refused in extra_body and provider_options; Gemini reads
+# its JSON fields in snake_case too, so both spellings are guarded.
+_MAX_TOKENS = "pass max_tokens=... to create()"
+_SYSTEM = "pass system messages in messages=..."
+_GUARDED_FIELDS: GuardedFields = {
+    ("contents",): "pass messages=... to create()",
+    ("systemInstruction",): _SYSTEM,
+    ("system_instruction",): _SYSTEM,
+    ("generationConfig", "maxOutputTokens"): _MAX_TOKENS,
+    ("generation_config", "max_output_tokens"): _MAX_TOKENS,
+    ("generationConfig", "candidateCount"): "guardedllm reads one candidate; drop it",
+    ("generation_config", "candidate_count"): "guardedllm reads one candidate; drop it",
+}
+
 # OpenAI parameters in `extra` with a Gemini generationConfig equivalent.
 _EXTRA_CONFIG_KEYS = {
     "presence_penalty": "presencePenalty",
@@ -68,9 +89,9 @@ _EXTRA_CONFIG_KEYS = {
 _NO_OP_EXTRA: Mapping[str, object] = {"n": 1, "logprobs": False, "parallel_tool_calls": True}
 
 
-def request_body(request: ChatRequest) -> dict[str, Any]:
-    """The ``generateContent`` body for ``request``; ``InvalidRequestError`` names anything
-    Gemini cannot express."""
+def request_body(request: ChatRequest, target: Target) -> dict[str, Any]:
+    """The ``generateContent`` body for ``request`` at ``target``, the caller's vendor fields
+    merged in; ``InvalidRequestError`` names anything Gemini cannot express."""
     if request.user is not None:
         raise InvalidRequestError(f"Gemini has no end-user field for `user`; {_ROUTE_ELSEWHERE}.")
     system, contents = _contents(request.messages)
@@ -84,7 +105,7 @@ def request_body(request: ChatRequest) -> dict[str, Any]:
     config = _generation_config(request)
     if config:
         body["generationConfig"] = config
-    return body
+    return merge_vendor_fields(body, request, target, _GUARDED_FIELDS)
 
 
 def _contents(

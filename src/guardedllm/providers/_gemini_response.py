@@ -1,8 +1,14 @@
 """Reading Gemini answers: ``generateContent`` bodies, SSE streams and error bodies.
 
-Parts marked ``thought`` are reasoning, not content. Gemini function calls usually have no id,
-so a call without one gets ``call_<n>``, numbered in the order of the response: deterministic,
-since this module reads no clock and draws no random numbers.
+Parts marked ``thought`` (sent when the request's ``thinkingConfig.includeThoughts`` asks for
+them) are reasoning, not content: their text is ``message.reasoning_content`` (a stream's
+``delta.reasoning_content``), never part of ``content``. Their tokens are
+``usageMetadata.thoughtsTokenCount``, reported apart from the answer's: they are added to
+``completion_tokens`` (Gemini bills them as output) and are its ``reasoning_tokens``.
+
+Gemini function calls usually have no id, so a call without one gets ``call_<n>``, numbered in
+the order of the response: deterministic, since this module reads no clock and draws no random
+numbers.
 
 Streams (``streamGenerateContent?alt=sse``) carry one whole ``GenerateContentResponse`` per
 event, each holding the next piece, with no terminal sentinel: the stream is complete once a
@@ -74,7 +80,9 @@ def parse_response(body: bytes, target: Target) -> ChatCompletion:
             ToolCall(id=c.id or f"call_{n}", function=Function(name=c.name, arguments=c.arguments))
             for n, c in enumerate(piece.calls)
         )
-        message = ChatCompletionMessage(content=piece.text, tool_calls=calls or None)
+        message = ChatCompletionMessage(
+            content=piece.text, tool_calls=calls or None, reasoning_content=piece.reasoning
+        )
         finish = _finish_reason(piece.finish_reason, has_calls=bool(calls))
     elif _block_reason(payload, read) is not None:
         # The prompt itself was blocked: no candidate at all, only the reason.
@@ -183,12 +191,14 @@ class _Piece:
     text: str | None  # None when it has no non-thought text part
     calls: tuple[_Call, ...]
     finish_reason: str | None
+    reasoning: str | None = None  # None when it has no thought part
 
 
 def _read_candidate(candidate: Mapping[str, Any], read: _Reader, index: int) -> _Piece:
     at = f"candidates[{index}]"
     content = read.opt_obj(candidate, "content", at)
     texts: list[str] = []
+    thoughts: list[str] = []
     calls: list[_Call] = []
     for j, raw in enumerate(read.opt_list(content, "parts", f"{at}.content")):
         part_at = f"{at}.content.parts[{j}]"
@@ -203,14 +213,14 @@ def _read_candidate(candidate: Mapping[str, Any], read: _Reader, index: int) -> 
             calls.append(_Call(id=call_id, name=name, arguments=json.dumps(args)))
         elif "text" in part:
             text = read.opt_str(part, "text", part_at) or ""
-            if part.get("thought") is not True:
-                texts.append(text)
+            (thoughts if part.get("thought") is True else texts).append(text)
         # Other parts (thought signatures, executable code, generated media) have no place
         # in the OpenAI message shape.
     return _Piece(
         text="".join(texts) if texts else None,
         calls=tuple(calls),
         finish_reason=read.opt_str(candidate, "finishReason", at),
+        reasoning="".join(thoughts) if thoughts else None,
     )
 
 
@@ -398,10 +408,12 @@ class GeminiStreamDecoder:
 
     def _on_piece(self, piece: _Piece, read: _Reader) -> list[ChatCompletionChunk]:
         if self._finish is not None:
-            if piece.text or piece.calls:
+            if piece.text or piece.calls or piece.reasoning:
                 raise read.bad("candidates[0].content", "present after the finishReason")
             return []
         chunks: list[ChatCompletionChunk] = []
+        if piece.reasoning:
+            chunks.append(self._chunk(ChoiceDelta(reasoning_content=piece.reasoning)))
         if piece.text:
             chunks.append(self._chunk(ChoiceDelta(content=piece.text)))
         if piece.calls:

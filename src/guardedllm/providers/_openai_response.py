@@ -4,7 +4,9 @@ Everything a server sends is read field by field into the frozen OpenAI-shaped t
 or ill-typed field is a ``ResponseFormatError`` naming the field's path and the deployment; an
 optional field may be absent or null. The same reader serves OpenAI, Azure OpenAI and
 OpenAI-compatible servers, so it tolerates the variants those servers are known to send (and
-says so where it does). Pure: no I/O, no clock.
+says so where it does): a message's ``reasoning_content`` (vLLM's and DeepSeek's thinking text,
+which OpenAI itself never sends) is read into the message's field of that name. Pure: no I/O,
+no clock.
 """
 
 from __future__ import annotations
@@ -80,11 +82,13 @@ def _plain_completion(data: dict[str, Any], target: Target) -> ChatCompletion | 
         if type(message) is not dict or message.get("tool_calls") is not None:
             return None
         content, refusal = message.get("content"), message.get("refusal")
+        reasoning = message.get("reasoning_content")
         index = raw.get("index", position)
         finish = _plain_finish(raw)
         if (
             not _str_or_none(content)
             or not _str_or_none(refusal)
+            or not _str_or_none(reasoning)
             or (type(index) is not int and index is not None)
             or finish is False
         ):
@@ -92,7 +96,9 @@ def _plain_completion(data: dict[str, Any], target: Target) -> ChatCompletion | 
         parsed.append(
             Choice(
                 index=position if index is None else index,
-                message=ChatCompletionMessage(content=content, refusal=refusal),
+                message=ChatCompletionMessage(
+                    content=content, refusal=refusal, reasoning_content=reasoning
+                ),
                 finish_reason=finish,
             )
         )
@@ -174,6 +180,9 @@ def _choice(raw: object, position: int, target: Target) -> Choice:
             )
             or None,
             refusal=_optional_str(message, "refusal", f"{where}.message", target),
+            reasoning_content=_optional_str(
+                message, "reasoning_content", f"{where}.message", target
+            ),
         ),
         finish_reason=_finish_reason(choice, where, target),
     )

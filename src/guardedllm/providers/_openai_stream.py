@@ -183,8 +183,9 @@ def _slot_setters(cls: type, names: tuple[str, ...]) -> tuple[Callable[[Any, Any
     return tuple(cls.__dict__[name].__set__ for name in names)
 
 
-_D_CONTENT, _D_ROLE, _D_TOOL_CALLS, _D_REFUSAL = _slot_setters(
-    ChoiceDelta, ("content", "role", "tool_calls", "refusal")
+_D_CONTENT, _D_ROLE, _D_TOOL_CALLS, _D_REFUSAL, _D_REASONING, _D_THINKING = _slot_setters(
+    ChoiceDelta,
+    ("content", "role", "tool_calls", "refusal", "reasoning_content", "thinking_blocks"),
 )
 _K_INDEX, _K_DELTA, _K_FINISH, _K_LOGPROBS = _slot_setters(
     ChunkChoice, ("index", "delta", "finish_reason", "logprobs")
@@ -220,12 +221,14 @@ def _plain_chunk(data: dict[str, Any], target: Target) -> ChatCompletionChunk | 
         content = delta.get("content")
         role = delta.get("role")
         refusal = delta.get("refusal")
+        reasoning = delta.get("reasoning_content")
         index = raw.get("index", position)
         finish = raw.get("finish_reason")
         if (
             (content is not None and type(content) is not str)
             or (role is not None and type(role) is not str)
             or (refusal is not None and type(refusal) is not str)
+            or (reasoning is not None and type(reasoning) is not str)
             or delta.get("tool_calls") is not None
         ):
             return None
@@ -237,7 +240,7 @@ def _plain_chunk(data: dict[str, Any], target: Target) -> ChatCompletionChunk | 
             finish = _FINISH_REASONS.get(finish) if type(finish) is str else None
             if finish is None:
                 return None
-        if content is None and not role and refusal is None:
+        if content is None and not role and refusal is None and reasoning is None:
             value = _EMPTY_DELTA
         else:
             value = _new(ChoiceDelta)
@@ -245,6 +248,8 @@ def _plain_chunk(data: dict[str, Any], target: Target) -> ChatCompletionChunk | 
             _D_ROLE(value, "assistant" if role else None)  # see _chunk_choice
             _D_TOOL_CALLS(value, None)
             _D_REFUSAL(value, refusal)
+            _D_REASONING(value, reasoning)
+            _D_THINKING(value, None)
         choice = _new(ChunkChoice)
         _K_INDEX(choice, index)
         _K_DELTA(choice, value)
@@ -294,6 +299,7 @@ def _chunk_choice(raw: object, position: int, target: Target) -> ChunkChoice:
             )
             or None,
             refusal=_optional_str(delta, "refusal", f"{where}.delta", target),
+            reasoning_content=_optional_str(delta, "reasoning_content", f"{where}.delta", target),
         ),
         finish_reason=_finish_reason(choice, where, target),
     )

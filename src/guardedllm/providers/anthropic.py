@@ -11,6 +11,16 @@ OpenAI-shaped. The translation keeps these rules:
 - Whatever the request asks that Anthropic cannot express (``seed``, an OpenAI-only ``extra``
   parameter, an image URL scheme, a temperature above 1, ...) raises ``InvalidRequestError``
   naming it; nothing is dropped silently.
+- Vendor fields (``extra_body``, then ``provider_options["anthropic"]``, then
+  ``provider_options[<provider name>]``) are merged into the body as they are: ``thinking``,
+  ``top_k``, ``metadata``, ``service_tier``, ... (``base.merge_vendor_fields``), except the
+  fields in ``_GUARDED_FIELDS``. Extended thinking's ``thinking.budget_tokens`` must be below
+  ``max_tokens``, the vendor's rule; a request that breaks it is refused here rather than sent
+  to a 400.
+- Thinking passed back: an assistant message's ``thinking_blocks`` (signed, as an answer gave
+  them) go first in its content, unchanged, as Anthropic requires when tools are used with
+  thinking; its ``reasoning_content`` alone has no signature, so it is not sent (Anthropic
+  would refuse an unsigned thinking block).
 - JSON mode: the plain Messages API has none, so ``response_format`` becomes one forced tool
   named ``JSON_TOOL_NAME`` whose input schema is the requested schema, and the parsers turn a
   ``tool_use`` of that name back into message text (finish reason "stop"). The parsers see only
@@ -30,14 +40,21 @@ from typing import Any
 
 import httpx
 
-from guardedllm.errors import InvalidRequestError, ProviderError
+from guardedllm.errors import InvalidRequestError, ProviderError, ThinkingBudgetError
 from guardedllm.providers._anthropic_response import (
     JSON_TOOL_NAME,
     AnthropicStreamDecoder,
     parse_error,
     parse_message,
 )
-from guardedllm.providers.base import Target, load_json, post_request, read_count
+from guardedllm.providers.base import (
+    GuardedFields,
+    Target,
+    load_json,
+    merge_vendor_fields,
+    post_request,
+    read_count,
+)
 from guardedllm.types import ChatCompletion, ChatRequest
 
 __all__ = ["ANTHROPIC_VERSION", "JSON_TOOL_NAME", "AnthropicStreamDecoder", "AnthropicWire"]
@@ -66,6 +83,15 @@ JSON_SCHEMA_DESCRIPTION = "Give your answer, a {name} object, through this tool.
 
 _ROUTE_ADVICE = "route the call to an OpenAI deployment or drop it"
 
+# Body fields the guards count on, refused in extra_body and provider_options.
+_GUARDED_FIELDS: GuardedFields = {
+    ("model",): "choose the model with create(model=...)",
+    ("messages",): "pass messages=... to create()",
+    ("system",): "pass system messages in messages=...",
+    ("max_tokens",): "pass max_tokens=... to create()",
+    ("stream",): "pass stream=True to create()",
+}
+
 # The fields of a Messages request that /v1/messages/count_tokens accepts.
 _COUNTED_FIELDS = ("model", "messages", "system", "tools", "tool_choice", "thinking")
 
@@ -86,6 +112,13 @@ class AnthropicWire:
         return read_count(body, target, "input_tokens")
 
     def _post(self, target: Target, path: str, body: dict[str, Any]) -> httpx.Request:
+        try:
+            content = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+        except (TypeError, ValueError) as exc:
+            raise _invalid(
+                f"the request holds a value that is not JSON ({exc}); pass only strings, finite "
+                "numbers, booleans, None, lists and dicts"
+            ) from None
         headers = {
             "anthropic-version": target.api_version or ANTHROPIC_VERSION,
             "content-type": "application/json",
@@ -97,7 +130,7 @@ class AnthropicWire:
             target,
             path,
             headers=list(headers.items()),
-            content=json.dumps(body, separators=(",", ":")).encode(),
+            content=content,
         )
 
     def parse_response(self, body: bytes, target: Target) -> ChatCompletion:
@@ -160,7 +193,23 @@ def _request_body(request: ChatRequest, target: Target) -> dict[str, Any]:
     body.update(_tool_fields(request, parallel=parallel))
     if request.stream:
         body["stream"] = True
+    body = merge_vendor_fields(body, request, target, _GUARDED_FIELDS)
+    _check_thinking_budget(body.get("thinking"), body["max_tokens"])
     return body
+
+
+def _check_thinking_budget(thinking: object, max_tokens: int) -> None:
+    """Anthropic's rule for extended thinking: the budget is part of ``max_tokens`` and must be
+    below it. Refused here, naming both numbers, rather than sent to a 400."""
+    if not isinstance(thinking, Mapping) or thinking.get("type") != "enabled":
+        return
+    budget = thinking.get("budget_tokens")
+    if isinstance(budget, int) and not isinstance(budget, bool) and budget >= max_tokens:
+        raise ThinkingBudgetError(
+            f"Anthropic cannot take this request: `thinking.budget_tokens`={budget} is not below "
+            f"`max_tokens`={max_tokens}, and Anthropic counts thinking within max_tokens; pass "
+            f"max_tokens above {budget} (room for the answer too) or a smaller budget_tokens."
+        )
 
 
 def _plain(value: Any) -> Any:
@@ -303,7 +352,9 @@ def _image_block(part: Mapping[str, Any], where: str) -> dict[str, Any]:
 
 
 def _assistant_blocks(message: Mapping[str, Any], where: str) -> list[dict[str, Any]]:
-    blocks = _content_blocks(message.get("content"), where, images=False)
+    # Signed thinking comes first in the turn, as Anthropic answered it and requires it back.
+    blocks = _thinking_blocks(message.get("thinking_blocks"), where)
+    blocks += _content_blocks(message.get("content"), where, images=False)
     refusal = message.get("refusal")
     if not blocks and isinstance(refusal, str) and refusal:
         blocks.append({"type": "text", "text": refusal})  # what the assistant said, after all
@@ -315,6 +366,28 @@ def _assistant_blocks(message: Mapping[str, Any], where: str) -> list[dict[str, 
             blocks.append(_tool_use_block(call, f"{where}.tool_calls[{k}]"))
     if not blocks:
         raise _invalid(f"{where} (assistant) has neither content nor tool_calls")
+    return blocks
+
+
+def _thinking_blocks(value: Any, where: str) -> list[dict[str, Any]]:
+    """An assistant message's ``thinking_blocks`` as the Anthropic blocks they came from."""
+    if value is None:
+        return []
+    if not isinstance(value, (list, tuple)):
+        raise _invalid(f"{where}.thinking_blocks must be a list, as the answer gave it")
+    blocks: list[dict[str, Any]] = []
+    for k, block in enumerate(value):
+        kind = block.get("type") if isinstance(block, Mapping) else None
+        fields = ("thinking", "signature") if kind == "thinking" else ("data",)
+        if kind not in ("thinking", "redacted_thinking") or not all(
+            isinstance(block.get(name), str) for name in fields
+        ):
+            raise _invalid(
+                f"{where}.thinking_blocks[{k}] is not a thinking block as an answer gave it "
+                "(type thinking with thinking and signature, or redacted_thinking with data); "
+                "pass the blocks back unchanged"
+            )
+        blocks.append({"type": kind, **{name: block[name] for name in fields}})
     return blocks
 
 

@@ -19,11 +19,12 @@ from typing import Any, Protocol, runtime_checkable
 import attrs
 import httpx
 
-from guardedllm.errors import ProviderError, ResponseFormatError
+from guardedllm.errors import InvalidRequestError, ProviderError, ResponseFormatError
 from guardedllm.types import ChatCompletion, ChatCompletionChunk, ChatRequest, Usage
 
 __all__ = [
     "KEY_HEADERS",
+    "GuardedFields",
     "KeyMaskedHeaders",
     "StreamDecoder",
     "Target",
@@ -33,6 +34,7 @@ __all__ = [
     "first_header",
     "is_context_length_error",
     "load_json",
+    "merge_vendor_fields",
     "post_request",
     "read_count",
     "retry_after_seconds",
@@ -152,6 +154,101 @@ class TokenCounter(Protocol):
     def parse_count(self, body: bytes, target: Target) -> int:
         """The input-token count in a 2xx count answer; ``ResponseFormatError`` otherwise."""
         ...
+
+
+# --------------------------------------------------------------------------- vendor fields
+
+# The fields of one vendor's body that the guards count on, each a path of keys into the body,
+# and what to pass to ``create`` instead. Each wire format declares its own.
+GuardedFields = Mapping[tuple[str, ...], str]
+
+
+def merge_vendor_fields(
+    body: Mapping[str, Any], request: ChatRequest, target: Target, guarded: GuardedFields
+) -> dict[str, Any]:
+    """``body`` with the caller's vendor fields merged in, as they are: ``extra_body``, then
+    ``provider_options[target.kind]``, then ``provider_options[target.provider]`` (a provider's
+    own name is more specific than its kind, so it comes last).
+
+    The merge is deep for objects: a key both hold as objects is merged key by key, and at the
+    leaves (anything else, lists included) the caller's value wins; ``body`` is not changed.
+    So ``{"generationConfig": {"thinkingConfig": {...}}}`` sits beside the generationConfig the
+    wire format built. A layer that sets a ``guarded`` field, or replaces an object that holds
+    one, is refused with ``InvalidRequestError`` naming the field and the argument to use: the
+    estimate, the cost reservation and the answer's reading rest on those fields (the model,
+    the messages, the output limit, streaming, the number of choices), and a value the guards
+    never saw would break them silently.
+    """
+    merged = dict(body)
+    for source, layer in _vendor_layers(request, target):
+        for path, instead in guarded.items():
+            if _reaches(layer, path):
+                raise InvalidRequestError(
+                    f"{target.deployment}: {source} sets `{'.'.join(path)}`, which the guards "
+                    f"count on (the estimate, the cost reservation, the reading of the answer); "
+                    f"{instead}."
+                )
+        merged = _merged(merged, layer, source)
+    return merged
+
+
+def _vendor_layers(request: ChatRequest, target: Target) -> list[tuple[str, Mapping[str, Any]]]:
+    layers: list[tuple[str, Mapping[str, Any]]] = []
+    if request.extra_body:
+        layers.append(("extra_body", request.extra_body))
+    for key in dict.fromkeys((target.kind, target.provider)):  # once if the name is the kind
+        options = request.provider_options.get(key)
+        if options:
+            layers.append((f"provider_options[{key!r}]", options))
+    return layers
+
+
+def _reaches(layer: Mapping[str, Any], path: tuple[str, ...]) -> bool:
+    """Whether merging ``layer`` would change the field at ``path``: it sets the field, or
+    puts a value that is not an object where an object on the way to it is."""
+    node: object = layer
+    for key in path:
+        if not isinstance(node, Mapping):
+            return True
+        if key not in node:
+            return False
+        node = node[key]
+    return True
+
+
+def _merged(base: Mapping[str, Any], layer: Mapping[str, Any], where: str) -> dict[str, Any]:
+    # Copies only along the merged paths: ``base`` may hold the caller's own objects (a
+    # response schema, say), which are never written to.
+    out = dict(base)
+    for key, value in layer.items():
+        _check_key(key, where)
+        mine = out.get(key)
+        if isinstance(mine, Mapping) and isinstance(value, Mapping):
+            out[key] = _merged(mine, value, f"{where}.{key}")
+        else:
+            out[key] = _plain(value, f"{where}.{key}")
+    return out
+
+
+def _plain(value: object, where: str) -> Any:
+    """``value`` with every mapping a dict and every tuple a list, for json.dumps (which
+    would write a number key as a string without a word)."""
+    if isinstance(value, Mapping):
+        result: dict[str, Any] = {}
+        for key, item in value.items():
+            _check_key(key, where)
+            result[key] = _plain(item, f"{where}.{key}")
+        return result
+    if isinstance(value, (list, tuple)):
+        return [_plain(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    return value
+
+
+def _check_key(key: object, where: str) -> None:
+    if not isinstance(key, str):
+        raise InvalidRequestError(
+            f"{where} has the key {key!r}, which is not a string; JSON object keys are strings."
+        )
 
 
 # Headers that httpx.Request works out itself from the URL and the body; a request whose own

@@ -45,7 +45,7 @@ class GeminiWire:
     kind = "gemini"
 
     def build_request(self, request: ChatRequest, target: Target) -> httpx.Request:
-        content = _json_bytes(request_body(request))
+        content = _json_bytes(request_body(request, target))
         model = _model_path(target)
         version = target.api_version or DEFAULT_API_VERSION
         headers = {"content-type": "application/json"}
@@ -70,7 +70,12 @@ class GeminiWire:
     def build_count_request(self, request: ChatRequest, target: Target) -> httpx.Request:
         # countTokens with a whole generateContentRequest counts system instruction and tools
         # too, as generateContent bills them.
-        body = {"generateContentRequest": {"model": _model_path(target), **request_body(request)}}
+        body = {
+            "generateContentRequest": {
+                "model": _model_path(target),
+                **request_body(request, target),
+            }
+        }
         headers = {"content-type": "application/json"}
         if target.api_key:
             headers["x-goog-api-key"] = target.api_key
@@ -110,5 +115,6 @@ def _json_bytes(body: Mapping[str, Any]) -> bytes:
     except (TypeError, ValueError) as exc:
         raise InvalidRequestError(
             f"The request holds a value that is not JSON ({exc}); pass only strings, "
-            "numbers, booleans, lists and dicts in messages, tools and response_format."
+            "numbers, booleans, lists and dicts in messages, tools, response_format, "
+            "extra_body and provider_options."
         ) from None

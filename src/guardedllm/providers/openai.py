@@ -15,6 +15,12 @@ Three provider kinds speak it:
   ``api-key`` header, ``api-version`` in the query, and the body has no "model".
 
 Streams ask for ``stream_options.include_usage`` because cost accounting needs the usage.
+
+The caller's ``extra_body`` and ``provider_options`` (under the provider's kind or name) are
+merged into the body as they are (``base.merge_vendor_fields``), except the fields in
+``_GUARDED_FIELDS``. An assistant message passed back with ``reasoning_content`` or
+``thinking_blocks`` (what a thinking answer carries) goes out without them: they are answer
+fields, which DeepSeek refuses in a request and OpenAI has no use for.
 Pure: no I/O, no clock, no environment. This module builds requests; reading answers (bodies,
 streams, errors) lives in ``_openai_response``.
 """
@@ -38,9 +44,11 @@ from guardedllm.providers._openai_response import (
 )
 from guardedllm.providers._openai_stream import OpenAIStreamDecoder
 from guardedllm.providers.base import (
+    GuardedFields,
     Target,
     first_header,
     load_json,
+    merge_vendor_fields,
     post_request,
     retry_after_seconds,
 )
@@ -71,6 +79,21 @@ _RESERVED_EXTRA = frozenset(
         "user",
     }
 )
+
+# Body fields the guards count on, refused in extra_body and provider_options. The stream's
+# usage is what a streamed call's cost is settled on.
+_GUARDED_FIELDS: GuardedFields = {
+    ("model",): "choose the model with create(model=...)",
+    ("messages",): "pass messages=... to create()",
+    ("max_tokens",): "pass max_tokens=... to create()",
+    ("max_completion_tokens",): "pass max_tokens=... to create()",
+    ("stream",): "pass stream=True to create()",
+    ("stream_options", "include_usage"): "pass stream_options={'include_usage': ...} to create()",
+    ("n",): "pass n=... to create()",
+}
+
+# Answer fields an assistant message may carry back that no Chat Completions request takes.
+_ANSWER_ONLY_FIELDS = frozenset({"reasoning_content", "thinking_blocks"})
 
 # OpenAI parameters whose answers the OpenAI-shaped response types have no field for: sending
 # one would silently drop what the caller asked for on the way back.
@@ -178,7 +201,9 @@ def _request_body(
 ) -> dict[str, Any]:
     _check_messages(request.messages)
     body: dict[str, Any] = {"model": target.model} if include_model else {}
-    body["messages"] = _plain(request.messages, "messages")
+    body["messages"] = [
+        _plain(_sendable(message), f"messages[{i}]") for i, message in enumerate(request.messages)
+    ]
     if request.max_tokens is not None:
         body[max_tokens_field] = request.max_tokens
     for name in ("temperature", "top_p"):
@@ -203,15 +228,24 @@ def _request_body(
         _check_extra(key, value)
         body[key] = _plain(value, key)
     if request.stream:
-        options = body.get("stream_options", {})
-        if not isinstance(options, dict):
-            raise InvalidRequestError(
-                f"stream_options is {type(options).__name__}, not a dict; pass a dict or drop it."
-            )
         # Usage is what the cost guard settles on; a stream without it cannot be accounted.
         body["stream"] = True
-        body["stream_options"] = {**options, "include_usage": True}
+        body["stream_options"] = {"include_usage": True}
+    body = merge_vendor_fields(body, request, target, _GUARDED_FIELDS)
+    for key, value in body.items():
+        _check_answerable(key, value)
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise InvalidRequestError(
+            f"stream_options is {type(options).__name__}, not a dict; pass a dict or drop it."
+        )
     return body
+
+
+def _sendable(message: Mapping[str, Any]) -> Mapping[str, Any]:
+    if message.get("role") != "assistant" or _ANSWER_ONLY_FIELDS.isdisjoint(message):
+        return message
+    return {key: value for key, value in message.items() if key not in _ANSWER_ONLY_FIELDS}
 
 
 def _http_request(
@@ -362,6 +396,11 @@ def _check_extra(key: str, value: object) -> None:
             f"{'max_tokens' if key == 'max_completion_tokens' else key}=... instead (the wire "
             "format sends it under the name the provider expects)."
         )
+    _check_answerable(key, value)
+
+
+def _check_answerable(key: str, value: object) -> None:
+    """Refuse a body field whose answer the response types cannot carry."""
     why = _UNREPRESENTABLE_EXTRA.get(key)
     if why is not None and value not in (None, False):
         raise InvalidRequestError(

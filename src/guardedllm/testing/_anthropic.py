@@ -9,12 +9,19 @@ The API key may come as ``x-api-key`` or as ``Authorization: Bearer`` (what rece
 As the real API does, a request needs the ``anthropic-version`` header, and a chat request
 needs ``max_tokens``. ``usage.input_tokens`` excludes cached input, which is reported apart as
 ``cache_read_input_tokens``.
+
+Extended thinking (``"thinking": {"type": "enabled", "budget_tokens": N}``) is answered as the
+API answers it: a ``thinking`` block with its ``signature`` first in the content, streamed as
+``thinking_delta`` events then one ``signature_delta``; its tokens are part of
+``output_tokens`` and reported in ``output_tokens_details.thinking_tokens``. As the API does,
+the fake refuses a budget under 1024 or not below ``max_tokens``.
 """
 
 from __future__ import annotations
 
+import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from guardedllm.testing._replies import (
@@ -41,6 +48,9 @@ _STOP_REASONS = {
 }
 
 # status -> (error type, message) when a script gives only a status.
+# Anthropic's floor for a thinking budget.
+MIN_THINKING_BUDGET = 1024
+
 _ERRORS: dict[int, tuple[str, str]] = {
     400: ("invalid_request_error", "Invalid request (scripted by FakeProvider)."),
     401: ("authentication_error", "invalid x-api-key"),
@@ -58,6 +68,29 @@ _ERRORS: dict[int, tuple[str, str]] = {
     504: ("timeout_error", "Request timed out"),
     529: ("overloaded_error", "Overloaded"),
 }
+
+
+_DELTA_FIELDS = {
+    "text_delta": "text",
+    "thinking_delta": "thinking",
+    "input_json_delta": "partial_json",
+}
+
+
+def _thinking(value: Any, max_tokens: Any, invalid: Callable[[str], Rejected]) -> bool:
+    """Whether ``thinking`` asks for extended thinking; ``invalid(message)`` is the refusal
+    for a budget the API refuses."""
+    if not isinstance(value, Mapping) or value.get("type") != "enabled":
+        return False
+    budget = value.get("budget_tokens")
+    if not isinstance(budget, int) or budget < MIN_THINKING_BUDGET:
+        raise invalid(
+            "thinking.enabled.budget_tokens: Input should be greater than or equal to "
+            f"{MIN_THINKING_BUDGET}"
+        )
+    if isinstance(max_tokens, int) and budget >= max_tokens:
+        raise invalid("`max_tokens` must be greater than `thinking.budget_tokens`.")
+    return True
 
 
 def _event(name: str, value: Mapping[str, Any]) -> bytes:
@@ -110,6 +143,7 @@ class AnthropicFormat:
                 raise invalid("max_tokens: Field required")
             if not isinstance(max_tokens, int) or max_tokens < 1:
                 raise invalid("max_tokens: Input should be greater than or equal to 1")
+        thinking = _thinking(payload.get("thinking"), max_tokens, invalid)
         texts = [message_text(m, content_key="content") for m in messages]
         system = payload.get("system")
         if system:
@@ -126,24 +160,41 @@ class AnthropicFormat:
             has_tools=bool(tools),
             last_user_text=last_user,
             prompt_tokens=count_prompt_tokens(texts, tools),
+            thinking=thinking and route.endpoint == "chat",
         )
 
     # ------------------------------------------------------------------ answers
 
     def _usage(self, reply: Reply, *, output_tokens: int) -> dict[str, Any]:
-        return {
+        usage: dict[str, Any] = {
             "input_tokens": max(0, reply.prompt_tokens - reply.cached_tokens),
             "cache_creation_input_tokens": 0,
             "cache_read_input_tokens": reply.cached_tokens,
             "output_tokens": output_tokens,
             "service_tier": "standard",
         }
+        if reply.reasoning is not None:
+            thinking = min(reply.reasoning_tokens, output_tokens)
+            usage["output_tokens_details"] = {"thinking_tokens": thinking}
+        return usage
+
+    def _signature(self, number: int) -> str:
+        # Opaque base64, as the API's are; the fake checks none it is given back.
+        return base64.b64encode(f"fake-thinking-signature-{number:08d}".encode()).decode()
 
     def _tool_id(self, number: int, index: int) -> str:
         return f"toolu_fake{number:08d}x{index}"
 
     def completion(self, exchange: Exchange, reply: Reply, number: int) -> dict[str, Any]:
         content: list[dict[str, Any]] = []
+        if reply.reasoning is not None:
+            content.append(
+                {
+                    "type": "thinking",
+                    "thinking": reply.reasoning,
+                    "signature": self._signature(number),
+                }
+            )
         if reply.text is not None:
             content.append({"type": "text", "text": reply.text})
         for i, call in enumerate(reply.tool_calls):
@@ -181,6 +232,9 @@ class AnthropicFormat:
         start = {"type": "message_start", "message": message}
         events = [StreamEvent(kind="open", data=_event("message_start", start))]
         blocks: list[tuple[dict[str, Any], str, list[str]]] = []
+        if reply.reasoning is not None:
+            thinking_block = {"type": "thinking", "thinking": "", "signature": ""}
+            blocks.append((thinking_block, "thinking_delta", list(reply.reasoning_pieces)))
         if reply.text is not None:
             blocks.append(({"type": "text", "text": ""}, "text_delta", list(reply.pieces)))
         for i, call in enumerate(reply.tool_calls):
@@ -199,12 +253,18 @@ class AnthropicFormat:
             events.append(StreamEvent(kind="open" if index == 0 else "frame", data=data))
             if index == 0:
                 events.append(StreamEvent(kind="open", data=_event("ping", {"type": "ping"})))
-            field = "text" if delta_type == "text_delta" else "partial_json"
+            field = _DELTA_FIELDS[delta_type]
             for part in parts:
                 delta = {"type": delta_type, field: part}
                 payload = {"type": "content_block_delta", "index": index, "delta": delta}
                 events.append(
                     StreamEvent(kind="piece", data=_event("content_block_delta", payload))
+                )
+            if delta_type == "thinking_delta":  # the signature comes last, just before the stop
+                delta = {"type": "signature_delta", "signature": self._signature(number)}
+                payload = {"type": "content_block_delta", "index": index, "delta": delta}
+                events.append(
+                    StreamEvent(kind="frame", data=_event("content_block_delta", payload))
                 )
             stop = {"type": "content_block_stop", "index": index}
             events.append(StreamEvent(kind="frame", data=_event("content_block_stop", stop)))
@@ -214,7 +274,11 @@ class AnthropicFormat:
                 "stop_reason": _STOP_REASONS.get(reply.finish, reply.finish),
                 "stop_sequence": None,
             },
-            "usage": {"output_tokens": reply.completion_tokens},
+            "usage": {
+                key: value
+                for key, value in self._usage(reply, output_tokens=reply.completion_tokens).items()
+                if key in ("output_tokens", "output_tokens_details")
+            },
         }
         events.append(StreamEvent(kind="close", data=_event("message_delta", delta_event)))
         stop_event = {"type": "message_stop"}

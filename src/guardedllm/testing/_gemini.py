@@ -6,6 +6,10 @@ and ``finishReason``, ``usageMetadata``), served by ``models/{model}:generateCon
 otherwise one JSON array, streamed) and ``:countTokens``. A stream has no terminal sentinel:
 its last response carries ``finishReason`` and the full ``usageMetadata``.
 
+A request whose ``generationConfig.thinkingConfig.includeThoughts`` is true is answered with its
+thoughts first, as parts marked ``"thought": true`` (streamed before the answer's text), their
+tokens reported as ``usageMetadata.thoughtsTokenCount`` apart from ``candidatesTokenCount``.
+
 Errors are ``{"error": {"code", "message", "status"}}``. As the real API does, a missing key is
 403 PERMISSION_DENIED and a wrong key 400 INVALID_ARGUMENT with reason API_KEY_INVALID (Gemini
 never answers 401 to an API-key caller).
@@ -107,6 +111,7 @@ class GeminiFormat:
             raise invalid(
                 "* GenerateContentRequest.generation_config.max_output_tokens: must be positive\n"
             )
+        thinking = config.get("thinkingConfig") if isinstance(config, Mapping) else None
         texts = [message_text(c, content_key="parts") for c in contents]
         system = payload.get("systemInstruction") or payload.get("system_instruction")
         if isinstance(system, Mapping):
@@ -130,6 +135,7 @@ class GeminiFormat:
             last_user_text=last_user,
             prompt_tokens=count_prompt_tokens(texts, tools),
             sse=query.get("alt") == "sse",
+            thinking=isinstance(thinking, Mapping) and thinking.get("includeThoughts") is True,
         )
 
     # ------------------------------------------------------------------ answers
@@ -137,7 +143,10 @@ class GeminiFormat:
     def _usage(self, reply: Reply, *, final: bool) -> dict[str, Any]:
         usage: dict[str, Any] = {"promptTokenCount": reply.prompt_tokens}
         if final:
-            usage["candidatesTokenCount"] = reply.completion_tokens
+            # Gemini counts thoughts apart from the answer; the two add up to the output.
+            usage["candidatesTokenCount"] = reply.completion_tokens - reply.reasoning_tokens
+            if reply.reasoning is not None:
+                usage["thoughtsTokenCount"] = reply.reasoning_tokens
         usage["totalTokenCount"] = reply.prompt_tokens + (reply.completion_tokens if final else 0)
         if reply.cached_tokens:
             usage["cachedContentTokenCount"] = reply.cached_tokens
@@ -170,7 +179,11 @@ class GeminiFormat:
         ]
 
     def completion(self, exchange: Exchange, reply: Reply, number: int) -> dict[str, Any]:
-        parts = [] if reply.text is None else [{"text": reply.text}]
+        parts: list[dict[str, Any]] = []
+        if reply.reasoning is not None:
+            parts.append({"text": reply.reasoning, "thought": True})
+        if reply.text is not None:
+            parts.append({"text": reply.text})
         parts += self._call_parts(reply)
         usage = self._usage(reply, final=True)
         return self._response(exchange, number, parts, usage, reply.finish)
@@ -184,6 +197,10 @@ class GeminiFormat:
     def stream(self, exchange: Exchange, reply: Reply, number: int) -> list[StreamEvent]:
         partial = self._usage(reply, final=False)
         bodies: list[tuple[str, dict[str, Any]]] = [
+            ("piece", self._response(exchange, number, [{"text": p, "thought": True}], partial))
+            for p in reply.reasoning_pieces
+        ]
+        bodies += [
             ("piece", self._response(exchange, number, [{"text": p}], partial))
             for p in reply.pieces
         ]

@@ -214,6 +214,7 @@ class FakeProvider:
         chunk_delay: float = 0.0,
         chunks: int | None = None,
         content: str | None = None,
+        reasoning: str | None = None,
         tool_calls: Iterable[ScriptedToolCall | Mapping[str, Any]] | None = None,
         finish_reason: str | None = None,
         usage: ScriptedUsage | Mapping[str, int] | None = None,
@@ -244,7 +245,9 @@ class FakeProvider:
         - the reply: ``content``, ``tool_calls`` (``[{"name": ..., "arguments": {...}}]``,
           used when the request declares tools), ``finish_reason`` (OpenAI words, mapped
           per vendor, or a vendor value verbatim), ``usage``
-          (``{"prompt_tokens", "completion_tokens", "cached_tokens"}``).
+          (``{"prompt_tokens", "completion_tokens", "cached_tokens"}``), ``reasoning`` (the
+          thinking text, sent only when the request asks for thinking: Anthropic
+          ``thinking`` enabled, Gemini ``thinkingConfig.includeThoughts``).
         - ``not_found``: 404 model-not-found; ``body``: these raw bytes as the body
           (status 200 unless ``status``); ``oversized``: pad the JSON body with spaces to
           N bytes (a stream: send an N-byte SSE comment line first).
@@ -265,6 +268,7 @@ class FakeProvider:
             chunk_delay=chunk_delay,
             chunks=chunks,
             content=content,
+            reasoning=reasoning,
             tool_calls=tool_calls,
             finish_reason=finish_reason,
             usage=usage,

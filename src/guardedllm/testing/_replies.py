@@ -5,6 +5,9 @@ that matter); ``compose_reply`` turns an exchange and a scripted ``Behaviour`` i
 the vendor format then renders the reply as its JSON body or its stream of events.
 
 The default reply is ``"Fake reply from {model}: {first 40 chars of the last user text}"``.
+A request that asks for thinking (``Exchange.thinking``) is answered with thoughts first, by
+default ``"Fake thoughts of {model}: {the same echo}"``; they count as output tokens, within
+``max_tokens`` (the reply gets what they leave), and are reported as the vendor reports them.
 
 Token counts are a documented, stable approximation, not any real tokenizer:
 
@@ -167,6 +170,7 @@ class Exchange:
     last_user_text: str = ""
     prompt_tokens: int = 0
     sse: bool = True  # Gemini streams as SSE with alt=sse, else as a JSON array
+    thinking: bool = False  # the request asks to see the model's thinking
 
 
 @attrs.frozen(kw_only=True)
@@ -181,11 +185,30 @@ class Reply:
     completion_tokens: int
     cached_tokens: int
     pieces: tuple[str, ...]
+    # The thinking, when the request asked for it: its text, its pieces in a stream, and its
+    # tokens (part of ``completion_tokens``).
+    reasoning: str | None = None
+    reasoning_pieces: tuple[str, ...] = ()
+    reasoning_tokens: int = 0
 
 
 def default_text(exchange: Exchange) -> str:
     echo = exchange.last_user_text[:ECHO_CHARS]
     return f"Fake reply from {exchange.model}: {echo}".rstrip()
+
+
+def default_reasoning(exchange: Exchange) -> str:
+    echo = exchange.last_user_text[:ECHO_CHARS]
+    return f"Fake thoughts of {exchange.model}: {echo}".rstrip()
+
+
+def _cut(text: str, limit: int | None) -> tuple[str, int, bool]:
+    """``text`` cut to ``limit`` tokens: the text, its tokens, and whether it was cut."""
+    tokens = split_tokens(text)
+    if limit is not None and len(tokens) > limit:
+        tokens = tokens[: max(0, limit)]
+        return "".join(tokens), len(tokens), True
+    return text, len(tokens), False
 
 
 def compose_reply(exchange: Exchange, behaviour: Behaviour) -> Reply:
@@ -202,15 +225,21 @@ def compose_reply(exchange: Exchange, behaviour: Behaviour) -> Reply:
         text = None
     else:
         text = default_text(exchange)
+    reasoning: str | None = None
+    reasoning_tokens = 0
     truncated = False
+    limit = exchange.max_tokens
+    if exchange.thinking:
+        # Thinking comes first and counts within max_tokens, as the vendors count it.
+        thoughts = behaviour.reasoning
+        reasoning, reasoning_tokens, truncated = _cut(
+            default_reasoning(exchange) if thoughts is None else thoughts, limit
+        )
+        limit = None if limit is None else limit - reasoning_tokens
     text_tokens = 0
     if text is not None:
-        tokens = split_tokens(text)
-        if exchange.max_tokens is not None and len(tokens) > exchange.max_tokens:
-            tokens = tokens[: max(0, exchange.max_tokens)]
-            text = "".join(tokens)
-            truncated = True
-        text_tokens = len(tokens)
+        text, text_tokens, cut = _cut(text, limit)
+        truncated = truncated or cut
     call_tokens = sum(
         count_text_tokens(call.name + canonical_json(call.arguments)) for call in tool_calls
     )
@@ -224,7 +253,7 @@ def compose_reply(exchange: Exchange, behaviour: Behaviour) -> Reply:
         finish = "stop"
     usage = behaviour.usage
     prompt = exchange.prompt_tokens
-    completion = text_tokens + call_tokens
+    completion = reasoning_tokens + text_tokens + call_tokens
     cached = 0
     if usage is not None:
         prompt = prompt if usage.prompt_tokens is None else usage.prompt_tokens
@@ -238,6 +267,9 @@ def compose_reply(exchange: Exchange, behaviour: Behaviour) -> Reply:
         completion_tokens=completion,
         cached_tokens=cached,
         pieces=split_pieces(text or "", behaviour.chunks),
+        reasoning=reasoning,
+        reasoning_pieces=split_pieces(reasoning or "", behaviour.chunks),
+        reasoning_tokens=min(reasoning_tokens, completion),
     )
 
 

@@ -120,8 +120,8 @@ class Behaviour:
 
     Stream-only fields (``cut_after_chunks``, ``malformed_chunk``, ``chunk_delay``, ``chunks``)
     do nothing to non-streaming requests, so one rule can cover both kinds. A "chunk" is one
-    piece of content (text or tool-call arguments); the vendor's opening events go out with the
-    first piece and its closing events after the last.
+    piece of content (thinking, text or tool-call arguments); the vendor's opening events go
+    out with the first piece and its closing events after the last.
     """
 
     status: int | None = attrs.field(default=None, validator=_check_status)
@@ -139,6 +139,9 @@ class Behaviour:
     chunk_delay: float = attrs.field(default=0.0, validator=_non_negative)
     chunks: int | None = attrs.field(default=None, validator=_check_positive)
     content: str | None = None
+    # The thinking text of a request that asks for thinking (Anthropic ``thinking`` enabled,
+    # Gemini ``thinkingConfig.includeThoughts``); None: the default thoughts.
+    reasoning: str | None = None
     tool_calls: tuple[ScriptedToolCall, ...] | None = attrs.field(
         default=None, converter=_tool_calls
     )

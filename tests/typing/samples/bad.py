@@ -18,6 +18,7 @@ def mistakes(client: Client) -> None:
     create(model="m", messages=HI, response_format={"type": "yaml"})  # E
     create(model="m", messages="Hi")  # E
     create(model="m", messages=HI, stream_options={"include_usage": "yes"})  # E
+    create(model="m", messages=HI, provider_options={"anthropic": 5})  # E
     response = create(model="m", messages=HI)
     for _chunk in response:  # E
         pass

@@ -48,8 +48,13 @@ def sync(client: Client, flag: bool) -> None:
         tool_choice="auto",
         response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {}}},
         extra_body={"top_k": 5},
+        provider_options={
+            "anthropic": {"thinking": {"type": "enabled", "budget_tokens": 1024}},
+            "gemini": {"generationConfig": {"thinkingConfig": {"includeThoughts": True}}},
+        },
         reasoning_effort="low",
     )
+    assert_type(literal.choices[0].message.reasoning_content, str | None)
     assert_type(literal, ChatCompletion)
     stream = client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
     assert_type(stream, Stream[ChatCompletionChunk])
