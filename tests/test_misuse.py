@@ -13,6 +13,8 @@ import pytest
 from guardedllm import AsyncClient, Client, Policy, Registry, policy_scope
 from guardedllm.errors import ArgumentError, ArgumentTypeError, GuardedLLMError
 from guardedllm.guards import BreakerConfig, RetryBudgetConfig, SpendBudget
+from guardedllm.registry import RecordConfig
+from guardedllm.report import Chart, Table
 from guardedllm.state import RedisBackend
 from guardedllm.testing import FakeProvider
 from guardedllm.types import Usage
@@ -86,6 +88,9 @@ VALUE_MISTAKES: list[tuple[str, Callable[[], object], str]] = [
     ("BreakerConfig(rate)", lambda: BreakerConfig(failure_rate_threshold=2.0), "fraction"),
     ("FakeProvider(port=-1)", lambda: FakeProvider(port=-1), "port"),
     ("model_dump(mode=yaml)", lambda: Usage.of(1, 2).model_dump(mode="yaml"), "mode"),
+    ("RecordConfig(sample=2)", lambda: RecordConfig(path="/tmp/r", sample=2), "sample"),
+    ("Table(short row)", lambda: Table(title="t", columns=("a", "b"), rows=[("1",)]), "cells"),
+    ("Chart(no series)", lambda: Chart(kind="cdf", title="c", x_label="x", series=()), "series"),
 ]
 
 

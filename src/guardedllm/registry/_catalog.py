@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 import attrs
 
-from guardedllm.errors import GuardedLLMError
+from guardedllm.errors import ArgumentError, GuardedLLMError
 from guardedllm.registry._model import CAPABILITIES
 
 if sys.version_info >= (3, 11):
@@ -109,7 +109,7 @@ class CatalogEntry:
     def _known(self, _: attrs.Attribute[frozenset[str]], value: frozenset[str]) -> None:
         unknown = value - CAPABILITIES
         if unknown:
-            raise ValueError(f"{self.ids[0]}: unknown capabilities {sorted(unknown)}")
+            raise ArgumentError(f"{self.ids[0]}: unknown capabilities {sorted(unknown)}")
 
     def config_values(self) -> dict[str, Any]:
         """The fields a ``[models.NAME]`` entry inherits, shaped as TOML would give them."""
@@ -145,7 +145,7 @@ class Catalog:
             for model_id in entry.ids:
                 other = by_id.setdefault((entry.vendor, model_id), entry)
                 if other is not entry:
-                    raise ValueError(
+                    raise ArgumentError(
                         f"{entry.vendor} model id {model_id!r} is listed by two catalog entries"
                     )
         object.__setattr__(self, "_by_id", MappingProxyType(by_id))
@@ -191,7 +191,7 @@ def _entry(table: Mapping[str, Any], index: int) -> CatalogEntry:
     try:
         return CatalogEntry(**table)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"[[models]] #{index + 1}: {exc}") from None
+        raise ArgumentError(f"[[models]] #{index + 1}: {exc}") from None
 
 
 def parse_catalog(text: str) -> Catalog:
@@ -206,7 +206,7 @@ def parse_catalog(text: str) -> Catalog:
             entries=[_entry(table, i) for i, table in enumerate(data.get("models", []))],
         )
     except KeyError as exc:
-        raise ValueError(f"[catalog] lacks {exc}") from None
+        raise ArgumentError(f"[catalog] lacks {exc}") from None
 
 
 @cache

@@ -14,6 +14,7 @@ from typing import Final, Literal, get_args
 import attrs
 
 from guardedllm import defaults
+from guardedllm.errors import ArgumentError
 from guardedllm.registry._check import Field, Problems, Table, did_you_mean, read_fields
 
 __all__ = ["CONTENT", "RecordConfig", "read_record"]
@@ -24,7 +25,7 @@ CONTENT: Final = get_args(Content)
 
 def _check_path(_: object, __: attrs.Attribute[str], value: str) -> None:
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(
+        raise ArgumentError(
             "RecordConfig.path must be the directory to write records in, like "
             '"/var/log/guardedllm"; got ' + repr(value)
         )
@@ -32,7 +33,7 @@ def _check_path(_: object, __: attrs.Attribute[str], value: str) -> None:
 
 def _check_sample(_: object, __: attrs.Attribute[float], value: float) -> None:
     if not (math.isfinite(value) and 0 <= value <= 1):
-        raise ValueError(
+        raise ArgumentError(
             f"RecordConfig.sample must be the share of calls recorded, from 0 to 1 (0.1 records "
             f"one call in ten); got {value!r}"
         )
@@ -40,7 +41,7 @@ def _check_sample(_: object, __: attrs.Attribute[float], value: float) -> None:
 
 def _check_size(_: object, __: attrs.Attribute[float], value: float) -> None:
     if not (math.isfinite(value) and value > 0):
-        raise ValueError(
+        raise ArgumentError(
             f"RecordConfig.max_file_mb must be > 0 (MB a file reaches before the next one "
             f"begins); got {value!r}"
         )

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 import attrs
 
+from guardedllm.errors import ArgumentError
+
 __all__ = ["Chart", "ChartKind", "Report", "Section", "Series", "Table"]
 
 ChartKind = Literal["cdf", "histogram", "timeline"]
@@ -61,7 +63,7 @@ class Series:
     @x.validator
     def _check_x(self, _attribute: Any, x: Sequence[float] | None) -> None:
         if x is not None and len(x) != len(self.values):
-            raise ValueError(
+            raise ArgumentError(
                 f"series {self.name!r} has {len(self.values)} values but {len(x)} x values; "
                 "give one Unix time in x for each value"
             )
@@ -69,7 +71,7 @@ class Series:
 
 def _chart_series(_chart: Any, _attribute: Any, series: tuple[Series, ...]) -> None:
     if not series:
-        raise ValueError("a chart needs at least one series; leave out a chart with no data")
+        raise ArgumentError("a chart needs at least one series; leave out a chart with no data")
 
 
 @attrs.frozen(kw_only=True)
@@ -97,12 +99,12 @@ class Chart:
     def _check_x_matches_kind(self, _attribute: Any, series: tuple[Series, ...]) -> None:
         for one in series:
             if self.kind == "timeline" and one.x is None:
-                raise ValueError(
+                raise ArgumentError(
                     f"series {one.name!r} of timeline {self.title!r} has no x: give the Unix "
                     "time of each value"
                 )
             if self.kind != "timeline" and one.x is not None:
-                raise ValueError(
+                raise ArgumentError(
                     f"series {one.name!r} of {self.kind} {self.title!r} has x values, which "
                     "only a timeline uses; leave x out"
                 )
@@ -110,7 +112,7 @@ class Chart:
     @limit.validator
     def _check_limit(self, _attribute: Any, limit: float | None) -> None:
         if limit is not None and not math.isfinite(limit):
-            raise ValueError(f"the limit of chart {self.title!r} must be a finite number")
+            raise ArgumentError(f"the limit of chart {self.title!r} must be a finite number")
 
 
 @attrs.frozen(kw_only=True)
@@ -125,7 +127,7 @@ class Table:
     def _check_rows(self, _attribute: Any, rows: tuple[tuple[str, ...], ...]) -> None:
         for number, row in enumerate(rows, 1):
             if len(row) != len(self.columns):
-                raise ValueError(
+                raise ArgumentError(
                     f"row {number} of table {self.title!r} has {len(row)} cells for "
                     f"{len(self.columns)} columns; give one cell for each column"
                 )
