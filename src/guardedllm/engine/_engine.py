@@ -36,7 +36,7 @@ import random as _random
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from functools import partial
-from typing import Literal, TypeVar, cast
+from typing import Literal
 
 import attrs
 from opentelemetry.context import Context
@@ -47,9 +47,9 @@ from guardedllm.engine._call import Call, Settings, Turn
 from guardedllm.engine._counting import counted
 from guardedllm.engine._failures import failed
 from guardedllm.engine._guards import Guards, report_transition
-from guardedllm.engine._hedge import LatencyWindow, hedge_partner, race
+from guardedllm.engine._hedge import LatencyWindow, RaceSettings, hedge_partner, race
 from guardedllm.engine._outcomes import settle
-from guardedllm.engine._phases import admit, readmit, settle_answer
+from guardedllm.engine._phases import admit, later, readmit, run_phase, settle_answer
 from guardedllm.engine._refusals import (
     check_preflight,
     circuit_open,
@@ -68,8 +68,6 @@ from guardedllm.engine._routing import (
 from guardedllm.engine._steps import (
     Outcome,
     Sleep,
-    Stated,
-    StateStep,
     Step,
     StreamStart,
     StreamStarted,
@@ -92,7 +90,9 @@ from guardedllm.providers.base import Target, WireFormat
 from guardedllm.registry import Deployment, Registry
 from guardedllm.routing import Plan, RouteFeatures, plan_route
 from guardedllm.state import StateBackend
+from guardedllm.state import flow as guard_flow
 from guardedllm.state.failover import OnError
+from guardedllm.state.flow import lockstep
 from guardedllm.telemetry import EVENT_LOCAL_STATE, AttemptSpan, CallSpan, Telemetry
 from guardedllm.telemetry import _semconv as sc
 from guardedllm.types import (
@@ -116,16 +116,34 @@ _REFUSALS = (
 
 _NO_POLICY = Policy()
 
-T = TypeVar("T")
-
-
-def _run_now(run: Callable[[], object]) -> None:
-    run()
-
 
 def _holding(turns: list[Turn]) -> bool:
     """Whether any of ``turns`` still holds guard state (a permit, a grant, a reservation)."""
     return turns[0].holds or (len(turns) > 1 and turns[1].holds)
+
+
+def _close_turns(guards: Guards, turns: list[Turn]) -> guard_flow.Flow[None]:
+    """Let go of what the turns still hold, side by side."""
+    now, wall_now = guards.now(), guards.wall_now()
+    yield lockstep(*(turn.close(guards, now=now, wall_now=wall_now) for turn in turns))
+
+
+def _withdraw_hedge(guards: Guards, hedge: Turn, *, primary: Deployment) -> guard_flow.Flow[None]:
+    """Give back all a hedge that will not go holds, the retry it drew on included."""
+    now = guards.now()
+    yield lockstep(
+        guards.retry_budget.refund_flow(primary.name, now),
+        hedge.close(guards, now=now, wall_now=guards.wall_now()),
+    )
+
+
+def _record_success(
+    guards: Guards, attempt: Turn, permit: Permit, latency: float, span: CallSpan
+) -> guard_flow.Flow[None]:
+    transition = yield from guards.breaker.record_flow(
+        attempt.deployment.name, permit, "success", latency, guards.now()
+    )
+    report_transition(transition, span)
 
 
 class Engine:
@@ -159,9 +177,6 @@ class Engine:
         self.shadows = ShadowBook()
         # Set by the driver: runs a shadow copy's flow in the background. None: no copies.
         self.spawn_shadow: Callable[[ShadowJob], None] | None = None
-        # Set by a driver with an event loop: runs guard operations on a shared store in the
-        # background where the flow cannot yield them (see ``later``). By default, at once.
-        self.run_later: Callable[[Callable[[], object]], None] = _run_now
         self._random = self.random = random
         self.max_body_bytes = max_body_bytes
         self._wires: dict[str, WireFormat] = {}
@@ -180,8 +195,15 @@ class Engine:
             on_error=state_on_error,
         )
         # Whether guard operations answer in process: then a phase runs where it stands, not
-        # even through ``state`` on the hottest ones (a generator per phase is measurable).
+        # even through ``run_phase`` on the hottest ones (a generator per phase is measurable).
         self.inline = not self.guards.shared
+        self._race_settings = RaceSettings(
+            clock=clock,
+            wall_clock=wall_clock,
+            calibrator=self.calibrator,
+            max_body_bytes=max_body_bytes,
+            max_retry_after_s=registry.defaults.max_retry_after_s,
+        )
         # Load the bundled encodings now (a second or so, once per process), not inside the
         # first call's deadline.
         for tokenizer in {d.tokenizer for d in registry.models.values()}:
@@ -228,26 +250,16 @@ class Engine:
 
     # ---------------------------------------------------------------- guard state
 
-    def state(self, run: Callable[[], T]) -> Generator[Step, Outcome | None, T]:
-        """``run()``: one phase of guard operations. On an in-process backend it runs at once,
-        yielding nothing (the memory path costs no step); on a shared one it is a
-        ``StateStep`` the driver carries out off its event loop, and whatever ``run`` raises
-        comes back here."""
-        if self.inline:
-            return run()
-        outcome = yield StateStep(run=run)
-        if not isinstance(outcome, Stated):  # the driver broke the protocol
-            raise TypeError(f"engine expected a state step's result, got {outcome!r}")
-        return cast("T", outcome.value)
+    @property
+    def run_later(self) -> Callable[[Callable[[], object]], None]:
+        """Set by a driver with an event loop: runs guard operations on a shared store in the
+        background where the flow cannot yield them (``_phases.later``). By default, at
+        once."""
+        return self.guards.run_later
 
-    def later(self, run: Callable[[], object]) -> None:
-        """``run()`` where the flow cannot yield it (it is being closed, or a stream is being
-        handed over): at once on an in-process backend, else by the driver's background
-        runner, so that no event loop waits on the store."""
-        if self.inline:
-            run()
-        else:
-            self.run_later(run)
+    @run_later.setter
+    def run_later(self, run_later: Callable[[Callable[[], object]], None]) -> None:
+        self.guards.run_later = run_later
 
     # ---------------------------------------------------------------- the call
 
@@ -370,33 +382,31 @@ class Engine:
         closing it (a cancellation), by ``later``, which never runs a shared store's operation
         on the event loop."""
         turns = [Turn(deployment=deployment, permit=None)]
+        guards = self.guards
         try:
             result = yield from self._turns(call, request, turns)
         except Exception:
             if _holding(turns):
-                yield from self.state(lambda: self._close_turns(turns))
+                yield from run_phase(guards, _close_turns(guards, turns))
             raise
         except BaseException:  # GeneratorExit: the flow may not yield any more
             if _holding(turns):
-                self.later(lambda: self._close_turns(turns))
+                later(guards, _close_turns(guards, turns))
             raise
         if _holding(turns):
-            yield from self.state(lambda: self._close_turns(turns))
+            yield from run_phase(guards, _close_turns(guards, turns))
         return result
-
-    def _close_turns(self, turns: list[Turn]) -> None:
-        for turn in turns:
-            turn.close(self.guards, now=self.guards.now(), wall_now=self.guards.wall_now())
 
     def _turns(
         self, call: Call, request: ChatRequest, turns: list[Turn]
     ) -> Generator[Step, Outcome | None, ChatCompletion | StreamStart | None]:
         attempt = turns[0]
         deployment = attempt.deployment
+        guards = self.guards
         admission = (
-            admit(self.guards, attempt)
-            if self.inline
-            else (yield from self.state(partial(admit, self.guards, attempt)))
+            guards.run(admit(guards, attempt))
+            if self.inline  # in process: no generator for the step (the hot path)
+            else (yield from run_phase(guards, admit(guards, attempt)))
         )
         if not self._admitted(call, attempt, *admission):
             return None
@@ -409,7 +419,7 @@ class Engine:
                 readmitted = yield from self._readmit(call, attempt)
                 if not readmitted:
                     return None
-            refused = yield from rate_limited(self, call, attempt)
+            refused = yield from rate_limited(guards, call, attempt, clock=self._clock)
             if refused is not None:  # the permit goes back as the turn is let go of
                 call.skip(deployment, refused)
                 return None
@@ -417,19 +427,32 @@ class Engine:
             if remaining <= 0:  # the grant goes back as the turn is let go of: nothing is sent
                 raise call.deadline_error()
             if number == 1:
-                backup = yield from hedge_partner(self, call, request, deployment)
+                backup = yield from hedge_partner(
+                    guards,
+                    call,
+                    request,
+                    deployment,
+                    latencies=self.latencies,
+                    prepare=partial(self.prepare, call, request, quiet=True, count=False),
+                )
                 if backup is not None:
                     turns.append(backup)
                 remaining = call.deadline - self._clock()
             timeout = min(attempt.timeout_cap, remaining)
             if backup is not None and timeout <= backup.hedge_delay_s:
                 # The hedge could not answer before the deadline: it does not go.
-                yield from self.state(partial(self._withdraw_hedge, backup, primary=deployment))
+                yield from run_phase(guards, _withdraw_hedge(guards, backup, primary=deployment))
                 turns.remove(backup)
                 backup = None
             if backup is not None and number == 1:
                 winner, outcome, latency, attempt_span = yield from race(
-                    self, call, request, attempt, backup=backup, timeout=timeout
+                    guards,
+                    call,
+                    request,
+                    attempt,
+                    backup=backup,
+                    timeout=timeout,
+                    settings=self._race_settings,
                 )
             else:
                 winner = attempt
@@ -453,9 +476,8 @@ class Engine:
                         attempt_span=attempt_span,
                     )
                 assert result is not None
-                account_answer = partial(
-                    settle_answer,
-                    self.guards,
+                settlement = settle_answer(
+                    guards,
                     self.calibrator,
                     winner,
                     outcome,
@@ -463,8 +485,12 @@ class Engine:
                     latency=latency,
                     span=call.span,
                 )
-                # In process: called where it stands, not through a generator (the hot path).
-                cost = account_answer() if self.inline else (yield from self.state(account_answer))
+                # In process: run where it stands, not through a generator (the hot path).
+                cost = (
+                    guards.run(settlement)
+                    if self.inline
+                    else (yield from run_phase(guards, settlement))
+                )
                 return self._answered(
                     call,
                     winner,
@@ -476,10 +502,10 @@ class Engine:
                     cost=cost,
                 )
             attempt_span.end_error(error, status=status, now=self._clock())
-            wait = yield from self.state(
-                partial(
-                    failed,
-                    self,
+            wait = yield from run_phase(
+                guards,
+                failed(
+                    guards,
                     call,
                     winner,
                     outcome,
@@ -487,19 +513,16 @@ class Engine:
                     error=error,
                     status=status,
                     latency=latency,
-                )
+                    overrides=self.registry.provider_of(winner.deployment).outcomes,
+                    max_retry_after_s=self.registry.defaults.max_retry_after_s,
+                    clock=self._clock,
+                    random=self._random,
+                ),
             )
             if wait is None:
                 return None
             yield Sleep(seconds=wait)
         return None
-
-    def _withdraw_hedge(self, hedge: Turn, *, primary: Deployment) -> None:
-        """Give back all a hedge that will not go holds, the retry it drew on included."""
-        now = self.guards.now()
-        self.guards.retry_budget.refund(primary.name, now)
-        hedge.release_grant(self.guards, now)
-        hedge.close(self.guards, now=now, wall_now=self.guards.wall_now())
 
     def _admitted(
         self, call: Call, attempt: Turn, mark: Mark | None, now: float, permit: Permit | None
@@ -521,7 +544,7 @@ class Engine:
     def _readmit(self, call: Call, attempt: Turn) -> Generator[Step, Outcome | None, bool]:
         """Whether a retry may go: the breaker admits it and the retry budget pays for it (in
         that order, so that a retry the breaker refuses costs the budget nothing)."""
-        permit, paid = yield from self.state(partial(readmit, self.guards, attempt))
+        permit, paid = yield from run_phase(self.guards, readmit(self.guards, attempt))
         report_transition(permit.transition, call.span)
         if not permit.allowed:
             call.reason = "circuit_open"
@@ -570,13 +593,13 @@ class Engine:
             call.span.set_estimate(estimate)
             check_preflight(deployment, estimate, call.settings.max_cost_usd)
             attempt.http_request = attempt.wire.build_request(request, attempt.target)
-            if deposit or self.guards.ledger.budgets:
+            guards = self.guards
+            if deposit or guards.ledger.budgets:
+                reservation = reserve(guards, call, attempt, deposit=deposit)
                 if self.inline:
-                    reserve(self.guards, call, attempt, deposit=deposit)
+                    guards.run(reservation)
                 else:
-                    yield from self.state(
-                        lambda: reserve(self.guards, call, attempt, deposit=deposit)
-                    )
+                    yield from run_phase(guards, reservation)
         except _REFUSALS as refusal:
             if not quiet:  # a hedge that cannot go is no step of the plan
                 call.skip(deployment, refusal)
@@ -617,14 +640,7 @@ class Engine:
         guards = self.guards
         permit, attempt.permit = attempt.permit, None
         if permit is not None:
-            self.later(
-                lambda: report_transition(
-                    guards.breaker.record(
-                        attempt.deployment.name, permit, "success", latency, guards.now()
-                    ),
-                    call.span,
-                )
-            )
+            later(guards, _record_success(guards, attempt, permit, latency, call.span))
         now = self._clock()
         call.record(attempt.target, number, status=status, latency=latency)
         call.answered = attempt

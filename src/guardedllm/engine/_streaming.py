@@ -13,6 +13,7 @@ from guardedllm.engine._outcomes import account, learn, stream_cost
 from guardedllm.engine._steps import StreamStart, StreamStarted
 from guardedllm.engine._stream import StreamEnd, StreamTracker
 from guardedllm.state._background import run_logged
+from guardedllm.state.flow import sequence
 from guardedllm.telemetry import AttemptSpan
 from guardedllm.types import ChatCompletionChunk, ChatRequest, GuardInfo, Usage
 
@@ -45,8 +46,13 @@ def start_stream(
         now = engine.clock()
 
         def settle_guards() -> float | None:
-            cost = account(engine.guards, engine.calibrator, attempt, usage)
-            learn(engine.guards, attempt, outcome)  # after the usage correction, as for an answer
+            guards = engine.guards
+            settlement = account(guards, engine.calibrator, attempt, usage)
+            learning = learn(guards, attempt, outcome)
+            if learning is None:
+                cost: float | None = guards.run(settlement)
+            else:  # after the usage correction, as for an answer
+                cost = guards.run(sequence(settlement, learning))[0]
             return cost
 
         if engine.guards.shared:  # the driver runs it off its event loop

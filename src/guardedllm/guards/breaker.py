@@ -290,7 +290,8 @@ class CircuitBreaker:
         """``acquire`` as a flow of backend operations (``guardedllm.state.flow``)."""
         transition: Transition | None = None
         for _ in range(_CAS_TRIES):
-            raw, state = yield from self._read(key, now)
+            raw = yield ops.value_get(_state_key(key), now=now)
+            state = _decoded(raw)
             if state.name == "closed":
                 return Permit(
                     key=key,

@@ -311,7 +311,7 @@ class RateLimiter:
         if actual_tokens == reserved_tokens:
             return
         if tpm is None:
-            tpm = (yield from self._learned(key, ("tokens",), now)).get("tokens")
+            tpm = _limit_of((yield ops.value_get(_value_key(key, "tokens"), now=now)))
             if tpm is None:
                 return
         if actual_tokens < reserved_tokens:
@@ -348,15 +348,21 @@ class RateLimiter:
         wall_now: float,
     ) -> Flow[VendorLimits]:
         """``learn`` as a flow of backend operations (both buckets side by side)."""
+        limits = read_limits(headers, wall_now=wall_now)
+        yield from self.learn_limits_flow(key, limits, rpm=rpm, tpm=tpm, now=now)
+        return limits
+
+    def learn_limits_flow(
+        self, key: str, limits: VendorLimits, *, rpm: int | None, tpm: int | None, now: float
+    ) -> Flow[None]:
+        """``learn_flow`` for headers already read (``read_limits``)."""
         _check_limit("rpm", rpm)
         _check_limit("tpm", tpm)
-        limits = read_limits(headers, wall_now=wall_now)
         if limits.requests is not None or limits.tokens is not None:
-            yield from lockstep(
+            yield lockstep(
                 self._learn_one(key, "requests", limits.requests, rpm, now),
                 self._learn_one(key, "tokens", limits.tokens, tpm, now),
             )
-        return limits
 
     # ---------------------------------------------------------------- pieces
 

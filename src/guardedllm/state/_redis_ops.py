@@ -20,8 +20,9 @@ from typing import Any, Generic, TypeVar
 import attrs
 
 from guardedllm.state.base import BucketTake
+from guardedllm.state.flow import Op
 
-__all__ = ["KeyLayout", "ScriptCall"]
+__all__ = ["KeyLayout", "Plan", "ScriptCall", "plan", "read_replies"]
 
 T = TypeVar("T")
 
@@ -269,3 +270,67 @@ def value_cas(
         ),
         decode=_decode_flag,
     )
+
+
+# --------------------------------------------------------------------------- batches
+
+
+@attrs.frozen
+class Plan:
+    """The script calls of one operation of a batch, and how their replies make its result
+    (one call for every operation but ``counters_get``, which reads each hash tag apart)."""
+
+    calls: tuple[ScriptCall[Any], ...]
+    merge: bool  # counters_get: the calls' results are dicts to merge
+
+
+def plan(keys: KeyLayout, op: Op) -> Plan:
+    """``op`` (a ``StateBackend`` operation as data, ``guardedllm.state.flow``) as script
+    calls."""
+    if op.name == "counters_get":
+        return Plan(tuple(counters_get(keys, *op.args, **op.kwargs)), merge=True)
+    build: Callable[..., ScriptCall[Any]] = _BUILDERS[op.name]
+    return Plan((build(keys, *op.args, **op.kwargs),), merge=False)
+
+
+def read_replies(
+    plans: Sequence[Plan],
+    replies: Sequence[Any],
+    refused: Callable[[Exception], Exception],
+) -> list[Any]:
+    """Each planned operation's result, in order, from the replies to all their calls; for an
+    operation with a call the server refused, ``refused(that error reply)``."""
+    outcomes: list[Any] = []
+    position = 0
+    for each in plans:
+        parts = []
+        failure: Exception | None = None
+        for call in each.calls:
+            reply = replies[position]
+            position += 1
+            if isinstance(reply, Exception):
+                failure = failure or refused(reply)
+            else:
+                parts.append(call.decode(reply))
+        if failure is not None:
+            outcomes.append(failure)
+        elif each.merge:
+            merged: dict[str, float] = {}
+            for part in parts:
+                merged.update(part)
+            outcomes.append(merged)
+        else:
+            outcomes.append(parts[0])
+    return outcomes
+
+
+_BUILDERS: dict[str, Callable[..., ScriptCall[Any]]] = {
+    "bucket_take": bucket_take,
+    "bucket_put": bucket_put,
+    "bucket_set": bucket_set,
+    "counter_add": counter_add,
+    "window_add": window_add,
+    "window_get": window_get,
+    "value_get": value_get,
+    "value_cas": value_cas,
+}

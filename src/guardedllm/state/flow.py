@@ -2,25 +2,35 @@
 
 A guard's stateful method is written once, as a generator (a *flow*) in the manner of the
 engine: it yields the backend operations it needs and receives their results, deciding in
-between. A flow yields either one ``Op`` (it receives the result, or the operation's exception
-is thrown into it) or a list of ``Op`` that do not depend on one another (it receives their
-results in order, or the first exception among them is thrown in: the others ran).
+between. A flow yields one of:
 
-- ``run(backend, flow)`` carries a flow out against a backend: what a guard's plain method
-  (``breaker.acquire(...)``) does, so callers and tests see no flow at all.
-- ``lockstep(*flows)`` is a flow of flows: each round, the pending operations of every live
-  flow go out as one batch, so a phase of several guards costs as many batches as its deepest
-  flow, not the sum. A flow that raises does not stop the others (what they take must reach
-  their callers); once all have ended, the first exception is raised.
-- ``run_batch(backend, ops)`` runs one batch: in order, an outcome (result or exception) per
-  operation. A backend may do it in one round trip (``RedisBackend.run_batch``: a pipeline);
-  any other runs the operations one after the other, in order. Order within a batch is kept
-  everywhere, so a flow that must see another's write may rely on being listed after it.
+- an ``Op``: it receives the result, or the operation's exception is thrown into it;
+- a list of ``Op`` that do not depend on one another: it receives their results in order, or
+  the first exception among them is thrown in (the others ran);
+- ``Together`` (what ``lockstep(*flows)`` yields): flows to run side by side; it receives
+  their return values in order. A flow that raises does not stop the others (what they take
+  must reach their callers); once all have ended, the first exception is thrown in.
+
+``run(backend, flow)`` carries a flow out: what a guard's plain method (``breaker.acquire``)
+does, so callers and tests see no flow at all. How depends on the backend:
+
+- one that batches (``run_batch``: ``RedisBackend``, one pipeline per batch, and
+  ``FailoverBackend`` around it) gets the flows of a ``lockstep`` in rounds: each round, the
+  pending operations of every live flow go out as one batch, so a phase of several guards
+  costs as many round trips as its deepest flow, not the sum;
+- any other (``MemoryBackend``: in process, where a batch saves nothing) gets each operation
+  at once, and the flows of a ``lockstep`` one after the other, which keeps the in-process
+  path as cheap as plain method calls.
+
+Either way the operations of one batch run in order (a pipeline's commands run in order on
+the server), so a flow that must see another's write may rely on coming after it in a batch;
+one that must see another's whole result runs after it (``sequence``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
+from functools import partial
 from typing import Any, NamedTuple, TypeVar
 
 from guardedllm.state.base import StateBackend
@@ -28,6 +38,7 @@ from guardedllm.state.base import StateBackend
 __all__ = [
     "Flow",
     "Op",
+    "Together",
     "bucket_put",
     "bucket_set",
     "bucket_take",
@@ -58,10 +69,17 @@ class Op(NamedTuple):
         return getattr(backend, self.name)(*self.args, **self.kwargs)
 
 
-Flow = Generator["Op | list[Op]", Any, T]
+Flow = Generator["Op | list[Op] | Together", Any, T]
 
 
 # ---------------------------------------------------------------- operations (see base.py)
+
+_new = tuple.__new__
+
+
+def _op(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Op:
+    # Op(...) runs NamedTuple's Python-level __new__; a phase builds a few per call.
+    return _new(Op, (name, args, kwargs))
 
 
 def bucket_take(
@@ -73,7 +91,7 @@ def bucket_take(
     now: float,
     allow_debt: bool = False,
 ) -> Op:
-    return Op(
+    return _op(
         "bucket_take",
         (key, amount),
         {"capacity": capacity, "refill_per_s": refill_per_s, "now": now, "allow_debt": allow_debt},
@@ -81,7 +99,7 @@ def bucket_take(
 
 
 def bucket_put(key: str, amount: float, *, capacity: float, refill_per_s: float, now: float) -> Op:
-    return Op(
+    return _op(
         "bucket_put",
         (key, amount),
         {"capacity": capacity, "refill_per_s": refill_per_s, "now": now},
@@ -89,7 +107,7 @@ def bucket_put(key: str, amount: float, *, capacity: float, refill_per_s: float,
 
 
 def bucket_set(key: str, level: float, *, capacity: float, refill_per_s: float, now: float) -> Op:
-    return Op(
+    return _op(
         "bucket_set", (key, level), {"capacity": capacity, "refill_per_s": refill_per_s, "now": now}
     )
 
@@ -97,11 +115,11 @@ def bucket_set(key: str, level: float, *, capacity: float, refill_per_s: float, 
 def counter_add(
     key: str, amount: float, *, limit: float | None, expires_at: float, now: float
 ) -> Op:
-    return Op("counter_add", (key, amount), {"limit": limit, "expires_at": expires_at, "now": now})
+    return _op("counter_add", (key, amount), {"limit": limit, "expires_at": expires_at, "now": now})
 
 
 def counters_get(keys: list[str], *, now: float) -> Op:
-    return Op("counters_get", (keys,), {"now": now})
+    return _op("counters_get", (keys,), {"now": now})
 
 
 def window_add(
@@ -113,7 +131,7 @@ def window_add(
     expires_at: float,
     now: float,
 ) -> Op:
-    return Op(
+    return _op(
         "window_add",
         (key, amounts),
         {"slice_index": slice_index, "slices": slices, "expires_at": expires_at, "now": now},
@@ -121,7 +139,7 @@ def window_add(
 
 
 def window_get(key: str, *, width: int, slice_index: int, slices: int, now: float) -> Op:
-    return Op(
+    return _op(
         "window_get",
         (key,),
         {"width": width, "slice_index": slice_index, "slices": slices, "now": now},
@@ -129,7 +147,7 @@ def window_get(key: str, *, width: int, slice_index: int, slices: int, now: floa
 
 
 def value_get(key: str, *, now: float) -> Op:
-    return Op("value_get", (key,), {"now": now})
+    return _op("value_get", (key,), {"now": now})
 
 
 def value_cas(
@@ -140,10 +158,32 @@ def value_cas(
     expires_at: float | None = None,
     now: float,
 ) -> Op:
-    return Op("value_cas", (key, expected, value), {"expires_at": expires_at, "now": now})
+    return _op("value_cas", (key, expected, value), {"expires_at": expires_at, "now": now})
 
 
 # ---------------------------------------------------------------- running flows
+
+
+class Together(NamedTuple):
+    """What ``lockstep`` yields: flows to run side by side, however the runner does that."""
+
+    flows: tuple[Flow[Any], ...]
+
+
+def lockstep(*flows: Flow[Any]) -> Together:
+    """``flows`` to run side by side (see the module docstring): a flow yields this and
+    receives their return values, in order (``a, b = yield lockstep(fa, fb)``). A flow that
+    raises does not stop the others; once all have ended, the first exception is raised."""
+    return Together(flows)
+
+
+def sequence(*flows: Flow[Any]) -> Flow[list[Any]]:
+    """Run ``flows`` one after the other (for one that must see what an earlier one wrote);
+    their return values, in order."""
+    results = []
+    for flow in flows:
+        results.append((yield from flow))
+    return results
 
 
 def run_batch(backend: StateBackend, ops: Sequence[Op]) -> list[Any]:
@@ -162,24 +202,63 @@ def run_batch(backend: StateBackend, ops: Sequence[Op]) -> list[Any]:
 
 
 def run(backend: StateBackend, flow: Flow[T]) -> T:
-    """Carry ``flow`` out against ``backend``; its return value."""
+    """Carry ``flow`` out against ``backend``; its return value. A backend that batches
+    (``run_batch``: a round trip per batch) gets the flows of a ``lockstep`` in rounds, one
+    batch each; any other (in process, where a batch saves nothing) gets each operation at
+    once, and the flows of a ``lockstep`` one after the other."""
+    return runner(backend)(flow)
+
+
+def runner(backend: StateBackend) -> Callable[[Flow[T]], T]:
+    """``run`` for ``backend``, with the choice between rounds and turns made once."""
+    if hasattr(backend, "run_batch"):
+        return partial(_run_in_rounds, backend)
+    return partial(_run_in_turn, backend)
+
+
+def _run_in_turn(backend: StateBackend, flow: Flow[T]) -> T:
+    # The in-process hot path: ``type() is`` rather than isinstance, no batch bookkeeping.
     try:
-        request = next(flow)
+        request: Any = next(flow)
         while True:
-            if isinstance(request, Op):
+            kind = type(request)
+            if kind is Op:
                 try:
                     result = request.apply(backend)
                 except Exception as error:
                     request = flow.throw(error)
                     continue
                 request = flow.send(result)
+            elif kind is Together:
+                results, failure = _each_in_turn(backend, request.flows)
+                request = flow.throw(failure) if failure is not None else flow.send(results)
             else:
-                outcomes = run_batch(backend, request)
-                failure = _first_error(outcomes)
+                outcomes: list[Any] = []
+                failure = None
+                for op in request:
+                    try:
+                        outcomes.append(op.apply(backend))
+                    except Exception as error:
+                        outcomes.append(error)
+                        failure = failure or error
                 request = flow.throw(failure) if failure is not None else flow.send(outcomes)
     except StopIteration as done:
         value: T = done.value
         return value
+
+
+def _each_in_turn(
+    backend: StateBackend, flows: tuple[Flow[Any], ...]
+) -> tuple[list[Any], Exception | None]:
+    results: list[Any] = []
+    failure: Exception | None = None
+    for flow in flows:
+        try:
+            results.append(_run_in_turn(backend, flow))
+        except Exception as error:
+            results.append(None)
+            failure = failure or error
+    return results, failure
 
 
 def _first_error(outcomes: list[Any]) -> Exception | None:
@@ -189,11 +268,52 @@ def _first_error(outcomes: list[Any]) -> Exception | None:
     return None
 
 
-def lockstep(*flows: Flow[Any]) -> Flow[list[Any]]:
-    """Run ``flows`` side by side (see the module docstring); their return values, in order."""
+# A flow as rounds: each round, a list of operations out and their outcomes (a result or an
+# exception each) back.
+Rounds = Generator[list[Op], list[Any], T]
+
+
+def _run_in_rounds(backend: StateBackend, flow: Flow[T]) -> T:
+    rounds = _rounds(flow)
+    try:
+        batch = next(rounds)
+        while True:
+            batch = rounds.send(run_batch(backend, batch))
+    except StopIteration as done:
+        value: T = done.value
+        return value
+
+
+def _rounds(flow: Flow[T]) -> Rounds[T]:
+    """``flow`` as rounds: its operations as they come, a ``lockstep``'s flows side by side."""
+    try:
+        request = next(flow)
+        while True:
+            failure: Exception | None
+            if isinstance(request, Op):
+                (outcome,) = yield [request]
+                failure = outcome if isinstance(outcome, Exception) else None
+                sent: Any = outcome
+            elif isinstance(request, Together):
+                try:
+                    sent = yield from _side_by_side([_rounds(each) for each in request.flows])
+                    failure = None
+                except Exception as error:
+                    failure = error
+            else:
+                sent = yield request
+                failure = _first_error(sent)
+            request = flow.throw(failure) if failure is not None else flow.send(sent)
+    except StopIteration as done:
+        value: T = done.value
+        return value
+
+
+def _side_by_side(flows: list[Rounds[Any]]) -> Rounds[list[Any]]:
+    """Each round, the pending operations of every live flow as one batch."""
     results: list[Any] = [None] * len(flows)
     error: Exception | None = None
-    pending: list[tuple[int, Op | list[Op]]] = []
+    pending: list[tuple[int, list[Op]]] = []
     for index, flow in enumerate(flows):
         try:
             pending.append((index, next(flow)))
@@ -203,42 +323,19 @@ def lockstep(*flows: Flow[Any]) -> Flow[list[Any]]:
             error = error or raised
     while pending:
         batch: list[Op] = []
-        spans: list[tuple[int, int, int, bool]] = []
-        for index, request in pending:
-            start = len(batch)
-            single = isinstance(request, Op)
-            if isinstance(request, Op):
-                batch.append(request)
-            else:
-                batch.extend(request)
-            spans.append((index, start, len(batch), single))
+        spans: list[tuple[int, int, int]] = []
+        for index, ops in pending:
+            spans.append((index, len(batch), len(batch) + len(ops)))
+            batch.extend(ops)
         outcomes: list[Any] = yield batch
         pending = []
-        for index, start, end, single in spans:
-            flow = flows[index]
-            part = outcomes[start:end]
-            failure = _first_error(part)
+        for index, start, end in spans:
             try:
-                if failure is not None:
-                    request = flow.throw(failure)
-                else:
-                    request = flow.send(part[0] if single else part)
+                pending.append((index, flows[index].send(outcomes[start:end])))
             except StopIteration as done:
                 results[index] = done.value
-                continue
             except Exception as raised:
                 error = error or raised
-                continue
-            pending.append((index, request))
     if error is not None:
         raise error
-    return results
-
-
-def sequence(*flows: Flow[Any]) -> Flow[list[Any]]:
-    """Run ``flows`` one after the other (for one that must see what an earlier one wrote);
-    their return values, in order."""
-    results = []
-    for flow in flows:
-        results.append((yield from flow))
     return results

@@ -20,21 +20,24 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import redis
 import redis.asyncio
 import redis.asyncio.retry
 import redis.backoff
+import redis.exceptions
 import redis.retry
+from redis.exceptions import NoScriptError
 
 from guardedllm import defaults
 from guardedllm.state import _redis_ops as ops
 from guardedllm.state._lua import SCRIPTS
-from guardedllm.state._redis_connect import Failures, connection, describe
+from guardedllm.state._redis_connect import Failures, connection, describe, state_error
 from guardedllm.state._server_clock import ServerClock
 from guardedllm.state.base import BucketTake
+from guardedllm.state.flow import Op
 
 if TYPE_CHECKING:
     from guardedllm.state.base import StateBackend
@@ -150,6 +153,46 @@ class RedisBackend(_Shared):
         with self._failures:
             reply = self._scripts[call.script](keys=call.keys, args=call.args)
         return call.decode(reply)
+
+    def run_batch(self, batch: Sequence[Op]) -> list[Any]:
+        """Run ``batch`` (``guardedllm.state.flow``) in one round trip: a pipeline of
+        ``EVALSHA``, not a transaction (each script is atomic; a batch holds independent
+        operations, run by the server in order). Each operation's result, or its
+        ``StateError`` when the server refused that one; ``StateError`` for the whole batch
+        when the store cannot be reached or does not answer. Scripts the server lost (a
+        restart, ``SCRIPT FLUSH``) are loaded and only the operations that found them missing
+        sent again, in one more round trip."""
+        plans = [ops.plan(self._keys, op) for op in batch]
+        calls = [call for plan in plans for call in plan.calls]
+        with self._failures:
+            replies = self._send(calls)
+            missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+            if missing:
+                again = self._send([calls[i] for i in missing], load=True)
+                for i, reply in zip(missing, again, strict=True):
+                    replies[i] = reply
+        return ops.read_replies(plans, replies, self._refused)
+
+    def _refused(self, reply: Exception) -> Exception:
+        """What an operation the server refused raises: a ``StateError`` for redis-py's
+        error replies."""
+        if isinstance(reply, redis.exceptions.RedisError):
+            return state_error(reply, self._store)
+        return reply
+
+    def _send(self, calls: list[ops.ScriptCall[Any]], *, load: bool = False) -> list[Any]:
+        """The replies to ``calls``, sent as one pipeline (after loading their scripts, with
+        ``load``); a reply the server refused is its exception."""
+        with self._client.pipeline(transaction=False) as pipe:
+            if load:
+                for name in dict.fromkeys(call.script for call in calls):
+                    pipe.script_load(SCRIPTS[name])
+            for call in calls:
+                pipe.evalsha(self._scripts[call.script].sha, len(call.keys), *call.keys, *call.args)
+            replies: list[Any] = pipe.execute(raise_on_error=False)
+        if load:
+            replies = replies[len(replies) - len(calls) :]
+        return replies
 
     # ---- StateBackend (see base.py for what each operation means) --------------------
 
