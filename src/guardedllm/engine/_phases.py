@@ -23,9 +23,10 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from functools import partial
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from guardedllm.engine._call import Turn
+from guardedllm.engine._guards import report_transition
 from guardedllm.engine._outcomes import account, learn
 from guardedllm.engine._steps import Outcome, Stated, StateStep, Step
 from guardedllm.guards import Mark, Permit
@@ -145,8 +146,18 @@ def settle_answer(
     accounted = settlement if learning is None else sequence(settlement, learning)
     # The settlement runs whatever the breaker's record does (a lockstep runs every flow to
     # its end), so nothing here can leave the reservation held.
-    _, cost = yield lockstep(
-        turn.record_permit(guards, "success", latency, guards.now(), span), accounted
-    )
+    permit = turn.permit
+    cost: Any
+    if permit is None:
+        cost = yield from accounted
+    else:
+        transition, cost = yield lockstep(
+            guards.breaker.record_flow(
+                turn.deployment.name, permit, "success", latency, guards.now()
+            ),
+            accounted,
+        )
+        turn.permit = None
+        report_transition(transition, span)
     cost_usd: float | None = cost[0] if learning is not None else cost
     return cost_usd

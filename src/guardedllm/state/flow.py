@@ -74,12 +74,9 @@ Flow = Generator["Op | list[Op] | Together", Any, T]
 
 # ---------------------------------------------------------------- operations (see base.py)
 
+# Op(...) runs NamedTuple's Python-level __new__; tuple.__new__ builds the same value in C (a
+# phase builds a few per call, on the in-process hot path too).
 _new = tuple.__new__
-
-
-def _op(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Op:
-    # Op(...) runs NamedTuple's Python-level __new__; a phase builds a few per call.
-    return _new(Op, (name, args, kwargs))
 
 
 def bucket_take(
@@ -91,35 +88,30 @@ def bucket_take(
     now: float,
     allow_debt: bool = False,
 ) -> Op:
-    return _op(
-        "bucket_take",
-        (key, amount),
-        {"capacity": capacity, "refill_per_s": refill_per_s, "now": now, "allow_debt": allow_debt},
-    )
+    kwargs = {"capacity": capacity, "refill_per_s": refill_per_s, "now": now}
+    kwargs["allow_debt"] = allow_debt
+    return _new(Op, ("bucket_take", (key, amount), kwargs))
 
 
 def bucket_put(key: str, amount: float, *, capacity: float, refill_per_s: float, now: float) -> Op:
-    return _op(
-        "bucket_put",
-        (key, amount),
-        {"capacity": capacity, "refill_per_s": refill_per_s, "now": now},
-    )
+    kwargs = {"capacity": capacity, "refill_per_s": refill_per_s, "now": now}
+    return _new(Op, ("bucket_put", (key, amount), kwargs))
 
 
 def bucket_set(key: str, level: float, *, capacity: float, refill_per_s: float, now: float) -> Op:
-    return _op(
-        "bucket_set", (key, level), {"capacity": capacity, "refill_per_s": refill_per_s, "now": now}
-    )
+    kwargs = {"capacity": capacity, "refill_per_s": refill_per_s, "now": now}
+    return _new(Op, ("bucket_set", (key, level), kwargs))
 
 
 def counter_add(
     key: str, amount: float, *, limit: float | None, expires_at: float, now: float
 ) -> Op:
-    return _op("counter_add", (key, amount), {"limit": limit, "expires_at": expires_at, "now": now})
+    kwargs = {"limit": limit, "expires_at": expires_at, "now": now}
+    return _new(Op, ("counter_add", (key, amount), kwargs))
 
 
 def counters_get(keys: list[str], *, now: float) -> Op:
-    return _op("counters_get", (keys,), {"now": now})
+    return _new(Op, ("counters_get", (keys,), {"now": now}))
 
 
 def window_add(
@@ -131,23 +123,17 @@ def window_add(
     expires_at: float,
     now: float,
 ) -> Op:
-    return _op(
-        "window_add",
-        (key, amounts),
-        {"slice_index": slice_index, "slices": slices, "expires_at": expires_at, "now": now},
-    )
+    kwargs = {"slice_index": slice_index, "slices": slices, "expires_at": expires_at, "now": now}
+    return _new(Op, ("window_add", (key, amounts), kwargs))
 
 
 def window_get(key: str, *, width: int, slice_index: int, slices: int, now: float) -> Op:
-    return _op(
-        "window_get",
-        (key,),
-        {"width": width, "slice_index": slice_index, "slices": slices, "now": now},
-    )
+    kwargs = {"width": width, "slice_index": slice_index, "slices": slices, "now": now}
+    return _new(Op, ("window_get", (key,), kwargs))
 
 
 def value_get(key: str, *, now: float) -> Op:
-    return _op("value_get", (key,), {"now": now})
+    return _new(Op, ("value_get", (key,), {"now": now}))
 
 
 def value_cas(
@@ -158,7 +144,8 @@ def value_cas(
     expires_at: float | None = None,
     now: float,
 ) -> Op:
-    return _op("value_cas", (key, expected, value), {"expires_at": expires_at, "now": now})
+    kwargs = {"expires_at": expires_at, "now": now}
+    return _new(Op, ("value_cas", (key, expected, value), kwargs))
 
 
 # ---------------------------------------------------------------- running flows
@@ -174,7 +161,7 @@ def lockstep(*flows: Flow[Any]) -> Together:
     """``flows`` to run side by side (see the module docstring): a flow yields this and
     receives their return values, in order (``a, b = yield lockstep(fa, fb)``). A flow that
     raises does not stop the others; once all have ended, the first exception is raised."""
-    return Together(flows)
+    return _new(Together, (flows,))  # as for Op: no Python-level __new__
 
 
 def sequence(*flows: Flow[Any]) -> Flow[list[Any]]:
@@ -223,8 +210,9 @@ def _run_in_turn(backend: StateBackend, flow: Flow[T]) -> T:
         while True:
             kind = type(request)
             if kind is Op:
+                name, args, kwargs = request
                 try:
-                    result = request.apply(backend)
+                    result = getattr(backend, name)(*args, **kwargs)
                 except Exception as error:
                     request = flow.throw(error)
                     continue
