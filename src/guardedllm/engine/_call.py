@@ -3,7 +3,8 @@ drives them."""
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
 
 import attrs
 import httpx
@@ -19,6 +20,9 @@ from guardedllm.routing import Plan
 from guardedllm.state.flow import Flow, lockstep
 from guardedllm.telemetry import EVENT_SKIPPED, CallSpan, error_type
 from guardedllm.types import Attempt, GuardInfo
+
+if TYPE_CHECKING:
+    from guardedllm.engine._steps import Late
 
 __all__ = ["Call", "Settings", "Turn"]
 
@@ -58,8 +62,17 @@ class Settings:
 class Call:
     """The state of one logical call while the engine drives it."""
 
-    def __init__(self, *, plan: Plan, settings: Settings, started: float, span: CallSpan):
+    def __init__(
+        self,
+        *,
+        plan: Plan,
+        settings: Settings,
+        started: float,
+        span: CallSpan,
+        clock: Callable[[], float],
+    ):
         self.plan = plan
+        self.clock = clock  # the engine's, which ``started`` and ``deadline`` are on
         self.settings = settings
         self.started = started
         self.deadline = started + settings.deadline_s
@@ -73,6 +86,9 @@ class Call:
         self.decisions: list[str] = []  # escalation and shadow decisions, with their reasons
         self.billed: float | None = None  # what the call's answered attempts cost
         self.answered: Turn | None = None  # the turn whose answer the call returns
+        # A state step the driver stopped waiting for at the deadline, still running: what
+        # the call holds is let go of after it ends (``Late.then``), never while it runs.
+        self.late: Late | None = None
 
     def guard_info(self, *, cost_usd: float | None, now: float) -> GuardInfo:
         """What the call did, up to ``now``, for the attempt that answered."""

@@ -289,6 +289,7 @@ class Engine:
             features = features_for(request, effective)
             plan = self._plan(request, effective, features)
             call = Call(
+                clock=self._clock,
                 plan=plan,
                 settings=Settings.of(effective, plan, self.registry.defaults),
                 started=started,
@@ -380,13 +381,16 @@ class Engine:
         The turns (the attempt, and a hedge once there is one) are let go of here whatever
         happens: through a state step when the flow can still yield, else, when the driver is
         closing it (a cancellation), by ``later``, which never runs a shared store's operation
-        on the event loop."""
+        on the event loop; after a state step that ran late (``call.late``), once it has
+        ended, by whatever it took."""
         turns = [Turn(deployment=deployment, permit=None)]
         guards = self.guards
         try:
             result = yield from self._turns(call, request, turns)
         except Exception:
-            if _holding(turns):
+            if call.late is not None:
+                call.late.then(partial(guards.run, _close_turns(guards, turns)))
+            elif _holding(turns):
                 yield from run_phase(guards, _close_turns(guards, turns))
             raise
         except BaseException:  # GeneratorExit: the flow may not yield any more
@@ -406,7 +410,7 @@ class Engine:
         admission = (
             guards.run(admit(guards, attempt))
             if self.inline  # in process: no generator for the step (the hot path)
-            else (yield from run_phase(guards, admit(guards, attempt)))
+            else (yield from run_phase(guards, admit(guards, attempt), call))
         )
         if not self._admitted(call, attempt, *admission):
             return None
@@ -544,7 +548,7 @@ class Engine:
     def _readmit(self, call: Call, attempt: Turn) -> Generator[Step, Outcome | None, bool]:
         """Whether a retry may go: the breaker admits it and the retry budget pays for it (in
         that order, so that a retry the breaker refuses costs the budget nothing)."""
-        permit, paid = yield from run_phase(self.guards, readmit(self.guards, attempt))
+        permit, paid = yield from run_phase(self.guards, readmit(self.guards, attempt), call)
         report_transition(permit.transition, call.span)
         if not permit.allowed:
             call.reason = "circuit_open"
@@ -599,7 +603,7 @@ class Engine:
                 if self.inline:
                     guards.run(reservation)
                 else:
-                    yield from run_phase(guards, reservation)
+                    yield from run_phase(guards, reservation, call)
         except _REFUSALS as refusal:
             if not quiet:  # a hedge that cannot go is no step of the plan
                 call.skip(deployment, refusal)

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
+from guardedllm import defaults
 from guardedllm.guards import (
     BreakerConfig,
     CircuitBreaker,
@@ -89,6 +90,13 @@ class Guards:
         self.run_later: Callable[[Callable[[], object]], None] = _run_now
         store_clock = getattr(self.state, "clock", None) if self.shared else None
         self.now: Callable[[], float] = store_clock if callable(store_clock) else clock
+        # The longest a state step can take by the store's own timeouts (None: not known, as
+        # for a redis.Redis the application made): a call nearer its deadline than this bounds
+        # its steps by the deadline (``_phases.run_phase``).
+        timeout = getattr(self.state, "timeout_s", None) if self.shared else None
+        self.step_wait_s: float | None = (
+            timeout * defaults.STATE_STEP_TIMEOUTS if timeout is not None else None
+        )
         self.wall_now: Callable[[], float] = store_clock if callable(store_clock) else wall_clock
         telemetry.observe_breakers(self._breaker_states)
         telemetry.observe_retry_budgets(self._retry_balances)

@@ -14,6 +14,7 @@ import math
 import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterator, Mapping
+from functools import partial
 from typing import TYPE_CHECKING
 
 import attrs
@@ -105,7 +106,7 @@ def hedge_partner(
     partner = plan[plan.index(primary) + 1]
     turn = Turn(deployment=partner, permit=None, hedge_delay_s=delay)
     try:
-        mark, _, permit = yield from run_phase(guards, admit(guards, turn))
+        mark, _, permit = yield from run_phase(guards, admit(guards, turn), call)
         if mark is not None:
             return None
         assert permit is not None
@@ -114,14 +115,16 @@ def hedge_partner(
             return None
         ready = yield from prepare(turn)
         if ready:
-            yield from run_phase(guards, _take(guards, turn, primary))
+            yield from run_phase(guards, _take(guards, turn, primary), call)
             if turn.grant is not None:
                 return turn
     except GeneratorExit:  # the flow may not yield any more
         later(guards, _close(guards, turn))
         raise
     except BaseException:
-        if turn.holds:
+        if call.late is not None:  # once the late step has ended (``Engine._on_deployment``)
+            call.late.then(partial(guards.run, _close(guards, turn)))
+        elif turn.holds:
             yield from run_phase(guards, _close(guards, turn))
         raise
     if turn.holds:

@@ -25,10 +25,10 @@ from collections.abc import Generator
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from guardedllm.engine._call import Turn
+from guardedllm.engine._call import Call, Turn
 from guardedllm.engine._guards import report_transition
 from guardedllm.engine._outcomes import account, learn
-from guardedllm.engine._steps import Outcome, Stated, StateStep, Step
+from guardedllm.engine._steps import Late, Outcome, Stated, StateStep, Step
 from guardedllm.guards import Mark, Permit
 from guardedllm.guards.ratelimit import RateDecision
 from guardedllm.state.flow import Flow, lockstep, sequence
@@ -44,13 +44,36 @@ __all__ = ["acquire", "admit", "held", "later", "readmit", "run_phase", "settle_
 T = TypeVar("T")
 
 
-def run_phase(guards: Guards, flow: Flow[T]) -> Generator[Step, Outcome | None, T]:
+def run_phase(
+    guards: Guards, flow: Flow[T], call: Call | None = None
+) -> Generator[Step, Outcome | None, T]:
     """``flow``, one phase of guard operations: on an in-process backend it runs at once,
     yielding nothing; on a shared one it is a ``StateStep`` the driver carries out off its
-    event loop, and whatever the flow raises comes back here."""
+    event loop, and whatever the flow raises comes back here.
+
+    With ``call`` (a phase before anything is sent: admission, reservation, rate limit), the
+    step is bounded by the call's deadline as well as by the store's timeouts: once the
+    deadline is nearer than the store could take (``Guards.step_wait_s``), the step carries
+    what is left of it, and a step the driver stopped waiting for (``Late``) fails the call
+    with its deadline error. The step then finishes in its thread, and what it took is let go
+    of after it (``call.late``: see ``Engine._on_deployment``), so nothing is lost or applied
+    twice. Phases after a send (an answer's settlement, a failure's record) carry no bound: an
+    answer in hand is not thrown away for its bookkeeping, which the store's own timeouts
+    bound."""
     if not guards.shared:
         return guards.run(flow)
-    outcome = yield StateStep(run=partial(guards.run, flow))
+    timeout: float | None = None
+    if call is not None:
+        left = call.deadline - call.clock()
+        if left <= 0:
+            flow.close()
+            raise call.deadline_error()
+        if guards.step_wait_s is None or left < guards.step_wait_s:
+            timeout = left
+    outcome = yield StateStep(run=partial(guards.run, flow), timeout_s=timeout)
+    if isinstance(outcome, Late) and call is not None:
+        call.late = outcome
+        raise call.deadline_error()
     if not isinstance(outcome, Stated):  # the driver broke the protocol
         raise TypeError(f"engine expected a state step's result, got {outcome!r}")
     return cast("T", outcome.value)

@@ -96,7 +96,7 @@ def rate_limited(
         decision = (
             guards.run(acquire(guards, attempt))
             if not guards.shared  # in process: no generator for the step (the hot path)
-            else (yield from run_phase(guards, acquire(guards, attempt)))
+            else (yield from run_phase(guards, acquire(guards, attempt), call))
         )
         if decision.granted:
             return None

@@ -90,6 +90,12 @@ class FailoverBackend:
         return retry_at is not None and self._monotonic() < retry_at
 
     @property
+    def timeout_s(self) -> float | None:
+        """How long one operation may wait for the store (None when not known)."""
+        timeout = getattr(self.store, "timeout_s", None)
+        return float(timeout) if timeout is not None else None
+
+    @property
     def local_ops(self) -> int:
         """How many operations were served locally so far (a call compares it before and
         after, to say on its span that it ran on local state)."""

@@ -68,6 +68,9 @@ class _Shared:
         self._failures = Failures(self._store)
         self._clock = ServerClock(resync_s=defaults.STATE_CLOCK_SYNC_S)
         self._owns_client = False
+        # How long one operation may wait for the store (from_url's timeout_s); None for a
+        # client given to the constructor, whose timeouts are its owner's.
+        self.timeout_s: float | None = None
 
     @property
     def key_prefix(self) -> str:
@@ -118,6 +121,7 @@ class RedisBackend(_Shared):
         )
         backend = cls(redis.Redis.from_pool(pool), key_prefix=key_prefix)
         backend._owns_client = True
+        backend.timeout_s = timeout_s
         return backend
 
     def close(self) -> None:
