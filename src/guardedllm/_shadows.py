@@ -48,7 +48,8 @@ class _Shadows:
         """The copy's flow, closed (abandoned) at the first step after the client closes."""
         from guardedllm.engine._routing import shadow_flow
 
-        flow = shadow_flow(self._engine, job)
+        engine = self._engine
+        flow = shadow_flow(job, run=engine.run, clock=engine.clock, shadows=engine.shadows)
         try:
             step = next(flow)
             while not self.closed():

@@ -1,10 +1,14 @@
 """The sans-IO call planner: one logical call, driven through attempts, never doing I/O.
 
 ``Engine.run`` is a generator in the manner of httpx's ``Auth.auth_flow``: it yields steps —
-``Send`` (one HTTP attempt) or ``Sleep`` (a backoff or a rate-limit wait) — and receives the
-outcome of each, until it returns a ``ChatCompletion`` or a ``StreamStart`` (a stream whose first
-chunk has arrived), or raises. ``Client`` and ``AsyncClient`` run the same generator and differ
-only in how they send, sleep and read bytes, so every decision lives here once.
+``Send`` (one HTTP attempt), ``Race`` (a hedged one), ``Sleep`` (a backoff or a rate-limit wait),
+``StateStep`` (a phase of guard operations on a shared store) — and receives the outcome of
+each, until it returns a ``ChatCompletion`` or a ``StreamStart`` (a stream whose first chunk has
+arrived), or raises. ``Client`` and ``AsyncClient`` run the same generator and differ only in how
+they send, sleep and read bytes, so every decision lives here once. This module reads the call
+top to bottom (route, pre-flight, attempts); the guard phases are in ``_phases``, the gates
+before a send in ``_refusals``, what a success and a failure make in ``_answers`` and
+``_failures``, hedging in ``_hedge``.
 
 For each deployment of the plan, in order, the guards are consulted so that nothing is sent
 that a guard would refuse:
@@ -42,20 +46,28 @@ import attrs
 from opentelemetry.context import Context
 
 from guardedllm import defaults
-from guardedllm.engine._attempt import attempt_send, start_attempt_span
+from guardedllm.engine._answers import answered, finished, send, stream_started
 from guardedllm.engine._call import Call, Settings, Turn
 from guardedllm.engine._counting import counted
 from guardedllm.engine._failures import failed
-from guardedllm.engine._guards import Guards, report_transition
+from guardedllm.engine._guards import Guards
 from guardedllm.engine._hedge import LatencyWindow, RaceSettings, hedge_partner, race
 from guardedllm.engine._outcomes import settle
-from guardedllm.engine._phases import admit, later, readmit, run_phase, settle_answer
+from guardedllm.engine._phases import (
+    admit,
+    close_turns,
+    holding,
+    later,
+    run_phase,
+    settle_answer,
+    withdraw_hedge,
+)
 from guardedllm.engine._refusals import (
+    admitted,
     check_preflight,
-    circuit_open,
     rate_limited,
+    readmitted,
     reserve,
-    unavailable,
 )
 from guardedllm.engine._routing import (
     ShadowBook,
@@ -65,14 +77,7 @@ from guardedllm.engine._routing import (
     hand_over_shadow,
     sample_shadow_job,
 )
-from guardedllm.engine._steps import (
-    Outcome,
-    Sleep,
-    Step,
-    StreamStart,
-    StreamStarted,
-)
-from guardedllm.engine._streaming import start_stream
+from guardedllm.engine._steps import Outcome, Sleep, Step, StreamStart, StreamStarted
 from guardedllm.engine._targets import target_for
 from guardedllm.errors import (
     AuthenticationError,
@@ -83,22 +88,17 @@ from guardedllm.errors import (
 )
 from guardedllm.estimate import Calibrator, Estimate, get_encoding
 from guardedllm.estimate._encodings import BUNDLED_ENCODINGS
-from guardedllm.guards import BreakerConfig, Mark, Permit, RetryBudgetConfig, SpendBudget
+from guardedllm.guards import BreakerConfig, RetryBudgetConfig, SpendBudget
 from guardedllm.policy import Policy
 from guardedllm.providers import wire_format_for
 from guardedllm.providers.base import Target, WireFormat
 from guardedllm.registry import Deployment, Registry
 from guardedllm.routing import Plan, RouteFeatures, plan_route
 from guardedllm.state import StateBackend
-from guardedllm.state import flow as guard_flow
 from guardedllm.state.failover import OnError
-from guardedllm.state.flow import lockstep
-from guardedllm.telemetry import EVENT_LOCAL_STATE, AttemptSpan, CallSpan, Telemetry
+from guardedllm.telemetry import EVENT_LOCAL_STATE, CallSpan, Telemetry
 from guardedllm.telemetry import _semconv as sc
-from guardedllm.types import (
-    ChatCompletion,
-    ChatRequest,
-)
+from guardedllm.types import ChatCompletion, ChatRequest
 
 __all__ = ["Engine"]
 
@@ -115,35 +115,6 @@ _REFUSALS = (
 
 
 _NO_POLICY = Policy()
-
-
-def _holding(turns: list[Turn]) -> bool:
-    """Whether any of ``turns`` still holds guard state (a permit, a grant, a reservation)."""
-    return turns[0].holds or (len(turns) > 1 and turns[1].holds)
-
-
-def _close_turns(guards: Guards, turns: list[Turn]) -> guard_flow.Flow[None]:
-    """Let go of what the turns still hold, side by side."""
-    now, wall_now = guards.now(), guards.wall_now()
-    yield lockstep(*(turn.close(guards, now=now, wall_now=wall_now) for turn in turns))
-
-
-def _withdraw_hedge(guards: Guards, hedge: Turn, *, primary: Deployment) -> guard_flow.Flow[None]:
-    """Give back all a hedge that will not go holds, the retry it drew on included."""
-    now = guards.now()
-    yield lockstep(
-        guards.retry_budget.refund_flow(primary.name, now),
-        hedge.close(guards, now=now, wall_now=guards.wall_now()),
-    )
-
-
-def _record_success(
-    guards: Guards, attempt: Turn, permit: Permit, latency: float, span: CallSpan
-) -> guard_flow.Flow[None]:
-    transition = yield from guards.breaker.record_flow(
-        attempt.deployment.name, permit, "success", latency, guards.now()
-    )
-    report_transition(transition, span)
 
 
 class Engine:
@@ -296,18 +267,24 @@ class Engine:
                 span=span,
             )
             job = sample_shadow_job(
-                self, call, request, effective, features=features, context=context
+                call,
+                request,
+                effective,
+                features=features,
+                context=context,
+                runs_shadows=self.spawn_shadow is not None,
+                random=self._random,
             )
             result = yield from self._route(call, request, effective.validator)
             if not self.inline:
                 self._note_local_state(span, local_ops)
             if job is not None:
-                hand_over_shadow(self, call, job, result)
+                self._hand_over(call, job, result)
                 if isinstance(result, StreamStart):  # its guard info predates the copy
                     tracker = result.tracker
                     tracker.guard = attrs.evolve(tracker.guard, decisions=tuple(call.decisions))
             if isinstance(result, ChatCompletion):
-                result = self._finish(call, result)
+                result = finished(call, result, now=self._clock())
             return result
         except GuardedLLMError as exc:
             if not self.inline:
@@ -316,7 +293,7 @@ class Engine:
                 if not exc.attempts:
                     exc.attempts = tuple(call.attempts)
                 if job is not None:
-                    hand_over_shadow(self, call, job, None)
+                    self._hand_over(call, job, None)
             span.end_error(exc, now=self._clock())
             raise
         except Exception as exc:  # a bug, such as in the caller's validator: an error still
@@ -327,6 +304,12 @@ class Engine:
                 now=self._clock()
             )  # the driver gave up on the call (cancelled, or closed the flow)
             raise
+
+    def _hand_over(
+        self, call: Call, job: ShadowJob, result: ChatCompletion | StreamStart | None
+    ) -> None:
+        now = self._clock()
+        hand_over_shadow(call, job, result, shadows=self.shadows, spawn=self.spawn_shadow, now=now)
 
     def _note_local_state(self, span: CallSpan, local_ops: int) -> None:
         """A span event when some of the call's guard operations ran on this process's own
@@ -367,12 +350,6 @@ class Engine:
                 return result
         raise call.final_error()
 
-    def _finish(self, call: Call, result: ChatCompletion) -> ChatCompletion:
-        """The answer with the whole call's guard info, the call span ended."""
-        guard = call.guard_info(cost_usd=call.billed, now=self._clock())
-        call.span.end_ok(guard, now=call.started + guard.latency_s)
-        return attrs.evolve(result, guard=guard)
-
     def _on_deployment(
         self, call: Call, request: ChatRequest, deployment: Deployment
     ) -> Generator[Step, Outcome | None, ChatCompletion | StreamStart | None]:
@@ -380,25 +357,25 @@ class Engine:
 
         The turns (the attempt, and a hedge once there is one) are let go of here whatever
         happens: through a state step when the flow can still yield, else, when the driver is
-        closing it (a cancellation), by ``later``, which never runs a shared store's operation
-        on the event loop; after a state step that ran late (``call.late``), once it has
-        ended, by whatever it took."""
+        closing it (a cancellation), by ``_phases.later``, which never runs a shared store's
+        operation on the event loop; after a state step that ran late (``call.late``), once
+        it has ended, by whatever it took."""
         turns = [Turn(deployment=deployment, permit=None)]
         guards = self.guards
         try:
             result = yield from self._turns(call, request, turns)
         except Exception:
             if call.late is not None:
-                call.late.then(partial(guards.run, _close_turns(guards, turns)))
-            elif _holding(turns):
-                yield from run_phase(guards, _close_turns(guards, turns))
+                call.late.then(partial(guards.run, close_turns(guards, turns)))
+            elif holding(turns):
+                yield from run_phase(guards, close_turns(guards, turns))
             raise
         except BaseException:  # GeneratorExit: the flow may not yield any more
-            if _holding(turns):
-                later(guards, _close_turns(guards, turns))
+            if holding(turns):
+                later(guards, close_turns(guards, turns))
             raise
-        if _holding(turns):
-            yield from run_phase(guards, _close_turns(guards, turns))
+        if holding(turns):
+            yield from run_phase(guards, close_turns(guards, turns))
         return result
 
     def _turns(
@@ -412,17 +389,15 @@ class Engine:
             if self.inline  # in process: no generator for the step (the hot path)
             else (yield from run_phase(guards, admit(guards, attempt), call))
         )
-        if not self._admitted(call, attempt, *admission):
+        if not admitted(call, attempt, *admission):
             return None
         prepared = yield from self.prepare(call, request, attempt, deposit=True)
         if not prepared:
             return None
         backup: Turn | None = None
         for number in range(1, call.settings.max_attempts + 1):
-            if number > 1:
-                readmitted = yield from self._readmit(call, attempt)
-                if not readmitted:
-                    return None
+            if number > 1 and not (yield from readmitted(guards, call, attempt)):
+                return None
             refused = yield from rate_limited(guards, call, attempt, clock=self._clock)
             if refused is not None:  # the permit goes back as the turn is let go of
                 call.skip(deployment, refused)
@@ -445,7 +420,7 @@ class Engine:
             timeout = min(attempt.timeout_cap, remaining)
             if backup is not None and timeout <= backup.hedge_delay_s:
                 # The hedge could not answer before the deadline: it does not go.
-                yield from run_phase(guards, _withdraw_hedge(guards, backup, primary=deployment))
+                yield from run_phase(guards, withdraw_hedge(guards, backup, primary=deployment))
                 turns.remove(backup)
                 backup = None
             if backup is not None and number == 1:
@@ -460,8 +435,14 @@ class Engine:
                 )
             else:
                 winner = attempt
-                outcome, latency, attempt_span = yield from self._send(
-                    call, request, attempt, number, timeout
+                outcome, latency, attempt_span = yield from send(
+                    call,
+                    request,
+                    attempt,
+                    number,
+                    timeout,
+                    clock=self._clock,
+                    max_body_bytes=self.max_body_bytes,
                 )
             result, error, status = settle(
                 outcome, winner.wire, winner.target, wall_clock=self._wall_clock
@@ -469,7 +450,8 @@ class Engine:
             if error is None:
                 self.latencies.record(winner.deployment.name, latency)
                 if isinstance(outcome, StreamStarted):
-                    return self._stream_started(
+                    return stream_started(
+                        guards,
                         call,
                         request,
                         winner,
@@ -478,6 +460,8 @@ class Engine:
                         status=status,
                         latency=latency,
                         attempt_span=attempt_span,
+                        calibrator=self.calibrator,
+                        clock=self._clock,
                     )
                 assert result is not None
                 settlement = settle_answer(
@@ -495,7 +479,7 @@ class Engine:
                     if self.inline
                     else (yield from run_phase(guards, settlement))
                 )
-                return self._answered(
+                return answered(
                     call,
                     winner,
                     number=number,
@@ -504,6 +488,7 @@ class Engine:
                     latency=latency,
                     attempt_span=attempt_span,
                     cost=cost,
+                    now=self._clock(),
                 )
             attempt_span.end_error(error, status=status, now=self._clock())
             wait = yield from run_phase(
@@ -527,36 +512,6 @@ class Engine:
                 return None
             yield Sleep(seconds=wait)
         return None
-
-    def _admitted(
-        self, call: Call, attempt: Turn, mark: Mark | None, now: float, permit: Permit | None
-    ) -> bool:
-        """Whether a first attempt may go, after its admission phase (``_phases.admit``):
-        not marked unavailable, and the breaker allowing it. Skipped (recorded on ``call``)
-        otherwise."""
-        deployment = attempt.deployment
-        if mark is not None:
-            call.skip(deployment, unavailable(deployment, mark.until - now, mark.reason))
-            return False
-        assert permit is not None
-        report_transition(permit.transition, call.span)
-        if not permit.allowed:
-            call.skip(deployment, circuit_open(deployment, permit))
-            return False
-        return True
-
-    def _readmit(self, call: Call, attempt: Turn) -> Generator[Step, Outcome | None, bool]:
-        """Whether a retry may go: the breaker admits it and the retry budget pays for it (in
-        that order, so that a retry the breaker refuses costs the budget nothing)."""
-        permit, paid = yield from run_phase(self.guards, readmit(self.guards, attempt), call)
-        report_transition(permit.transition, call.span)
-        if not permit.allowed:
-            call.reason = "circuit_open"
-            return False
-        if not paid:
-            call.reason = "retry_budget_exhausted"
-            return False
-        return True
 
     def prepare(
         self,
@@ -611,77 +566,6 @@ class Engine:
         if request.extra_headers:
             attempt.http_request.headers.update(request.extra_headers)
         return True
-
-    def _send(
-        self, call: Call, request: ChatRequest, attempt: Turn, number: int, timeout: float
-    ) -> Generator[Step, Outcome | None, tuple[Outcome | None, float, AttemptSpan]]:
-        """One HTTP attempt: (its outcome, its latency, its span)."""
-        send = attempt_send(call, request, attempt, timeout, max_body_bytes=self.max_body_bytes)
-        attempt_span = start_attempt_span(
-            call, attempt, number, reason=call.reason, now=self._clock()
-        )
-        sent_at = self._clock()
-        attempt.sending()
-        outcome = yield send
-        return outcome, self._clock() - sent_at, attempt_span
-
-    def _stream_started(
-        self,
-        call: Call,
-        request: ChatRequest,
-        attempt: Turn,
-        *,
-        number: int,
-        outcome: StreamStarted,
-        status: int | None,
-        latency: float,
-        attempt_span: AttemptSpan,
-    ) -> StreamStart:
-        """The committed stream, handed to its tracker. No step may come between the stream's
-        first chunk and its tracker: a flow closed there would leave the driver's open
-        response to nobody. So the breaker hears of the success off the call's path (the
-        permit taken off the turn at once), and the stream's end settles the rest."""
-        guards = self.guards
-        permit, attempt.permit = attempt.permit, None
-        if permit is not None:
-            later(guards, _record_success(guards, attempt, permit, latency, call.span))
-        now = self._clock()
-        call.record(attempt.target, number, status=status, latency=latency)
-        call.answered = attempt
-        attempt_span.first_chunk(now=now)
-        stream = start_stream(
-            self,
-            call,
-            request,
-            attempt,
-            outcome=outcome,
-            guard=call.guard_info(cost_usd=None, now=now),
-            attempt_span=attempt_span,
-        )
-        # From here the stream's tracker settles the reservation, however the stream ends;
-        # until here, ``Turn.close`` would release it.
-        attempt.handed_over = True
-        return stream
-
-    def _answered(
-        self,
-        call: Call,
-        attempt: Turn,
-        *,
-        number: int,
-        result: ChatCompletion,
-        status: int | None,
-        latency: float,
-        attempt_span: AttemptSpan,
-        cost: float | None,
-    ) -> ChatCompletion:
-        """The answer, once the guards have settled it (``_phases.settle_answer``)."""
-        now = self._clock()
-        call.record(attempt.target, number, status=status, latency=latency)
-        call.answered = attempt
-        attempt_span.end_ok(result, status=status or 200, cost_usd=cost, now=now)
-        call.bill(cost)
-        return result  # its guard info is added once the call is over (``_finish``)
 
     # ---------------------------------------------------------------- pieces of a call
 

@@ -83,7 +83,7 @@ class Guards:
         self.limiter = RateLimiter(self.state)
         self._deployments = tuple(deployments)
         # Whether a guard operation may be I/O (a round trip to a store every process shares):
-        # then the engine yields it to the driver (``Engine.state``) instead of running it.
+        # then the engine yields it to the driver (``_phases.run_phase``) instead of running it.
         self.shared: bool = bool(getattr(self.state, "shared", False))
         # Set by a driver with an event loop: runs guard operations on a shared store in the
         # background where a flow cannot yield them (``_phases.later``). By default, at once.

@@ -1,6 +1,6 @@
 """The phases of guard operations a call runs against the guards' state, each a flow
 (``guardedllm.state.flow``) of explicit inputs. On an in-process backend the engine runs them
-where it stands; on a shared one each becomes one ``StateStep`` (``Engine.state``), run by the
+where it stands; on a shared one each becomes one ``StateStep`` (``run_phase``), run by the
 driver off its event loop.
 
 Within a phase the guards' flows run side by side (``lockstep``): each round, every guard's
@@ -31,6 +31,7 @@ from guardedllm.engine._outcomes import account, learn
 from guardedllm.engine._steps import Late, Outcome, Stated, StateStep, Step
 from guardedllm.guards import Mark, Permit
 from guardedllm.guards.ratelimit import RateDecision
+from guardedllm.registry import Deployment
 from guardedllm.state.flow import Flow, lockstep, sequence
 from guardedllm.telemetry import CallSpan
 from guardedllm.types import Usage
@@ -39,7 +40,18 @@ if TYPE_CHECKING:
     from guardedllm.engine._guards import Guards
     from guardedllm.estimate import Calibrator
 
-__all__ = ["acquire", "admit", "held", "later", "readmit", "run_phase", "settle_answer"]
+__all__ = [
+    "acquire",
+    "admit",
+    "close_turns",
+    "held",
+    "holding",
+    "later",
+    "readmit",
+    "run_phase",
+    "settle_answer",
+    "withdraw_hedge",
+]
 
 T = TypeVar("T")
 
@@ -184,3 +196,23 @@ def settle_answer(
         report_transition(transition, span)
     cost_usd: float | None = cost[0] if learning is not None else cost
     return cost_usd
+
+
+def holding(turns: list[Turn]) -> bool:
+    """Whether any of ``turns`` still holds guard state (a permit, a grant, a reservation)."""
+    return turns[0].holds or (len(turns) > 1 and turns[1].holds)
+
+
+def close_turns(guards: Guards, turns: list[Turn]) -> Flow[None]:
+    """Let go of what the turns still hold, side by side."""
+    now, wall_now = guards.now(), guards.wall_now()
+    yield lockstep(*(turn.close(guards, now=now, wall_now=wall_now) for turn in turns))
+
+
+def withdraw_hedge(guards: Guards, hedge: Turn, *, primary: Deployment) -> Flow[None]:
+    """Give back all a hedge that will not go holds, the retry it drew on included."""
+    now = guards.now()
+    yield lockstep(
+        guards.retry_budget.refund_flow(primary.name, now),
+        hedge.close(guards, now=now, wall_now=guards.wall_now()),
+    )

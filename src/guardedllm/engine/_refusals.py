@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING
 
-from guardedllm.engine._phases import acquire, run_phase
+from guardedllm.engine._guards import report_transition
+from guardedllm.engine._phases import acquire, readmit, run_phase
 from guardedllm.engine._steps import Outcome, Sleep, Step
 from guardedllm.errors import (
     BudgetExceededError,
@@ -19,7 +20,7 @@ from guardedllm.errors import (
     RateLimitedError,
 )
 from guardedllm.estimate import Estimate
-from guardedllm.guards import Permit, Reservation, RetryAfter
+from guardedllm.guards import Mark, Permit, Reservation, RetryAfter
 from guardedllm.registry import Deployment
 from guardedllm.state.flow import Flow, lockstep
 
@@ -28,9 +29,11 @@ if TYPE_CHECKING:
     from guardedllm.engine._guards import Guards
 
 __all__ = [
+    "admitted",
     "check_preflight",
     "circuit_open",
     "rate_limited",
+    "readmitted",
     "reserve",
     "unavailable",
     "wait_too_long",
@@ -83,6 +86,38 @@ def _deposited(guards: Guards, name: str, deposited: list[float]) -> Flow[None]:
     now = guards.now()
     yield from guards.retry_budget.deposit_flow(name, now)
     deposited.append(now)
+
+
+def admitted(
+    call: Call, attempt: Turn, mark: Mark | None, now: float, permit: Permit | None
+) -> bool:
+    """Whether a first attempt may go, after its admission phase (``_phases.admit``): not
+    marked unavailable, and the breaker allowing it. Skipped (recorded on ``call``)
+    otherwise."""
+    deployment = attempt.deployment
+    if mark is not None:
+        call.skip(deployment, unavailable(deployment, mark.until - now, mark.reason))
+        return False
+    assert permit is not None
+    report_transition(permit.transition, call.span)
+    if not permit.allowed:
+        call.skip(deployment, circuit_open(deployment, permit))
+        return False
+    return True
+
+
+def readmitted(guards: Guards, call: Call, attempt: Turn) -> Generator[Step, Outcome | None, bool]:
+    """Whether a retry may go: the breaker admits it and the retry budget pays for it (a
+    retry the breaker refuses costs the budget nothing: ``_phases.readmit``)."""
+    permit, paid = yield from run_phase(guards, readmit(guards, attempt), call)
+    report_transition(permit.transition, call.span)
+    if not permit.allowed:
+        call.reason = "circuit_open"
+        return False
+    if not paid:
+        call.reason = "retry_budget_exhausted"
+        return False
+    return True
 
 
 def rate_limited(

@@ -18,13 +18,14 @@ from guardedllm.telemetry import AttemptSpan
 from guardedllm.types import ChatCompletionChunk, ChatRequest, GuardInfo, Usage
 
 if TYPE_CHECKING:
-    from guardedllm.engine._engine import Engine
+    from guardedllm.engine._guards import Guards
+    from guardedllm.estimate import Calibrator
 
 __all__ = ["start_stream"]
 
 
 def start_stream(
-    engine: Engine,
+    guards: Guards,
     call: Call,
     request: ChatRequest,
     attempt: Turn,
@@ -32,9 +33,12 @@ def start_stream(
     outcome: StreamStarted,
     guard: GuardInfo,
     attempt_span: AttemptSpan,
+    calibrator: Calibrator,
+    clock: Callable[[], float],
 ) -> StreamStart:
     """The committed stream's tracker, whose settlement (called once, however the stream
-    ends) accounts the usage and ends the attempt's and the call's spans."""
+    ends) accounts the usage (teaching ``calibrator``) and ends the attempt's and the call's
+    spans (on ``clock``)."""
 
     def settle(
         how: StreamEnd,
@@ -43,11 +47,10 @@ def start_stream(
         error: BaseException | None,
         info: GuardInfo,
     ) -> tuple[float | None, Callable[[], None] | None]:
-        now = engine.clock()
+        now = clock()
 
         def settle_guards() -> float | None:
-            guards = engine.guards
-            settlement = account(guards, engine.calibrator, attempt, usage)
+            settlement = account(guards, calibrator, attempt, usage)
             learning = learn(guards, attempt, outcome)
             if learning is None:
                 cost: float | None = guards.run(settlement)
@@ -55,7 +58,7 @@ def start_stream(
                 cost = guards.run(sequence(settlement, learning))[0]
             return cost
 
-        if engine.guards.shared:  # the driver runs it off its event loop
+        if guards.shared:  # the driver runs it off its event loop
             cost = stream_cost(attempt.deployment, usage)
             pending: Callable[[], None] | None = partial(run_logged, settle_guards)
         else:
@@ -76,7 +79,7 @@ def start_stream(
         target=attempt.target,
         decoder=outcome.decoder,
         include_usage=request.stream_include_usage,
-        clock=engine.clock,
+        clock=clock,
         settle=settle,
         on_chunk=(lambda now: attempt_span.next_chunk(now=now))
         if attempt_span.times_chunks
