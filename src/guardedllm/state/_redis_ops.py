@@ -15,10 +15,12 @@ cluster's nodes.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import lru_cache, partial
 from typing import Any, Generic, TypeVar
 
 import attrs
 
+from guardedllm.state import flow
 from guardedllm.state.base import BucketTake
 from guardedllm.state.flow import Op
 
@@ -287,10 +289,10 @@ class Plan:
 def plan(keys: KeyLayout, op: Op) -> Plan:
     """``op`` (a ``StateBackend`` operation as data, ``guardedllm.state.flow``) as script
     calls."""
+    builders = _builders(keys)
     if op.name == "counters_get":
-        return Plan(tuple(counters_get(keys, *op.args, **op.kwargs)), merge=True)
-    build: Callable[..., ScriptCall[Any]] = _BUILDERS[op.name]
-    return Plan((build(keys, *op.args, **op.kwargs),), merge=False)
+        return Plan(tuple(flow.call(builders, op)), merge=True)
+    return Plan((flow.call(builders, op),), merge=False)
 
 
 def read_replies(
@@ -324,13 +326,22 @@ def read_replies(
     return outcomes
 
 
-_BUILDERS: dict[str, Callable[..., ScriptCall[Any]]] = {
-    "bucket_take": bucket_take,
-    "bucket_put": bucket_put,
-    "bucket_set": bucket_set,
-    "counter_add": counter_add,
-    "window_add": window_add,
-    "window_get": window_get,
-    "value_get": value_get,
-    "value_cas": value_cas,
-}
+@lru_cache(maxsize=64)
+def _builders(keys: KeyLayout) -> _Builders:
+    return _Builders(keys)
+
+
+class _Builders:
+    """The script builders above over one key layout, with ``StateBackend``'s signatures (so
+    that ``flow.call`` can call them as it calls a backend)."""
+
+    def __init__(self, keys: KeyLayout) -> None:
+        self.bucket_take = partial(bucket_take, keys)
+        self.bucket_put = partial(bucket_put, keys)
+        self.bucket_set = partial(bucket_set, keys)
+        self.counter_add = partial(counter_add, keys)
+        self.counters_get = partial(counters_get, keys)
+        self.window_add = partial(window_add, keys)
+        self.window_get = partial(window_get, keys)
+        self.value_get = partial(value_get, keys)
+        self.value_cas = partial(value_cas, keys)

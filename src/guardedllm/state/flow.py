@@ -42,6 +42,7 @@ __all__ = [
     "bucket_put",
     "bucket_set",
     "bucket_take",
+    "call",
     "counter_add",
     "counters_get",
     "lockstep",
@@ -58,15 +59,16 @@ T = TypeVar("T")
 
 
 class Op(NamedTuple):
-    """One ``StateBackend`` operation: the method's name and its arguments. A tuple, since the
-    in-process path builds a few per call and must stay cheap."""
+    """One ``StateBackend`` operation: the method's name and its arguments, all in the order
+    of its parameters (keyword-only ones too). A bare tuple, since the in-process path builds
+    a few per call and must stay cheap: ``apply`` calls the method through a small adapter
+    (``_CALLS``) with keywords spelled out, not through a ``**kwargs`` dict."""
 
     name: str
     args: tuple[Any, ...]
-    kwargs: dict[str, Any]
 
     def apply(self, backend: StateBackend) -> Any:
-        return getattr(backend, self.name)(*self.args, **self.kwargs)
+        return _CALLS[self.name](backend, *self.args)
 
 
 Flow = Generator["Op | list[Op] | Together", Any, T]
@@ -74,8 +76,7 @@ Flow = Generator["Op | list[Op] | Together", Any, T]
 
 # ---------------------------------------------------------------- operations (see base.py)
 
-# Op(...) runs NamedTuple's Python-level __new__; tuple.__new__ builds the same value in C (a
-# phase builds a few per call, on the in-process hot path too).
+# Op(...) runs NamedTuple's Python-level __new__; tuple.__new__ builds the same value in C.
 _new = tuple.__new__
 
 
@@ -88,30 +89,25 @@ def bucket_take(
     now: float,
     allow_debt: bool = False,
 ) -> Op:
-    kwargs = {"capacity": capacity, "refill_per_s": refill_per_s, "now": now}
-    kwargs["allow_debt"] = allow_debt
-    return _new(Op, ("bucket_take", (key, amount), kwargs))
+    return _new(Op, ("bucket_take", (key, amount, capacity, refill_per_s, now, allow_debt)))
 
 
 def bucket_put(key: str, amount: float, *, capacity: float, refill_per_s: float, now: float) -> Op:
-    kwargs = {"capacity": capacity, "refill_per_s": refill_per_s, "now": now}
-    return _new(Op, ("bucket_put", (key, amount), kwargs))
+    return _new(Op, ("bucket_put", (key, amount, capacity, refill_per_s, now)))
 
 
 def bucket_set(key: str, level: float, *, capacity: float, refill_per_s: float, now: float) -> Op:
-    kwargs = {"capacity": capacity, "refill_per_s": refill_per_s, "now": now}
-    return _new(Op, ("bucket_set", (key, level), kwargs))
+    return _new(Op, ("bucket_set", (key, level, capacity, refill_per_s, now)))
 
 
 def counter_add(
     key: str, amount: float, *, limit: float | None, expires_at: float, now: float
 ) -> Op:
-    kwargs = {"limit": limit, "expires_at": expires_at, "now": now}
-    return _new(Op, ("counter_add", (key, amount), kwargs))
+    return _new(Op, ("counter_add", (key, amount, limit, expires_at, now)))
 
 
 def counters_get(keys: list[str], *, now: float) -> Op:
-    return _new(Op, ("counters_get", (keys,), {"now": now}))
+    return _new(Op, ("counters_get", (keys, now)))
 
 
 def window_add(
@@ -123,17 +119,15 @@ def window_add(
     expires_at: float,
     now: float,
 ) -> Op:
-    kwargs = {"slice_index": slice_index, "slices": slices, "expires_at": expires_at, "now": now}
-    return _new(Op, ("window_add", (key, amounts), kwargs))
+    return _new(Op, ("window_add", (key, amounts, slice_index, slices, expires_at, now)))
 
 
 def window_get(key: str, *, width: int, slice_index: int, slices: int, now: float) -> Op:
-    kwargs = {"width": width, "slice_index": slice_index, "slices": slices, "now": now}
-    return _new(Op, ("window_get", (key,), kwargs))
+    return _new(Op, ("window_get", (key, width, slice_index, slices, now)))
 
 
 def value_get(key: str, *, now: float) -> Op:
-    return _new(Op, ("value_get", (key,), {"now": now}))
+    return _new(Op, ("value_get", (key, now)))
 
 
 def value_cas(
@@ -144,8 +138,41 @@ def value_cas(
     expires_at: float | None = None,
     now: float,
 ) -> Op:
-    kwargs = {"expires_at": expires_at, "now": now}
-    return _new(Op, ("value_cas", (key, expected, value), kwargs))
+    return _new(Op, ("value_cas", (key, expected, value, expires_at, now)))
+
+
+def call(target: Any, op: Op) -> Any:
+    """``target.<op.name>(...)`` with ``op``'s arguments, keyword-only ones by keyword: a
+    backend, or anything with the same signatures (the Redis script builders)."""
+    return _CALLS[op.name](target, *op.args)
+
+
+# Each operation's call with its keyword-only arguments by name (see ``Op``).
+_CALLS: dict[str, Callable[..., Any]] = {
+    "bucket_take": lambda b, key, amount, capacity, refill_per_s, now, allow_debt: b.bucket_take(
+        key, amount, capacity=capacity, refill_per_s=refill_per_s, now=now, allow_debt=allow_debt
+    ),
+    "bucket_put": lambda b, key, amount, capacity, refill_per_s, now: b.bucket_put(
+        key, amount, capacity=capacity, refill_per_s=refill_per_s, now=now
+    ),
+    "bucket_set": lambda b, key, level, capacity, refill_per_s, now: b.bucket_set(
+        key, level, capacity=capacity, refill_per_s=refill_per_s, now=now
+    ),
+    "counter_add": lambda b, key, amount, limit, expires_at, now: b.counter_add(
+        key, amount, limit=limit, expires_at=expires_at, now=now
+    ),
+    "counters_get": lambda b, keys, now: b.counters_get(keys, now=now),
+    "window_add": lambda b, key, amounts, slice_index, slices, expires_at, now: b.window_add(
+        key, amounts, slice_index=slice_index, slices=slices, expires_at=expires_at, now=now
+    ),
+    "window_get": lambda b, key, width, slice_index, slices, now: b.window_get(
+        key, width=width, slice_index=slice_index, slices=slices, now=now
+    ),
+    "value_get": lambda b, key, now: b.value_get(key, now=now),
+    "value_cas": lambda b, key, expected, value, expires_at, now: b.value_cas(
+        key, expected, value, expires_at=expires_at, now=now
+    ),
+}
 
 
 # ---------------------------------------------------------------- running flows
@@ -210,9 +237,9 @@ def _run_in_turn(backend: StateBackend, flow: Flow[T]) -> T:
         while True:
             kind = type(request)
             if kind is Op:
-                name, args, kwargs = request
+                name, args = request
                 try:
-                    result = getattr(backend, name)(*args, **kwargs)
+                    result = _CALLS[name](backend, *args)
                 except Exception as error:
                     request = flow.throw(error)
                     continue
@@ -223,9 +250,9 @@ def _run_in_turn(backend: StateBackend, flow: Flow[T]) -> T:
             else:
                 outcomes: list[Any] = []
                 failure = None
-                for op in request:
+                for name, args in request:
                     try:
-                        outcomes.append(op.apply(backend))
+                        outcomes.append(_CALLS[name](backend, *args))
                     except Exception as error:
                         outcomes.append(error)
                         failure = failure or error
