@@ -291,3 +291,25 @@ def test_the_sync_runner_still_serves_plain_method_calls(
         # The refused take held nothing: one request slot is still there.
         assert limiter.acquire("d", rpm=2, tpm=100, tokens=10, now=0.0).granted
         assert not limiter.acquire("d", rpm=2, tpm=100, tokens=1, now=0.0).granted
+
+
+def test_with_both_limits_configured_a_take_is_one_round_trip_and_a_pause_holds_nothing(
+    counted: tuple[RedisBackend, list[int]],
+) -> None:
+    from guardedllm.guards import RateLimiter, RetryAfter
+
+    backend, sent = counted
+    limiter = RateLimiter(backend)
+    limiter.acquire("warm", rpm=10, tpm=1000, tokens=100, now=0.0)  # its scripts loaded
+    before = sent[0]
+    assert limiter.acquire("d", rpm=10, tpm=1000, tokens=100, now=0.0).granted
+    assert sent[0] - before == 1  # the pause read and both takes in one pipeline
+    limiter.pause("d", RetryAfter(asked_s=5.0, wait_s=5.0), now=0.0)
+    refused = limiter.acquire("d", rpm=10, tpm=1000, tokens=100, now=0.0)
+    assert (refused.granted, refused.limited_by) == (False, "retry-after")
+    # The takes that went out beside the pause's read came straight back.
+    levels = [
+        limiter._take("d", kind, 0, limit, 0.0).apply(backend).remaining
+        for kind, limit in (("requests", 10), ("tokens", 1000))
+    ]
+    assert levels == [9.0, 900.0]

@@ -202,12 +202,36 @@ class RateLimiter:
     def acquire_flow(
         self, key: str, *, rpm: int | None, tpm: int | None, tokens: int, now: float
     ) -> Flow[RateDecision]:
-        """``acquire`` as a flow of backend operations: the pause and any learned limit read in
-        one batch, then both takes in another."""
+        """``acquire`` as a flow of backend operations. With both limits configured, the pause
+        is read in the same batch as both takes (which go straight back if a pause is in
+        force: a paused caller holds nothing); else the pause and the learned limits are read
+        first, and the takes go in a second batch."""
         _check_limit("rpm", rpm)
         _check_limit("tpm", tpm)
         _check_tokens("tokens", tokens)
-        reads = [ops.value_get(_pause_key(key), now=now)]
+        pause = ops.value_get(_pause_key(key), now=now)
+        if rpm is not None and tpm is not None and tokens <= tpm:
+            found = yield [
+                pause,
+                self._take(key, "requests", 1, rpm, now),
+                self._take(key, "tokens", tokens, tpm, now),
+            ]
+            paused = _pause_in_force(found[0], now)
+            if paused is not None:
+                granted = []
+                if found[1].granted:
+                    granted.append(self._put(key, "requests", 1, rpm, now))
+                if found[2].granted:
+                    granted.append(self._put(key, "tokens", tokens, tpm, now))
+                if granted:
+                    yield granted
+                return self._paused_decision(paused, now)
+            return (
+                yield from self._decide(
+                    key, rpm=rpm, tpm=tpm, tokens=tokens, now=now, slot=found[1], take=found[2]
+                )
+            )
+        reads = [pause]
         if rpm is None:
             reads.append(ops.value_get(_value_key(key, "requests"), now=now))
         if tpm is None:
@@ -215,11 +239,7 @@ class RateLimiter:
         found = yield reads
         paused = _pause_in_force(found[0], now)
         if paused is not None:
-            return self._refused(
-                "retry-after",
-                paused.until - now,
-                "the provider answered 429 and asked every caller to wait.",
-            )
+            return self._paused_decision(paused, now)
         rpm = rpm if rpm is not None else _limit_of(found[1])
         tpm = tpm if tpm is not None else _limit_of(found[-1])
         if tpm is not None and tokens > tpm:
@@ -238,11 +258,35 @@ class RateLimiter:
             takes.append(self._take(key, "tokens", tokens, tpm, now))
         if not takes:
             return _GRANTED
-        # Both takes go out together; one granted beside a refused one is put straight back,
-        # so a refused caller holds nothing.
         taken: list[BucketTake] = yield takes
         slot = taken[0] if rpm is not None else None
         take = taken[-1] if tpm is not None else None
+        return (
+            yield from self._decide(
+                key, rpm=rpm, tpm=tpm, tokens=tokens, now=now, slot=slot, take=take
+            )
+        )
+
+    def _paused_decision(self, paused: VendorPause, now: float) -> RateDecision:
+        return self._refused(
+            "retry-after",
+            paused.until - now,
+            "the provider answered 429 and asked every caller to wait.",
+        )
+
+    def _decide(
+        self,
+        key: str,
+        *,
+        rpm: int | None,
+        tpm: int | None,
+        tokens: int,
+        now: float,
+        slot: BucketTake | None,
+        take: BucketTake | None,
+    ) -> Flow[RateDecision]:
+        """The decision on the two takes, which went out together: one granted beside a
+        refused one is put straight back, so a refused caller holds nothing."""
         if slot is not None and not slot.granted:
             wait = slot.wait_s
             if take is not None and tpm is not None:  # a wait long enough for both buckets
