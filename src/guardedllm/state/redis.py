@@ -3,9 +3,11 @@
 ``RedisBackend`` (over a ``redis.Redis``) implements ``StateBackend`` with the semantics of
 ``MemoryBackend``, each operation one atomic Lua script run by SHA (``EVALSHA``; redis-py's
 ``Script`` loads it again when the server answers NOSCRIPT, after a restart or a SCRIPT FLUSH).
+``RedisBackend.run_batch`` sends several operations as one pipeline (one round trip), which is
+how a client's guards send each round of a phase (``guardedllm.state.flow``).
 ``AsyncRedisBackend`` (over a ``redis.asyncio.Redis``, asyncio only) runs the same scripts with
-the same operations as coroutines. Both build each call with ``_redis_ops`` (keys, arguments,
-decoding) and differ only in how they send it.
+the same operations as coroutines, one round trip each. Both build each call with
+``_redis_ops`` (keys, arguments, decoding) and differ only in how they send it.
 
 Every key the scripts write expires (see ``_lua.py``), so a removed deployment or budget leaves
 nothing behind for long. Failures of the store (no connection, no answer within ``timeout_s``,
