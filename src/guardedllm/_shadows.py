@@ -46,9 +46,17 @@ class _Shadows:
 
     def _flow(self, job: ShadowJob) -> Flow:
         """The copy's flow, closed (abandoned) at the first step after the client closes."""
+        from guardedllm.engine._recording import record_shadow
         from guardedllm.engine._routing import shadow_flow
 
-        flow = shadow_flow(self._engine, job)
+        engine = self._engine
+        flow = shadow_flow(
+            job,
+            run=engine.run,
+            clock=engine.clock,
+            shadows=engine.shadows,
+            record=functools.partial(record_shadow, engine) if engine.recorder else None,
+        )
         try:
             step = next(flow)
             while not self.closed():

@@ -43,6 +43,7 @@ from guardedllm.engine import (
     Answered,
     BodyBuffer,
     Failed,
+    Late,
     Outcome,
     Race,
     Raced,
@@ -63,7 +64,7 @@ from guardedllm.errors import ArgumentTypeError, GuardedLLMError
 from guardedllm.estimate import Estimate
 from guardedllm.policy import Policy, current_policy
 from guardedllm.registry import RecordConfig, Registry
-from guardedllm.state._background import Background
+from guardedllm.state._background import Background, StepInFlight
 from guardedllm.types import ChatCompletion, ChatCompletionChunk, ChatRequest, GuardInfo
 
 if TYPE_CHECKING:
@@ -351,7 +352,21 @@ class AsyncClient(ClientBase):
             step = next(flow)
             while True:
                 outcome: Outcome | None = None
-                if isinstance(step, StateStep):
+                if isinstance(step, StateStep) and step.timeout_s is not None:
+                    # Bounded by the deadline: a cancellation waits up to the bound (the
+                    # shield), and a step still running then is left to its thread; the flow
+                    # hears it is late and queues its cleanup after it (``Late.then``).
+                    pending = StepInFlight(step.run, later=self._background.submit)
+                    with anyio.CancelScope(shield=True), anyio.move_on_after(step.timeout_s):
+                        await anyio.to_thread.run_sync(pending, abandon_on_cancel=True)
+                    if not pending.finished:
+                        outcome = Late(then=pending.then)
+                    elif pending.error is not None:
+                        step = flow.throw(pending.error)
+                        continue
+                    else:
+                        outcome = Stated(value=pending.value)
+                elif isinstance(step, StateStep):
                     # A worker thread, so that no event loop waits on the store (a thread is
                     # never abandoned: a cancellation waits for the phase to finish, so that
                     # the flow, then closed, knows what the phase took).

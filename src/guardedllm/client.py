@@ -32,6 +32,7 @@ from guardedllm.engine import (
     Answered,
     BodyBuffer,
     Failed,
+    Late,
     Outcome,
     Race,
     Raced,
@@ -52,6 +53,7 @@ from guardedllm.errors import ArgumentTypeError, GuardedLLMError
 from guardedllm.estimate import Estimate
 from guardedllm.policy import Policy, current_policy
 from guardedllm.registry import RecordConfig, Registry
+from guardedllm.state._background import Background, StepInFlight, run_logged
 from guardedllm.types import ChatCompletion, ChatCompletionChunk, ChatRequest, GuardInfo
 
 if TYPE_CHECKING:
@@ -323,6 +325,8 @@ class Client(ClientBase):
         self._sleep = sleep
         self.chat = _Chat(self)
         self._shadows = ThreadShadows(self._engine, self._drive)
+        # Where a state step bounded by its call's deadline runs (a thread only when one is).
+        self._background = Background()
 
     def estimate(
         self,
@@ -343,7 +347,20 @@ class Client(ClientBase):
             step = next(flow)
             while True:
                 outcome: Outcome | None = None
-                if isinstance(step, StateStep):
+                if isinstance(step, StateStep) and step.timeout_s is not None:
+                    # Bounded by the deadline: run in a worker thread and waited for up to the
+                    # bound; a step still running then is left to its thread, and the flow
+                    # hears it is late and queues its cleanup after it (``Late.then``).
+                    pending = StepInFlight(step.run, later=run_logged)
+                    self._background.submit(pending)
+                    if not pending.wait(step.timeout_s):
+                        outcome = Late(then=pending.then)
+                    elif pending.error is not None:
+                        step = flow.throw(pending.error)
+                        continue
+                    else:
+                        outcome = Stated(value=pending.value)
+                elif isinstance(step, StateStep):
                     try:
                         outcome = Stated(value=step.run())
                     except Exception as exc:  # the engine decides what a store's failure means
@@ -475,6 +492,7 @@ class Client(ClientBase):
         def release() -> None:
             if self._owns_http:
                 self._http.close()
+            self._background.close()  # a late state step finishes, and what it held goes
             self._close_state()
             self._close_recorder()  # last: the copies' records and pairs are queued by now
 

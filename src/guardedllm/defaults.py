@@ -226,6 +226,13 @@ STATE_MAX_TTL_S = 40 * 86400.0
 # bytes per key.
 STATE_EXPIRY_SLACK_S = 60.0
 
+# A state step (one phase of a call's guard operations: a round trip or two) may wait this many
+# timeout_s for Redis at most: a free connection, connecting and the answer, for each of two
+# rounds. Closer to its deadline than that, a call bounds the step by the deadline instead (the
+# driver waits in a worker thread up to it); farther, the store's own timeouts end the step in
+# time and it runs where it stands, costing no thread.
+STATE_STEP_TIMEOUTS = 6
+
 # Worker threads of an async client's background runner (state/_background.py), which lets go
 # of what cancelled calls held on a shared store. Each job is a round trip or two; two threads
 # keep a burst of cancellations from queueing behind one slow answer, without a thread per call.

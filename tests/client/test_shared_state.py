@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from typing import Any
 
@@ -19,6 +19,7 @@ from guardedllm.errors import GuardedLLMError, StateError
 from guardedllm.guards import SpendBudget
 from guardedllm.state import FailoverBackend, RedisBackend
 from guardedllm.state import _redis_ops as ops
+from guardedllm.state.flow import Op
 from guardedllm.telemetry import EVENT_LOCAL_STATE
 from guardedllm.testing import FakeProvider
 from guardedllm.types import ChatCompletion
@@ -42,6 +43,10 @@ class ThreadRecordingBackend(RedisBackend):
     def _run(self, call: ops.ScriptCall[Any]) -> Any:
         self.threads.append(threading.get_ident())
         return super()._run(call)
+
+    def run_batch(self, batch: Sequence[Op]) -> list[Any]:
+        self.threads.append(threading.get_ident())
+        return super().run_batch(batch)
 
     def clock(self) -> float:
         self.threads.append(threading.get_ident())

@@ -468,8 +468,8 @@ def test_threads_never_get_more_than_the_buckets_hold(
     # And nothing was lost: what is left in each bucket is what was not granted. (How much is
     # left depends on the scheduler: a request refused for tokens hands its request slot back,
     # and a thread that tried to take that slot in between was refused meanwhile.)
-    requests_left = limits._take("d", "requests", 0, 300, 0.0).remaining
-    tokens_left = limits._take("d", "tokens", 0, 5000, 0.0).remaining
+    requests_left = limits._take("d", "requests", 0, 300, 0.0).apply(limits._backend).remaining
+    tokens_left = limits._take("d", "tokens", 0, 5000, 0.0).apply(limits._backend).remaining
     assert (requests_left, tokens_left) == (300 - len(granted), 5000 - sum(granted))
     assert sum(granted) > 5000 / 2  # and most of it was handed out
 

@@ -4,6 +4,7 @@ drives them."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
 import attrs
@@ -22,11 +23,13 @@ from guardedllm.policy import Policy
 from guardedllm.providers.base import Target, WireFormat
 from guardedllm.registry import Defaults, Deployment
 from guardedllm.routing import Plan
+from guardedllm.state.flow import Flow, lockstep
 from guardedllm.telemetry import EVENT_SKIPPED, CallSpan, error_type
 from guardedllm.types import Attempt, GuardInfo
 
 if TYPE_CHECKING:
     from guardedllm.engine._recording import Draft
+    from guardedllm.engine._steps import Late
 
 __all__ = ["Call", "Settings", "Turn"]
 
@@ -73,8 +76,17 @@ class Settings:
 class Call:
     """The state of one logical call while the engine drives it."""
 
-    def __init__(self, *, plan: Plan, settings: Settings, started: float, span: CallSpan):
+    def __init__(
+        self,
+        *,
+        plan: Plan,
+        settings: Settings,
+        started: float,
+        span: CallSpan,
+        clock: Callable[[], float],
+    ):
         self.plan = plan
+        self.clock = clock  # the engine's, which ``started`` and ``deadline`` are on
         self.settings = settings
         self.started = started
         self.deadline = started + settings.deadline_s
@@ -94,6 +106,9 @@ class Call:
         self.answered: Turn | None = None  # the turn whose answer the call returns
         self.first_chunk_at: float | None = None  # a stream's: when its first chunk came
         self.draft: Draft | None = None  # the call's record, begun, if it is recorded
+        # A state step the driver stopped waiting for at the deadline, still running: what
+        # the call holds is let go of after it ends (``Late.then``), never while it runs.
+        self.late: Late | None = None
 
     def guard_info(self, *, cost_usd: float | None, now: float) -> GuardInfo:
         """What the call did, up to ``now``, for the attempt that answered."""
@@ -300,6 +315,9 @@ class Turn:
             return True
         return not self.handed_over and (self.grant is not None or self.reservation is not None)
 
+    # Each method below is a flow of guard operations (``guardedllm.state.flow``): the engine
+    # runs it within a phase, side by side with the others of that phase.
+
     def record_permit(
         self,
         guards: Guards,
@@ -307,17 +325,19 @@ class Turn:
         latency: float,
         now: float,
         span: CallSpan,
-    ) -> None:
+    ) -> Flow[None]:
         if self.permit is not None:
-            transition = guards.breaker.record(
+            transition = yield from guards.breaker.record_flow(
                 self.deployment.name, self.permit, outcome, latency, now
             )
             self.permit = None
             report_transition(transition, span)
 
-    def release_permit(self, guards: Guards, now: float) -> None:
+    def release_permit(self, guards: Guards, now: float) -> Flow[None]:
         if self.permit is not None:
-            guards.breaker.record(self.deployment.name, self.permit, "ignored", 0.0, now)
+            yield from guards.breaker.record_flow(
+                self.deployment.name, self.permit, "ignored", 0.0, now
+            )
             self.permit = None
 
     def sending(self) -> None:
@@ -325,11 +345,11 @@ class Turn:
         if self.grant is not None:
             self.grant = "sent"
 
-    def release_grant(self, guards: Guards, now: float) -> None:
+    def release_grant(self, guards: Guards, now: float) -> Flow[None]:
         """Give back a grant whose attempt was never sent: its request slot and its tokens."""
         if self.grant is not None:
             deployment = self.deployment
-            guards.limiter.release(
+            yield from guards.limiter.release_flow(
                 deployment.name,
                 rpm=deployment.rpm,
                 tpm=deployment.tpm,
@@ -338,11 +358,11 @@ class Turn:
             )
             self.grant = None
 
-    def settle_grant(self, guards: Guards, now: float) -> None:
+    def settle_grant(self, guards: Guards, now: float) -> Flow[None]:
         """Settle the grant of an attempt sent without an answer to account: its tokens come
         back (none is known to be used), its request slot stays taken (it was sent)."""
         if self.grant is not None:
-            guards.limiter.correct(
+            yield from guards.limiter.correct_flow(
                 self.deployment.name,
                 tpm=self.deployment.tpm,
                 reserved_tokens=self.tokens,
@@ -351,16 +371,16 @@ class Turn:
             )
             self.grant = None
 
-    def close(self, guards: Guards, *, now: float, wall_now: float) -> None:
+    def close(self, guards: Guards, *, now: float, wall_now: float) -> Flow[None]:
         """Let go of what is still held: a permit abandoned between acquire and outcome (not
         the deployment's fault), a rate-limit grant and a reservation nothing was accounted
         against (the driver abandoned the attempt: a cancellation, a KeyboardInterrupt, a
-        stream closed before its first chunk)."""
-        self.release_permit(guards, now)
+        stream closed before its first chunk). Each goes back side by side with the others."""
+        flows: list[Flow[None]] = [self.release_permit(guards, now)]
         if self.handed_over:  # the answer, or its stream, accounts for the grant
             self.grant = None
         elif self.grant == "taken":
-            self.release_grant(guards, now)
+            flows.append(self.release_grant(guards, now))
         elif self.grant == "sent":
             # Sent, then abandoned before an answer came. The vendor may have counted the
             # request and its input, but we have no usage to say how much, so this settles as
@@ -370,6 +390,12 @@ class Turn:
             # buckets down to the vendor's own count (``RateLimiter.learn``); keeping the
             # reservation instead let cancelled calls starve the limiter of tokens they never
             # used.
-            self.settle_grant(guards, now)
+            flows.append(self.settle_grant(guards, now))
         if self.reservation is not None and not self.handed_over:
-            guards.ledger.release(self.reservation, wall_now=wall_now)
+            flows.append(self._release_reservation(guards, wall_now))
+        yield lockstep(*flows)
+
+    def _release_reservation(self, guards: Guards, wall_now: float) -> Flow[None]:
+        if self.reservation is not None:
+            yield from guards.ledger.release_flow(self.reservation, wall_now=wall_now)
+            self.reservation = None

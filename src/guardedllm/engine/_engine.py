@@ -1,10 +1,14 @@
 """The sans-IO call planner: one logical call, driven through attempts, never doing I/O.
 
 ``Engine.run`` is a generator in the manner of httpx's ``Auth.auth_flow``: it yields steps —
-``Send`` (one HTTP attempt) or ``Sleep`` (a backoff or a rate-limit wait) — and receives the
-outcome of each, until it returns a ``ChatCompletion`` or a ``StreamStart`` (a stream whose first
-chunk has arrived), or raises. ``Client`` and ``AsyncClient`` run the same generator and differ
-only in how they send, sleep and read bytes, so every decision lives here once.
+``Send`` (one HTTP attempt), ``Race`` (a hedged one), ``Sleep`` (a backoff or a rate-limit wait),
+``StateStep`` (a phase of guard operations on a shared store) — and receives the outcome of
+each, until it returns a ``ChatCompletion`` or a ``StreamStart`` (a stream whose first chunk has
+arrived), or raises. ``Client`` and ``AsyncClient`` run the same generator and differ only in how
+they send, sleep and read bytes, so every decision lives here once. This module reads the call
+top to bottom (route, pre-flight, attempts); the guard phases are in ``_phases``, the gates
+before a send in ``_refusals``, what a success and a failure make in ``_answers`` and
+``_failures``, hedging in ``_hedge``.
 
 For each deployment of the plan, in order, the guards are consulted so that nothing is sent
 that a guard would refuse:
@@ -36,28 +40,41 @@ import random as _random
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Literal
 
 import attrs
 from opentelemetry.context import Context
 
 from guardedllm import defaults
 from guardedllm._request import check_provider_options
-from guardedllm.engine._attempt import attempt_send, start_attempt_span
+from guardedllm.engine._answers import answered, finished, send, stream_started
 from guardedllm.engine._call import Call, Settings, Turn
 from guardedllm.engine._counting import counted
 from guardedllm.engine._failures import failed
-from guardedllm.engine._guards import Guards, report_transition
-from guardedllm.engine._hedge import LatencyWindow, hedge_partner, race
+from guardedllm.engine._guards import Guards
+from guardedllm.engine._hedge import LatencyWindow, RaceSettings, hedge_partner, race
 from guardedllm.engine._outcomes import settle
-from guardedllm.engine._phases import admit, readmit, settle_answer
-from guardedllm.engine._recording import Draft, draft_for, record_call
+from guardedllm.engine._phases import (
+    admit,
+    close_turns,
+    holding,
+    later,
+    run_phase,
+    settle_answer,
+    withdraw_hedge,
+)
+from guardedllm.engine._prepare import prepare
+from guardedllm.engine._recording import (
+    Draft,
+    draft_for,
+    end_unanswered,
+    record_answer,
+    record_call,
+)
 from guardedllm.engine._refusals import (
-    check_preflight,
-    circuit_open,
+    admitted,
     rate_limited,
-    reserve,
-    unavailable,
+    readmitted,
 )
 from guardedllm.engine._routing import (
     ShadowBook,
@@ -67,27 +84,14 @@ from guardedllm.engine._routing import (
     hand_over_shadow,
     sample_shadow_job,
 )
-from guardedllm.engine._steps import (
-    Outcome,
-    Sleep,
-    Stated,
-    StateStep,
-    Step,
-    StreamStart,
-    StreamStarted,
-)
-from guardedllm.engine._streaming import start_stream
+from guardedllm.engine._steps import Outcome, Sleep, Step, StreamStart, StreamStarted
 from guardedllm.engine._targets import target_for
 from guardedllm.errors import (
-    AuthenticationError,
-    BudgetExceededError,
-    ContextWindowExceededError,
     GuardedLLMError,
-    InvalidRequestError,
 )
 from guardedllm.estimate import Calibrator, Estimate, get_encoding
 from guardedllm.estimate._encodings import BUNDLED_ENCODINGS
-from guardedllm.guards import BreakerConfig, Mark, Permit, RetryBudgetConfig, SpendBudget
+from guardedllm.guards import BreakerConfig, RetryBudgetConfig, SpendBudget
 from guardedllm.policy import Policy
 from guardedllm.providers import wire_format_for
 from guardedllm.providers.base import Target, WireFormat
@@ -95,12 +99,9 @@ from guardedllm.registry import Deployment, Registry
 from guardedllm.routing import Plan, RouteFeatures, plan_route
 from guardedllm.state import StateBackend
 from guardedllm.state.failover import OnError
-from guardedllm.telemetry import EVENT_LOCAL_STATE, AttemptSpan, CallSpan, Telemetry
+from guardedllm.telemetry import EVENT_LOCAL_STATE, CallSpan, Telemetry
 from guardedllm.telemetry import _semconv as sc
-from guardedllm.types import (
-    ChatCompletion,
-    ChatRequest,
-)
+from guardedllm.types import ChatCompletion, ChatRequest
 
 if TYPE_CHECKING:
     from guardedllm.record import Recorder
@@ -109,28 +110,8 @@ __all__ = ["Engine"]
 
 Flow = Generator[Step, Outcome | None, ChatCompletion | StreamStart]
 
-# The refusals that pass over a deployment before anything is sent to it: another deployment
-# may fit, afford or express the request, or hold a key that is set.
-_REFUSALS = (
-    InvalidRequestError,  # MaxTokensExceededError, ThinkingBudgetError and the like among them
-    AuthenticationError,
-    ContextWindowExceededError,
-    BudgetExceededError,
-)
-
 
 _NO_POLICY = Policy()
-
-T = TypeVar("T")
-
-
-def _run_now(run: Callable[[], object]) -> None:
-    run()
-
-
-def _holding(turns: list[Turn]) -> bool:
-    """Whether any of ``turns`` still holds guard state (a permit, a grant, a reservation)."""
-    return turns[0].holds or (len(turns) > 1 and turns[1].holds)
 
 
 class Engine:
@@ -166,9 +147,6 @@ class Engine:
         self.recorder: Recorder | None = None
         # Set by the driver: runs a shadow copy's flow in the background. None: no copies.
         self.spawn_shadow: Callable[[ShadowJob], None] | None = None
-        # Set by a driver with an event loop: runs guard operations on a shared store in the
-        # background where the flow cannot yield them (see ``later``). By default, at once.
-        self.run_later: Callable[[Callable[[], object]], None] = _run_now
         self._random = self.random = random
         self.max_body_bytes = max_body_bytes
         self._wires: dict[str, WireFormat] = {}
@@ -187,8 +165,15 @@ class Engine:
             on_error=state_on_error,
         )
         # Whether guard operations answer in process: then a phase runs where it stands, not
-        # even through ``state`` on the hottest ones (a generator per phase is measurable).
+        # even through ``run_phase`` on the hottest ones (a generator per phase is measurable).
         self.inline = not self.guards.shared
+        self._race_settings = RaceSettings(
+            clock=clock,
+            wall_clock=wall_clock,
+            calibrator=self.calibrator,
+            max_body_bytes=max_body_bytes,
+            max_retry_after_s=registry.defaults.max_retry_after_s,
+        )
         # Load the bundled encodings now (a second or so, once per process), not inside the
         # first call's deadline.
         for tokenizer in {d.tokenizer for d in registry.models.values()}:
@@ -235,26 +220,16 @@ class Engine:
 
     # ---------------------------------------------------------------- guard state
 
-    def state(self, run: Callable[[], T]) -> Generator[Step, Outcome | None, T]:
-        """``run()``: one phase of guard operations. On an in-process backend it runs at once,
-        yielding nothing (the memory path costs no step); on a shared one it is a
-        ``StateStep`` the driver carries out off its event loop, and whatever ``run`` raises
-        comes back here."""
-        if self.inline:
-            return run()
-        outcome = yield StateStep(run=run)
-        if not isinstance(outcome, Stated):  # the driver broke the protocol
-            raise TypeError(f"engine expected a state step's result, got {outcome!r}")
-        return cast("T", outcome.value)
+    @property
+    def run_later(self) -> Callable[[Callable[[], object]], None]:
+        """Set by a driver with an event loop: runs guard operations on a shared store in the
+        background where the flow cannot yield them (``_phases.later``). By default, at
+        once."""
+        return self.guards.run_later
 
-    def later(self, run: Callable[[], object]) -> None:
-        """``run()`` where the flow cannot yield it (it is being closed, or a stream is being
-        handed over): at once on an in-process backend, else by the driver's background
-        runner, so that no event loop waits on the store."""
-        if self.inline:
-            run()
-        else:
-            self.run_later(run)
+    @run_later.setter
+    def run_later(self, run_later: Callable[[Callable[[], object]], None]) -> None:
+        self.guards.run_later = run_later
 
     # ---------------------------------------------------------------- the call
 
@@ -282,15 +257,16 @@ class Engine:
         draft: Draft | None = None
         local_ops = 0 if self.inline else self.guards.local_ops()
         try:
-            # A shadow copy's policy is complete as given: the client's would add fallbacks.
             if request.provider_options:
                 check_provider_options(request, self.registry.providers)
+            # A shadow copy's policy is complete as given: the client's would add fallbacks.
             effective = policy if shadow_of is not None and policy else self._policy(policy)
             features = features_for(request, effective)
             if self.recorder is not None and (shadow_of is None or record_of is not None):
                 draft = draft_for(self, features, record_of)
             plan = self._plan(request, effective, features)
             call = Call(
+                clock=self._clock,
                 plan=plan,
                 settings=Settings.of(effective, plan, self.registry.defaults),
                 started=started,
@@ -298,18 +274,26 @@ class Engine:
             )
             call.draft = draft
             job = sample_shadow_job(
-                self, call, request, effective, features=features, context=context
+                call,
+                request,
+                effective,
+                features=features,
+                context=context,
+                runs_shadows=self.spawn_shadow is not None,
+                random=self._random,
             )
             result = yield from self._route(call, request, effective.validator)
             if not self.inline:
                 self._note_local_state(span, local_ops)
             if job is not None:
-                hand_over_shadow(self, call, job, result)
+                self._hand_over(call, job, result)
                 if isinstance(result, StreamStart):  # its guard info predates the copy
                     tracker = result.tracker
                     tracker.guard = attrs.evolve(tracker.guard, decisions=tuple(call.decisions))
             if isinstance(result, ChatCompletion):
-                result = self._finish(call, result)
+                result = finished(call, result, now=self._clock())
+                if draft is not None:
+                    record_answer(self, call, result)
             return result
         except GuardedLLMError as exc:
             if not self.inline:
@@ -318,44 +302,21 @@ class Engine:
                 if not exc.attempts:
                     exc.attempts = tuple(call.attempts)
                 if job is not None:
-                    hand_over_shadow(self, call, job, None)
-            self._end_unanswered(span, draft, request, call, started=started, error=exc)
+                    self._hand_over(call, job, None)
+            end_unanswered(self, span, draft, request, call, started=started, error=exc)
             raise
         except Exception as exc:  # a bug, such as in the caller's validator: an error still
-            self._end_unanswered(span, draft, request, call, started=started, error=exc)
+            end_unanswered(self, span, draft, request, call, started=started, error=exc)
             raise
         except BaseException:  # the driver gave up on the call (cancelled, or closed the flow)
-            self._end_unanswered(span, draft, request, call, started=started, error=None)
+            end_unanswered(self, span, draft, request, call, started=started, error=None)
             raise
 
-    def _end_unanswered(
-        self,
-        span: CallSpan,
-        draft: Draft | None,
-        request: ChatRequest,
-        call: Call | None,
-        *,
-        started: float,
-        error: BaseException | None,
+    def _hand_over(
+        self, call: Call, job: ShadowJob, result: ChatCompletion | StreamStart | None
     ) -> None:
-        """End a call that failed with ``error``, or that its driver abandoned (None): its
-        span, and its record if it is recorded."""
-        ended = self._clock()
-        if error is None:
-            span.abandon(now=ended)
-        else:
-            span.end_error(error, now=ended)
-        if draft is not None:
-            record_call(
-                self,
-                draft,
-                request,
-                call,
-                status="error" if error is not None else "abandoned",
-                error=error,
-                latency_s=ended - started,
-                answered=False,
-            )
+        now = self._clock()
+        hand_over_shadow(call, job, result, shadows=self.shadows, spawn=self.spawn_shadow, now=now)
 
     def _note_local_state(self, span: CallSpan, local_ops: int) -> None:
         """A span event when some of the call's guard operations ran on this process's own
@@ -396,24 +357,6 @@ class Engine:
                 return result
         raise call.final_error()
 
-    def _finish(self, call: Call, result: ChatCompletion) -> ChatCompletion:
-        """The answer with the whole call's guard info, the call span ended."""
-        guard = call.guard_info(cost_usd=call.billed, now=self._clock())
-        call.span.end_ok(guard, now=call.started + guard.latency_s)
-        if call.draft is not None:
-            record_call(
-                self,
-                call.draft,
-                call.plan.request,
-                call,
-                status="ok",
-                completion=result,
-                cost_usd=guard.cost_usd,
-                latency_s=guard.latency_s,
-                answered=True,
-            )
-        return attrs.evolve(result, guard=guard)
-
     def _on_deployment(
         self, call: Call, request: ChatRequest, deployment: Deployment
     ) -> Generator[Step, Outcome | None, ChatCompletion | StreamStart | None]:
@@ -421,49 +364,48 @@ class Engine:
 
         The turns (the attempt, and a hedge once there is one) are let go of here whatever
         happens: through a state step when the flow can still yield, else, when the driver is
-        closing it (a cancellation), by ``later``, which never runs a shared store's operation
-        on the event loop."""
+        closing it (a cancellation), by ``_phases.later``, which never runs a shared store's
+        operation on the event loop; after a state step that ran late (``call.late``), once
+        it has ended, by whatever it took."""
         turns = [Turn(deployment=deployment, permit=None)]
+        guards = self.guards
         try:
             result = yield from self._turns(call, request, turns)
         except Exception:
-            if _holding(turns):
-                yield from self.state(lambda: self._close_turns(turns))
+            if call.late is not None:
+                call.late.then(partial(guards.run, close_turns(guards, turns)))
+            elif holding(turns):
+                yield from run_phase(guards, close_turns(guards, turns))
             raise
         except BaseException:  # GeneratorExit: the flow may not yield any more
-            if _holding(turns):
-                self.later(lambda: self._close_turns(turns))
+            if holding(turns):
+                later(guards, close_turns(guards, turns))
             raise
-        if _holding(turns):
-            yield from self.state(lambda: self._close_turns(turns))
+        if holding(turns):
+            yield from run_phase(guards, close_turns(guards, turns))
         return result
-
-    def _close_turns(self, turns: list[Turn]) -> None:
-        for turn in turns:
-            turn.close(self.guards, now=self.guards.now(), wall_now=self.guards.wall_now())
 
     def _turns(
         self, call: Call, request: ChatRequest, turns: list[Turn]
     ) -> Generator[Step, Outcome | None, ChatCompletion | StreamStart | None]:
         attempt = turns[0]
         deployment = attempt.deployment
+        guards = self.guards
         admission = (
-            admit(self.guards, attempt)
-            if self.inline
-            else (yield from self.state(partial(admit, self.guards, attempt)))
+            guards.run(admit(guards, attempt))
+            if self.inline  # in process: no generator for the step (the hot path)
+            else (yield from run_phase(guards, admit(guards, attempt), call))
         )
-        if not self._admitted(call, attempt, *admission):
+        if not admitted(call, attempt, *admission):
             return None
         prepared = yield from self.prepare(call, request, attempt, deposit=True)
         if not prepared:
             return None
         backup: Turn | None = None
         for number in range(1, call.settings.max_attempts + 1):
-            if number > 1:
-                readmitted = yield from self._readmit(call, attempt)
-                if not readmitted:
-                    return None
-            refused = yield from rate_limited(self, call, attempt)
+            if number > 1 and not (yield from readmitted(guards, call, attempt)):
+                return None
+            refused = yield from rate_limited(guards, call, attempt, clock=self._clock)
             if refused is not None:  # the permit goes back as the turn is let go of
                 call.skip(deployment, refused)
                 return None
@@ -471,24 +413,43 @@ class Engine:
             if remaining <= 0:  # the grant goes back as the turn is let go of: nothing is sent
                 raise call.deadline_error()
             if number == 1:
-                backup = yield from hedge_partner(self, call, request, deployment)
+                backup = yield from hedge_partner(
+                    guards,
+                    call,
+                    request,
+                    deployment,
+                    latencies=self.latencies,
+                    prepare=partial(self.prepare, call, request, quiet=True, count=False),
+                )
                 if backup is not None:
                     turns.append(backup)
                 remaining = call.deadline - self._clock()
             timeout = min(attempt.timeout_cap, remaining)
             if backup is not None and timeout <= backup.hedge_delay_s:
                 # The hedge could not answer before the deadline: it does not go.
-                yield from self.state(partial(self._withdraw_hedge, backup, primary=deployment))
+                yield from run_phase(guards, withdraw_hedge(guards, backup, primary=deployment))
                 turns.remove(backup)
                 backup = None
             if backup is not None and number == 1:
                 winner, outcome, latency, attempt_span = yield from race(
-                    self, call, request, attempt, backup=backup, timeout=timeout
+                    guards,
+                    call,
+                    request,
+                    attempt,
+                    backup=backup,
+                    timeout=timeout,
+                    settings=self._race_settings,
                 )
             else:
                 winner = attempt
-                outcome, latency, attempt_span = yield from self._send(
-                    call, request, attempt, number, timeout
+                outcome, latency, attempt_span = yield from send(
+                    call,
+                    request,
+                    attempt,
+                    number,
+                    timeout,
+                    clock=self._clock,
+                    max_body_bytes=self.max_body_bytes,
                 )
             result, error, status = settle(
                 outcome, winner.wire, winner.target, wall_clock=self._wall_clock
@@ -496,7 +457,8 @@ class Engine:
             if error is None:
                 self.latencies.record(winner.deployment.name, latency)
                 if isinstance(outcome, StreamStarted):
-                    return self._stream_started(
+                    return stream_started(
+                        guards,
                         call,
                         request,
                         winner,
@@ -505,11 +467,13 @@ class Engine:
                         status=status,
                         latency=latency,
                         attempt_span=attempt_span,
+                        calibrator=self.calibrator,
+                        clock=self._clock,
+                        record=partial(record_call, self) if call.draft is not None else None,
                     )
                 assert result is not None
-                account_answer = partial(
-                    settle_answer,
-                    self.guards,
+                settlement = settle_answer(
+                    guards,
                     self.calibrator,
                     winner,
                     outcome,
@@ -517,9 +481,13 @@ class Engine:
                     latency=latency,
                     span=call.span,
                 )
-                # In process: called where it stands, not through a generator (the hot path).
-                cost = account_answer() if self.inline else (yield from self.state(account_answer))
-                return self._answered(
+                # In process: run where it stands, not through a generator (the hot path).
+                cost = (
+                    guards.run(settlement)
+                    if self.inline
+                    else (yield from run_phase(guards, settlement))
+                )
+                return answered(
                     call,
                     winner,
                     number=number,
@@ -528,12 +496,13 @@ class Engine:
                     latency=latency,
                     attempt_span=attempt_span,
                     cost=cost,
+                    now=self._clock(),
                 )
             attempt_span.end_error(error, status=status, now=self._clock())
-            wait = yield from self.state(
-                partial(
-                    failed,
-                    self,
+            wait = yield from run_phase(
+                guards,
+                failed(
+                    guards,
                     call,
                     winner,
                     outcome,
@@ -541,49 +510,16 @@ class Engine:
                     error=error,
                     status=status,
                     latency=latency,
-                )
+                    overrides=self.registry.provider_of(winner.deployment).outcomes,
+                    max_retry_after_s=self.registry.defaults.max_retry_after_s,
+                    clock=self._clock,
+                    random=self._random,
+                ),
             )
             if wait is None:
                 return None
             yield Sleep(seconds=wait)
         return None
-
-    def _withdraw_hedge(self, hedge: Turn, *, primary: Deployment) -> None:
-        """Give back all a hedge that will not go holds, the retry it drew on included."""
-        now = self.guards.now()
-        self.guards.retry_budget.refund(primary.name, now)
-        hedge.release_grant(self.guards, now)
-        hedge.close(self.guards, now=now, wall_now=self.guards.wall_now())
-
-    def _admitted(
-        self, call: Call, attempt: Turn, mark: Mark | None, now: float, permit: Permit | None
-    ) -> bool:
-        """Whether a first attempt may go, after its admission phase (``_phases.admit``):
-        not marked unavailable, and the breaker allowing it. Skipped (recorded on ``call``)
-        otherwise."""
-        deployment = attempt.deployment
-        if mark is not None:
-            call.skip(deployment, unavailable(deployment, mark.until - now, mark.reason))
-            return False
-        assert permit is not None
-        report_transition(permit.transition, call.span)
-        if not permit.allowed:
-            call.skip(deployment, circuit_open(deployment, permit))
-            return False
-        return True
-
-    def _readmit(self, call: Call, attempt: Turn) -> Generator[Step, Outcome | None, bool]:
-        """Whether a retry may go: the breaker admits it and the retry budget pays for it (in
-        that order, so that a retry the breaker refuses costs the budget nothing)."""
-        permit, paid = yield from self.state(partial(readmit, self.guards, attempt))
-        report_transition(permit.transition, call.span)
-        if not permit.allowed:
-            call.reason = "circuit_open"
-            return False
-        if not paid:
-            call.reason = "retry_budget_exhausted"
-            return False
-        return True
 
     def prepare(
         self,
@@ -595,141 +531,8 @@ class Engine:
         count: bool = True,
         deposit: bool = False,
     ) -> Generator[Step, Outcome | None, bool]:
-        """Everything decided before the first send: target, estimate (counted by the vendor
-        if asked), pre-flight checks, the HTTP request, the spend reservation (and, with
-        ``deposit``, the request's deposit in the retry budget, in the same state step). False
-        when the deployment is refused (recorded on ``call``)."""
-        deployment = attempt.deployment
-        try:
-            attempt.target = self.target(deployment)
-            attempt.wire = self.wire(attempt.target.kind)
-            estimate = call.plan.estimate(deployment)
-            attempt.timeout_cap = call.settings.attempt_timeout(
-                self.registry.provider_of(deployment).timeout_s, self.registry.defaults
-            )
-            if count and call.settings.exact_tokens and not estimate.exact:
-                estimate = yield from counted(
-                    request,
-                    plan=call.plan,
-                    deployment=deployment,
-                    estimate=estimate,
-                    target=attempt.target,
-                    wire=attempt.wire,
-                    timeout=min(attempt.timeout_cap, max(call.deadline - self._clock(), 1e-3)),
-                    max_body_bytes=self.max_body_bytes,
-                    wall_clock=self._wall_clock,
-                )
-            attempt.estimate = estimate
-            attempt.tokens = estimate.input_tokens + estimate.max_output_tokens
-            call.span.set_estimate(estimate)
-            check_preflight(
-                deployment,
-                estimate,
-                call.settings.max_cost_usd,
-                max_tokens=request.max_tokens,
-                clamp_max_tokens=call.settings.clamp_max_tokens,
-                refuse_inexact=call.settings.refuse_inexact,
-                outgrown_window=call.outgrown_window,
-            )
-            sent = (  # clamped to the deployment's limit (the policy said so, or it is refused)
-                request
-                if estimate.fits_output
-                else attrs.evolve(request, max_tokens=deployment.max_output_tokens)
-            )
-            attempt.http_request = attempt.wire.build_request(sent, attempt.target)
-            if deposit or self.guards.ledger.budgets:
-                if self.inline:
-                    reserve(self.guards, call, attempt, deposit=deposit)
-                else:
-                    yield from self.state(
-                        lambda: reserve(self.guards, call, attempt, deposit=deposit)
-                    )
-        except _REFUSALS as refusal:
-            if not quiet:  # a hedge that cannot go is no step of the plan
-                call.skip(deployment, refusal)
-            return False
-        if request.extra_headers:
-            attempt.http_request.headers.update(request.extra_headers)
-        return True
-
-    def _send(
-        self, call: Call, request: ChatRequest, attempt: Turn, number: int, timeout: float
-    ) -> Generator[Step, Outcome | None, tuple[Outcome | None, float, AttemptSpan]]:
-        """One HTTP attempt: (its outcome, its latency, its span)."""
-        send = attempt_send(call, request, attempt, timeout, max_body_bytes=self.max_body_bytes)
-        attempt_span = start_attempt_span(
-            call, attempt, number, reason=call.reason, now=self._clock()
-        )
-        sent_at = self._clock()
-        attempt.sending()
-        outcome = yield send
-        return outcome, self._clock() - sent_at, attempt_span
-
-    def _stream_started(
-        self,
-        call: Call,
-        request: ChatRequest,
-        attempt: Turn,
-        *,
-        number: int,
-        outcome: StreamStarted,
-        status: int | None,
-        latency: float,
-        attempt_span: AttemptSpan,
-    ) -> StreamStart:
-        """The committed stream, handed to its tracker. No step may come between the stream's
-        first chunk and its tracker: a flow closed there would leave the driver's open
-        response to nobody. So the breaker hears of the success off the call's path (the
-        permit taken off the turn at once), and the stream's end settles the rest."""
-        guards = self.guards
-        permit, attempt.permit = attempt.permit, None
-        if permit is not None:
-            self.later(
-                lambda: report_transition(
-                    guards.breaker.record(
-                        attempt.deployment.name, permit, "success", latency, guards.now()
-                    ),
-                    call.span,
-                )
-            )
-        now = self._clock()
-        call.record(attempt.target, number, status=status, latency=latency)
-        call.answered = attempt
-        call.first_chunk_at = now
-        attempt_span.first_chunk(now=now)
-        stream = start_stream(
-            self,
-            call,
-            request,
-            attempt,
-            outcome=outcome,
-            guard=call.guard_info(cost_usd=None, now=now),
-            attempt_span=attempt_span,
-        )
-        # From here the stream's tracker settles the reservation, however the stream ends;
-        # until here, ``Turn.close`` would release it.
-        attempt.handed_over = True
-        return stream
-
-    def _answered(
-        self,
-        call: Call,
-        attempt: Turn,
-        *,
-        number: int,
-        result: ChatCompletion,
-        status: int | None,
-        latency: float,
-        attempt_span: AttemptSpan,
-        cost: float | None,
-    ) -> ChatCompletion:
-        """The answer, once the guards have settled it (``_phases.settle_answer``)."""
-        now = self._clock()
-        call.record(attempt.target, number, status=status, latency=latency)
-        call.answered = attempt
-        attempt_span.end_ok(result, status=status or 200, cost_usd=cost, now=now)
-        call.bill(cost)
-        return result  # its guard info is added once the call is over (``_finish``)
+        """Everything decided before the first send (``_prepare.prepare``)."""
+        return prepare(self, call, request, attempt, quiet=quiet, count=count, deposit=deposit)
 
     # ---------------------------------------------------------------- pieces of a call
 

@@ -3,7 +3,7 @@ retrying here (after how long), moving on, or ending the call."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from guardedllm import defaults
@@ -13,9 +13,9 @@ from guardedllm.engine._outcomes import learn
 from guardedllm.engine._refusals import wait_too_long
 from guardedllm.errors import GuardedLLMError, ModelNotFoundError, ProviderError, RateLimitedError
 from guardedllm.guards import RetryAfter
+from guardedllm.state.flow import Flow, lockstep
 
 if TYPE_CHECKING:
-    from guardedllm.engine._engine import Engine
     from guardedllm.engine._guards import Guards
     from guardedllm.engine._steps import Outcome
 
@@ -23,7 +23,7 @@ __all__ = ["backoff", "failed", "note_failure", "vendor_wait"]
 
 
 def failed(
-    engine: Engine,
+    guards: Guards,
     call: Call,
     attempt: Turn,
     outcome: Outcome | None,
@@ -32,22 +32,30 @@ def failed(
     error: GuardedLLMError,
     status: int | None,
     latency: float,
-) -> float | None:
+    overrides: Mapping[int, str] | None,
+    max_retry_after_s: float,
+    clock: Callable[[], float],
+    random: Callable[[], float],
+) -> Flow[float | None]:
     """Record a failed attempt (its ``outcome`` and ``error``); the backoff before retrying
     here, or None to move on. Raises when the call must end now. One phase of guard
-    operations (see ``Engine.state``)."""
-    learn(engine.guards, attempt, outcome)
-    retry_after = note_failure(
-        engine.guards,
+    operations: the vendor's headers first (as before), then every other guard side by side.
+    ``overrides`` is the provider's outcome table, ``clock`` the engine's (for the deadline),
+    ``random`` its source of jitter."""
+    learning = learn(guards, attempt, outcome)
+    if learning is not None:
+        yield from learning
+    retry_after = yield from note_failure(
+        guards,
         call,
         attempt,
         number=number,
         error=error,
         status=status,
         latency=latency,
-        max_retry_after_s=engine.registry.defaults.max_retry_after_s,
+        max_retry_after_s=max_retry_after_s,
     )
-    verdict = classify(error, engine.registry.provider_of(attempt.deployment).outcomes)
+    verdict = classify(error, overrides)
     if (
         verdict == "fail"
         and call.settings.fallback_on_client_error
@@ -56,12 +64,12 @@ def failed(
         verdict = "fallback"  # the policy lets another vendor try what this one refused
     if verdict == "fail":
         raise error
-    remaining = call.deadline - engine.clock()
+    remaining = call.deadline - clock()
     if remaining <= 0:  # nothing else can be tried in time
         raise call.deadline_error()
     if verdict == "fallback" or number == call.settings.max_attempts:
         return None
-    wait = backoff(engine.random, number, retry_after)
+    wait = backoff(random, number, retry_after)
     if wait < remaining:
         return wait
     if retry_after is not None and retry_after.wait_s >= remaining:
@@ -81,20 +89,27 @@ def note_failure(
     status: int | None,
     latency: float,
     max_retry_after_s: float,
-) -> RetryAfter | None:
-    """What every guard learns from a failed attempt. Returns the vendor's Retry-After as the
-    guards honour it (None: the vendor asked for no wait). Part of a phase of guard
-    operations: ``now`` is the guards' clock."""
+) -> Flow[RetryAfter | None]:
+    """What every guard learns from a failed attempt, side by side. Returns the vendor's
+    Retry-After as the guards honour it (None: the vendor asked for no wait). Part of a phase
+    of guard operations: ``now`` is the guards' clock."""
     now = guards.now()
     name = attempt.deployment.name
-    attempt.record_permit(guards, breaker_outcome(error), latency, now, call.span)
-    attempt.settle_grant(guards, now)
     call.record(attempt.target, number, status=status, latency=latency, error=error)
-    if isinstance(error, ModelNotFoundError):
-        guards.marks.mark(name, until=now + defaults.UNAVAILABLE_S, reason=str(error), now=now)
     retry_after = vendor_wait(call, name, error, cap_s=max_retry_after_s)
+    flows: list[Flow[object]] = [
+        attempt.record_permit(guards, breaker_outcome(error), latency, now, call.span),
+        attempt.settle_grant(guards, now),
+    ]
+    if isinstance(error, ModelNotFoundError):
+        flows.append(
+            guards.marks.mark_flow(
+                name, until=now + defaults.UNAVAILABLE_S, reason=str(error), now=now
+            )
+        )
     if isinstance(error, RateLimitedError) and retry_after is not None and retry_after.wait_s:
-        guards.limiter.pause(name, retry_after, now=now)
+        flows.append(guards.limiter.pause_flow(name, retry_after, now=now))
+    yield lockstep(*flows)
     return retry_after
 
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
 
+from guardedllm import defaults
 from guardedllm.errors import ArgumentError
 from guardedllm.guards import (
     BreakerConfig,
@@ -31,12 +33,15 @@ from guardedllm.guards import (
 )
 from guardedllm.state import MemoryBackend, StateBackend
 from guardedllm.state.failover import ON_ERROR, FailoverBackend, OnError
+from guardedllm.state.flow import Flow, runner
 from guardedllm.telemetry import EVENT_BREAKER_TRANSITION, CallSpan, Telemetry
 from guardedllm.telemetry import _semconv as sc
 
 __all__ = ["Guards", "report_transition"]
 
 logger = logging.getLogger("guardedllm")
+
+T = TypeVar("T")
 
 
 class Guards:
@@ -70,6 +75,7 @@ class Guards:
                 on_failure=lambda error: telemetry.state_error(error.store, on_error),
             )
         self.state: StateBackend = state
+        self._run = runner(state)
         self.on_error: OnError = on_error
         self.breaker = CircuitBreaker(self.state, breaker, random=random)
         self.retry_budget = RetryBudget(self.state, retry_budget)
@@ -78,14 +84,29 @@ class Guards:
         self.limiter = RateLimiter(self.state)
         self._deployments = tuple(deployments)
         # Whether a guard operation may be I/O (a round trip to a store every process shares):
-        # then the engine yields it to the driver (``Engine.state``) instead of running it.
+        # then the engine yields it to the driver (``_phases.run_phase``) instead of running it.
         self.shared: bool = bool(getattr(self.state, "shared", False))
+        # Set by a driver with an event loop: runs guard operations on a shared store in the
+        # background where a flow cannot yield them (``_phases.later``). By default, at once.
+        self.run_later: Callable[[Callable[[], object]], None] = _run_now
         store_clock = getattr(self.state, "clock", None) if self.shared else None
         self.now: Callable[[], float] = store_clock if callable(store_clock) else clock
+        # The longest a state step can take by the store's own timeouts (None: not known, as
+        # for a redis.Redis the application made): a call nearer its deadline than this bounds
+        # its steps by the deadline (``_phases.run_phase``).
+        timeout = getattr(self.state, "timeout_s", None) if self.shared else None
+        self.step_wait_s: float | None = (
+            timeout * defaults.STATE_STEP_TIMEOUTS if timeout is not None else None
+        )
         self.wall_now: Callable[[], float] = store_clock if callable(store_clock) else wall_clock
         telemetry.observe_breakers(self._breaker_states)
         telemetry.observe_retry_budgets(self._retry_balances)
         telemetry.observe_spend_budgets(self._spend_headroom)
+
+    def run(self, flow: Flow[T]) -> T:
+        """Carry out a flow of guard operations (``guardedllm.state.flow``) on the backend, its
+        independent operations batched (one round trip each round on a shared store)."""
+        return self._run(flow)
 
     def local_ops(self) -> int:
         """How many operations the guards served from this process's own state because the
@@ -122,6 +143,10 @@ class Guards:
     def _spend_headroom(self) -> Iterator[tuple[str, float]]:
         for status in self.ledger.statuses(wall_now=self.wall_now()):
             yield status.name, status.remaining_usd
+
+
+def _run_now(run: Callable[[], object]) -> None:
+    run()
 
 
 def report_transition(transition: Transition | None, span: CallSpan) -> None:

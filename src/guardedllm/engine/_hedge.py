@@ -13,8 +13,11 @@ from __future__ import annotations
 import math
 import threading
 from collections import deque
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
+from functools import partial
 from typing import TYPE_CHECKING
+
+import attrs
 
 from guardedllm import defaults
 from guardedllm.engine._attempt import attempt_send, start_attempt_span
@@ -22,17 +25,19 @@ from guardedllm.engine._call import Call, Turn
 from guardedllm.engine._failures import note_failure
 from guardedllm.engine._guards import report_transition
 from guardedllm.engine._outcomes import account, learn, settle
+from guardedllm.engine._phases import acquire, admit, later, run_phase
 from guardedllm.engine._steps import Outcome, Race, Raced, Step, succeeded
-from guardedllm.guards import Permit
 from guardedllm.registry import Deployment
+from guardedllm.state.flow import Flow, lockstep
 from guardedllm.telemetry import EVENT_HEDGE, AttemptSpan
 from guardedllm.telemetry import _semconv as sc
 from guardedllm.types import ChatRequest
 
 if TYPE_CHECKING:
-    from guardedllm.engine._engine import Engine
+    from guardedllm.engine._guards import Guards
+    from guardedllm.estimate import Calibrator
 
-__all__ = ["LatencyWindow", "hedge_partner", "race"]
+__all__ = ["LatencyWindow", "RaceSettings", "hedge_partner", "race"]
 
 
 class LatencyWindow(Mapping[str, float]):
@@ -77,114 +82,110 @@ class LatencyWindow(Mapping[str, float]):
 
 
 def hedge_partner(
-    engine: Engine, call: Call, request: ChatRequest, primary: Deployment
+    guards: Guards,
+    call: Call,
+    request: ChatRequest,
+    primary: Deployment,
+    *,
+    latencies: LatencyWindow,
+    prepare: Callable[[Turn], Generator[Step, Outcome | None, bool]],
 ) -> Generator[Step, Outcome | None, Turn | None]:
     """The next deployment of the plan, made ready to hedge ``primary``'s first attempt, or
-    None when the policy asks for no hedge or a guard would not let it go. What the hedge
-    holds (a breaker permit, a spend reservation, a rate-limit grant, a retry) is given back
-    by ``race`` if it is never sent, or by the returned turn's ``close``."""
+    None when the policy asks for no hedge or a guard would not let it go. ``latencies`` gives
+    the p95 delay; ``prepare`` readies the hedge's turn as a first attempt's (quietly, with no
+    exact count: it would delay the primary, which has not gone yet). What the hedge holds (a
+    breaker permit, a spend reservation, a rate-limit grant, a retry) is given back by
+    ``race`` if it is never sent, or by the returned turn's ``close``."""
     setting = call.settings.hedge_after_s
     plan = call.trying  # the plan, or the escalation target once escalated
     if setting is None or request.stream or plan.index(primary) + 1 >= len(plan):
         return None
-    delay = engine.latencies.p95(primary.name) if setting == "p95" else setting
+    delay = latencies.p95(primary.name) if setting == "p95" else setting
     if delay is None:
         return None
     partner = plan[plan.index(primary) + 1]
-    guards = engine.guards
     turn = Turn(deployment=partner, permit=None, hedge_delay_s=delay)
-
-    def admit() -> Permit | None:
-        now = guards.now()
-        if guards.marks.unavailable(partner.name, now) is not None:
-            return None
-        permit = guards.breaker.acquire(partner.name, now)
-        if permit.allowed:
-            turn.permit = permit
-        return permit
-
-    def take() -> None:
-        now = guards.now()
-        decision = guards.limiter.acquire(
-            partner.name, rpm=partner.rpm, tpm=partner.tpm, tokens=turn.tokens, now=now
-        )
-        if decision.granted:
-            turn.grant = "taken"
-            if guards.retry_budget.try_withdraw(primary.name, now):
-                return
-        turn.close(guards, now=now, wall_now=guards.wall_now())
-
     try:
-        permit = yield from engine.state(admit)
-        if permit is None:
+        mark, _, permit = yield from run_phase(guards, admit(guards, turn), call)
+        if mark is not None:
             return None
+        assert permit is not None
         report_transition(permit.transition, call.span)
         if not permit.allowed:
             return None
-        # No exact count for a hedge: it would delay the primary, which has not gone yet.
-        ready = yield from engine.prepare(call, request, turn, quiet=True, count=False)
+        ready = yield from prepare(turn)
         if ready:
-            yield from engine.state(take)
+            yield from run_phase(guards, _take(guards, turn, primary), call)
             if turn.grant is not None:
                 return turn
     except GeneratorExit:  # the flow may not yield any more
-        engine.later(lambda: _close(engine, turn))
+        later(guards, _close(guards, turn))
         raise
     except BaseException:
-        if turn.holds:
-            yield from engine.state(lambda: _close(engine, turn))
+        if call.late is not None:  # once the late step has ended (``Engine._on_deployment``)
+            call.late.then(partial(guards.run, _close(guards, turn)))
+        elif turn.holds:
+            yield from run_phase(guards, _close(guards, turn))
         raise
     if turn.holds:
-        yield from engine.state(lambda: _close(engine, turn))
+        yield from run_phase(guards, _close(guards, turn))
     return None
 
 
-def _close(engine: Engine, turn: Turn) -> None:
-    guards = engine.guards
-    turn.close(guards, now=guards.now(), wall_now=guards.wall_now())
+def _take(guards: Guards, turn: Turn, primary: Deployment) -> Flow[None]:
+    """The hedge's rate-limit grant and its retry, from the primary's budget, side by side;
+    when either is refused, the turn lets go of everything (the retry too)."""
+    now = guards.now()
+    decision, paid = yield lockstep(
+        acquire(guards, turn), guards.retry_budget.try_withdraw_flow(primary.name, now)
+    )
+    if decision.granted and paid:
+        return
+    if paid:
+        yield from guards.retry_budget.refund_flow(primary.name, now)
+    yield from turn.close(guards, now=now, wall_now=guards.wall_now())
+
+
+def _close(guards: Guards, turn: Turn) -> Flow[None]:
+    yield from turn.close(guards, now=guards.now(), wall_now=guards.wall_now())
 
 
 def race(
-    engine: Engine,
+    guards: Guards,
     call: Call,
     request: ChatRequest,
     primary: Turn,
     *,
     backup: Turn,
     timeout: float,
+    settings: RaceSettings,
 ) -> Generator[Step, Outcome | None, tuple[Turn, Outcome | None, float, AttemptSpan]]:
     """Send ``primary``'s first attempt, hedged by ``backup``'s after its delay (the caller
     made sure the hedge can still answer within ``timeout``). Returns the side to carry on
     with: the winner, or the primary when neither succeeded. The other side is settled here."""
     delay = backup.hedge_delay_s
-    primary_span = start_attempt_span(call, primary, 1, reason=call.reason, now=engine.clock())
-    started = engine.clock()
+    clock = settings.clock
+    primary_span = start_attempt_span(call, primary, 1, reason=call.reason, now=clock())
+    started = clock()
     primary.sending()
     backup.sending()  # the driver may launch it: abandoned mid-race, it counts as sent
     raced = yield Race(
-        first=attempt_send(call, request, primary, timeout, max_body_bytes=engine.max_body_bytes),
+        first=attempt_send(call, request, primary, timeout, max_body_bytes=settings.max_body_bytes),
         second=attempt_send(
             call,
             request,
             backup,
             min(backup.timeout_cap, timeout - delay),
-            max_body_bytes=engine.max_body_bytes,
+            max_body_bytes=settings.max_body_bytes,
         ),
         delay_s=delay,
     )
     if not isinstance(raced, Raced):  # the driver broke the protocol
         raise TypeError(f"engine expected a race result, got {raced!r}")
-    now = engine.clock()
-    guards = engine.guards
+    now = clock()
     partner = backup.deployment
     if not raced.launched:  # the primary answered (or failed) first: the hedge never went
-
-        def withdraw() -> None:
-            guard_now = guards.now()
-            guards.retry_budget.refund(primary.deployment.name, guard_now)
-            backup.release_grant(guards, guard_now)
-
-        yield from engine.state(withdraw)
+        yield from run_phase(guards, _withdraw(guards, backup, primary.deployment))
         return primary, raced.outcomes[0], raced.latencies[0], primary_span
     call.span.event(
         EVENT_HEDGE,
@@ -197,47 +198,97 @@ def race(
     backup_span = start_attempt_span(call, backup, 1, reason=None, now=started + delay)
     sides = ((primary, primary_span), (backup, backup_span))
     keep = raced.winner if raced.winner is not None else 0
-
-    def settle_loser() -> None:
-        """What the guards learn from the side not kept (the kept one is the caller's)."""
-        guard_now = guards.now()
-        index = 1 - keep
-        turn, span = sides[index]
-        outcome = raced.outcomes[index]
-        learn(guards, turn, outcome)
-        if outcome is None or succeeded(outcome):
-            # Cancelled, or answered after the winner: it was sent, so the vendor may bill
-            # it; settle its reservation to what it reported, else to its worst case. Its
-            # rate-limit tokens are corrected to its usage, or, cancelled before an answer,
-            # given back as any abandoned attempt's are (``Turn.close``).
-            span.cancel(now=now)
-            turn.release_permit(guards, guard_now)
-            if outcome is None:
-                turn.settle_grant(guards, guard_now)
-            result = (
-                None
-                if outcome is None
-                else settle(outcome, turn.wire, turn.target, wall_clock=engine.wall_clock)[0]
-            )
-            usage = result.usage if result is not None else None
-            call.bill(account(guards, engine.calibrator, turn, usage))
-            turn.handed_over = True
-            call.note_cancelled(turn.target, latency=raced.latencies[index])
-            return
-        _, error, status = settle(outcome, turn.wire, turn.target, wall_clock=engine.wall_clock)
-        assert error is not None  # not a success, so settling it finds the failure
-        span.end_error(error, status=status, now=now)
-        note_failure(
+    index = 1 - keep
+    turn, span = sides[index]
+    yield from run_phase(
+        guards,
+        _settle_loser(
             guards,
             call,
             turn,
-            number=1,
-            error=error,
-            status=status,
+            span,
+            raced.outcomes[index],
             latency=raced.latencies[index],
-            max_retry_after_s=engine.registry.defaults.max_retry_after_s,
-        )
+            now=now,
+            settings=settings,
+        ),
+    )
+    chosen, chosen_span = sides[keep]
+    return chosen, raced.outcomes[keep], raced.latencies[keep], chosen_span
 
-    yield from engine.state(settle_loser)
-    chosen, span = sides[keep]
-    return chosen, raced.outcomes[keep], raced.latencies[keep], span
+
+@attrs.frozen(kw_only=True)
+class RaceSettings:
+    """What a race needs of its engine: its clocks, the calibrator answers teach, the body cap
+    and the longest vendor wait honoured."""
+
+    clock: Callable[[], float]
+    wall_clock: Callable[[], float]
+    calibrator: Calibrator
+    max_body_bytes: int
+    max_retry_after_s: float
+
+
+def _withdraw(guards: Guards, backup: Turn, primary: Deployment) -> Flow[None]:
+    """Give back the retry a hedge that never went drew on the primary's budget, and its
+    rate-limit grant (the rest goes back with the turn: ``Turn.close``)."""
+    now = guards.now()
+    yield lockstep(
+        guards.retry_budget.refund_flow(primary.name, now), backup.release_grant(guards, now)
+    )
+
+
+def _settle_loser(
+    guards: Guards,
+    call: Call,
+    turn: Turn,
+    span: AttemptSpan,
+    outcome: Outcome | None,
+    *,
+    latency: float,
+    now: float,
+    settings: RaceSettings,
+) -> Flow[None]:
+    """What the guards learn from the side not kept (the kept one is the caller's)."""
+    guard_now = guards.now()
+    if outcome is None or succeeded(outcome):
+        # Cancelled, or answered after the winner: it was sent, so the vendor may bill it;
+        # settle its reservation to what it reported, else to its worst case. Its rate-limit
+        # tokens are corrected to its usage, or, cancelled before an answer, given back as any
+        # abandoned attempt's are (``Turn.close``).
+        span.cancel(now=now)
+        result = (
+            None
+            if outcome is None
+            else settle(outcome, turn.wire, turn.target, wall_clock=settings.wall_clock)[0]
+        )
+        usage = result.usage if result is not None else None
+        flows: list[Flow[object]] = [turn.release_permit(guards, guard_now)]
+        if outcome is None:  # started before ``account``, which takes the grant off the turn
+            flows.append(turn.settle_grant(guards, guard_now))
+        flows.append(account(guards, settings.calibrator, turn, usage))
+        # The vendor's headers first, as when the two ran one after the other.
+        learning = learn(guards, turn, outcome)
+        if learning is not None:
+            yield from learning
+        *_, cost = yield lockstep(*flows)
+        call.bill(cost)
+        turn.handed_over = True
+        call.note_cancelled(turn.target, latency=latency)
+        return
+    _, error, status = settle(outcome, turn.wire, turn.target, wall_clock=settings.wall_clock)
+    assert error is not None  # not a success, so settling it finds the failure
+    span.end_error(error, status=status, now=now)
+    learning = learn(guards, turn, outcome)
+    if learning is not None:
+        yield from learning
+    yield from note_failure(
+        guards,
+        call,
+        turn,
+        number=1,
+        error=error,
+        status=status,
+        latency=latency,
+        max_retry_after_s=settings.max_retry_after_s,
+    )

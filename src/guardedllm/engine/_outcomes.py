@@ -12,10 +12,12 @@ from guardedllm.engine._call import Turn
 from guardedllm.engine._steps import Answered, Failed, Outcome, StreamStarted
 from guardedllm.errors import GuardedLLMError, redact
 from guardedllm.guards import Reservation
+from guardedllm.guards._vendor_limits import read_limits
 from guardedllm.guards.spend import MAX_BUDGET_USD
 from guardedllm.providers.base import Target, WireFormat
 from guardedllm.registry import Deployment
 from guardedllm.routing import usage_cost
+from guardedllm.state.flow import Flow, lockstep
 from guardedllm.types import ChatCompletion, Usage
 
 if TYPE_CHECKING:
@@ -58,37 +60,38 @@ def settle(
         return None, redact(exc, target.api_key), outcome.status
 
 
-def learn(guards: Guards, attempt: Turn, outcome: object) -> None:
-    """Bring the rate limiter to what the vendor's headers say is left."""
-    if isinstance(outcome, (Answered, StreamStarted)):
-        deployment = attempt.deployment
-        guards.limiter.learn(
-            deployment.name,
-            outcome.headers,
-            rpm=deployment.rpm,
-            tpm=deployment.tpm,
-            now=guards.now(),
-            wall_now=guards.wall_now(),
-        )
+def learn(guards: Guards, attempt: Turn, outcome: object) -> Flow[None] | None:
+    """The flow of guard operations (``guardedllm.state.flow``) that brings the rate limiter
+    to what the vendor's headers say is left; None when they say nothing."""
+    if not isinstance(outcome, (Answered, StreamStarted)):
+        return None
+    limits = read_limits(outcome.headers, wall_now=guards.wall_now())
+    if limits.requests is None and limits.tokens is None:
+        return None
+    deployment = attempt.deployment
+    return guards.limiter.learn_limits_flow(
+        deployment.name, limits, rpm=deployment.rpm, tpm=deployment.tpm, now=guards.now()
+    )
 
 
 def account(
     guards: Guards, calibrator: Calibrator, attempt: Turn, usage: Usage | None
-) -> float | None:
+) -> Flow[float | None]:
     """Settle an answered attempt: calibration (learning from the vendor's count of a request
-    we estimated), rate-limit correction, spend. Returns its cost (None when the vendor
-    reported no usage: then the worst case stays spent).
+    we estimated), rate-limit correction, spend, the last two side by side. Returns its cost
+    (None when the vendor reported no usage: then the worst case stays spent).
 
     The spend reservation is settled here exactly once, whatever happens: it is taken off the
-    attempt first (so ``Turn.close`` never releases it too), and settled in a ``finally``, to
-    the worst case when the cost could not be worked out. A reservation left held would shrink
-    its budget until the window ends. The attempt's rate-limit grant is settled here too:
-    corrected to the usage, or kept whole when there is none (``Turn.close`` gives nothing
-    back)."""
+    attempt first (so ``Turn.close`` never releases it too), and settled even when the cost
+    could not be worked out (to the worst case) or the correction fails. A reservation left
+    held would shrink its budget until the window ends. The attempt's rate-limit grant is
+    settled here too: corrected to the usage, or kept whole when there is none (``Turn.close``
+    gives nothing back)."""
     deployment = attempt.deployment
     reservation, attempt.reservation = attempt.reservation, None
     attempt.grant = None
     cost: float | None = None
+    flows: list[Flow[None]] = []
     try:
         if usage is not None:
             cost = usage_cost(deployment, usage)
@@ -99,18 +102,31 @@ def account(
                 estimated=estimate.input_tokens,
                 actual=usage.prompt_tokens,
             )
-            guards.limiter.correct(
-                deployment.name,
-                tpm=deployment.tpm,
-                reserved_tokens=attempt.tokens,
-                actual_tokens=usage.prompt_tokens + usage.completion_tokens,
-                now=guards.now(),
+            flows.append(
+                guards.limiter.correct_flow(
+                    deployment.name,
+                    tpm=deployment.tpm,
+                    reserved_tokens=attempt.tokens,
+                    actual_tokens=usage.prompt_tokens + usage.completion_tokens,
+                    now=guards.now(),
+                )
             )
-    finally:
+    except Exception:
         if reservation is not None:
-            guards.ledger.settle(
+            yield from guards.ledger.settle_flow(
+                reservation, reservation.amount_usd, wall_now=guards.wall_now()
+            )
+        raise
+    if reservation is not None:
+        flows.append(
+            guards.ledger.settle_flow(
                 reservation, _settled_usd(cost, reservation), wall_now=guards.wall_now()
             )
+        )
+    if len(flows) == 1:
+        yield from flows[0]
+    elif flows:
+        yield lockstep(*flows)
     return cost
 
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from guardedllm.engine._routing import ShadowResult
     from guardedllm.estimate import TokenCount
     from guardedllm.routing import RouteFeatures
+    from guardedllm.telemetry import CallSpan
 
 __all__ = ["Draft", "draft_for", "record_call", "record_shadow"]
 
@@ -148,3 +149,51 @@ def record_shadow(engine: Engine, record_id: str, result: ShadowResult) -> None:
             same_content=result.same_content,
         )
     )
+
+
+def record_answer(engine: Engine, call: Call, result: ChatCompletion) -> None:
+    """Hand an answered call's record (its answer finished, with its guard info) to the
+    recorder."""
+    assert call.draft is not None
+    assert result.guard is not None
+    record_call(
+        engine,
+        call.draft,
+        call.plan.request,
+        call,
+        status="ok",
+        completion=result,
+        cost_usd=result.guard.cost_usd,
+        latency_s=result.guard.latency_s,
+        answered=True,
+    )
+
+
+def end_unanswered(
+    engine: Engine,
+    span: CallSpan,
+    draft: Draft | None,
+    request: ChatRequest,
+    call: Call | None,
+    *,
+    started: float,
+    error: BaseException | None,
+) -> None:
+    """End a call that failed with ``error``, or that its driver abandoned (None): its span,
+    and its record if it is recorded."""
+    ended = engine.clock()
+    if error is None:
+        span.abandon(now=ended)
+    else:
+        span.end_error(error, now=ended)
+    if draft is not None:
+        record_call(
+            engine,
+            draft,
+            request,
+            call,
+            status="error" if error is not None else "abandoned",
+            error=error,
+            latency_s=ended - started,
+            answered=False,
+        )

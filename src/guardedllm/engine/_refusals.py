@@ -4,11 +4,11 @@ what happened and what to do."""
 
 from __future__ import annotations
 
-from collections.abc import Generator
-from functools import partial
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING
 
-from guardedllm.engine._phases import acquire
+from guardedllm.engine._guards import report_transition
+from guardedllm.engine._phases import acquire, readmit, run_phase
 from guardedllm.engine._steps import Outcome, Sleep, Step
 from guardedllm.errors import (
     BudgetExceededError,
@@ -22,57 +22,122 @@ from guardedllm.errors import (
     RateLimitedError,
 )
 from guardedllm.estimate import Estimate
-from guardedllm.guards import Permit, RetryAfter
+from guardedllm.guards import Mark, Permit, Reservation, RetryAfter
 from guardedllm.registry import Deployment
+from guardedllm.state.flow import Flow, lockstep
 
 if TYPE_CHECKING:
     from guardedllm.engine._call import Call, Turn
-    from guardedllm.engine._engine import Engine
     from guardedllm.engine._guards import Guards
 
 __all__ = [
+    "admitted",
     "check_preflight",
     "circuit_open",
     "rate_limited",
+    "readmitted",
     "reserve",
     "unavailable",
     "wait_too_long",
 ]
 
 
-def reserve(guards: Guards, call: Call, attempt: Turn, *, deposit: bool = False) -> None:
+def reserve(guards: Guards, call: Call, attempt: Turn, *, deposit: bool = False) -> Flow[None]:
     """Hold the worst-case cost of ``attempt`` on every spend budget that applies (the
-    reservation is held on the turn from the moment it is made); with ``deposit``, then pay
-    the request into its deployment's retry budget. One phase of guard operations. Raises
-    BudgetExceededError when a budget would overspend (nothing is then deposited)."""
+    reservation is held on the turn from the moment it is made); with ``deposit``, pay the
+    request into its deployment's retry budget alongside. One phase of guard operations.
+    Raises BudgetExceededError when a budget would overspend (the deposit is then taken back:
+    a request that is not sent earns no retry)."""
     ledger = guards.ledger
+    name = attempt.deployment.name
+    if not ledger.budgets:  # the deposit alone (the in-process hot path: no more flows)
+        if deposit:
+            yield from guards.retry_budget.deposit_flow(name, guards.now())
+        return
+    flows: list[Flow[None]] = []
     if ledger.budgets:
-        attempt.reservation = ledger.reserve(
-            route=call.plan.requested,
-            key=call.settings.budget_key,
-            amount_usd=attempt.estimate.cost_usd_max,
-            wall_now=guards.wall_now(),
+        flows.append(
+            _reserved(
+                attempt,
+                ledger.reserve_flow(
+                    route=call.plan.requested,
+                    key=call.settings.budget_key,
+                    amount_usd=attempt.estimate.cost_usd_max,
+                    wall_now=guards.wall_now(),
+                ),
+            )
         )
+    deposited: list[float] = []
     if deposit:
-        guards.retry_budget.deposit(attempt.deployment.name, guards.now())
+        flows.append(_deposited(guards, name, deposited))
+    try:
+        yield lockstep(*flows)
+    except Exception:
+        if deposited:
+            yield from guards.retry_budget.deposit_flow(name, deposited[0], requests=-1)
+        raise
+
+
+def _reserved(attempt: Turn, reservation: Flow[Reservation]) -> Flow[None]:
+    attempt.reservation = yield from reservation
+
+
+def _deposited(guards: Guards, name: str, deposited: list[float]) -> Flow[None]:
+    """The request's deposit; ``deposited`` gets the ``now`` it was made at, to take it back
+    at."""
+    now = guards.now()
+    yield from guards.retry_budget.deposit_flow(name, now)
+    deposited.append(now)
+
+
+def admitted(
+    call: Call, attempt: Turn, mark: Mark | None, now: float, permit: Permit | None
+) -> bool:
+    """Whether a first attempt may go, after its admission phase (``_phases.admit``): not
+    marked unavailable, and the breaker allowing it. Skipped (recorded on ``call``)
+    otherwise."""
+    deployment = attempt.deployment
+    if mark is not None:
+        call.skip(deployment, unavailable(deployment, mark.until - now, mark.reason))
+        return False
+    assert permit is not None
+    report_transition(permit.transition, call.span)
+    if not permit.allowed:
+        call.skip(deployment, circuit_open(deployment, permit))
+        return False
+    return True
+
+
+def readmitted(guards: Guards, call: Call, attempt: Turn) -> Generator[Step, Outcome | None, bool]:
+    """Whether a retry may go: the breaker admits it and the retry budget pays for it (a
+    retry the breaker refuses costs the budget nothing: ``_phases.readmit``)."""
+    permit, paid = yield from run_phase(guards, readmit(guards, attempt), call)
+    report_transition(permit.transition, call.span)
+    if not permit.allowed:
+        call.reason = "circuit_open"
+        return False
+    if not paid:
+        call.reason = "retry_budget_exhausted"
+        return False
+    return True
 
 
 def rate_limited(
-    engine: Engine, call: Call, attempt: Turn
+    guards: Guards, call: Call, attempt: Turn, *, clock: Callable[[], float]
 ) -> Generator[Step, Outcome | None, RateLimitedError | None]:
     """Take a request and the attempt's tokens from its deployment's rate limits (the grant is
-    held on the turn from the moment it is taken), sleeping within the deadline for them; the
-    error when the wait would outlast it."""
+    held on the turn from the moment it is taken), sleeping within the deadline (on ``clock``)
+    for them; the error when the wait would outlast it."""
     deployment = attempt.deployment
     while True:
         decision = (
-            acquire(engine.guards, attempt)
-            if engine.inline
-            else (yield from engine.state(partial(acquire, engine.guards, attempt)))
+            guards.run(acquire(guards, attempt))
+            if not guards.shared  # in process: no generator for the step (the hot path)
+            else (yield from run_phase(guards, acquire(guards, attempt), call))
         )
         if decision.granted:
             return None
-        remaining = call.deadline - engine.clock()
+        remaining = call.deadline - clock()
         if decision.wait_s >= remaining:
             return decision.error(deployment=deployment.name, deadline_left_s=remaining)
         yield Sleep(seconds=decision.wait_s)

@@ -21,7 +21,6 @@ from opentelemetry.context import Context as OtelContext
 
 from guardedllm import defaults
 from guardedllm.engine._classify import STATUS_VERDICTS
-from guardedllm.engine._recording import record_shadow
 from guardedllm.errors import (
     AllRoutesFailedError,
     DeadlineExceededError,
@@ -43,7 +42,6 @@ from guardedllm.types import ChatCompletion, ChatRequest
 
 if TYPE_CHECKING:
     from guardedllm.engine._call import Call
-    from guardedllm.engine._engine import Engine
     from guardedllm.engine._steps import Outcome, Step, StreamStart
 
 __all__ = [
@@ -313,16 +311,25 @@ def first_text(completion: ChatCompletion | None) -> str | None:
     return completion.choices[0].message.content
 
 
-def shadow_flow(engine: Engine, job: ShadowJob) -> Generator[Step, Outcome | None, None]:
-    """Run one shadow copy to its end and record it. Never raises a guardedllm error: the
-    copy's failure is its result. The place it held is given back however it ends."""
-    started = engine.clock()
+def shadow_flow(
+    job: ShadowJob,
+    *,
+    run: Callable[..., Generator[Step, Outcome | None, ChatCompletion | StreamStart]],
+    clock: Callable[[], float],
+    shadows: ShadowBook,
+    record: Callable[[str, ShadowResult], None] | None = None,
+) -> Generator[Step, Outcome | None, None]:
+    """Run one shadow copy to its end (with the engine's ``run``) and record it in
+    ``shadows``, and, when its primary call was recorded, hand the pair to ``record``. Never
+    raises a guardedllm error: the copy's failure is its result. The place it held is given
+    back however it ends."""
+    started = clock()
     completion: ChatCompletion | None = None
     failure: GuardedLLMError | None = None
     result: ShadowResult | None = None
     try:
         try:
-            answer = yield from engine.run(
+            answer = yield from run(
                 job.request,
                 job.policy,
                 context=job.context,
@@ -343,7 +350,7 @@ def shadow_flow(engine: Engine, job: ShadowJob) -> Generator[Step, Outcome | Non
             ok=completion is not None,
             error_type=type(failure).__name__ if failure is not None else None,
             error=str(failure) if failure is not None else None,
-            latency_s=engine.clock() - started,
+            latency_s=clock() - started,
             cost_usd=completion.guard.cost_usd if completion and completion.guard else None,
             completion=completion,
             primary_deployment=job.primary_deployment if job.primary_ok else None,
@@ -353,29 +360,31 @@ def shadow_flow(engine: Engine, job: ShadowJob) -> Generator[Step, Outcome | Non
             same_content=texts[0] == texts[1] if None not in texts else None,
         )
     finally:
-        engine.shadows.release(job.plan, result)
-    if result is not None and job.record_id is not None and engine.recorder is not None:
-        record_shadow(engine, job.record_id, result)
+        shadows.release(job.plan, result)
+    if result is not None and job.record_id is not None and record is not None:
+        record(job.record_id, result)
 
 
 def sample_shadow_job(
-    engine: Engine,
     call: Call,
     request: ChatRequest,
     policy: Policy,
     *,
     features: RouteFeatures,
     context: OtelContext | None,
+    runs_shadows: bool,
+    random: Callable[[], float],
 ) -> ShadowJob | None:
     """The copy this call sends if it is in the route's sample (sticky by its key, else
-    a draw apart from the split's, so that the sample is not tied to one arm)."""
+    a draw from ``random`` apart from the split's, so that the sample is not tied to one
+    arm); none when the driver ``runs_shadows`` not."""
     plan = call.plan.shadow
     if plan is None:
         return None
-    if engine.spawn_shadow is None:
+    if not runs_shadows:
         note_shadow(call, plan, False, "this driver runs no shadow copies")
         return None
-    draw = engine.random() % 1.0 if features.key is None else None
+    draw = random() % 1.0 if features.key is None else None
     verdict = sample_shadow(plan, key=features.key, draw=draw, in_flight=0)
     if not verdict.send:
         note_shadow(call, plan, False, verdict.reason)
@@ -384,11 +393,18 @@ def sample_shadow_job(
 
 
 def hand_over_shadow(
-    engine: Engine, call: Call, job: ShadowJob, result: ChatCompletion | StreamStart | None
+    call: Call,
+    job: ShadowJob,
+    result: ChatCompletion | StreamStart | None,
+    *,
+    shadows: ShadowBook,
+    spawn: Callable[[ShadowJob], None] | None,
+    now: float,
 ) -> None:
-    """Give the sampled copy to the driver now that the caller has its outcome (an answer,
-    a stream's first chunk, or an error), if a place among the route's copies is free.
-    Nothing here reaches the caller: a copy that cannot start is noted and dropped."""
+    """Give the sampled copy to the driver (``spawn``) now that the caller has its outcome
+    (an answer, a stream's first chunk, or an error), if a place among the route's copies in
+    ``shadows`` is free. Nothing here reaches the caller: a copy that cannot start is noted
+    and dropped."""
     answered = call.answered
     completion = result if isinstance(result, ChatCompletion) else None
     job = attrs.evolve(
@@ -397,17 +413,16 @@ def hand_over_shadow(
         primary_ok=result is not None,
         primary_text=first_text(completion),
         primary_cost_usd=call.billed if completion is not None else None,
-        primary_latency_s=engine.clock() - call.started,
+        primary_latency_s=now - call.started,
         record_id=call.draft.id if call.draft is not None else None,
     )
-    admitted, full = engine.shadows.admit(job.plan)
+    admitted, full = shadows.admit(job.plan)
     why = job.sampled if admitted else f"{job.sampled}, but {full}"
     if admitted:
-        spawn = engine.spawn_shadow
         try:
             assert spawn is not None
             spawn(job)
         except Exception as exc:  # a client closing meanwhile: the copy is not sent
-            engine.shadows.release(job.plan, None)
+            shadows.release(job.plan, None)
             admitted, why = False, f"{job.sampled}, but it could not start ({exc})"
     note_shadow(call, job.plan, admitted, why)

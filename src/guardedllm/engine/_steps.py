@@ -28,6 +28,7 @@ __all__ = [
     "Answered",
     "BodyBuffer",
     "Failed",
+    "Late",
     "Outcome",
     "Race",
     "Raced",
@@ -81,9 +82,15 @@ class StateStep:
     into the flow, where the engine decides what it means. The engine built the thunk; the
     driver only chooses the thread: the sync driver calls it, the async driver runs it in a
     worker thread so that no event loop waits on the store. Guards on an in-process backend
-    never yield this step: the engine calls the thunk at once."""
+    never yield this step: the engine calls the thunk at once.
+
+    ``timeout_s`` (None: no bound but the store's own timeouts) is how long the driver may
+    wait for the result: what is left of the call's deadline. Then the thunk runs in a worker
+    thread and, when the time is up first, the driver sends back ``Late`` instead and leaves
+    the thunk to finish in its thread."""
 
     run: Callable[[], object]
+    timeout_s: float | None = None
 
 
 Step = Send | Sleep | Race | StateStep
@@ -136,7 +143,16 @@ class Stated:
     value: object
 
 
-Outcome = Answered | StreamStarted | Failed | Raced | Stated
+@attrs.frozen(kw_only=True)
+class Late:
+    """A ``StateStep`` the driver stopped waiting for at its ``timeout_s``: it is still running
+    in a worker thread. ``then(run)`` runs ``run`` once it has finished (off the event loop),
+    so what it took can be let go of then, never while it runs."""
+
+    then: Callable[[Callable[[], object]], None]
+
+
+Outcome = Answered | StreamStarted | Failed | Raced | Stated | Late
 
 
 def succeeded(outcome: object) -> bool:

@@ -10,21 +10,22 @@ import attrs
 
 from guardedllm.engine._call import Call, Turn
 from guardedllm.engine._outcomes import account, learn, stream_cost
-from guardedllm.engine._recording import record_call
 from guardedllm.engine._steps import StreamStart, StreamStarted
 from guardedllm.engine._stream import StreamEnd, StreamTracker
 from guardedllm.state._background import run_logged
+from guardedllm.state.flow import sequence
 from guardedllm.telemetry import AttemptSpan
 from guardedllm.types import ChatCompletionChunk, ChatRequest, GuardInfo, Usage
 
 if TYPE_CHECKING:
-    from guardedllm.engine._engine import Engine
+    from guardedllm.engine._guards import Guards
+    from guardedllm.estimate import Calibrator
 
 __all__ = ["start_stream"]
 
 
 def start_stream(
-    engine: Engine,
+    guards: Guards,
     call: Call,
     request: ChatRequest,
     attempt: Turn,
@@ -32,9 +33,14 @@ def start_stream(
     outcome: StreamStarted,
     guard: GuardInfo,
     attempt_span: AttemptSpan,
+    calibrator: Calibrator,
+    clock: Callable[[], float],
+    record: Callable[..., None] | None = None,
 ) -> StreamStart:
     """The committed stream's tracker, whose settlement (called once, however the stream
-    ends) accounts the usage, ends the attempt's and the call's spans and records the call."""
+    ends) accounts the usage (teaching ``calibrator``), ends the attempt's and the call's
+    spans (on ``clock``) and, with ``record`` (``_recording.record_call`` for the engine),
+    records the call."""
 
     def settle(
         how: StreamEnd,
@@ -43,14 +49,18 @@ def start_stream(
         error: BaseException | None,
         info: GuardInfo,
     ) -> tuple[float | None, Callable[[], None] | None]:
-        now = engine.clock()
+        now = clock()
 
         def settle_guards() -> float | None:
-            cost = account(engine.guards, engine.calibrator, attempt, usage)
-            learn(engine.guards, attempt, outcome)  # after the usage correction, as for an answer
+            settlement = account(guards, calibrator, attempt, usage)
+            learning = learn(guards, attempt, outcome)
+            if learning is None:
+                cost: float | None = guards.run(settlement)
+            else:  # after the usage correction, as for an answer
+                cost = guards.run(sequence(settlement, learning))[0]
             return cost
 
-        if engine.guards.shared:  # the driver runs it off its event loop
+        if guards.shared:  # the driver runs it off its event loop
             cost = stream_cost(attempt.deployment, usage)
             pending: Callable[[], None] | None = partial(run_logged, settle_guards)
         else:
@@ -64,9 +74,8 @@ def start_stream(
         else:
             attempt_span.abandon(now=now)
             call.span.abandon(now=now)
-        if call.draft is not None:
-            record_call(
-                engine,
+        if call.draft is not None and record is not None:
+            record(
                 call.draft,
                 request,
                 call,
@@ -85,7 +94,7 @@ def start_stream(
         target=attempt.target,
         decoder=outcome.decoder,
         include_usage=request.stream_include_usage,
-        clock=engine.clock,
+        clock=clock,
         settle=settle,
         on_chunk=(lambda now: attempt_span.next_chunk(now=now))
         if attempt_span.times_chunks

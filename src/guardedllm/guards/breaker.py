@@ -43,7 +43,9 @@ import attrs
 from guardedllm import defaults
 from guardedllm._checks import require_number
 from guardedllm.errors import ArgumentError
+from guardedllm.state import flow as ops
 from guardedllm.state.base import StateBackend
+from guardedllm.state.flow import Flow, Op, run
 
 __all__ = [
     "BreakerConfig",
@@ -255,6 +257,11 @@ class _State:
 _decoded = functools.lru_cache(maxsize=256)(_State.decode)
 
 
+@functools.lru_cache(maxsize=1024)
+def _state_key(key: str) -> str:
+    return f"breaker:{key}"
+
+
 # --------------------------------------------------------------------------- the breaker
 
 
@@ -282,9 +289,14 @@ class CircuitBreaker:
     def acquire(self, key: str, now: float) -> Permit:
         """May a call go to ``key`` now? Closed: yes. Open: no, until the interval ends; then
         half-open, where a call is admitted as a probe while a probe slot is free."""
+        return run(self.backend, self.acquire_flow(key, now))
+
+    def acquire_flow(self, key: str, now: float) -> Flow[Permit]:
+        """``acquire`` as a flow of backend operations (``guardedllm.state.flow``)."""
         transition: Transition | None = None
         for _ in range(_CAS_TRIES):
-            raw, state = self._read(key, now)
+            raw = yield ops.value_get(_state_key(key), now=now)
+            state = _decoded(raw)
             if state.name == "closed":
                 return Permit(
                     key=key,
@@ -305,29 +317,31 @@ class CircuitBreaker:
                         epoch=state.epoch,
                     )
                 half_open = attrs.evolve(state, name="half_open", epoch=state.epoch + 1)
-                transition = self._move(key, raw, state, half_open, reason="open_elapsed", now=now)
+                transition = yield from self._move(
+                    key, raw, state, half_open, reason="open_elapsed", now=now
+                )
                 if transition is None:
                     continue  # someone else moved it; look again
                 state = half_open
-            permit = self._take_probe(key, state, now, transition)
+            permit = yield from self._take_probe(key, state, now, transition)
             if permit is not None:
                 return permit
         return Permit(key=key, allowed=False, probe=False, state=state.name, transition=transition)
 
     def _take_probe(
         self, key: str, state: _State, now: float, transition: Transition | None
-    ) -> Permit | None:
+    ) -> Flow[Permit | None]:
         """A probe permit in half-open ``state``, a refusal when every slot is held, or None
         when the state moved on meanwhile (look again)."""
         token = secrets.token_hex(8)
         expires = now + self.config.probe_timeout_s
         for index in range(self.config.half_open_probes):
             slot = self._key(key, state.epoch, f"probe:{index}")
-            if not self.backend.value_cas(slot, None, token, expires_at=expires, now=now):
+            if not (yield ops.value_cas(slot, None, token, expires_at=expires, now=now)):
                 continue
             # The slot is ours; make sure it still belongs to the current episode, so a
             # breaker that re-opened meanwhile does not let this call through.
-            if self._read(key, now)[1] == state:
+            if (yield from self._read(key, now))[1] == state:
                 return Permit(
                     key=key,
                     allowed=True,
@@ -339,9 +353,9 @@ class CircuitBreaker:
                     slot=slot,
                     token=token,
                 )
-            self.backend.value_cas(slot, token, None, now=now)
+            yield ops.value_cas(slot, token, None, now=now)
             return None
-        if self._read(key, now)[1] != state:
+        if (yield from self._read(key, now))[1] != state:
             return None
         return Permit(
             key=key,
@@ -359,27 +373,39 @@ class CircuitBreaker:
     ) -> Transition | None:
         """Count the outcome of a call admitted by ``permit``; returns the transition it
         caused, if any. A refused permit records nothing."""
+        return run(self.backend, self.record_flow(key, permit, outcome, latency_s, now))
+
+    def record_flow(
+        self, key: str, permit: Permit, outcome: Outcome, latency_s: float, now: float
+    ) -> Flow[Transition | None]:
+        """``record`` as a flow of backend operations (``guardedllm.state.flow``)."""
         if not permit.allowed:
             return None
         if permit.probe:
-            return self._record_probe(key, permit, outcome, latency_s, now)
+            return (yield from self._record_probe(key, permit, outcome, latency_s, now))
         if outcome == "ignored":
             return None
         index = self._slice(now)
-        # One atomic add of the three metrics, which returns the window's running totals.
-        calls, failures, slow_calls = self.backend.window_add(
-            self._key(key, permit.window, "window"),
-            (
-                1.0,
-                1.0 if outcome == "failure" else 0.0,
-                1.0 if latency_s >= self.config.slow_call_s else 0.0,
+        # One atomic add of the three metrics, which returns the window's running totals, and
+        # the state read after it in the same batch (so after the add, as one call after the
+        # other would: a trip decided elsewhere meanwhile is seen).
+        totals, raw = yield [
+            ops.window_add(
+                self._key(key, permit.window, "window"),
+                (
+                    1.0,
+                    1.0 if outcome == "failure" else 0.0,
+                    1.0 if latency_s >= self.config.slow_call_s else 0.0,
+                ),
+                slice_index=index,
+                slices=self.config.slices,
+                expires_at=(index + self.config.slices) * self._slice_s,
+                now=now,
             ),
-            slice_index=index,
-            slices=self.config.slices,
-            expires_at=(index + self.config.slices) * self._slice_s,
-            now=now,
-        )
-        raw, state = self._read(key, now)
+            ops.value_get(_state_key(key), now=now),
+        ]
+        calls, failures, slow_calls = totals
+        state = _decoded(raw)
         if state.name != "closed" or state.window != permit.window:
             return None  # already tripped, or a permit from an earlier closed period
         if calls < self.config.minimum_calls:
@@ -391,24 +417,28 @@ class CircuitBreaker:
             reason = "slow_call_rate"
         else:
             return None
-        return self._move(key, raw, state, self._opened(state, now), reason=reason, now=now)
+        return (
+            yield from self._move(key, raw, state, self._opened(state, now), reason=reason, now=now)
+        )
 
     def _record_probe(
         self, key: str, permit: Permit, outcome: Outcome, latency_s: float, now: float
-    ) -> Transition | None:
+    ) -> Flow[Transition | None]:
         assert permit.slot is not None  # every probe permit holds a slot
         # Freeing the slot claims the result: a second record of the same permit, or one that
         # arrives after the slot expired (and may be someone else's now), counts nothing.
-        if not self.backend.value_cas(permit.slot, permit.token, None, now=now):
+        if not (yield ops.value_cas(permit.slot, permit.token, None, now=now)):
             return None
         if outcome == "ignored":
             return None
-        raw, state = self._read(key, now)
+        raw, state = yield from self._read(key, now)
         if state.name != "half_open" or state.epoch != permit.epoch:
             return None
         if outcome == "failure":
-            return self._move(
-                key, raw, state, self._opened(state, now), reason="probe_failed", now=now
+            return (
+                yield from self._move(
+                    key, raw, state, self._opened(state, now), reason="probe_failed", now=now
+                )
             )
         # Probe results are evidence while recent: both counters expire window_s after the
         # latest success (adding 0 to the slow one keeps the pair expiring together).
@@ -416,33 +446,39 @@ class CircuitBreaker:
         ok_key = self._key(key, state.epoch, "probe_ok")
         slow_key = self._key(key, state.epoch, "probe_slow")
         slow = 1.0 if latency_s >= self.config.slow_call_s else 0.0
-        # Slow first, as in record: a reader never sees a success without its slowness.
-        self.backend.counter_add(slow_key, slow, limit=None, expires_at=expires, now=now)
-        _, succeeded = self.backend.counter_add(
-            ok_key, 1.0, limit=None, expires_at=expires, now=now
-        )
+        # Slow first, as in record: a reader never sees a success without its slowness (one
+        # batch keeps its order).
+        _, (_, succeeded) = yield [
+            ops.counter_add(slow_key, slow, limit=None, expires_at=expires, now=now),
+            ops.counter_add(ok_key, 1.0, limit=None, expires_at=expires, now=now),
+        ]
         if succeeded < self.config.half_open_successes:
             return None
-        slow = self.backend.counters_get([slow_key], now=now).get(slow_key, 0.0)
+        slow = (yield ops.counters_get([slow_key], now=now)).get(slow_key, 0.0)
         if slow / succeeded >= self.config.slow_call_rate_threshold:
-            return self._move(
-                key, raw, state, self._opened(state, now), reason="probes_slow", now=now
+            return (
+                yield from self._move(
+                    key, raw, state, self._opened(state, now), reason="probes_slow", now=now
+                )
             )
         closed = _State(
             name="closed", epoch=state.epoch + 1, window=state.epoch + 1, trips=0, until=0.0
         )
-        return self._move(key, raw, state, closed, reason="probes_succeeded", now=now)
+        return (yield from self._move(key, raw, state, closed, reason="probes_succeeded", now=now))
 
     # ---------------------------------------------------------------- snapshot
 
     def snapshot(self, key: str, now: float) -> BreakerSnapshot:
         """``key``'s breaker as the next ``acquire`` would find it (an open breaker whose
         interval has ended shows as half-open), without changing anything."""
-        _, state = self._read(key, now)
+        return run(self.backend, self._snapshot(key, now))
+
+    def _snapshot(self, key: str, now: float) -> Flow[BreakerSnapshot]:
+        _, state = yield from self._read(key, now)
         name = state.name
         if name == "open" and now >= state.until:
             name = "half_open"
-        calls, failures, slow_calls = self._window(key, state.window, now)
+        calls, failures, slow_calls = yield self._window(key, state.window, now)
         return BreakerSnapshot(
             key=key,
             state=name,
@@ -462,24 +498,24 @@ class CircuitBreaker:
     def _slice(self, now: float) -> int:
         return math.floor(now / self._slice_s)
 
-    def _window(self, key: str, window: int, now: float) -> tuple[float, float, float]:
-        """Calls, failures and slow calls in the ``slices`` slices ending with ``now``'s."""
-        calls, failures, slow = self.backend.window_get(
+    def _window(self, key: str, window: int, now: float) -> Op:
+        """The read of calls, failures and slow calls in the ``slices`` slices ending with
+        ``now``'s."""
+        return ops.window_get(
             self._key(key, window, "window"),
             width=3,
             slice_index=self._slice(now),
             slices=self.config.slices,
             now=now,
         )
-        return calls, failures, slow
 
     def _opened(self, state: _State, now: float) -> _State:
         trips = state.trips + 1
         until = now + self.config.open_interval(trips, self._random())
         return attrs.evolve(state, name="open", epoch=state.epoch + 1, trips=trips, until=until)
 
-    def _read(self, key: str, now: float) -> tuple[str | None, _State]:
-        raw = self.backend.value_get(f"breaker:{key}", now=now)
+    def _read(self, key: str, now: float) -> Flow[tuple[str | None, _State]]:
+        raw = yield ops.value_get(_state_key(key), now=now)
         return raw, _decoded(raw)
 
     def _move(
@@ -491,10 +527,10 @@ class CircuitBreaker:
         *,
         reason: TransitionReason,
         now: float,
-    ) -> Transition | None:
+    ) -> Flow[Transition | None]:
         """Store ``new`` if the state is still ``raw``; the transition, or None if another
         caller changed the state first (its transition stands instead)."""
-        if not self.backend.value_cas(f"breaker:{key}", raw, new.encode(), now=now):
+        if not (yield ops.value_cas(_state_key(key), raw, new.encode(), now=now)):
             return None
         transition = Transition(
             key=key, from_state=old.name, to_state=new.name, reason=reason, at=now

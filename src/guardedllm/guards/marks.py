@@ -16,7 +16,9 @@ import math
 import attrs
 
 from guardedllm.errors import ArgumentError, scrub_secrets
+from guardedllm.state import flow as ops
 from guardedllm.state.base import StateBackend
+from guardedllm.state.flow import Flow, run
 
 __all__ = ["Mark", "UnavailableMarks"]
 
@@ -53,23 +55,31 @@ class UnavailableMarks:
         """Mark ``key`` unavailable until ``until``, unless it already is for longer; returns
         the mark in force. ``reason`` is shown to users: it is scrubbed of anything that looks
         like an API key."""
+        return run(self.backend, self.mark_flow(key, until=until, reason=reason, now=now))
+
+    def mark_flow(self, key: str, *, until: float, reason: str, now: float) -> Flow[Mark]:
+        """``mark`` as a flow of backend operations (``guardedllm.state.flow``)."""
         if not math.isfinite(until):
             raise ArgumentError(f"a mark needs a finite end time; got until={until!r}")
         wanted = Mark(until=until, reason=scrub_secrets(reason))
         for _ in range(_CAS_TRIES):
-            raw = self.backend.value_get(self._key(key), now=now)
+            raw = yield ops.value_get(self._key(key), now=now)
             current = Mark.decode(raw) if raw is not None else None
             if current is not None and current.until >= until:
                 return current
-            if self.backend.value_cas(
-                self._key(key), raw, wanted.encode(), expires_at=until, now=now
+            if (
+                yield ops.value_cas(self._key(key), raw, wanted.encode(), expires_at=until, now=now)
             ):
                 return wanted
-        return self.unavailable(key, now) or wanted
+        return (yield from self.unavailable_flow(key, now)) or wanted
 
     def unavailable(self, key: str, now: float) -> Mark | None:
         """The mark on ``key`` if one is in force at ``now``."""
-        raw = self.backend.value_get(self._key(key), now=now)
+        return run(self.backend, self.unavailable_flow(key, now))
+
+    def unavailable_flow(self, key: str, now: float) -> Flow[Mark | None]:
+        """``unavailable`` as a flow of backend operations."""
+        raw = yield ops.value_get(self._key(key), now=now)
         if raw is None:
             return None
         mark = Mark.decode(raw)
@@ -77,9 +87,12 @@ class UnavailableMarks:
 
     def clear(self, key: str, now: float) -> None:
         """Lift any mark on ``key`` (after the registry or the vendor changed)."""
+        run(self.backend, self._clear(key, now))
+
+    def _clear(self, key: str, now: float) -> Flow[None]:
         for _ in range(_CAS_TRIES):
-            raw = self.backend.value_get(self._key(key), now=now)
-            if raw is None or self.backend.value_cas(self._key(key), raw, None, now=now):
+            raw = yield ops.value_get(self._key(key), now=now)
+            if raw is None or (yield ops.value_cas(self._key(key), raw, None, now=now)):
                 return
 
     @staticmethod

@@ -10,9 +10,10 @@ Rules, which the tests check on virtual time, under hypothesis and with real thr
 
 - ``acquire`` takes from both buckets or from neither: a refused caller holds nothing, sleeps
   ``wait_s`` and calls ``acquire`` again, so waiting never counts a request twice.
-- Each take is one atomic ``bucket_take``; the request slot taken before a refused token take is
-  put straight back. Concurrent callers therefore never get more than the buckets hold; one may
-  see the slot in passing and wait a little longer than needed.
+- Each take is one atomic ``bucket_take``; the two go to the backend together (one batch), and
+  the one granted beside a refused one is put straight back. Concurrent callers therefore never
+  get more than the buckets hold; one may see the other's take in passing and wait a little
+  longer than needed.
 - A request for more tokens than a whole minute's allowance can never be served: it is refused
   with ``wait_s = inf`` and nothing is taken.
 - A 429's Retry-After ``pause``s every caller of the deployment, for as long as the vendor asked
@@ -43,7 +44,9 @@ import attrs
 from guardedllm import defaults
 from guardedllm.errors import ArgumentError, RateLimitedError
 from guardedllm.guards._vendor_limits import VendorLimit, VendorLimits, read_limits
+from guardedllm.state import flow as ops
 from guardedllm.state.base import BucketTake, StateBackend
+from guardedllm.state.flow import Flow, Op, lockstep, run
 
 __all__ = ["RateDecision", "RateLimiter", "RetryAfter", "VendorPause"]
 
@@ -162,43 +165,83 @@ class RateLimiter:
         answered 429 with a Retry-After, which speaks for the deployment, not only for the
         caller that got it. A later, longer pause wins; a shorter one never cuts a longer one
         short. Returns the pause in force."""
+        return run(self._backend, self.pause_flow(key, retry_after, now=now))
+
+    def pause_flow(self, key: str, retry_after: RetryAfter, *, now: float) -> Flow[VendorPause]:
+        """``pause`` as a flow of backend operations (``guardedllm.state.flow``)."""
         name = _pause_key(key)
         wanted = VendorPause(until=now + retry_after.wait_s, retry_after=retry_after)
         if not math.isfinite(wanted.until):
             raise ArgumentError(f"a pause needs a finite wait; got {retry_after!r}")
         for _ in range(4):  # a bounded compare-and-set loop; losing means a newer pause landed
-            current = self._backend.value_get(name, now=now)
+            current = yield ops.value_get(name, now=now)
             held = VendorPause.decode(current) if current is not None else None
             if held is not None and held.until >= wanted.until:
                 return held
-            if self._backend.value_cas(
-                name, current, wanted.encode(), expires_at=wanted.until, now=now
+            if (
+                yield ops.value_cas(
+                    name, current, wanted.encode(), expires_at=wanted.until, now=now
+                )
             ):
                 return wanted
-        return self.paused(key, now=now) or wanted
+        return (yield from self._paused(key, now=now)) or wanted
 
     def paused(self, key: str, *, now: float) -> VendorPause | None:
         """The vendor's Retry-After holding ``key`` back at ``now``, if one is."""
-        raw = self._backend.value_get(_pause_key(key), now=now)
-        pause = VendorPause.decode(raw) if raw is not None else None
-        return pause if pause is not None and pause.until > now else None
+        return run(self._backend, self._paused(key, now=now))
+
+    def _paused(self, key: str, *, now: float) -> Flow[VendorPause | None]:
+        return _pause_in_force((yield ops.value_get(_pause_key(key), now=now)), now)
 
     def acquire(
         self, key: str, *, rpm: int | None, tpm: int | None, tokens: int, now: float
     ) -> RateDecision:
         """Take one request and ``tokens`` tokens for ``key``, or nothing and a wait."""
+        return run(self._backend, self.acquire_flow(key, rpm=rpm, tpm=tpm, tokens=tokens, now=now))
+
+    def acquire_flow(
+        self, key: str, *, rpm: int | None, tpm: int | None, tokens: int, now: float
+    ) -> Flow[RateDecision]:
+        """``acquire`` as a flow of backend operations. With both limits configured, the pause
+        is read in the same batch as both takes (which go straight back if a pause is in
+        force: a paused caller holds nothing); else the pause and the learned limits are read
+        first, and the takes go in a second batch."""
         _check_limit("rpm", rpm)
         _check_limit("tpm", tpm)
         _check_tokens("tokens", tokens)
-        paused = self.paused(key, now=now)
-        if paused is not None:
-            return self._refused(
-                "retry-after",
-                paused.until - now,
-                "the provider answered 429 and asked every caller to wait.",
+        pause = ops.value_get(_pause_key(key), now=now)
+        if rpm is not None and tpm is not None and tokens <= tpm:
+            found = yield [
+                pause,
+                self._take(key, "requests", 1, rpm, now),
+                self._take(key, "tokens", tokens, tpm, now),
+            ]
+            paused = _pause_in_force(found[0], now)
+            if paused is not None:
+                granted = []
+                if found[1].granted:
+                    granted.append(self._put(key, "requests", 1, rpm, now))
+                if found[2].granted:
+                    granted.append(self._put(key, "tokens", tokens, tpm, now))
+                if granted:
+                    yield granted
+                return self._paused_decision(paused, now)
+            return (
+                yield from self._decide(
+                    key, rpm=rpm, tpm=tpm, tokens=tokens, now=now, slot=found[1], take=found[2]
+                )
             )
-        rpm = rpm if rpm is not None else self._learned(key, "requests", now)
-        tpm = tpm if tpm is not None else self._learned(key, "tokens", now)
+        reads = [pause]
+        if rpm is None:
+            reads.append(ops.value_get(_value_key(key, "requests"), now=now))
+        if tpm is None:
+            reads.append(ops.value_get(_value_key(key, "tokens"), now=now))
+        found = yield reads
+        paused = _pause_in_force(found[0], now)
+        if paused is not None:
+            return self._paused_decision(paused, now)
+        rpm = rpm if rpm is not None else _limit_of(found[1])
+        tpm = tpm if tpm is not None else _limit_of(found[-1])
         if tpm is not None and tokens > tpm:
             return RateDecision(
                 granted=False,
@@ -208,25 +251,59 @@ class RateLimiter:
                 f"limit is {tpm} tokens per minute, so it can never be sent. Lower max_tokens, "
                 "shorten the input, or route to a deployment with a higher tpm.",
             )
+        takes = []
         if rpm is not None:
-            slot = self._take(key, "requests", 1, rpm, now)
-            if not slot.granted:
-                wait = slot.wait_s
-                if tpm is not None:  # a wait long enough for both buckets, taking nothing
-                    level = self._take(key, "tokens", 0, tpm, now).remaining
-                    wait = max(wait, (tokens - level) / (tpm / _MINUTE_S))
-                return self._refused("rpm", wait, f"no request is left of {rpm} per minute.")
+            takes.append(self._take(key, "requests", 1, rpm, now))
         if tpm is not None:
-            take = self._take(key, "tokens", tokens, tpm, now)
-            if not take.granted:
-                if rpm is not None:
-                    self._bucket_put(key, "requests", 1, rpm, now)
-                return self._refused(
-                    "tpm",
-                    take.wait_s,
-                    f"{tokens} tokens needed, {max(0.0, take.remaining):.0f} of {tpm} per "
-                    "minute left.",
-                )
+            takes.append(self._take(key, "tokens", tokens, tpm, now))
+        if not takes:
+            return _GRANTED
+        taken: list[BucketTake] = yield takes
+        slot = taken[0] if rpm is not None else None
+        take = taken[-1] if tpm is not None else None
+        return (
+            yield from self._decide(
+                key, rpm=rpm, tpm=tpm, tokens=tokens, now=now, slot=slot, take=take
+            )
+        )
+
+    def _paused_decision(self, paused: VendorPause, now: float) -> RateDecision:
+        return self._refused(
+            "retry-after",
+            paused.until - now,
+            "the provider answered 429 and asked every caller to wait.",
+        )
+
+    def _decide(
+        self,
+        key: str,
+        *,
+        rpm: int | None,
+        tpm: int | None,
+        tokens: int,
+        now: float,
+        slot: BucketTake | None,
+        take: BucketTake | None,
+    ) -> Flow[RateDecision]:
+        """The decision on the two takes, which went out together: one granted beside a
+        refused one is put straight back, so a refused caller holds nothing."""
+        if slot is not None and not slot.granted:
+            wait = slot.wait_s
+            if take is not None and tpm is not None:  # a wait long enough for both buckets
+                level = take.remaining
+                if take.granted:
+                    level += tokens
+                    yield self._put(key, "tokens", tokens, tpm, now)
+                wait = max(wait, (tokens - level) / (tpm / _MINUTE_S))
+            return self._refused("rpm", wait, f"no request is left of {rpm} per minute.")
+        if take is not None and not take.granted:
+            if rpm is not None:
+                yield self._put(key, "requests", 1, rpm, now)
+            return self._refused(
+                "tpm",
+                take.wait_s,
+                f"{tokens} tokens needed, {max(0.0, take.remaining):.0f} of {tpm} per minute left.",
+            )
         return _GRANTED
 
     def release(
@@ -234,10 +311,26 @@ class RateLimiter:
     ) -> None:
         """Give back a granted ``acquire`` whose request was never sent: its request slot and
         its tokens."""
-        rpm = rpm if rpm is not None else self._learned(key, "requests", now)
+        run(self._backend, self.release_flow(key, rpm=rpm, tpm=tpm, tokens=tokens, now=now))
+
+    def release_flow(
+        self, key: str, *, rpm: int | None, tpm: int | None, tokens: int, now: float
+    ) -> Flow[None]:
+        """``release`` as a flow of backend operations."""
+        _check_limit("tpm", tpm)
+        _check_tokens("tokens", tokens)
+        kinds: tuple[tuple[Kind, int | None], ...] = (("requests", rpm), ("tokens", tpm))
+        unknown = tuple(kind for kind, limit in kinds if limit is None)
+        learned = yield from self._learned(key, unknown, now)
+        rpm = rpm if rpm is not None else learned.get("requests")
+        tpm = tpm if tpm is not None else learned.get("tokens")
+        puts = []
         if rpm is not None:
-            self._bucket_put(key, "requests", 1, rpm, now)
-        self.correct(key, tpm=tpm, reserved_tokens=tokens, actual_tokens=0, now=now)
+            puts.append(self._put(key, "requests", 1, rpm, now))
+        if tpm is not None and tokens:
+            puts.append(self._put(key, "tokens", tokens, tpm, now))
+        if puts:
+            yield puts
 
     def correct(
         self, key: str, *, tpm: int | None, reserved_tokens: int, actual_tokens: int, now: float
@@ -245,16 +338,30 @@ class RateLimiter:
         """Replace a reservation of ``reserved_tokens`` by the ``actual_tokens`` used: return
         the difference, or take the excess even if that leaves the bucket in debt (the tokens
         were spent; later requests wait for them)."""
+        run(
+            self._backend,
+            self.correct_flow(
+                key, tpm=tpm, reserved_tokens=reserved_tokens, actual_tokens=actual_tokens, now=now
+            ),
+        )
+
+    def correct_flow(
+        self, key: str, *, tpm: int | None, reserved_tokens: int, actual_tokens: int, now: float
+    ) -> Flow[None]:
+        """``correct`` as a flow of backend operations."""
         _check_limit("tpm", tpm)
         _check_tokens("reserved_tokens", reserved_tokens)
         _check_tokens("actual_tokens", actual_tokens)
-        tpm = tpm if tpm is not None else self._learned(key, "tokens", now)
-        if tpm is None or actual_tokens == reserved_tokens:
+        if actual_tokens == reserved_tokens:
             return
+        if tpm is None:
+            tpm = _limit_of((yield ops.value_get(_value_key(key, "tokens"), now=now)))
+            if tpm is None:
+                return
         if actual_tokens < reserved_tokens:
-            self._bucket_put(key, "tokens", reserved_tokens - actual_tokens, tpm, now)
+            yield self._put(key, "tokens", reserved_tokens - actual_tokens, tpm, now)
         else:
-            self._take(key, "tokens", actual_tokens - reserved_tokens, tpm, now, debt=True)
+            yield self._take(key, "tokens", actual_tokens - reserved_tokens, tpm, now, debt=True)
 
     def learn(
         self,
@@ -269,58 +376,100 @@ class RateLimiter:
         """Bring ``key``'s buckets down to what the vendor says is left (OpenAI ``x-ratelimit-*``
         or Anthropic ``anthropic-ratelimit-*`` headers), adopting the vendor's limit where
         config sets none. Returns what the headers said."""
+        return run(
+            self._backend,
+            self.learn_flow(key, headers, rpm=rpm, tpm=tpm, now=now, wall_now=wall_now),
+        )
+
+    def learn_flow(
+        self,
+        key: str,
+        headers: Mapping[str, str],
+        *,
+        rpm: int | None,
+        tpm: int | None,
+        now: float,
+        wall_now: float,
+    ) -> Flow[VendorLimits]:
+        """``learn`` as a flow of backend operations (both buckets side by side)."""
+        limits = read_limits(headers, wall_now=wall_now)
+        yield from self.learn_limits_flow(key, limits, rpm=rpm, tpm=tpm, now=now)
+        return limits
+
+    def learn_limits_flow(
+        self, key: str, limits: VendorLimits, *, rpm: int | None, tpm: int | None, now: float
+    ) -> Flow[None]:
+        """``learn_flow`` for headers already read (``read_limits``)."""
         _check_limit("rpm", rpm)
         _check_limit("tpm", tpm)
-        limits = read_limits(headers, wall_now=wall_now)
-        self._learn_one(key, "requests", limits.requests, rpm, now)
-        self._learn_one(key, "tokens", limits.tokens, tpm, now)
-        return limits
+        if limits.requests is not None or limits.tokens is not None:
+            yield lockstep(
+                self._learn_one(key, "requests", limits.requests, rpm, now),
+                self._learn_one(key, "tokens", limits.tokens, tpm, now),
+            )
 
     # ---------------------------------------------------------------- pieces
 
     def _learn_one(
         self, key: str, kind: Kind, vendor: VendorLimit | None, configured: int | None, now: float
-    ) -> None:
+    ) -> Flow[None]:
         if vendor is None:
             return
         limit = configured
-        if limit is None and vendor.limit is not None and vendor.limit > 0:
-            self._adopt(key, kind, vendor.limit, now)
+        adopt = limit is None and vendor.limit is not None and vendor.limit > 0
+        if adopt:
+            assert vendor.limit is not None
             limit = vendor.limit
-        if limit is None:
-            limit = self._learned(key, kind, now)
+        elif limit is None:
+            limit = (yield from self._learned(key, (kind,), now)).get(kind)
         target = _vendor_level(vendor)
-        if limit is None or target is None:
+        # The level is read with a take of nothing; the adopted limit's current value (for
+        # its compare-and-set) in the same batch.
+        reads = []
+        if limit is not None and target is not None:
+            reads.append(self._take(key, kind, 0, limit, now))
+        if adopt:
+            reads.append(ops.value_get(_value_key(key, kind), now=now))
+        if not reads:
             return
-        level = self._take(key, kind, 0, limit, now).remaining
-        if level > target:
-            # Taking the difference instead of setting the level keeps any take that lands
-            # between these two calls: it came after the vendor's count and still counts.
-            self._take(key, kind, level - target, limit, now, debt=True)
+        found = yield reads
+        writes = []
+        if limit is not None and target is not None:
+            level = found[0].remaining
+            if level > target:
+                # Taking the difference instead of setting the level keeps any take that lands
+                # between these two batches: it came after the vendor's count and still counts.
+                writes.append(self._take(key, kind, level - target, limit, now, debt=True))
+        if adopt:
+            # One compare-and-set, no retry loop: losing the race means another response has
+            # just stored a limit as fresh as this one.
+            writes.append(
+                ops.value_cas(
+                    _value_key(key, kind),
+                    found[-1],
+                    str(limit),
+                    expires_at=now + defaults.LEARNED_LIMIT_TTL_S,
+                    now=now,
+                )
+            )
+        if writes:
+            yield writes
 
-    def _adopt(self, key: str, kind: Kind, limit: int, now: float) -> None:
-        name = _value_key(key, kind)
-        current = self._backend.value_get(name, now=now)
-        # One compare-and-set, no retry loop: losing the race means another response has just
-        # stored a limit as fresh as this one.
-        self._backend.value_cas(
-            name, current, str(limit), expires_at=now + defaults.LEARNED_LIMIT_TTL_S, now=now
-        )
+    def _learned(
+        self, key: str, kinds: tuple[Kind, ...], now: float
+    ) -> Flow[dict[Kind, int | None]]:
+        """The vendor limits adopted for ``kinds`` (None where there is none), read in one
+        batch; no read at all for no kinds."""
+        if not kinds:
+            return {}
+        stored = yield [ops.value_get(_value_key(key, kind), now=now) for kind in kinds]
+        return {kind: _limit_of(raw) for kind, raw in zip(kinds, stored, strict=True)}
 
-    def _learned(self, key: str, kind: Kind, now: float) -> int | None:
-        stored = self._backend.value_get(_value_key(key, kind), now=now)
-        if stored is None:
-            return None
-        try:
-            limit = int(stored)
-        except ValueError:
-            return None
-        return limit if limit > 0 else None
-
+    @staticmethod
     def _take(
-        self, key: str, kind: Kind, amount: float, limit: int, now: float, *, debt: bool = False
-    ) -> BucketTake:
-        return self._backend.bucket_take(
+        key: str, kind: Kind, amount: float, limit: int, now: float, *, debt: bool = False
+    ) -> Op:
+        return ops.bucket_take(
             _bucket_key(key, kind),
             amount,
             capacity=limit,
@@ -329,8 +478,9 @@ class RateLimiter:
             allow_debt=debt,
         )
 
-    def _bucket_put(self, key: str, kind: Kind, amount: float, limit: int, now: float) -> None:
-        self._backend.bucket_put(
+    @staticmethod
+    def _put(key: str, kind: Kind, amount: float, limit: int, now: float) -> Op:
+        return ops.bucket_put(
             _bucket_key(key, kind), amount, capacity=limit, refill_per_s=limit / _MINUTE_S, now=now
         )
 
@@ -360,6 +510,22 @@ def _vendor_level(vendor: VendorLimit) -> float | None:
     if vendor.remaining > 0 or vendor.limit is None or vendor.reset_s is None:
         return float(vendor.remaining)
     return min(0.0, vendor.limit * (1.0 - vendor.reset_s / _MINUTE_S))
+
+
+def _pause_in_force(raw: str | None, now: float) -> VendorPause | None:
+    pause = VendorPause.decode(raw) if raw is not None else None
+    return pause if pause is not None and pause.until > now else None
+
+
+def _limit_of(stored: str | None) -> int | None:
+    """An adopted vendor limit as stored, or None (absent, or unreadable)."""
+    if stored is None:
+        return None
+    try:
+        limit = int(stored)
+    except ValueError:
+        return None
+    return limit if limit > 0 else None
 
 
 # State keys are the same on every call for a deployment: built once (a few per call).

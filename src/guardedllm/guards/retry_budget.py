@@ -31,6 +31,7 @@ its one retry.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -38,7 +39,9 @@ import attrs
 from guardedllm import defaults
 from guardedllm._checks import require_number
 from guardedllm.errors import ArgumentError
+from guardedllm.state import flow as ops
 from guardedllm.state.base import StateBackend
+from guardedllm.state.flow import Flow, run
 
 __all__ = ["RetryBudget", "RetryBudgetConfig"]
 
@@ -105,12 +108,17 @@ class RetryBudget:
 
     def deposit(self, key: str, now: float) -> None:
         """Credit one original request (not a retry) sent to ``key``."""
+        run(self.backend, self.deposit_flow(key, now))
+
+    def deposit_flow(self, key: str, now: float, *, requests: float = 1.0) -> Flow[None]:
+        """``deposit`` as a flow of backend operations (``guardedllm.state.flow``), for
+        ``requests`` requests (-1 takes back the deposit of a request that was not sent)."""
         if self.config.percent_can_retry == 0:
             return
         index = self._slice(now)
-        self.backend.counter_add(
+        yield ops.counter_add(
             self._key(key, index),
-            -self.config.percent_can_retry,
+            -self.config.percent_can_retry * requests,
             limit=None,
             expires_at=self._expiry(index),
             now=now,
@@ -119,29 +127,39 @@ class RetryBudget:
     def try_withdraw(self, key: str, now: float) -> bool:
         """Take one retry (or hedge) from ``key``'s budget; False, leaving the budget as it
         was, when recent traffic has not earned one."""
+        return run(self.backend, self.try_withdraw_flow(key, now))
+
+    def try_withdraw_flow(self, key: str, now: float) -> Flow[bool]:
+        """``try_withdraw`` as a flow of backend operations."""
         index = self._slice(now)
-        past = self._spent(key, range(index - self.config.slices, index), now)
-        added, _ = self.backend.counter_add(
+        past = yield from self._spent(key, range(index - self.config.slices, index), now)
+        added, _ = yield ops.counter_add(
             self._key(key, index),
             1.0,
             limit=self.config.reserve - past + _EPSILON,
             expires_at=self._expiry(index),
             now=now,
         )
-        return added
+        return bool(added)
 
     def refund(self, key: str, now: float) -> None:
         """Give back a retry taken with ``try_withdraw`` that was never sent (a hedge the
         primary made unnecessary)."""
+        run(self.backend, self.refund_flow(key, now))
+
+    def refund_flow(self, key: str, now: float) -> Flow[None]:
+        """``refund`` as a flow of backend operations."""
         index = self._slice(now)
-        self.backend.counter_add(
+        yield ops.counter_add(
             self._key(key, index), -1.0, limit=None, expires_at=self._expiry(index), now=now
         )
 
     def balance(self, key: str, now: float) -> float:
         """Retries ``key`` could take now (fractional: 0.6 means not yet one)."""
         index = self._slice(now)
-        spent = self._spent(key, range(index - self.config.slices, index + 1), now)
+        spent = run(
+            self.backend, self._spent(key, range(index - self.config.slices, index + 1), now)
+        )
         return max(0.0, self.config.reserve - spent)
 
     # ---------------------------------------------------------------- slices
@@ -153,9 +171,9 @@ class RetryBudget:
         # A slice is read by withdrawals up to ``slices`` slices after its own.
         return (index + self.config.slices + 1) * self.config.slice_s
 
-    def _spent(self, key: str, indexes: range, now: float) -> float:
+    def _spent(self, key: str, indexes: range, now: float) -> Flow[float]:
         keys = [self._key(key, index) for index in indexes]
-        totals = self.backend.counters_get(keys, now=now)
+        totals: Mapping[str, float] = yield ops.counters_get(keys, now=now)
         return sum(totals.get(k, 0.0) for k in keys)
 
     @staticmethod

@@ -34,7 +34,7 @@ plus reserved (the number the limit applies to) and ``...:settled`` the spent pa
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Literal
 from urllib.parse import quote
@@ -43,7 +43,9 @@ import attrs
 
 from guardedllm._checks import require_number, require_text
 from guardedllm.errors import ArgumentError, BudgetExceededError, ConfigError, ConfigProblem
+from guardedllm.state import flow as ops
 from guardedllm.state.base import StateBackend
+from guardedllm.state.flow import Flow, Op, run
 
 __all__ = [
     "MAX_BUDGET_USD",
@@ -273,45 +275,79 @@ class SpendLedger:
     ) -> Reservation:
         """Hold ``amount_usd`` (the call's worst-case cost) on every budget that applies to a
         call of ``route`` by ``key``, or raise ``BudgetExceededError`` holding nothing."""
+        return run(
+            self._backend,
+            self.reserve_flow(route=route, key=key, amount_usd=amount_usd, wall_now=wall_now),
+        )
+
+    def reserve_flow(
+        self, *, route: str, key: str | None, amount_usd: float, wall_now: float
+    ) -> Flow[Reservation]:
+        """``reserve`` as a flow of backend operations (``guardedllm.state.flow``): every
+        counter's add in one batch, then, if one refused, the others given back."""
         _check_amount("amount_usd", amount_usd)
         units = _to_units(amount_usd)
         binding = self._binding(route=route, key=key, wall_now=wall_now)
-        taken: list[_Counter] = []
-        for counter, (budget, limit) in binding.items():
-            added, _ = self._backend.counter_add(
+        if not binding:
+            return Reservation(amount_usd=amount_usd, units=units, counters=())
+        counters = list(binding)
+        added = yield [
+            ops.counter_add(
                 counter.key("total"),
                 units,
-                limit=limit,
+                limit=binding[counter][1],
                 expires_at=counter.expires_at(),
                 now=wall_now,
             )
-            if not added:
-                for held in taken:
-                    self._add(held, "total", -units, wall_now)
-                raise self._refusal(budget, counter, units, limit, wall_now)
-            taken.append(counter)
-        return Reservation(amount_usd=amount_usd, units=units, counters=tuple(taken))
+            for counter in counters
+        ]
+        refused = [counter for counter, (ok, _) in zip(counters, added, strict=True) if not ok]
+        if refused:
+            taken = [counter for counter, (ok, _) in zip(counters, added, strict=True) if ok]
+            if taken:
+                yield [self._add(held, "total", -units, wall_now) for held in taken]
+            counter = refused[0]
+            budget, limit = binding[counter]
+            total, settled = _parts(counter, (yield self._read(counter, wall_now)))
+            raise self._refusal(budget, counter, units, limit, total=total, settled=settled)
+        return Reservation(amount_usd=amount_usd, units=units, counters=tuple(counters))
 
     def settle(self, reservation: Reservation, actual_usd: float, *, wall_now: float) -> None:
         """Replace the reservation by the actual cost. The actual cost is recorded in full even
         when it is above the reservation or over a limit: spend that happened is never lost.
         A window that ended since the reservation gets its hold back, and the actual cost is
         counted in the window that holds ``wall_now``, when the cost became known."""
+        run(self._backend, self.settle_flow(reservation, actual_usd, wall_now=wall_now))
+
+    def settle_flow(
+        self, reservation: Reservation, actual_usd: float, *, wall_now: float
+    ) -> Flow[None]:
+        """``settle`` as a flow of backend operations: every add in one batch."""
         _check_amount("actual_usd", actual_usd)
         actual = _to_units(actual_usd)
+        adds = []
         for counter in reservation.counters:
             current = counter.moved_to(wall_now)
             if current == counter:
-                self._add(counter, "total", actual - reservation.units, wall_now)
+                adds.append(self._add(counter, "total", actual - reservation.units, wall_now))
             else:
-                self._add(counter, "total", -reservation.units, wall_now)
-                self._add(current, "total", actual, wall_now)
-            self._add(current, "settled", actual, wall_now)
+                adds.append(self._add(counter, "total", -reservation.units, wall_now))
+                adds.append(self._add(current, "total", actual, wall_now))
+            adds.append(self._add(current, "settled", actual, wall_now))
+        if adds:
+            yield adds
 
     def release(self, reservation: Reservation, *, wall_now: float) -> None:
         """Give the reservation back: the call failed without costing anything."""
-        for counter in reservation.counters:
-            self._add(counter, "total", -reservation.units, wall_now)
+        run(self._backend, self.release_flow(reservation, wall_now=wall_now))
+
+    def release_flow(self, reservation: Reservation, *, wall_now: float) -> Flow[None]:
+        """``release`` as a flow of backend operations: every counter in one batch."""
+        if reservation.counters:
+            yield [
+                self._add(counter, "total", -reservation.units, wall_now)
+                for counter in reservation.counters
+            ]
 
     def spent(
         self,
@@ -385,23 +421,23 @@ class SpendLedger:
                 binding[counter] = (budget, limit)
         return binding
 
+    @staticmethod
     def _add(
-        self, counter: _Counter, part: Literal["total", "settled"], units: int, wall_now: float
-    ) -> None:
-        self._backend.counter_add(
+        counter: _Counter, part: Literal["total", "settled"], units: int, wall_now: float
+    ) -> Op:
+        return ops.counter_add(
             counter.key(part), units, limit=None, expires_at=counter.expires_at(), now=wall_now
         )
 
-    def _read(self, counter: _Counter, wall_now: float) -> tuple[int, int]:
-        values = self._backend.counters_get(
-            [counter.key("total"), counter.key("settled")], now=wall_now
-        )
-        return round(values[counter.key("total")]), round(values[counter.key("settled")])
+    @staticmethod
+    def _read(counter: _Counter, wall_now: float) -> Op:
+        """The read of a counter's ``total`` and ``settled``; ``_parts`` reads its answer."""
+        return ops.counters_get([counter.key("total"), counter.key("settled")], now=wall_now)
 
     def _status(self, budget: SpendBudget, subject: str, wall_now: float) -> SpendStatus:
         start, end = window_bounds(budget.window, wall_now)
         counter = _Counter(scope=budget.scope, subject=subject, window=budget.window, start=start)
-        total, settled = self._read(counter, wall_now)
+        total, settled = _parts(counter, self._read(counter, wall_now).apply(self._backend))
         limit = _limit_units(budget.limit_usd)
         return SpendStatus(
             budget=budget.label,
@@ -419,10 +455,10 @@ class SpendLedger:
             remaining_usd=_usd(max(0, limit - total)),
         )
 
+    @staticmethod
     def _refusal(
-        self, budget: SpendBudget, counter: _Counter, units: int, limit: int, wall_now: float
+        budget: SpendBudget, counter: _Counter, units: int, limit: int, *, total: int, settled: int
     ) -> BudgetExceededError:
-        total, settled = self._read(counter, wall_now)
         reserved = max(0, total - settled)
         subject = (
             ""
@@ -439,3 +475,8 @@ class SpendLedger:
             cost_usd=_usd(units),
             limit_usd=budget.limit_usd,
         )
+
+
+def _parts(counter: _Counter, values: Mapping[str, float]) -> tuple[int, int]:
+    """A counter's ``total`` and ``settled``, as ``SpendLedger._read`` answers them."""
+    return round(values[counter.key("total")]), round(values[counter.key("settled")])

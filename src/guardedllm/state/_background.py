@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from guardedllm import defaults
 
-__all__ = ["Background", "run_logged"]
+__all__ = ["Background", "StepInFlight", "run_logged"]
 
 logger = logging.getLogger("guardedllm")
 
@@ -61,3 +61,51 @@ class Background:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True)
+
+
+class StepInFlight:
+    """A state step run in a worker thread while its driver waits for it up to a bound (the
+    call's deadline). When the driver stops waiting first, the step keeps running; ``then``
+    queues what must run after it (letting go of what it took), so that nothing touches the
+    call's guard state while the step still does."""
+
+    def __init__(
+        self, run: Callable[[], object], *, later: Callable[[Callable[[], object]], None]
+    ) -> None:
+        """``later`` runs what ``then`` is given once the step has already finished."""
+        self._run = run
+        self._later = later
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._then: list[Callable[[], object]] = []
+        self.value: object = None
+        self.error: Exception | None = None
+
+    def __call__(self) -> None:
+        """Run the step (in the worker thread), then what was queued meanwhile."""
+        try:
+            self.value = self._run()
+        except Exception as error:  # the flow decides what it means, if it still waits
+            self.error = error
+        with self._lock:
+            self._done.set()
+            queued, self._then = self._then, []
+        for run in queued:
+            run_logged(run)
+
+    @property
+    def finished(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, timeout_s: float) -> bool:
+        """Whether the step finished within ``timeout_s`` (blocking)."""
+        return self._done.wait(timeout_s)
+
+    def then(self, run: Callable[[], object]) -> None:
+        """``run()`` once the step has finished: in its thread, right after it, or by
+        ``later`` when it has finished already."""
+        with self._lock:
+            if not self._done.is_set():
+                self._then.append(run)
+                return
+        self._later(run)

@@ -15,13 +15,16 @@ cluster's nodes.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import lru_cache, partial
 from typing import Any, Generic, TypeVar
 
 import attrs
 
+from guardedllm.state import flow
 from guardedllm.state.base import BucketTake
+from guardedllm.state.flow import Op
 
-__all__ = ["KeyLayout", "ScriptCall"]
+__all__ = ["KeyLayout", "Plan", "ScriptCall", "plan", "read_replies"]
 
 T = TypeVar("T")
 
@@ -269,3 +272,76 @@ def value_cas(
         ),
         decode=_decode_flag,
     )
+
+
+# --------------------------------------------------------------------------- batches
+
+
+@attrs.frozen
+class Plan:
+    """The script calls of one operation of a batch, and how their replies make its result
+    (one call for every operation but ``counters_get``, which reads each hash tag apart)."""
+
+    calls: tuple[ScriptCall[Any], ...]
+    merge: bool  # counters_get: the calls' results are dicts to merge
+
+
+def plan(keys: KeyLayout, op: Op) -> Plan:
+    """``op`` (a ``StateBackend`` operation as data, ``guardedllm.state.flow``) as script
+    calls."""
+    builders = _builders(keys)
+    if op.name == "counters_get":
+        return Plan(tuple(flow.call(builders, op)), merge=True)
+    return Plan((flow.call(builders, op),), merge=False)
+
+
+def read_replies(
+    plans: Sequence[Plan],
+    replies: Sequence[Any],
+    refused: Callable[[Exception], Exception],
+) -> list[Any]:
+    """Each planned operation's result, in order, from the replies to all their calls; for an
+    operation with a call the server refused, ``refused(that error reply)``."""
+    outcomes: list[Any] = []
+    position = 0
+    for each in plans:
+        parts = []
+        failure: Exception | None = None
+        for call in each.calls:
+            reply = replies[position]
+            position += 1
+            if isinstance(reply, Exception):
+                failure = failure or refused(reply)
+            else:
+                parts.append(call.decode(reply))
+        if failure is not None:
+            outcomes.append(failure)
+        elif each.merge:
+            merged: dict[str, float] = {}
+            for part in parts:
+                merged.update(part)
+            outcomes.append(merged)
+        else:
+            outcomes.append(parts[0])
+    return outcomes
+
+
+@lru_cache(maxsize=64)
+def _builders(keys: KeyLayout) -> _Builders:
+    return _Builders(keys)
+
+
+class _Builders:
+    """The script builders above over one key layout, with ``StateBackend``'s signatures (so
+    that ``flow.call`` can call them as it calls a backend)."""
+
+    def __init__(self, keys: KeyLayout) -> None:
+        self.bucket_take = partial(bucket_take, keys)
+        self.bucket_put = partial(bucket_put, keys)
+        self.bucket_set = partial(bucket_set, keys)
+        self.counter_add = partial(counter_add, keys)
+        self.counters_get = partial(counters_get, keys)
+        self.window_add = partial(window_add, keys)
+        self.window_get = partial(window_get, keys)
+        self.value_get = partial(value_get, keys)
+        self.value_cas = partial(value_cas, keys)

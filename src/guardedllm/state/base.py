@@ -10,6 +10,10 @@ A backend may say ``shared = True``: its operations are I/O (a round trip to a s
 processes use too), so a client runs them off its event loop, and, if it has a ``clock()``,
 every guard's ``now`` comes from it (one clock for every host). Without the attribute a backend
 is taken to answer at once, in process, as ``MemoryBackend`` does.
+
+A backend may also offer ``run_batch(ops)``: several independent operations (``flow.Op``) in one
+go, in order, an outcome (result or exception) each; the guards' flows then send each round of a
+phase as one batch (``guardedllm.state.flow``). ``RedisBackend`` sends a batch as one pipeline.
 """
 
 from __future__ import annotations

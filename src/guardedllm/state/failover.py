@@ -29,12 +29,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
-from typing import ClassVar, Literal, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, Literal, TypeVar
 
 from guardedllm import defaults
 from guardedllm.errors import ArgumentError, StateError
+from guardedllm.state import flow
 from guardedllm.state.base import BucketTake, StateBackend
+from guardedllm.state.flow import Op
 from guardedllm.state.memory import MemoryBackend
 
 __all__ = ["ON_ERROR", "FailoverBackend", "OnError"]
@@ -88,6 +90,12 @@ class FailoverBackend:
         return retry_at is not None and self._monotonic() < retry_at
 
     @property
+    def timeout_s(self) -> float | None:
+        """How long one operation may wait for the store (None when not known)."""
+        timeout = getattr(self.store, "timeout_s", None)
+        return float(timeout) if timeout is not None else None
+
+    @property
     def local_ops(self) -> int:
         """How many operations were served locally so far (a call compares it before and
         after, to say on its span that it ran on local state)."""
@@ -124,6 +132,47 @@ class FailoverBackend:
         with self._lock:
             self._local_ops += 1
         return operation(self.local)
+
+    def run_batch(self, batch: Sequence[Op]) -> list[Any]:
+        """Run ``batch`` (``guardedllm.state.flow``) on the store in one go, as ``_run`` runs
+        one operation: a batch the store failed as a whole (unreachable, no answer) goes to
+        the local state as a whole; an operation the store refused alone goes local alone.
+        Under ``"refuse"``, a spend operation gets the ``StateError`` instead."""
+        spend = [_op_is_spend(op) for op in batch]
+        if self.failing:
+            assert self._error is not None
+            return self._local(batch, spend, self._refused(self._error))
+        try:
+            outcomes = flow.run_batch(self.store, batch)
+        except StateError as error:
+            self._failed(error)
+            return self._local(batch, spend, error)
+        failures = [i for i, outcome in enumerate(outcomes) if isinstance(outcome, StateError)]
+        if not failures:
+            if self._retry_at is not None:
+                self._recovered()
+            return outcomes
+        for i in failures:
+            failure: StateError = outcomes[i]
+            self._failed(failure)
+            (outcomes[i],) = self._local([batch[i]], [spend[i]], failure)
+        return outcomes
+
+    def _local(self, batch: Sequence[Op], spend: Sequence[bool], error: StateError) -> list[Any]:
+        """``batch`` run on the local state, but for spend operations under "refuse", which get
+        ``error``."""
+        outcomes: list[Any] = []
+        for op, is_spend in zip(batch, spend, strict=True):
+            if is_spend and self.on_error == "refuse":
+                outcomes.append(error)
+                continue
+            with self._lock:
+                self._local_ops += 1
+            try:
+                outcomes.append(op.apply(self.local))
+            except Exception as raised:  # the flow that asked decides what it means
+                outcomes.append(raised)
+        return outcomes
 
     def _failed(self, error: StateError) -> None:
         with self._lock:
@@ -277,3 +326,10 @@ class FailoverBackend:
 
 def _is_spend(key: str) -> bool:
     return key.startswith(_SPEND_PREFIX)
+
+
+def _op_is_spend(op: Op) -> bool:
+    keys = op.args[0]
+    if isinstance(keys, str):
+        return _is_spend(keys)
+    return any(_is_spend(key) for key in keys)  # counters_get reads several

@@ -3,9 +3,11 @@
 ``RedisBackend`` (over a ``redis.Redis``) implements ``StateBackend`` with the semantics of
 ``MemoryBackend``, each operation one atomic Lua script run by SHA (``EVALSHA``; redis-py's
 ``Script`` loads it again when the server answers NOSCRIPT, after a restart or a SCRIPT FLUSH).
+``RedisBackend.run_batch`` sends several operations as one pipeline (one round trip), which is
+how a client's guards send each round of a phase (``guardedllm.state.flow``).
 ``AsyncRedisBackend`` (over a ``redis.asyncio.Redis``, asyncio only) runs the same scripts with
-the same operations as coroutines. Both build each call with ``_redis_ops`` (keys, arguments,
-decoding) and differ only in how they send it.
+the same operations as coroutines, one round trip each. Both build each call with
+``_redis_ops`` (keys, arguments, decoding) and differ only in how they send it.
 
 Every key the scripts write expires (see ``_lua.py``), so a removed deployment or budget leaves
 nothing behind for long. Failures of the store (no connection, no answer within ``timeout_s``,
@@ -20,22 +22,25 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import redis
 import redis.asyncio
 import redis.asyncio.retry
 import redis.backoff
+import redis.exceptions
 import redis.retry
+from redis.exceptions import NoScriptError
 
 from guardedllm import defaults
 from guardedllm.errors import ArgumentTypeError
 from guardedllm.state import _redis_ops as ops
 from guardedllm.state._lua import SCRIPTS
-from guardedllm.state._redis_connect import Failures, connection, describe
+from guardedllm.state._redis_connect import Failures, connection, describe, state_error
 from guardedllm.state._server_clock import ServerClock
 from guardedllm.state.base import BucketTake
+from guardedllm.state.flow import Op
 
 if TYPE_CHECKING:
     from guardedllm.state.base import StateBackend
@@ -66,6 +71,9 @@ class _Shared:
         self._failures = Failures(self._store)
         self._clock = ServerClock(resync_s=defaults.STATE_CLOCK_SYNC_S)
         self._owns_client = False
+        # How long one operation may wait for the store (from_url's timeout_s); None for a
+        # client given to the constructor, whose timeouts are its owner's.
+        self.timeout_s: float | None = None
 
     @property
     def key_prefix(self) -> str:
@@ -116,6 +124,7 @@ class RedisBackend(_Shared):
         )
         backend = cls(redis.Redis.from_pool(pool), key_prefix=key_prefix)
         backend._owns_client = True
+        backend.timeout_s = timeout_s
         return backend
 
     def close(self) -> None:
@@ -151,6 +160,46 @@ class RedisBackend(_Shared):
         with self._failures:
             reply = self._scripts[call.script](keys=call.keys, args=call.args)
         return call.decode(reply)
+
+    def run_batch(self, batch: Sequence[Op]) -> list[Any]:
+        """Run ``batch`` (``guardedllm.state.flow``) in one round trip: a pipeline of
+        ``EVALSHA``, not a transaction (each script is atomic; a batch holds independent
+        operations, run by the server in order). Each operation's result, or its
+        ``StateError`` when the server refused that one; ``StateError`` for the whole batch
+        when the store cannot be reached or does not answer. Scripts the server lost (a
+        restart, ``SCRIPT FLUSH``) are loaded and only the operations that found them missing
+        sent again, in one more round trip."""
+        plans = [ops.plan(self._keys, op) for op in batch]
+        calls = [call for plan in plans for call in plan.calls]
+        with self._failures:
+            replies = self._send(calls)
+            missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+            if missing:
+                again = self._send([calls[i] for i in missing], load=True)
+                for i, reply in zip(missing, again, strict=True):
+                    replies[i] = reply
+        return ops.read_replies(plans, replies, self._refused)
+
+    def _refused(self, reply: Exception) -> Exception:
+        """What an operation the server refused raises: a ``StateError`` for redis-py's
+        error replies."""
+        if isinstance(reply, redis.exceptions.RedisError):
+            return state_error(reply, self._store)
+        return reply
+
+    def _send(self, calls: list[ops.ScriptCall[Any]], *, load: bool = False) -> list[Any]:
+        """The replies to ``calls``, sent as one pipeline (after loading their scripts, with
+        ``load``); a reply the server refused is its exception."""
+        with self._client.pipeline(transaction=False) as pipe:
+            if load:
+                for name in dict.fromkeys(call.script for call in calls):
+                    pipe.script_load(SCRIPTS[name])
+            for call in calls:
+                pipe.evalsha(self._scripts[call.script].sha, len(call.keys), *call.keys, *call.args)
+            replies: list[Any] = pipe.execute(raise_on_error=False)
+        if load:
+            replies = replies[len(replies) - len(calls) :]
+        return replies
 
     # ---- StateBackend (see base.py for what each operation means) --------------------
 
