@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -27,7 +27,9 @@ if TYPE_CHECKING:
     from guardedllm.types import ChatCompletion
 
 __all__ = [
+    "answer_check",
     "parse_format",
+    "require_schema",
     "response_format_for",
     "schema_of",
     "schema_problems",
@@ -87,6 +89,36 @@ def _validator(schema_text: str) -> Any:
     schema = json.loads(schema_text)
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema)
+
+
+def answer_check(
+    schema: Mapping[str, Any], validator: Callable[[ChatCompletion], bool] | None
+) -> Callable[[ChatCompletion], bool]:
+    """The escalation check of a call asking for ``schema``: an answer must match it, and then
+    satisfy the caller's own ``validator`` if there is one. On a route that escalates
+    "invalid" answers, one that does not match goes to the larger model."""
+
+    def check(completion: ChatCompletion) -> bool:
+        if schema_problems(completion, schema):
+            return False
+        return validator is None or validator(completion)
+
+    return check
+
+
+def require_schema(completion: ChatCompletion, schema: Mapping[str, Any]) -> None:
+    """Raise ``StructuredOutputError`` (with the answer attached) when ``completion`` does not
+    match ``schema``: the call's last answer, once escalation, if any, is done."""
+    problems = schema_problems(completion, schema)
+    if problems:
+        raise StructuredOutputError(
+            "the answer does not match the JSON schema its response_format asked for: "
+            + "; ".join(problems)
+            + ". The answer is on .completion (it was billed); tighten the schema or the "
+            "prompt, or route to a model that escalates invalid answers (escalate_on).",
+            completion=completion,
+            problems=problems,
+        )
 
 
 # --------------------------------------------------------------------------- pydantic

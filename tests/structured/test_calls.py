@@ -13,7 +13,7 @@ import pytest
 from guardedllm import AsyncClient, ChatCompletion, Client, Registry
 from guardedllm.errors import StructuredOutputError
 from guardedllm.testing import FakeProvider
-from support import ENVIRON
+from support import ENVIRON, config_text, make_call
 
 MESSAGES = [{"role": "user", "content": "Which city? Answer in JSON."}]
 OPENAI_ID = "gpt-4o-mini-2024-07-18"
@@ -22,6 +22,13 @@ OPENAI_ID = "gpt-4o-mini-2024-07-18"
 class City(pydantic.BaseModel):
     city: str
     population: int = pydantic.Field(ge=0)
+
+    @pydantic.field_validator("city")
+    @classmethod
+    def _a_name(cls, value: str) -> str:  # a rule no JSON schema states: the model's own
+        if not value.istitle():
+            raise ValueError("a city's name starts with a capital")
+        return value
 
 
 def parse(driver: str, registry: Registry, **kwargs: Any) -> ChatCompletion:
@@ -52,8 +59,8 @@ def test_parse_reads_the_answer_into_the_model(
 def test_an_answer_the_model_refuses_is_a_structured_output_error(
     driver: str, registry: Registry, fake_provider: FakeProvider
 ) -> None:
-    # Valid against the JSON schema (an integer), refused by the model's own rule (ge=0).
-    fake_provider.script(model=OPENAI_ID, content='{"city": "Nowhere", "population": -1}')
+    # Valid against the JSON schema, refused by the model's own validator.
+    fake_provider.script(model=OPENAI_ID, content='{"city": "nowhere", "population": 1}')
     with pytest.raises(StructuredOutputError, match="does not parse into City") as info:
         parse(driver, registry, model="gpt-4o-mini", messages=MESSAGES, response_format=City)
     assert isinstance(info.value.completion, ChatCompletion)
@@ -73,3 +80,55 @@ def test_a_format_dict_is_sent_as_it_is_and_nothing_is_parsed(
     )
     assert response.choices[0].message.parsed is None
     assert fake_provider.requests[0].json["response_format"] == {"type": "json_object"}
+
+
+CITY_FORMAT = {
+    "type": "json_schema",
+    "json_schema": {
+        "name": "city",
+        "schema": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+            "additionalProperties": False,
+        },
+    },
+}
+
+ESCALATING = """
+[routes.small-first]
+fallback = ["llama"]
+escalate_to = "gpt-4o-mini"
+"""
+
+
+def test_an_answer_against_its_schema_fails_the_call_with_the_answer_attached(
+    call: Any, fake_provider: FakeProvider
+) -> None:
+    """{"city": 42} against a string schema: the vendor answered (and was billed), the call
+    fails with StructuredOutputError naming the place, not as a valid answer."""
+    fake_provider.script(model=OPENAI_ID, content='{"city": 42}')
+    with pytest.raises(StructuredOutputError, match=r"at \$ \['city'\]: 42 is not of type") as info:
+        call(model="gpt-4o-mini", messages=MESSAGES, response_format=CITY_FORMAT)
+    assert isinstance(info.value.completion, ChatCompletion)
+    assert len(fake_provider.requests) == 1  # not retried: the vendor answered
+
+
+def test_a_valid_answer_passes(call: Any, fake_provider: FakeProvider) -> None:
+    fake_provider.script(model=OPENAI_ID, content='{"city": "Paris"}')
+    response = call(model="gpt-4o-mini", messages=MESSAGES, response_format=CITY_FORMAT)
+    assert response.choices[0].message.content == '{"city": "Paris"}'
+
+
+def test_an_answer_against_its_schema_escalates_where_the_route_escalates(
+    driver: str, fake_provider: FakeProvider
+) -> None:
+    registry = Registry.from_toml_text(config_text(fake_provider) + ESCALATING)
+    fake_provider.script(model="llama-3.1-8b-instruct", content='{"town": "Paris"}')
+    fake_provider.script(model=OPENAI_ID, content='{"city": "Paris"}')
+    response = make_call(driver, registry)(
+        model="small-first", messages=MESSAGES, response_format=CITY_FORMAT
+    )
+    assert response.guard.deployment == "gpt-4o-mini"
+    assert [a.deployment for a in response.guard.attempts] == ["llama", "gpt-4o-mini"]
+    assert any("validator rejected" in d for d in response.guard.decisions)

@@ -47,6 +47,7 @@ from opentelemetry.context import Context
 
 from guardedllm import defaults
 from guardedllm._request import check_provider_options
+from guardedllm._structured import answer_check, require_schema, schema_of
 from guardedllm.engine._answers import answered, finished, send, stream_started
 from guardedllm.engine._call import Call, Settings, Turn
 from guardedllm.engine._counting import counted
@@ -257,13 +258,12 @@ class Engine:
         draft: Draft | None = None
         local_ops = 0 if self.inline else self.guards.local_ops()
         try:
-            if request.provider_options:
-                check_provider_options(request, self.registry.providers)
             # A shadow copy's policy is complete as given: the client's would add fallbacks.
             effective = policy if shadow_of is not None and policy else self._policy(policy)
             features = features_for(request, effective)
-            if self.recorder is not None and (shadow_of is None or record_of is not None):
-                draft = draft_for(self, features, record_of)
+            # Recorded: a sampled call, and the copy of a recorded one.
+            recorded = self.recorder is not None and (shadow_of is None or record_of is not None)
+            draft = draft_for(self, features, record_of) if recorded else None
             plan = self._plan(request, effective, features)
             call = Call(
                 clock=self._clock,
@@ -282,7 +282,13 @@ class Engine:
                 runs_shadows=self.spawn_shadow is not None,
                 random=self._random,
             )
-            result = yield from self._route(call, request, effective.validator)
+            # An answer asked to follow a JSON schema is checked against it: one that does not
+            # escalates where the route escalates invalid answers, else fails the call.
+            schema = schema_of(request.response_format)
+            validator = (
+                effective.validator if schema is None else answer_check(schema, effective.validator)
+            )
+            result = yield from self._route(call, request, validator)
             if not self.inline:
                 self._note_local_state(span, local_ops)
             if job is not None:
@@ -331,20 +337,29 @@ class Engine:
         validator: Callable[[ChatCompletion], bool] | None,
     ) -> Flow:
         """The plan's deployments in turn, then the escalation target if the outcome calls
-        for it (a failure, an answer cut at its limit, one the validator rejects)."""
+        for it (a failure, an answer cut at its limit, one the validator rejects). An answer
+        asked to follow a JSON schema must match it: one that does not escalates where the
+        route escalates invalid answers, and fails the call (``StructuredOutputError``) if it
+        is the last."""
+        schema = schema_of(request.response_format)
+        if schema is not None:
+            validator = answer_check(schema, validator)
         try:
             result = yield from self._through(call, request, call.plan.deployments)
         except GuardedLLMError as error:
             larger = escalation_after(call, now=self._clock(), error=error)
             if not larger:
                 raise
-            return (yield from self._through(call, request, larger))
-        if isinstance(result, ChatCompletion):
-            larger = escalation_after(
-                call, now=self._clock(), completion=result, validator=validator
-            )
-            if larger:
-                return (yield from self._through(call, request, larger))
+            result = yield from self._through(call, request, larger)
+        else:
+            if isinstance(result, ChatCompletion):
+                larger = escalation_after(
+                    call, now=self._clock(), completion=result, validator=validator
+                )
+                if larger:
+                    result = yield from self._through(call, request, larger)
+        if schema is not None and isinstance(result, ChatCompletion):
+            require_schema(result, schema)
         return result
 
     def _through(
@@ -549,7 +564,10 @@ class Engine:
         random: Callable[[], float] | Literal["engine"] | None = "engine",
     ) -> Plan:
         """The call's plan; a split with no key draws from the engine's random source
-        (``random=None``: takes its heaviest arm, as an estimate does)."""
+        (``random=None``: takes its heaviest arm, as an estimate does). Its provider options
+        must each name a provider kind or a provider of the registry."""
+        if request.provider_options:
+            check_provider_options(request, self.registry.providers)
         return plan_route(
             self.registry,
             request,
