@@ -560,3 +560,21 @@ def test_a_context_length_400_on_the_only_deployment_is_not_retried(
     assert isinstance(cause, ContextWindowExceededError)
     assert isinstance(cause, BadRequestError)
     assert len(fake_provider.requests) == 1  # never retried where it cannot fit
+
+
+def test_the_first_chunk_timeout_holds_on_every_driver(
+    driver: str, registry: Registry, fake_provider: FakeProvider
+) -> None:
+    """A stream whose first chunk is 3 s late fails its attempt at the 0.3 s limit (with
+    slack for a loaded machine), not when the chunk comes: the sync driver's sockets are
+    capped at the attempt's limit as the async drivers' cancel scopes are."""
+    fake_provider.script(model=OPENAI_ID, first_chunk_delay=3.0)
+    call = make_call(driver, registry, policy=Policy(first_chunk_timeout_s=0.3, max_attempts=1))
+    started = time.monotonic()
+    with pytest.raises((AllRoutesFailedError, TimeoutError)) as info:
+        call(model="gpt-4o-mini", messages=MESSAGES, stream=True)
+    took = time.monotonic() - started
+    (attempt,) = info.value.attempts
+    assert attempt.error_type == "TimeoutError"
+    assert attempt.latency_s < 1.5
+    assert took < 2.5
