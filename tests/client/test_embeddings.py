@@ -359,8 +359,8 @@ def test_cost_cap_refuses_before_sending(
 def test_spend_budget_is_reserved_and_settled(
     driver: str, registry: Registry, fake_provider: FakeProvider
 ) -> None:
-    # Each call costs 4 tokens' worth with cl100k_base ("Where is my parcel?" x1 = 5 tokens:
-    # 1e-7 USD); the budget fits two calls, not three.
+    # "Where is my parcel?" is 5 tokens with cl100k_base, as the fake counts it too: each call
+    # reserves and settles 1e-7 USD, so the budget fits two calls, not three.
     budget = SpendBudget(scope="global", window="day", limit_usd=2.5e-7)
     outcomes = embed_all(
         driver, registry, [{"model": "small", "input": TEXTS[0]}] * 3, budgets=[budget]
