@@ -11,9 +11,9 @@ from typing import Any
 from guardedllm.errors import InvalidRequestError
 from guardedllm.providers import WIRE_KINDS
 from guardedllm.providers.base import KEY_HEADERS
-from guardedllm.types import ChatRequest
+from guardedllm.types import ChatRequest, EmbeddingRequest
 
-__all__ = ["OPENAI_EXTRA_PARAMS", "chat_request", "check_provider_options"]
+__all__ = ["OPENAI_EXTRA_PARAMS", "chat_request", "check_provider_options", "embedding_request"]
 
 # Chat Completions parameters that are passed through to OpenAI-kind providers as they are.
 # Other vendors refuse a request carrying one (by name), rather than dropping it silently.
@@ -204,4 +204,75 @@ def chat_request(
         extra_headers=dict(extra_headers or {}),
         extra_body=_vendor_fields("extra_body", extra_body),
         provider_options=_provider_options(provider_options),
+    )
+
+
+def _embedding_inputs(value: Any) -> tuple[tuple[str | tuple[int, ...], ...], bool]:
+    """``input`` as OpenAI takes it (a string, a list of strings, a token array or a list of
+    token arrays): the inputs, and whether the caller gave one."""
+    if isinstance(value, str):
+        return (value,), True
+    if isinstance(value, Sequence) and value and all(_is_token(t) for t in value):
+        return (tuple(value),), True
+    if isinstance(value, Sequence) and not isinstance(value, bytes) and value:
+        inputs: list[str | tuple[int, ...]] = []
+        for index, item in enumerate(value):
+            if isinstance(item, str):
+                inputs.append(item)
+            elif isinstance(item, Sequence) and item and all(_is_token(t) for t in item):
+                inputs.append(tuple(item))
+            else:
+                raise _fail(
+                    f"input[{index}] is {item!r}; each input is a string or a non-empty list "
+                    "of token ids."
+                )
+        return tuple(inputs), False
+    raise _fail(
+        "input must be a string, a non-empty list of strings, or token ids (a list of ints, or "
+        f"a list of such lists); got {value!r}."
+    )
+
+
+def _is_token(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def embedding_request(
+    *,
+    model: str,
+    input: Any,
+    dimensions: int | None = None,
+    encoding_format: str | None = None,
+    user: str | None = None,
+    extra_headers: Mapping[str, str] | None = None,
+    extra_body: Mapping[str, Any] | None = None,
+    provider_options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> ChatRequest:
+    """Validate ``embeddings.create``'s arguments into the request the engine runs: no
+    messages, and ``embedding`` set (see ``ChatRequest.embedding``). Raises
+    ``InvalidRequestError`` naming the bad one."""
+    if not isinstance(model, str) or not model:
+        raise _fail("model must be a non-empty alias, route or model name.")
+    if encoding_format not in (None, "float", "base64"):
+        raise _fail(f"encoding_format must be 'float' or 'base64'; got {encoding_format!r}.")
+    auth = sorted(h for h in (extra_headers or {}) if h.lower() in KEY_HEADERS)
+    if auth:
+        raise _fail(
+            f"extra_headers may not set {', '.join(auth)}: the provider's key comes from its "
+            "api_key_env. Use another provider entry for another key."
+        )
+    inputs, single = _embedding_inputs(input)
+    return ChatRequest(
+        model=model,
+        messages=(),
+        user=user,
+        extra_headers=dict(extra_headers or {}),
+        extra_body=_vendor_fields("extra_body", extra_body),
+        provider_options=_provider_options(provider_options),
+        embedding=EmbeddingRequest(
+            inputs=inputs,
+            single=single,
+            dimensions=_positive_int("dimensions", dimensions),
+            encoding_format="base64" if encoding_format == "base64" else "float",
+        ),
     )

@@ -25,7 +25,7 @@ from opentelemetry import context as otel_context
 
 from guardedllm import defaults
 from guardedllm._clientbase import ClientBase
-from guardedllm._request import chat_request
+from guardedllm._request import chat_request, embedding_request
 from guardedllm._shadows import TaskShadows
 from guardedllm._transport import (
     ACCEPT_ENCODING,
@@ -65,7 +65,13 @@ from guardedllm.estimate import Estimate
 from guardedllm.policy import Policy, current_policy
 from guardedllm.registry import RecordConfig, Registry
 from guardedllm.state._background import Background, StepInFlight
-from guardedllm.types import ChatCompletion, ChatCompletionChunk, ChatRequest, GuardInfo
+from guardedllm.types import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatRequest,
+    CreateEmbeddingResponse,
+    GuardInfo,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -262,6 +268,52 @@ class _AsyncChat:
         self.completions = _AsyncCompletions(client)
 
 
+class _AsyncEmbeddings:
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def create(
+        self,
+        *,
+        model: str,
+        input: str | Sequence[str] | Sequence[int] | Sequence[Sequence[int]],
+        dimensions: int | None = None,
+        encoding_format: Literal["float", "base64"] | None = None,
+        user: str | None = None,
+        policy: Policy | None = None,
+        timeout: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        provider_options: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> CreateEmbeddingResponse:
+        """Embed ``input`` (a text, a list of texts, or token ids), OpenAI-style, through the
+        same guards as a chat call: cost caps and spend budgets, rate limits, the breaker, the
+        retry budget, fallback among the route's embedding models, one deadline. Returns a
+        ``CreateEmbeddingResponse``; ``encoding_format="base64"`` gives each vector as base64
+        of little-endian float32, whatever vendor answered. A batch over the model's limits is
+        refused before sending with ``EmbeddingBatchError``; a chat model, with
+        ``ModelKindError``."""
+        request = embedding_request(
+            model=model,
+            input=input,
+            dimensions=dimensions,
+            encoding_format=encoding_format,
+            user=user,
+            extra_headers=extra_headers,
+            extra_body=extra_body,
+            provider_options=provider_options,
+        )
+        policy = current_policy(policy)
+        if timeout is not None:
+            policy = Policy(timeout_s=timeout).over(policy)
+        result = await self._client._drive(
+            self._client._engine.run(request, policy, context=otel_context.get_current())
+        )
+        if not isinstance(result, CreateEmbeddingResponse):  # the engine broke its protocol
+            raise TypeError(f"an embeddings call was answered with {type(result).__name__}")
+        return result
+
+
 class AsyncClient(ClientBase):
     """The async twin of ``Client``: same arguments, same guards, same results.
 
@@ -327,6 +379,7 @@ class AsyncClient(ClientBase):
             strip_keys_on_redirect(http_client)
         self._sleep = sleep
         self.chat = _AsyncChat(self)
+        self.embeddings = _AsyncEmbeddings(self)
         self._shadows = TaskShadows(self._engine, self._drive)
         # Where what a cancelled call holds on a shared store is let go of: a worker thread,
         # since the event loop must not wait on the store and the closed flow cannot yield.
@@ -394,6 +447,8 @@ class AsyncClient(ClientBase):
     ) -> ChatCompletion | AsyncStream[ChatCompletionChunk]:
         flow = self._engine.run(request, policy, context=otel_context.get_current())
         result = await self._drive(flow)
+        if isinstance(result, CreateEmbeddingResponse):  # only an embeddings request makes one
+            raise TypeError("a chat call was answered with embeddings")
         if isinstance(result, StreamStart):
             response, body = cast("tuple[httpx.Response, AsyncIterator[bytes]]", result.handle)
             stream: AsyncStream[ChatCompletionChunk] = AsyncStream(result, response, body)

@@ -15,7 +15,7 @@ from opentelemetry import context as otel_context
 
 from guardedllm import defaults
 from guardedllm._clientbase import ClientBase
-from guardedllm._request import chat_request
+from guardedllm._request import chat_request, embedding_request
 from guardedllm._shadows import ThreadShadows
 from guardedllm._transport import (
     ACCEPT_ENCODING,
@@ -54,7 +54,13 @@ from guardedllm.estimate import Estimate
 from guardedllm.policy import Policy, current_policy
 from guardedllm.registry import RecordConfig, Registry
 from guardedllm.state._background import Background, StepInFlight, run_logged
-from guardedllm.types import ChatCompletion, ChatCompletionChunk, ChatRequest, GuardInfo
+from guardedllm.types import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatRequest,
+    CreateEmbeddingResponse,
+    GuardInfo,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -253,6 +259,52 @@ class _Chat:
         self.completions = _Completions(client)
 
 
+class _Embeddings:
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def create(
+        self,
+        *,
+        model: str,
+        input: str | Sequence[str] | Sequence[int] | Sequence[Sequence[int]],
+        dimensions: int | None = None,
+        encoding_format: Literal["float", "base64"] | None = None,
+        user: str | None = None,
+        policy: Policy | None = None,
+        timeout: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        provider_options: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> CreateEmbeddingResponse:
+        """Embed ``input`` (a text, a list of texts, or token ids), OpenAI-style, through the
+        same guards as a chat call: cost caps and spend budgets, rate limits, the breaker, the
+        retry budget, fallback among the route's embedding models, one deadline. Returns a
+        ``CreateEmbeddingResponse``; ``encoding_format="base64"`` gives each vector as base64
+        of little-endian float32, whatever vendor answered. A batch over the model's limits is
+        refused before sending with ``EmbeddingBatchError``; a chat model, with
+        ``ModelKindError``."""
+        request = embedding_request(
+            model=model,
+            input=input,
+            dimensions=dimensions,
+            encoding_format=encoding_format,
+            user=user,
+            extra_headers=extra_headers,
+            extra_body=extra_body,
+            provider_options=provider_options,
+        )
+        policy = current_policy(policy)
+        if timeout is not None:
+            policy = Policy(timeout_s=timeout).over(policy)
+        result = self._client._drive(
+            self._client._engine.run(request, policy, context=otel_context.get_current())
+        )
+        if not isinstance(result, CreateEmbeddingResponse):  # the engine broke its protocol
+            raise TypeError(f"an embeddings call was answered with {type(result).__name__}")
+        return result
+
+
 class Client(ClientBase):
     """A guarded, OpenAI-shaped chat client over every provider in a registry.
 
@@ -324,6 +376,7 @@ class Client(ClientBase):
         cap_pools(self._http)
         self._sleep = sleep
         self.chat = _Chat(self)
+        self.embeddings = _Embeddings(self)
         self._shadows = ThreadShadows(self._engine, self._drive)
         # Where a state step bounded by its call's deadline runs (a thread only when one is).
         self._background = Background()
@@ -382,6 +435,8 @@ class Client(ClientBase):
         self, request: ChatRequest, policy: Policy | None
     ) -> ChatCompletion | Stream[ChatCompletionChunk]:
         result = self._drive(self._engine.run(request, policy, context=otel_context.get_current()))
+        if isinstance(result, CreateEmbeddingResponse):  # only an embeddings request makes one
+            raise TypeError("a chat call was answered with embeddings")
         if isinstance(result, StreamStart):
             response, body = cast("tuple[httpx.Response, Iterator[bytes]]", result.handle)
             stream: Stream[ChatCompletionChunk] = Stream(result, response, body)

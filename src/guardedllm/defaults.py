@@ -323,3 +323,14 @@ COMPARE_BOOTSTRAP_RESAMPLES = 2_000
 # The bootstrap's seed: the same records give the same intervals, so a CI gate cannot flip
 # between two runs of one commit.
 COMPARE_BOOTSTRAP_SEED = 12_345
+
+# The most inputs one embeddings request may carry, when the deployment declares no
+# max_batch_items: OpenAI's (and Azure's) limit for /embeddings is 2048 inputs, Gemini's
+# batchEmbedContents takes at most 100 requests. A batch over it is refused before sending,
+# saying how to split it, rather than sent for a 400.
+EMBEDDING_MAX_BATCH_ITEMS = 2048
+GEMINI_EMBEDDING_MAX_BATCH_ITEMS = 100
+
+# OpenAI's limit on the tokens of all the inputs of one /embeddings request (300,000), on top
+# of each input's own (the model's context_window). Other vendors publish none.
+OPENAI_EMBEDDING_MAX_BATCH_TOKENS = 300_000

@@ -9,6 +9,9 @@
     │   │                              excluded deployment with the constraint that excluded it)
     │   ├── MaxTokensExceededError     max_tokens is above the deployment's max output
     │   ├── InexactEstimateError       the policy refuses an estimate that is not exact
+    │   ├── ModelKindError             a chat call to an embedding model, or the reverse
+    │   ├── EmbeddingBatchError        an embeddings batch is over the model's item or
+    │   │                              token limits (split it)
     │   └── ThinkingBudgetError        Anthropic thinking.budget_tokens is not below max_tokens
     ├── ContextWindowExceededError     the request does not fit the model, refused before sending
     │   └── ContextLengthExceededError  ... or the vendor said so (a 400: a BadRequestError too)
@@ -80,11 +83,13 @@ __all__ = [
     "ContextLengthExceededError",
     "ContextWindowExceededError",
     "DeadlineExceededError",
+    "EmbeddingBatchError",
     "GuardedLLMError",
     "InexactEstimateError",
     "InvalidRequestError",
     "MaxTokensExceededError",
     "MissingExtraError",
+    "ModelKindError",
     "ModelNotFoundError",
     "NoRouteError",
     "NotFoundError",
@@ -255,6 +260,31 @@ class MaxTokensExceededError(InvalidRequestError):
         self.deployment = deployment
         self.max_tokens = max_tokens
         self.max_output_tokens = max_output_tokens
+
+
+class ModelKindError(InvalidRequestError):
+    """A chat call reached an embedding model, or an embeddings call a chat model; nothing
+    was sent. ``deployment`` names it, ``kind`` is what it serves."""
+
+    def __init__(self, message: str, *, deployment: str, kind: str) -> None:
+        super().__init__(message)
+        self.deployment = deployment
+        self.kind = kind
+
+
+class EmbeddingBatchError(InvalidRequestError):
+    """An embeddings call's inputs are over what the deployment takes in one request (too many
+    items, an item over its token limit, too many tokens in all); nothing was sent to it.
+    ``limit`` names the limit ("items", "item_tokens" or "batch_tokens"), ``index`` the input
+    over it when it is one input's."""
+
+    def __init__(
+        self, message: str, *, deployment: str, limit: str, index: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.deployment = deployment
+        self.limit = limit
+        self.index = index
 
 
 class InexactEstimateError(InvalidRequestError):

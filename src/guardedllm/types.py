@@ -31,6 +31,10 @@ __all__ = [
     "ChoiceDeltaToolCallFunction",
     "ChunkChoice",
     "CompletionTokensDetails",
+    "CreateEmbeddingResponse",
+    "Embedding",
+    "EmbeddingRequest",
+    "EmbeddingUsage",
     "FinishReason",
     "Function",
     "GuardInfo",
@@ -243,6 +247,25 @@ class ChatRequest:
     extra_body: Mapping[str, JSON] = attrs.field(factory=dict)
     # Provider kind or provider name -> fields for that vendor's body only.
     provider_options: Mapping[str, Mapping[str, JSON]] = attrs.field(factory=dict)
+    # Set for an embeddings call (``embeddings.create``), which has no messages. This is the one
+    # seam between the two kinds of call: routing, every guard, telemetry and settlement take
+    # the request as it is, and only what must differ dispatches on this field (the wire
+    # format's body and answer, the estimate, the pre-flight checks).
+    embedding: EmbeddingRequest | None = None
+
+
+@attrs.frozen(kw_only=True)
+class EmbeddingRequest:
+    """What an embeddings call asks for, beyond what every call has: ``inputs`` is the list of
+    texts (or of token arrays, which only OpenAI-kind vendors take) to embed; ``single`` says
+    the caller passed one input rather than a list (Gemini has an endpoint for each);
+    ``dimensions`` shortens the vectors where the model can; ``encoding_format`` is "float"
+    (lists of floats) or "base64" (little-endian float32, base64-encoded, as OpenAI sends it)."""
+
+    inputs: tuple[str | tuple[int, ...], ...]
+    single: bool = False
+    dimensions: int | None = None
+    encoding_format: Literal["float", "base64"] = "float"
 
 
 # --------------------------------------------------------------------------- response
@@ -471,6 +494,46 @@ class ChatCompletion(_Dumpable):
     object: Literal["chat.completion"] = "chat.completion"
     system_fingerprint: str | None = None
     guard: GuardInfo | None = attrs.field(default=None, eq=False, repr=False)
+
+
+# --------------------------------------------------------------------------- embeddings
+
+
+@attrs.frozen(kw_only=True)
+class Embedding(_Dumpable):
+    """One input's vector: a list of floats, or its base64 text when the call asked for
+    ``encoding_format="base64"`` (whatever vendor served it)."""
+
+    index: int
+    embedding: list[float] | str
+    object: Literal["embedding"] = "embedding"
+
+
+@attrs.frozen(kw_only=True)
+class EmbeddingUsage(_Dumpable):
+    """The input tokens billed (an embedding has no output tokens). For a vendor that reports
+    none (Gemini), the pre-flight estimate: its ``Estimate.notes`` say so."""
+
+    prompt_tokens: int
+    total_tokens: int
+
+
+@attrs.frozen(kw_only=True)
+class CreateEmbeddingResponse(_Dumpable):
+    """An embeddings answer in OpenAI's shape, whatever vendor served it; ``guard`` as on a
+    ``ChatCompletion``."""
+
+    data: tuple[Embedding, ...]
+    model: str
+    usage: EmbeddingUsage | None
+    object: Literal["list"] = "list"
+    guard: GuardInfo | None = attrs.field(default=None, eq=False, repr=False)
+
+    def billed(self) -> Usage | None:
+        """The usage in the terms the guards settle in (input only)."""
+        if self.usage is None:
+            return None
+        return Usage.reported((self.usage.prompt_tokens,), ())
 
 
 # --------------------------------------------------------------------------- stream chunks

@@ -644,3 +644,20 @@ def test_models_lists_the_catalog(capsys: pytest.CaptureFixture[str]) -> None:
         "anthropic",
         "gemini",
     }
+
+
+def test_smoke_embeds_one_word_on_an_embedding_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in ENVIRON.items():
+        monkeypatch.setenv(name, value)
+    with FakeProvider() as fake:
+        text = config_text(fake).replace("[aliases]\n", '[aliases]\nembed = "vectors"\n')
+        text += '\n[models.vectors]\nprovider = "openai"\nmodel = "text-embedding-3-small"\n'
+        assert main(["smoke", write(tmp_path, text)]) == 0
+        out = capsys.readouterr().out
+        sent = [r.json for r in fake.requests if r.endpoint == "embeddings"]
+    (row,) = [line for line in out.splitlines() if line.startswith("embed ")]
+    assert "vectors" in row
+    assert "200" in row
+    assert [body["input"] for body in sent] == ["ping"]

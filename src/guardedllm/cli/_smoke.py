@@ -27,6 +27,7 @@ from guardedllm.errors import AuthenticationError, ConfigError, GuardedLLMError,
 from guardedllm.policy import Policy
 from guardedllm.registry import Registry, StateConfig
 from guardedllm.registry._resolve import deployments_of, follow_aliases
+from guardedllm.types import ChatCompletion, CreateEmbeddingResponse
 
 if TYPE_CHECKING:
     from guardedllm.params import ChatCompletionMessageParam
@@ -122,10 +123,14 @@ def _reached(registry: Registry, name: str) -> list[str]:
 
 
 def _call(client: Client, registry: Registry, deployment: str) -> SmokeResult:
+    response: ChatCompletion | CreateEmbeddingResponse
     try:
-        response = client.chat.completions.create(
-            model=deployment, messages=SMOKE_MESSAGES, max_tokens=1
-        )
+        if registry.models[deployment].is_embedding:  # the smallest call it answers
+            response = client.embeddings.create(model=deployment, input="ping")
+        else:
+            response = client.chat.completions.create(
+                model=deployment, messages=SMOKE_MESSAGES, max_tokens=1
+            )
     except GuardedLLMError as exc:
         cause = exc.__cause__ if isinstance(exc.__cause__, GuardedLLMError) else exc
         attempt = exc.attempts[-1] if exc.attempts else None

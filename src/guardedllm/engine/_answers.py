@@ -18,9 +18,12 @@ from guardedllm.estimate import Calibrator
 from guardedllm.guards import Permit
 from guardedllm.state.flow import Flow
 from guardedllm.telemetry import AttemptSpan, CallSpan
-from guardedllm.types import ChatCompletion, ChatRequest
+from guardedllm.types import ChatCompletion, ChatRequest, CreateEmbeddingResponse
 
-__all__ = ["answered", "finished", "send", "stream_started"]
+__all__ = ["Answer", "answered", "finished", "send", "stream_started"]
+
+# What a call that is not a stream returns: a chat completion, or an embeddings answer.
+Answer = ChatCompletion | CreateEmbeddingResponse
 
 
 def send(
@@ -47,22 +50,27 @@ def answered(
     attempt: Turn,
     *,
     number: int,
-    result: ChatCompletion,
+    result: Answer,
     status: int | None,
     latency: float,
     attempt_span: AttemptSpan,
     cost: float | None,
     now: float,
-) -> ChatCompletion:
+) -> Answer:
     """The answer, once the guards have settled it (``_phases.settle_answer``)."""
     call.record(attempt.target, number, status=status, latency=latency)
     call.answered = attempt
-    attempt_span.end_ok(result, status=status or 200, cost_usd=cost, now=now)
+    if isinstance(result, ChatCompletion):
+        attempt_span.end_ok(result, status=status or 200, cost_usd=cost, now=now)
+    else:  # no choices to summarise: the span has the usage
+        attempt_span.end_ok(
+            None, status=status or 200, usage=result.billed(), cost_usd=cost, now=now
+        )
     call.bill(cost)
     return result  # its guard info is added once the call is over (``finished``)
 
 
-def finished(call: Call, result: ChatCompletion, *, now: float) -> ChatCompletion:
+def finished(call: Call, result: Answer, *, now: float) -> Answer:
     """The answer with the whole call's guard info, the call span ended."""
     guard = call.guard_info(cost_usd=call.billed, now=now)
     call.span.end_ok(guard, now=call.started + guard.latency_s)

@@ -51,6 +51,7 @@ from guardedllm._structured import answer_check, require_schema, schema_of
 from guardedllm.engine._answers import answered, finished, send, stream_started
 from guardedllm.engine._call import Call, Settings, Turn
 from guardedllm.engine._counting import counted
+from guardedllm.engine._embeddings import check_kinds, with_usage
 from guardedllm.engine._failures import failed
 from guardedllm.engine._guards import Guards
 from guardedllm.engine._hedge import LatencyWindow, RaceSettings, hedge_partner, race
@@ -102,14 +103,18 @@ from guardedllm.state import StateBackend
 from guardedllm.state.failover import OnError
 from guardedllm.telemetry import EVENT_LOCAL_STATE, CallSpan, Telemetry
 from guardedllm.telemetry import _semconv as sc
-from guardedllm.types import ChatCompletion, ChatRequest
+from guardedllm.types import ChatCompletion, ChatRequest, CreateEmbeddingResponse
 
 if TYPE_CHECKING:
     from guardedllm.record import Recorder
 
 __all__ = ["Engine"]
 
-Flow = Generator[Step, Outcome | None, ChatCompletion | StreamStart]
+Flow = Generator[Step, Outcome | None, ChatCompletion | CreateEmbeddingResponse | StreamStart]
+# What one deployment's turns end in: the result, or None to move on.
+Turned = Generator[
+    Step, Outcome | None, ChatCompletion | CreateEmbeddingResponse | StreamStart | None
+]
 
 
 _NO_POLICY = Policy()
@@ -261,9 +266,12 @@ class Engine:
             # A shadow copy's policy is complete as given: the client's would add fallbacks.
             effective = policy if shadow_of is not None and policy else self._policy(policy)
             features = features_for(request, effective)
-            # Recorded: a sampled call, and the copy of a recorded one.
+            # Recorded: a sampled call, and the copy of a recorded one; an embeddings call is
+            # not (the recorder's format is chat's).
             recorded = self.recorder is not None and (shadow_of is None or record_of is not None)
-            draft = draft_for(self, features, record_of) if recorded else None
+            draft = (
+                draft_for(self, features, record_of) if recorded and not request.embedding else None
+            )
             plan = self._plan(request, effective, features)
             call = Call(
                 clock=self._clock,
@@ -291,14 +299,15 @@ class Engine:
             result = yield from self._route(call, request, validator)
             if not self.inline:
                 self._note_local_state(span, local_ops)
-            if job is not None:
+            # No shadow copy is made of an embeddings call (``check_kinds``).
+            if job is not None and not isinstance(result, CreateEmbeddingResponse):
                 self._hand_over(call, job, result)
                 if isinstance(result, StreamStart):  # its guard info predates the copy
                     tracker = result.tracker
                     tracker.guard = attrs.evolve(tracker.guard, decisions=tuple(call.decisions))
-            if isinstance(result, ChatCompletion):
+            if not isinstance(result, StreamStart):
                 result = finished(call, result, now=self._clock())
-                if draft is not None:
+                if draft is not None and isinstance(result, ChatCompletion):
                     record_answer(self, call, result)
             return result
         except GuardedLLMError as exc:
@@ -372,9 +381,7 @@ class Engine:
                 return result
         raise call.final_error()
 
-    def _on_deployment(
-        self, call: Call, request: ChatRequest, deployment: Deployment
-    ) -> Generator[Step, Outcome | None, ChatCompletion | StreamStart | None]:
+    def _on_deployment(self, call: Call, request: ChatRequest, deployment: Deployment) -> Turned:
         """Try one deployment: the result, or None to move on (the reason is on ``call``).
 
         The turns (the attempt, and a hedge once there is one) are let go of here whatever
@@ -400,9 +407,7 @@ class Engine:
             yield from run_phase(guards, close_turns(guards, turns))
         return result
 
-    def _turns(
-        self, call: Call, request: ChatRequest, turns: list[Turn]
-    ) -> Generator[Step, Outcome | None, ChatCompletion | StreamStart | None]:
+    def _turns(self, call: Call, request: ChatRequest, turns: list[Turn]) -> Turned:
         attempt = turns[0]
         deployment = attempt.deployment
         guards = self.guards
@@ -467,7 +472,11 @@ class Engine:
                     max_body_bytes=self.max_body_bytes,
                 )
             result, error, status = settle(
-                outcome, winner.wire, winner.target, wall_clock=self._wall_clock
+                outcome,
+                winner.wire,
+                winner.target,
+                wall_clock=self._wall_clock,
+                embedding=request.embedding,
             )
             if error is None:
                 self.latencies.record(winner.deployment.name, latency)
@@ -487,12 +496,20 @@ class Engine:
                         record=partial(record_call, self) if call.draft is not None else None,
                     )
                 assert result is not None
+                calibrator: Calibrator | None = self.calibrator
+                if isinstance(result, CreateEmbeddingResponse):
+                    if result.usage is None:  # the estimate stands in: nothing to learn
+                        calibrator = None
+                        result = with_usage(result, winner.estimate)
+                    usage = result.billed()
+                else:
+                    usage = result.usage
                 settlement = settle_answer(
                     guards,
-                    self.calibrator,
+                    calibrator,
                     winner,
                     outcome,
-                    result.usage,
+                    usage,
                     latency=latency,
                     span=call.span,
                 )
@@ -565,10 +582,11 @@ class Engine:
     ) -> Plan:
         """The call's plan; a split with no key draws from the engine's random source
         (``random=None``: takes its heaviest arm, as an estimate does). Its provider options
-        must each name a provider kind or a provider of the registry."""
+        must each name a provider kind or a provider of the registry, and a call to a deployment
+        of the other kind (chat, embedding) is refused here (``_embeddings.check_kinds``)."""
         if request.provider_options:
             check_provider_options(request, self.registry.providers)
-        return plan_route(
+        plan = plan_route(
             self.registry,
             request,
             policy,
@@ -577,3 +595,5 @@ class Engine:
             latencies=self.latencies,
             random=self._random if random == "engine" else random,
         )
+        check_kinds(plan, request, hedging=policy.hedge_after_s is not None)
+        return plan

@@ -31,7 +31,7 @@ from guardedllm.registry import Deployment
 from guardedllm.state.flow import Flow, lockstep
 from guardedllm.telemetry import EVENT_HEDGE, AttemptSpan
 from guardedllm.telemetry import _semconv as sc
-from guardedllm.types import ChatRequest
+from guardedllm.types import ChatCompletion, ChatRequest
 
 if TYPE_CHECKING:
     from guardedllm.engine._guards import Guards
@@ -262,7 +262,8 @@ def _settle_loser(
             if outcome is None
             else settle(outcome, turn.wire, turn.target, wall_clock=settings.wall_clock)[0]
         )
-        usage = result.usage if result is not None else None
+        # Embeddings are never hedged (``_embeddings.check_kinds``): a chat answer or none.
+        usage = result.usage if isinstance(result, ChatCompletion) else None
         flows: list[Flow[object]] = [turn.release_permit(guards, guard_now)]
         if outcome is None:  # started before ``account``, which takes the grant off the turn
             flows.append(turn.settle_grant(guards, guard_now))

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from guardedllm.engine._call import Turn
+from guardedllm.engine._embeddings import embedding_wire
 from guardedllm.engine._steps import Answered, Failed, Outcome, StreamStarted
 from guardedllm.errors import GuardedLLMError, redact
 from guardedllm.guards import Reservation
@@ -18,7 +19,7 @@ from guardedllm.providers.base import Target, WireFormat
 from guardedllm.registry import Deployment
 from guardedllm.routing import usage_cost
 from guardedllm.state.flow import Flow, lockstep
-from guardedllm.types import ChatCompletion, Usage
+from guardedllm.types import ChatCompletion, CreateEmbeddingResponse, EmbeddingRequest, Usage
 
 if TYPE_CHECKING:
     from guardedllm.engine._guards import Guards
@@ -33,9 +34,11 @@ def settle(
     target: Target,
     *,
     wall_clock: Callable[[], float],
-) -> tuple[ChatCompletion | None, GuardedLLMError | None, int | None]:
+    embedding: EmbeddingRequest | None = None,
+) -> tuple[ChatCompletion | CreateEmbeddingResponse | None, GuardedLLMError | None, int | None]:
     """(parsed response, error, status) for one attempt's outcome (``wall_clock`` dates a
-    Retry-After given as a date).
+    Retry-After given as a date). With ``embedding`` (an embeddings call), a 2xx body is read
+    as an embeddings answer (the wire format is an ``EmbeddingWire``: ``_prepare`` checked).
 
     Every error born of a vendor's answer before a stream is committed passes here (an error
     status, a 2xx body that holds an error or does not parse, a stream's error event or garbage
@@ -55,6 +58,9 @@ def settle(
         )
         return None, redact(error, target.api_key), outcome.status
     try:
+        if embedding is not None:
+            parsed = embedding_wire(wire, target).parse_embeddings(outcome.body, target, embedding)
+            return parsed, None, outcome.status
         return wire.parse_response(outcome.body, target), None, outcome.status
     except GuardedLLMError as exc:
         return None, redact(exc, target.api_key), outcome.status
@@ -75,7 +81,7 @@ def learn(guards: Guards, attempt: Turn, outcome: object) -> Flow[None] | None:
 
 
 def account(
-    guards: Guards, calibrator: Calibrator, attempt: Turn, usage: Usage | None
+    guards: Guards, calibrator: Calibrator | None, attempt: Turn, usage: Usage | None
 ) -> Flow[float | None]:
     """Settle an answered attempt: calibration (learning from the vendor's count of a request
     we estimated), rate-limit correction, spend, the last two side by side. Returns its cost
@@ -86,7 +92,9 @@ def account(
     could not be worked out (to the worst case) or the correction fails. A reservation left
     held would shrink its budget until the window ends. The attempt's rate-limit grant is
     settled here too: corrected to the usage, or kept whole when there is none (``Turn.close``
-    gives nothing back)."""
+    gives nothing back). ``calibrator`` None: the usage is our own estimate (a Gemini
+    embeddings answer has none), which calibration must not learn from, or it would learn its
+    own margin back, compounding."""
     deployment = attempt.deployment
     reservation, attempt.reservation = attempt.reservation, None
     attempt.grant = None
@@ -96,12 +104,13 @@ def account(
         if usage is not None:
             cost = usage_cost(deployment, usage)
             estimate = attempt.estimate
-            calibrator.observe(
-                deployment.name,
-                counted=estimate.counted_tokens,
-                estimated=estimate.input_tokens,
-                actual=usage.prompt_tokens,
-            )
+            if calibrator is not None:
+                calibrator.observe(
+                    deployment.name,
+                    counted=estimate.counted_tokens,
+                    estimated=estimate.input_tokens,
+                    actual=usage.prompt_tokens,
+                )
             flows.append(
                 guards.limiter.correct_flow(
                     deployment.name,

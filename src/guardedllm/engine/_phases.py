@@ -164,7 +164,7 @@ def acquire(guards: Guards, turn: Turn) -> Flow[RateDecision]:
 
 def settle_answer(
     guards: Guards,
-    calibrator: Calibrator,
+    calibrator: Calibrator | None,
     turn: Turn,
     outcome: Outcome | None,
     usage: Usage | None,

@@ -12,6 +12,7 @@ import attrs
 
 from guardedllm.engine._call import Call, Turn
 from guardedllm.engine._counting import counted
+from guardedllm.engine._embeddings import check_batch, embedding_wire
 from guardedllm.engine._phases import run_phase
 from guardedllm.engine._refusals import check_preflight, reserve
 from guardedllm.engine._steps import Outcome, Step
@@ -60,6 +61,12 @@ def prepare(
         attempt.timeout_cap = call.settings.attempt_timeout(
             engine.registry.provider_of(deployment).timeout_s, engine.registry.defaults
         )
+        if call.settings.exact_tokens and not estimate.exact and request.embedding is not None:
+            raise InvalidRequestError(
+                f"{deployment.name}: the policy asks for exact token counts (exact_tokens), "
+                "and no vendor counts an embeddings call's tokens before it is made; drop "
+                "exact_tokens for embeddings, or route them to an OpenAI-kind provider."
+            )
         if count and call.settings.exact_tokens and not estimate.exact:
             estimate = yield from counted(
                 request,
@@ -75,6 +82,14 @@ def prepare(
         attempt.estimate = estimate
         attempt.tokens = estimate.input_tokens + estimate.max_output_tokens
         call.span.set_estimate(estimate)
+        if request.embedding is not None:  # its own limits first: they say what to split
+            embedding_wire(attempt.wire, attempt.target)
+            check_batch(
+                deployment,
+                attempt.target.kind,
+                call.plan.counts.items(deployment.tokenizer),
+                estimate,
+            )
         check_preflight(
             deployment,
             estimate,

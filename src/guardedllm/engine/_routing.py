@@ -314,7 +314,7 @@ def first_text(completion: ChatCompletion | None) -> str | None:
 def shadow_flow(
     job: ShadowJob,
     *,
-    run: Callable[..., Generator[Step, Outcome | None, ChatCompletion | StreamStart]],
+    run: Callable[..., Generator[Step, Outcome | None, object]],
     clock: Callable[[], float],
     shadows: ShadowBook,
     record: Callable[[str, ShadowResult], None] | None = None,

@@ -39,4 +39,5 @@ def target_for(
         api_version=provider.api_version,
         headers=provider.headers,
         max_output_tokens=deployment.max_output_tokens,
+        dimensions=deployment.dimensions,
     )

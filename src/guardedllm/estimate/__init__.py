@@ -11,6 +11,7 @@ from __future__ import annotations
 from guardedllm.estimate._calibration import CalibrationStats, Calibrator
 from guardedllm.estimate._cost import Prices, cost_usd
 from guardedllm.estimate._count import TokenCount, count_chat_tokens
+from guardedllm.estimate._embedding import count_embedding_inputs, estimate_embedding
 from guardedllm.estimate._encodings import BUNDLED_ENCODINGS, get_encoding
 from guardedllm.estimate._estimate import (
     DEFAULT_EXPECTED_OUTPUT_TOKENS,
@@ -50,6 +51,8 @@ __all__ = [
     "TokenCount",
     "cost_usd",
     "count_chat_tokens",
+    "count_embedding_inputs",
+    "estimate_embedding",
     "estimate_request",
     "get_encoding",
     "image_tokens",

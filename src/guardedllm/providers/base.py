@@ -20,10 +20,18 @@ import attrs
 import httpx
 
 from guardedllm.errors import InvalidRequestError, ProviderError, ResponseFormatError
-from guardedllm.types import ChatCompletion, ChatCompletionChunk, ChatRequest, Usage
+from guardedllm.types import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatRequest,
+    CreateEmbeddingResponse,
+    EmbeddingRequest,
+    Usage,
+)
 
 __all__ = [
     "KEY_HEADERS",
+    "EmbeddingWire",
     "GuardedFields",
     "KeyMaskedHeaders",
     "StreamDecoder",
@@ -85,6 +93,10 @@ class Target:
     # The deployment's output ceiling: vendors that require max_tokens (Anthropic) get this
     # when the caller gave none.
     max_output_tokens: int | None = None
+    # An embedding deployment's declared vector length: sent to a vendor whose models take any
+    # length (Gemini) when the caller asks for none, so that a route's fallbacks, which share
+    # one length, answer in it.
+    dimensions: int | None = None
 
     def url(self, path: str) -> str:
         """``base_url`` joined with ``path`` (exactly one slash between them)."""
@@ -139,6 +151,19 @@ class WireFormat(Protocol):
 
     def stream_decoder(self, target: Target) -> StreamDecoder:
         """A fresh decoder for one streamed 2xx body."""
+        ...
+
+
+@runtime_checkable
+class EmbeddingWire(Protocol):
+    """A wire format whose vendor has an embeddings endpoint (OpenAI, Azure, OpenAI-compatible,
+    Gemini): ``build_request`` builds it for a request with ``embedding`` set, and this reads
+    its 2xx answer. The engine asks for it before sending an embeddings call anywhere."""
+
+    def parse_embeddings(
+        self, body: bytes, target: Target, embedding: EmbeddingRequest
+    ) -> CreateEmbeddingResponse:
+        """Parse a 2xx embeddings body. Raises ``ResponseFormatError`` on malformed bodies."""
         ...
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from guardedllm.errors import InvalidRequestError, ProviderError
+from guardedllm.providers._embeddings import gemini_embedding_body, parse_gemini_embeddings
 from guardedllm.providers._gemini_request import request_body
 from guardedllm.providers._gemini_response import (
     GeminiStreamDecoder,
@@ -30,7 +31,12 @@ from guardedllm.providers.base import (
     read_count,
     retry_after_seconds,
 )
-from guardedllm.types import ChatCompletion, ChatRequest
+from guardedllm.types import (
+    ChatCompletion,
+    ChatRequest,
+    CreateEmbeddingResponse,
+    EmbeddingRequest,
+)
 
 __all__ = ["DEFAULT_API_VERSION", "GeminiStreamDecoder", "GeminiWire"]
 
@@ -45,12 +51,18 @@ class GeminiWire:
     kind = "gemini"
 
     def build_request(self, request: ChatRequest, target: Target) -> httpx.Request:
-        content = _json_bytes(request_body(request, target))
         model = _model_path(target)
+        embedding = request.embedding
+        if embedding is not None:
+            content = _json_bytes(gemini_embedding_body(request, embedding, target, model))
+        else:
+            content = _json_bytes(request_body(request, target))
         version = target.api_version or DEFAULT_API_VERSION
         headers = {"content-type": "application/json"}
         params: dict[str, str] = {}
-        if request.stream:
+        if embedding is not None:
+            method = "embedContent" if embedding.single else "batchEmbedContents"
+        elif request.stream:
             method = "streamGenerateContent"
             params["alt"] = "sse"
             headers["accept"] = "text/event-stream"
@@ -88,6 +100,11 @@ class GeminiWire:
 
     def parse_response(self, body: bytes, target: Target) -> ChatCompletion:
         return parse_response(body, target)
+
+    def parse_embeddings(
+        self, body: bytes, target: Target, embedding: EmbeddingRequest
+    ) -> CreateEmbeddingResponse:
+        return parse_gemini_embeddings(body, target, embedding)
 
     def parse_error(
         self, status: int, headers: httpx.Headers, body: bytes, target: Target, *, now: float

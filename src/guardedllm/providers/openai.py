@@ -36,6 +36,7 @@ import attrs
 import httpx
 
 from guardedllm.errors import InvalidRequestError, ProviderError
+from guardedllm.providers._embeddings import openai_embedding_body, parse_openai_embeddings
 from guardedllm.providers._openai_response import (
     VendorError,
     mapped_error,
@@ -52,7 +53,12 @@ from guardedllm.providers.base import (
     post_request,
     retry_after_seconds,
 )
-from guardedllm.types import ChatCompletion, ChatRequest
+from guardedllm.types import (
+    ChatCompletion,
+    ChatRequest,
+    CreateEmbeddingResponse,
+    EmbeddingRequest,
+)
 
 __all__ = ["AzureOpenAIWire", "OpenAIStreamDecoder", "OpenAIWire"]
 
@@ -122,6 +128,11 @@ class _ChatCompletionsWire:
     def parse_response(self, body: bytes, target: Target) -> ChatCompletion:
         return parse_completion(body, target)
 
+    def parse_embeddings(
+        self, body: bytes, target: Target, embedding: EmbeddingRequest
+    ) -> CreateEmbeddingResponse:
+        return parse_openai_embeddings(body, target, embedding)
+
     def parse_error(
         self, status: int, headers: httpx.Headers, body: bytes, target: Target, *, now: float
     ) -> ProviderError:
@@ -155,10 +166,15 @@ class OpenAIWire(_ChatCompletionsWire):
     (``max_tokens_field="max_tokens"``): POST ``{base_url}/chat/completions``, bearer auth."""
 
     def build_request(self, request: ChatRequest, target: Target) -> httpx.Request:
-        body = _request_body(request, target, self.max_tokens_field, include_model=True)
+        if request.embedding is not None:
+            body = openai_embedding_body(request, request.embedding, target, include_model=True)
+            path = "embeddings"
+        else:
+            body = _request_body(request, target, self.max_tokens_field, include_model=True)
+            path = "chat/completions"
         auth = {"authorization": f"Bearer {_checked_key(target)}"} if target.api_key else {}
         return _http_request(
-            "chat/completions",
+            path,
             params=None,
             body=body,
             target=target,
@@ -184,9 +200,14 @@ class AzureOpenAIWire(_ChatCompletionsWire):
                 f"{target.deployment}: provider {target.provider!r} is azure-openai but has no "
                 'api_version; set api_version (e.g. "2024-10-21") in the provider config.'
             )
-        body = _request_body(request, target, self.max_tokens_field, include_model=False)
+        if request.embedding is not None:
+            body = openai_embedding_body(request, request.embedding, target, include_model=False)
+            endpoint = "embeddings"
+        else:
+            body = _request_body(request, target, self.max_tokens_field, include_model=False)
+            endpoint = "chat/completions"
         auth = {"api-key": _checked_key(target)} if target.api_key else {}
-        path = f"openai/deployments/{quote(target.model, safe='')}/chat/completions"
+        path = f"openai/deployments/{quote(target.model, safe='')}/{endpoint}"
         params = {"api-version": target.api_version}
         return _http_request(
             path, params=params, body=body, target=target, auth=auth, request=request

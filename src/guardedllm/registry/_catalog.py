@@ -118,6 +118,8 @@ class CatalogEntry:
             value = getattr(self, field)
             if field == "capabilities":
                 values[field] = sorted(value)
+                if self.kind != "chat":  # a config entry's kind defaults to "chat"
+                    values["kind"] = self.kind
             elif value is not None:
                 values[field] = value
         return values

@@ -29,6 +29,8 @@ _NEEDED = (
     "input_usd_per_mtok",
     "output_usd_per_mtok",
 )
+# An embedding model has no output: no output limit or price to inherit.
+_NEEDED_BY_EMBEDDING = ("tokenizer", "context_window", "input_usd_per_mtok")
 
 
 def catalog_entry_of(
@@ -75,7 +77,8 @@ def explain_uncatalogued(table: Table, kinds: Mapping[str, str | None], problems
     values = table.values
     provider, model_id = values.get("provider"), values.get("model")
     kind = kinds.get(provider) if isinstance(provider, str) else None
-    missing = [f for f in _NEEDED if f not in values]
+    needed = _NEEDED if values.get("kind", "chat") == "chat" else _NEEDED_BY_EMBEDDING
+    missing = [f for f in needed if f not in values]
     if not missing or kind not in CATALOG_VENDORS or not isinstance(model_id, str):
         return
     if load_catalog().lookup(kind, model_id) is not None:

@@ -259,6 +259,46 @@ def _check_rule_capabilities(
             )
 
 
+def _check_route_kinds(
+    layer: Layer,
+    models: Mapping[str, Deployment | None],
+    aliases: Mapping[str, str],
+    routes: Mapping[str, Route],
+    problems: Problems,
+) -> None:
+    """Everything a route may send a call to answers the same kind of call: a chat call
+    failed over to an embedding model (or the reverse) could only be refused. And embedding
+    models of one route give vectors of one length: a fallback to another length would hand
+    the caller vectors their index cannot compare with the ones it holds."""
+    known = {n: m for n, m in models.items() if m is not None}
+    for name in routes:
+        try:
+            reached = [known[d] for d in deployments_of(name, known, aliases, routes)]
+        except (ValueError, KeyError):
+            continue  # a name or cycle problem, reported where the name is
+        key = layer.routes[name].key
+        kinds = sorted({d.kind for d in reached})
+        if len(kinds) > 1:
+            problems.add(
+                key,
+                "mixes chat and embedding models ("
+                + ", ".join(f"{d.name}: {d.kind}" for d in reached)
+                + "), so some calls would reach a model that cannot answer them: keep chat "
+                "and embedding models in separate routes",
+            )
+            continue
+        embedding = [d for d in reached if d.is_embedding]
+        dimensions = {d.dimensions for d in embedding}
+        if len(embedding) > 1 and (len(dimensions) > 1 or None in dimensions):
+            problems.add(
+                key,
+                "falls back among embedding models whose vectors differ in length ("
+                + ", ".join(f"{d.name}: {d.dimensions or 'undeclared'}" for d in embedding)
+                + "), which no index can mix: route only models of one `dimensions`, "
+                "declaring it on each",
+            )
+
+
 def _kind_of(provider: Table) -> str | None:
     """A provider table's kind as written, even when the table has other problems: what its
     models' ids are checked against."""
@@ -305,6 +345,7 @@ def _build(layer: Layer, problems: Problems) -> Built | None:
         n: attrs.evolve(r, fallback=fallbacks[n]) for n, r in routes.items() if r is not None
     }
     _check_rule_capabilities(layer, models, aliases, resolved, mine)
+    _check_route_kinds(layer, models, aliases, resolved, mine)
     problems.extend(mine)
     if mine or defaults is None:
         return None

@@ -33,6 +33,7 @@ __all__ = [
     "CAPABILITIES",
     "DEFAULT_BASE_URLS",
     "ESCALATION_TRIGGERS",
+    "MODEL_KINDS",
     "PROVIDER_KINDS",
     "ROUTE_STRATEGIES",
     "Condition",
@@ -61,6 +62,10 @@ DEFAULT_BASE_URLS: Mapping[str, str] = MappingProxyType(
 # What a deployment may declare it supports. A closed set, so that a typo ("vison") is an
 # error at load time rather than a capability silently missing at call time.
 CAPABILITIES = frozenset({"tools", "vision", "json", "streaming", "reasoning"})
+
+# What a deployment answers: chat completions, or embeddings (``client.embeddings.create``).
+# A call of the other kind is refused naming the deployment, and a route never mixes kinds.
+MODEL_KINDS = ("chat", "embedding")
 
 
 def _frozen_mapping(value: Mapping[Any, Any]) -> Mapping[Any, Any]:
@@ -189,6 +194,13 @@ class Deployment:
     vendor gives no cache discount (cached tokens cost ``input_usd_per_mtok``);
     ``reasoning_usd_per_mtok`` None means reasoning tokens are billed as output.
     ``max_output_tokens`` never exceeds ``context_window``.
+
+    ``kind`` is "chat" or "embedding". An embedding deployment produces no output tokens: its
+    ``max_output_tokens`` and ``output_usd_per_mtok`` are 0, ``context_window`` is the most
+    tokens one input may have, ``dimensions`` the length of its vectors (None: not declared,
+    and then it may not share a route with another embedding deployment) and
+    ``max_batch_items`` the most inputs one request may carry (None: the vendor's limit,
+    ``defaults.EMBEDDING_MAX_BATCH_ITEMS``).
     """
 
     name: str
@@ -196,9 +208,10 @@ class Deployment:
     model: str
     tokenizer: str
     context_window: int = attrs.field(validator=_positive)
-    max_output_tokens: int = attrs.field(validator=_positive)
+    kind: str = attrs.field(default="chat", validator=attrs.validators.in_(MODEL_KINDS))
+    max_output_tokens: int = attrs.field(default=0, validator=_non_negative)
     input_usd_per_mtok: float = attrs.field(validator=_non_negative)
-    output_usd_per_mtok: float = attrs.field(validator=_non_negative)
+    output_usd_per_mtok: float = attrs.field(default=0.0, validator=_non_negative)
     cached_input_usd_per_mtok: float | None = attrs.field(default=None, validator=_non_negative)
     reasoning_usd_per_mtok: float | None = attrs.field(default=None, validator=_non_negative)
     capabilities: frozenset[str] = attrs.field(
@@ -206,6 +219,8 @@ class Deployment:
     )
     rpm: int | None = attrs.field(default=None, validator=_positive)
     tpm: int | None = attrs.field(default=None, validator=_positive)
+    dimensions: int | None = attrs.field(default=None, validator=_positive)
+    max_batch_items: int | None = attrs.field(default=None, validator=_positive)
 
     @max_output_tokens.validator
     def _fits_context(self, _: attrs.Attribute[int], value: int) -> None:
@@ -213,6 +228,17 @@ class Deployment:
             raise ArgumentError(
                 f"max_output_tokens ({value}) exceeds context_window ({self.context_window})"
             )
+        if self.kind == "chat" and value < 1:
+            raise ArgumentError(f"max_output_tokens must be > 0, got {value!r}")
+        if self.kind == "embedding" and value:
+            raise ArgumentError(
+                f"deployment {self.name!r} is an embedding model, which produces no output "
+                f"tokens: max_output_tokens must be 0, got {value!r}"
+            )
+
+    @property
+    def is_embedding(self) -> bool:
+        return self.kind == "embedding"
 
     def __attrs_post_init__(self) -> None:
         worst = worst_call_usd(

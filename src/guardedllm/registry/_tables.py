@@ -35,6 +35,7 @@ from guardedllm.registry._http import (
 from guardedllm.registry._model import (
     CAPABILITIES,
     DEFAULT_BASE_URLS,
+    MODEL_KINDS,
     PROVIDER_KINDS,
     Defaults,
     Deployment,
@@ -78,21 +79,30 @@ MODEL_FIELDS = {
     "context_window": Field(
         type="int", required=True, hint="add context_window = N, input plus output tokens"
     ),
-    "max_output_tokens": Field(
-        type="int", required=True, hint="add max_output_tokens = N from the vendor's model page"
-    ),
+    # Required of chat models only (``_CHAT_ONLY``): an embedding model has no output.
+    "max_output_tokens": Field(type="int"),
     "input_usd_per_mtok": Field(
         type="number", required=True, hint="add the vendor's USD price per million input tokens"
     ),
-    "output_usd_per_mtok": Field(
-        type="number", required=True, hint="add the vendor's USD price per million output tokens"
-    ),
+    "output_usd_per_mtok": Field(type="number"),
     "cached_input_usd_per_mtok": Field(type="number"),
     "reasoning_usd_per_mtok": Field(type="number"),
     "capabilities": Field(type="str_list"),
     "rpm": Field(type="int"),
     "tpm": Field(type="int"),
+    "kind": Field(type="str"),
+    "dimensions": Field(type="int"),
+    "max_batch_items": Field(type="int"),
 }
+
+# What a chat model needs that an embedding model has no use for, and how to add it.
+_CHAT_ONLY = {
+    "max_output_tokens": "add max_output_tokens = N from the vendor's model page",
+    "output_usd_per_mtok": "add the vendor's USD price per million output tokens",
+}
+
+# What only an embedding model may declare.
+_EMBEDDING_ONLY = ("dimensions", "max_batch_items")
 
 DEFAULTS_FIELDS = {
     "deadline_s": Field(type="number"),
@@ -239,10 +249,37 @@ def read_model(
             f"unknown tokenizer{did_you_mean(tokenizer, tokenizers)}: use a tiktoken encoding "
             f"({', '.join(sorted(tokenizers))}); for non-OpenAI models pick the closest one",
         )
+    kind = read.setdefault("kind", "chat")
+    if kind not in MODEL_KINDS:
+        mine.add(
+            table.key_of("kind"),
+            f"unknown model kind{did_you_mean(kind, MODEL_KINDS)}: use "
+            f"{' or '.join(map(repr, MODEL_KINDS))}",
+        )
+    elif kind == "chat":
+        for field, hint in _CHAT_ONLY.items():
+            if field not in read and field not in table.values:
+                mine.add(dotted(table.key, field), f"missing; every model needs it: {hint}")
+        for field in _EMBEDDING_ONLY:
+            if field in read:
+                mine.add(
+                    table.key_of(field),
+                    'only an embedding model has it: add kind = "embedding", or remove it',
+                )
+    else:
+        for field in _CHAT_ONLY:
+            if read.get(field):
+                mine.add(
+                    table.key_of(field),
+                    "an embedding model produces no output tokens: remove it (or set it to 0)",
+                )
+        read["max_output_tokens"] = 0
+        read["output_usd_per_mtok"] = 0.0
+        check_positive(read, table, list(_EMBEDDING_ONLY), "a positive count, or remove it", mine)
     check_positive(
         read,
         table,
-        ["context_window", "max_output_tokens"],
+        ["context_window", "max_output_tokens"] if kind == "chat" else ["context_window"],
         "a count of tokens from the vendor's model page",
         mine,
     )

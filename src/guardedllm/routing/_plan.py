@@ -24,6 +24,8 @@ from guardedllm.estimate import (
     TokenCount,
     cost_usd,
     count_chat_tokens,
+    count_embedding_inputs,
+    estimate_embedding,
     estimate_request,
     get_encoding,
 )
@@ -60,6 +62,13 @@ MEDIA_RATES_BY_KIND: Mapping[str, MediaTokenRates] = MappingProxyType(
 )
 
 
+# Gemini's embeddings answers carry no usage: the answer's usage, its cost and the spend
+# settled are this estimate's.
+GEMINI_EMBEDDING_USAGE_NOTE = (
+    "Gemini reports no usage for embeddings: the answer's usage and cost are this estimate"
+)
+
+
 class TokenCounts:
     """A request's prompt counted once per tokenizer (and vendor's media rates): the
     deployments of a route mostly share one, and rules, estimates and the plan all ask."""
@@ -67,9 +76,27 @@ class TokenCounts:
     def __init__(self, request: ChatRequest) -> None:
         self._request = request
         self._counts: dict[tuple[str, MediaTokenRates], TokenCount] = {}
+        self._items: dict[str, tuple[int, ...]] = {}
+
+    def items(self, tokenizer: str) -> tuple[int, ...]:
+        """An embeddings call's inputs, each counted with ``tokenizer`` (empty for a chat
+        call): what its estimate and its batch limits are worked out from."""
+        embedding = self._request.embedding
+        if embedding is None:
+            return ()
+        found = self._items.get(tokenizer)
+        if found is None:
+            found = self._items[tokenizer] = count_embedding_inputs(
+                embedding.inputs, tokenizer=tokenizer
+            )
+        return found
 
     def of(self, tokenizer: str, media: MediaTokenRates = MEDIA_RATES_CEILING) -> TokenCount:
         found = self._counts.get((tokenizer, media))
+        if found is None and self._request.embedding is not None:
+            found = self._counts[tokenizer, media] = TokenCount(
+                tokens=sum(self.items(tokenizer)), exact=True
+            )
         if found is None:
             request = self._request
             found = self._counts[tokenizer, media] = count_chat_tokens(
@@ -459,6 +486,19 @@ def estimate_on(
     shares the prompt's count with other deployments of the same tokenizer."""
     kind = registry.provider_of(deployment).kind
     exact = kind in EXACT_TOKENIZER_KINDS
+    if request.embedding is not None:
+        items = (counts if counts is not None else TokenCounts(request)).items(deployment.tokenizer)
+        return estimate_embedding(
+            items,
+            deployment_name=deployment.name,
+            tokenizer=deployment.tokenizer,
+            context_window=deployment.context_window,
+            prices=prices_of(deployment),
+            calibration=calibration,
+            safety_margin=0.0 if exact else defaults.ESTIMATE_SAFETY_MARGIN,
+            exact_tokenizer=exact,
+            notes=(GEMINI_EMBEDDING_USAGE_NOTE,) if kind == "gemini" else (),
+        )
     media = MEDIA_RATES_BY_KIND.get(kind, MEDIA_RATES_CEILING)
     return estimate_request(
         request.messages,

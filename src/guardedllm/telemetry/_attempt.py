@@ -274,7 +274,9 @@ class AttemptSpan:
         cached = self._metric_attributes_cache
         if cached is None:
             cached = {
-                sc.GEN_AI_OPERATION_NAME: sc.OPERATION_CHAT,
+                sc.GEN_AI_OPERATION_NAME: (
+                    self._call.operation if self._call is not None else sc.OPERATION_CHAT
+                ),
                 sc.GEN_AI_PROVIDER_NAME: self.provider,
                 sc.GEN_AI_REQUEST_MODEL: self.vendor_model,
                 sc.GUARDEDLLM_DEPLOYMENT: self.deployment,

@@ -31,11 +31,19 @@ class ResponseSummary:
     chunks: int | None = None  # for streams: how many chunks arrived
 
 
+def operation_of(request: ChatRequest | None) -> str:
+    """The call's ``gen_ai.operation.name``: "embeddings" for an embeddings call, else
+    "chat"."""
+    if request is not None and request.embedding is not None:
+        return sc.OPERATION_EMBEDDINGS
+    return sc.OPERATION_CHAT
+
+
 def request_attributes(request: ChatRequest) -> Attributes:
     """The ``gen_ai.request.*`` attributes the caller's parameters give (model excluded: the call
     span names what was requested, each attempt span the vendor's model)."""
     attributes: Attributes = {
-        sc.GEN_AI_OPERATION_NAME: sc.OPERATION_CHAT,
+        sc.GEN_AI_OPERATION_NAME: operation_of(request),
         sc.GEN_AI_REQUEST_STREAM: request.stream,
     }
     if request.max_tokens is not None:

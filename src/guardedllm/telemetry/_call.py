@@ -34,6 +34,7 @@ from guardedllm.telemetry import _semconv as sc
 from guardedllm.telemetry._attempt import NOOP_ATTEMPT, AttemptSpan, record_error
 from guardedllm.telemetry._attributes import (
     Attributes,
+    operation_of,
     request_attributes,
     summary_attributes,
     usage_attributes,
@@ -74,6 +75,7 @@ class CallSpan:
         "_span",
         "_started",
         "_tracer",
+        "operation",
     )
 
     def __init__(
@@ -98,6 +100,7 @@ class CallSpan:
         self._record_content = record_content
         self._request = request
         self._requested = requested
+        self.operation = operation_of(request)
         self._started = started
         self._ended = ended
         self._request_attributes: Attributes | None = None
@@ -171,10 +174,10 @@ class CallSpan:
 
         span = start_span(
             self._tracer,
-            f"{sc.OPERATION_CHAT} {vendor_model}",
+            f"{self.operation} {vendor_model}",
             self.context,
             {
-                sc.GEN_AI_OPERATION_NAME: sc.OPERATION_CHAT,
+                sc.GEN_AI_OPERATION_NAME: self.operation,
                 sc.GEN_AI_REQUEST_MODEL: vendor_model,
                 sc.GEN_AI_PROVIDER_NAME: semconv_provider,
             },
@@ -338,7 +341,7 @@ class CallSpan:
         # tried last), what was requested (the alias or route: the call's gen_ai.request.model),
         # the model that responded, the server, and error.type when the call failed.
         attributes: Attributes = {
-            sc.GEN_AI_OPERATION_NAME: sc.OPERATION_CHAT,
+            sc.GEN_AI_OPERATION_NAME: self.operation,
             sc.GEN_AI_REQUEST_MODEL: self._requested,
         }
         source = self._answer or self._last

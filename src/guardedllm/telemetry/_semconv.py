@@ -23,6 +23,7 @@ SCHEMA_URL: Final = f"https://opentelemetry.io/schemas/{SEMCONV_VERSION}"
 INSTRUMENTATION_NAME: Final = "guardedllm"
 
 OPERATION_CHAT: Final = "chat"
+OPERATION_EMBEDDINGS: Final = "embeddings"
 
 # --------------------------------------------------------------------------- span attributes
 

@@ -13,6 +13,7 @@ from opentelemetry.trace import TracerProvider
 
 from guardedllm._version import __version__
 from guardedllm.telemetry import _semconv as sc
+from guardedllm.telemetry._attributes import operation_of
 from guardedllm.telemetry._call import NOOP_CALL, CallSpan, start_span
 from guardedllm.telemetry._instruments import BreakerSource, BudgetSource, Instruments
 from guardedllm.types import ChatRequest
@@ -94,11 +95,12 @@ class Telemetry:
         if instruments is None and tracer is None:  # no SDK: nothing would be recorded
             return NOOP_CALL
         parent = parent_context if parent_context is not None else otel_context.get_current()
+        operation = operation_of(request)
         span = start_span(
             tracer,
-            f"{sc.OPERATION_CHAT} {requested}",
+            f"{operation} {requested}",
             parent,
-            {sc.GEN_AI_OPERATION_NAME: sc.OPERATION_CHAT, sc.GEN_AI_REQUEST_MODEL: requested},
+            {sc.GEN_AI_OPERATION_NAME: operation, sc.GEN_AI_REQUEST_MODEL: requested},
         )
         call = CallSpan(
             span=span,

@@ -44,11 +44,13 @@ class FakeProvider:
             ...
             assert fake.requests[0].headers["authorization"] == "Bearer x"
 
-    Endpoints: ``POST /v1/chat/completions`` (OpenAI);
+    Endpoints: ``POST /v1/chat/completions`` and ``/v1/embeddings`` (OpenAI);
     ``POST /openai/deployments/{deployment}/chat/completions?api-version=...`` and
-    ``POST /openai/v1/chat/completions`` (Azure); ``POST /v1/messages`` and
-    ``/v1/messages/count_tokens`` (Anthropic); ``POST /v1beta/models/{model}:generateContent``,
-    ``:streamGenerateContent`` and ``:countTokens`` (Gemini; ``/v1/models/...`` too).
+    ``POST /openai/v1/chat/completions``, with ``.../embeddings`` beside each (Azure);
+    ``POST /v1/messages`` and ``/v1/messages/count_tokens`` (Anthropic);
+    ``POST /v1beta/models/{model}:generateContent``, ``:streamGenerateContent``,
+    ``:countTokens``, ``:embedContent`` and ``:batchEmbedContents`` (Gemini;
+    ``/v1/models/...`` too).
 
     ``models=None`` serves every model id; a collection makes every other id answer 404
     model-not-found in the vendor's format. ``port`` fixes the port (so a static config file
@@ -224,7 +226,7 @@ class FakeProvider:
     ) -> ScriptRule:
         """Queue a rule for the next ``times`` requests (None: all) matching ``model``,
         ``vendor`` ("openai", "azure", "anthropic", "gemini") and ``endpoint`` ("chat",
-        "count_tokens"); None matches anything.
+        "count_tokens", "embeddings"); None matches anything.
 
         Rules are FIFO: a request takes the oldest matching rule with uses left, so queued
         one-shot rules play in order; a ``times=None`` rule shadows later ones until

@@ -154,6 +154,7 @@ class Route:
     endpoint: Endpoint
     path_model: str | None = None
     stream: bool = False
+    batch: bool = False  # Gemini's batchEmbedContents (embedContent takes one input)
 
 
 @attrs.frozen(kw_only=True)

@@ -29,6 +29,7 @@ from aiohttp import web
 
 from guardedllm.testing._anthropic import AnthropicFormat
 from guardedllm.testing._catalog import ModelCatalog
+from guardedllm.testing._embeddings import embeddings_answer, read_embeddings
 from guardedllm.testing._gemini import GeminiFormat
 from guardedllm.testing._journal import Journal, RecordedRequest
 from guardedllm.testing._openai import AzureFormat, OpenAIFormat
@@ -41,15 +42,22 @@ from guardedllm.testing._replies import (
     VendorFormat,
     compose_reply,
 )
-from guardedllm.testing._script import DEFAULT_BEHAVIOUR, Behaviour, RuleBook, Vendor
+from guardedllm.testing._script import DEFAULT_BEHAVIOUR, Behaviour, Endpoint, RuleBook, Vendor
 
 __all__ = ["Responder", "route_for"]
 
 _GEMINI = re.compile(
     r"/(?:v1|v1beta)/models/(?P<model>[^/:]+):"
-    r"(?P<action>generateContent|streamGenerateContent|countTokens)"
+    r"(?P<action>generateContent|streamGenerateContent|countTokens|embedContent|batchEmbedContents)"
 )
-_AZURE_DEPLOYMENT = re.compile(r"/openai/deployments/(?P<model>[^/]+)/chat/completions")
+_AZURE_DEPLOYMENT = re.compile(
+    r"/openai/deployments/(?P<model>[^/]+)/(?P<endpoint>chat/completions|embeddings)"
+)
+_GEMINI_ENDPOINTS: dict[str, Endpoint] = {
+    "countTokens": "count_tokens",
+    "embedContent": "embeddings",
+    "batchEmbedContents": "embeddings",
+}
 
 FORMATS: dict[Vendor, VendorFormat] = {
     "openai": OpenAIFormat(),
@@ -69,17 +77,23 @@ def route_for(method: str, path: str) -> Route | None:
         return Route(vendor="anthropic", endpoint="chat")
     if path == "/v1/messages/count_tokens":
         return Route(vendor="anthropic", endpoint="count_tokens")
+    if path == "/v1/embeddings":
+        return Route(vendor="openai", endpoint="embeddings")
     if path == "/openai/v1/chat/completions":
         return Route(vendor="azure", endpoint="chat")
+    if path == "/openai/v1/embeddings":
+        return Route(vendor="azure", endpoint="embeddings")
     if match := _AZURE_DEPLOYMENT.fullmatch(path):
-        return Route(vendor="azure", endpoint="chat", path_model=match["model"])
+        endpoint: Endpoint = "chat" if match["endpoint"] == "chat/completions" else "embeddings"
+        return Route(vendor="azure", endpoint=endpoint, path_model=match["model"])
     if match := _GEMINI.fullmatch(path):
         action = match["action"]
         return Route(
             vendor="gemini",
-            endpoint="count_tokens" if action == "countTokens" else "chat",
+            endpoint=_GEMINI_ENDPOINTS.get(action, "chat"),
             path_model=match["model"],
             stream=action == "streamGenerateContent",
+            batch=action == "batchEmbedContents",
         )
     return None
 
@@ -182,6 +196,16 @@ class Responder:
         if scripted is not None:
             return scripted
         assert route is not None  # _scripted answered every unrouted request
+        if route.endpoint == "embeddings":
+            try:
+                self._admit(incoming, route)
+                embedding = read_embeddings(incoming.fmt.vendor, route, incoming.payload)
+                self._known(embedding.model)
+            except Rejected as rejected:
+                return incoming.failure(rejected.failure, headers)
+            headers["Content-Type"] = incoming.fmt.json_content_type
+            body = _dumps(embeddings_answer(embedding))
+            return await self._send(request, body, behaviour, headers)
         try:
             exchange = self._check(incoming, route)
         except Rejected as rejected:
@@ -290,6 +314,13 @@ class Responder:
 
     def _check(self, incoming: _Incoming, route: Route) -> Exchange:
         """What the real vendor checks before answering, in its order; raises ``Rejected``."""
+        self._admit(incoming, route)
+        exchange = incoming.fmt.interpret(route, incoming.payload, incoming.query)
+        self._known(exchange.model)
+        return exchange
+
+    def _admit(self, incoming: _Incoming, route: Route) -> None:
+        """The checks before the vendor reads the body: the path's own, the key, the JSON."""
         fmt = incoming.fmt
         fmt.preflight(route, incoming.headers, incoming.query)
         if self._api_key is not None:
@@ -300,10 +331,10 @@ class Responder:
                 raise Rejected(Failure(kind="wrong_key", status=401))
         if not incoming.valid_json:
             raise Rejected(Failure(kind="malformed_json", status=400))
-        exchange = fmt.interpret(route, incoming.payload, incoming.query)
-        if not self._catalog.knows(exchange.model):
-            raise Rejected(Failure(kind="model_not_found", status=404, model=exchange.model))
-        return exchange
+
+    def _known(self, model: str) -> None:
+        if not self._catalog.knows(model):
+            raise Rejected(Failure(kind="model_not_found", status=404, model=model))
 
     async def _send(
         self, request: web.BaseRequest, body: bytes, behaviour: Behaviour, headers: dict[str, str]

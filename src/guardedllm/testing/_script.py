@@ -34,9 +34,9 @@ __all__ = [
 ]
 
 Vendor = Literal["openai", "azure", "anthropic", "gemini"]
-Endpoint = Literal["chat", "count_tokens"]
+Endpoint = Literal["chat", "count_tokens", "embeddings"]
 VENDORS: tuple[Vendor, ...] = ("openai", "azure", "anthropic", "gemini")
-ENDPOINTS: tuple[Endpoint, ...] = ("chat", "count_tokens")
+ENDPOINTS: tuple[Endpoint, ...] = ("chat", "count_tokens", "embeddings")
 
 
 def _non_negative(_: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
