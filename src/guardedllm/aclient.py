@@ -62,7 +62,7 @@ from guardedllm.engine import (
 )
 from guardedllm.errors import ArgumentTypeError, GuardedLLMError
 from guardedllm.estimate import Estimate
-from guardedllm.policy import Policy, current_policy
+from guardedllm.policy import Policy, call_policy, current_policy
 from guardedllm.registry import RecordConfig, Registry
 from guardedllm.state._background import Background, StepInFlight
 from guardedllm.types import (
@@ -229,9 +229,7 @@ class _AsyncCompletions:
         guards for this call; ``timeout`` bounds each HTTP attempt. The arguments' types are in
         ``guardedllm.params``."""
         request = chat_request(model=model, messages=messages, stream=stream, **params)  # type: ignore[arg-type]  # checked at run time
-        policy = current_policy(policy)
-        if timeout is not None:
-            policy = Policy(timeout_s=timeout).over(policy)
+        policy = call_policy(policy, timeout)
         return await self._client._call(request, policy)
 
     async def parse(
@@ -303,9 +301,7 @@ class _AsyncEmbeddings:
             extra_body=extra_body,
             provider_options=provider_options,
         )
-        policy = current_policy(policy)
-        if timeout is not None:
-            policy = Policy(timeout_s=timeout).over(policy)
+        policy = call_policy(policy, timeout)
         result = await self._client._drive(
             self._client._engine.run(request, policy, context=otel_context.get_current())
         )

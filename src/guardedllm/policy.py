@@ -22,7 +22,7 @@ from guardedllm.errors import ArgumentError, ArgumentTypeError
 if TYPE_CHECKING:
     from guardedllm.types import ChatCompletion
 
-__all__ = ["Policy", "current_policy", "policy_scope"]
+__all__ = ["Policy", "call_policy", "current_policy", "policy_scope"]
 
 
 def _number(attribute: attrs.Attribute[Any], value: object, *, whole: bool = False) -> None:
@@ -182,6 +182,15 @@ def current_policy(policy: Policy | None = None) -> Policy | None:
     if scoped is None:
         return policy
     return policy.over(scoped) if policy is not None else scoped
+
+
+def call_policy(policy: Policy | None, timeout: float | None) -> Policy | None:
+    """The policy of one call: its own ``policy=`` over the innermost scope's, with ``timeout=``
+    (each HTTP attempt's limit, as the openai SDK's argument is) over both."""
+    policy = current_policy(policy)
+    if timeout is not None:
+        policy = Policy(timeout_s=timeout).over(policy)
+    return policy
 
 
 @contextlib.contextmanager

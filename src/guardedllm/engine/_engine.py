@@ -418,7 +418,7 @@ class Engine:
         )
         if not admitted(call, attempt, *admission):
             return None
-        prepared = yield from self.prepare(call, request, attempt, deposit=True)
+        prepared = yield from prepare(self, call, request, attempt, deposit=True)
         if not prepared:
             return None
         backup: Turn | None = None
@@ -439,7 +439,7 @@ class Engine:
                     request,
                     deployment,
                     latencies=self.latencies,
-                    prepare=partial(self.prepare, call, request, quiet=True, count=False),
+                    prepare=partial(prepare, self, call, request, quiet=True, count=False),
                 )
                 if backup is not None:
                     turns.append(backup)
@@ -552,19 +552,6 @@ class Engine:
                 return None
             yield Sleep(seconds=wait)
         return None
-
-    def prepare(
-        self,
-        call: Call,
-        request: ChatRequest,
-        attempt: Turn,
-        *,
-        quiet: bool = False,
-        count: bool = True,
-        deposit: bool = False,
-    ) -> Generator[Step, Outcome | None, bool]:
-        """Everything decided before the first send (``_prepare.prepare``)."""
-        return prepare(self, call, request, attempt, quiet=quiet, count=count, deposit=deposit)
 
     # ---------------------------------------------------------------- pieces of a call
 
