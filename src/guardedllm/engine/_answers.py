@@ -58,7 +58,8 @@ def answered(
     call.record(attempt.target, number, status=status, latency=latency)
     call.answered = attempt
     attempt_span.end_ok(result, status=status or 200, cost_usd=cost, now=now)
-    call.bill(cost)
+    call.settled(attempt, cost)
+    call.bill(cost, worst_usd=attempt.estimate.cost_usd_max)
     return result  # its guard info is added once the call is over (``finished``)
 
 

@@ -419,7 +419,14 @@ class Engine:
                     request,
                     deployment,
                     latencies=self.latencies,
-                    prepare=partial(self.prepare, call, request, quiet=True, count=False),
+                    prepare=partial(
+                        self.prepare,
+                        call,
+                        request,
+                        quiet=True,
+                        count=False,
+                        in_flight_usd=attempt.estimate.cost_usd_max,
+                    ),
                 )
                 if backup is not None:
                     turns.append(backup)
@@ -530,9 +537,19 @@ class Engine:
         quiet: bool = False,
         count: bool = True,
         deposit: bool = False,
+        in_flight_usd: float = 0.0,
     ) -> Generator[Step, Outcome | None, bool]:
         """Everything decided before the first send (``_prepare.prepare``)."""
-        return prepare(self, call, request, attempt, quiet=quiet, count=count, deposit=deposit)
+        return prepare(
+            self,
+            call,
+            request,
+            attempt,
+            quiet=quiet,
+            count=count,
+            deposit=deposit,
+            in_flight_usd=in_flight_usd,
+        )
 
     # ---------------------------------------------------------------- pieces of a call
 

@@ -272,7 +272,11 @@ def _settle_loser(
         if learning is not None:
             yield from learning
         *_, cost = yield lockstep(*flows)
-        call.bill(cost)
+        # What the budgets were charged for it (the worst case when the vendor reported no
+        # usage) is part of what the call cost: in ``guard.cost_usd`` and drawn from the cap.
+        call.settled(turn, cost)
+        worst = turn.estimate.cost_usd_max
+        call.bill(cost if cost is not None else worst, worst_usd=worst)
         turn.handed_over = True
         call.note_cancelled(turn.target, latency=latency)
         return
