@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import anyio
 import pytest
 
 from guardedllm import Policy, Registry
@@ -146,3 +147,39 @@ def test_a_hedged_call_settles_every_guard_it_held(
     assert status.reserved_usd == 0
     assert result.guard.cost_usd is not None
     assert status.spent_usd == pytest.approx(result.guard.cost_usd, abs=1e-9)
+
+
+@pytest.mark.usefixtures("on_both_backends")
+@pytest.mark.parametrize("driver", ["asyncio", "trio"])
+def test_a_cancelled_hedged_stream_gives_back_what_both_sides_held(
+    driver: str, registry: Registry, fake_provider: FakeProvider
+) -> None:
+    fake_provider.script(model=OPENAI_ID, hang=True)
+    budget = SpendBudget(scope="global", window="day", limit_usd=1.0)
+    with open_session(
+        driver, registry, budgets=[budget], policy=Policy(hedge_after_s=0.05)
+    ) as session:
+
+        async def run() -> None:
+            with anyio.fail_after(10), anyio.CancelScope() as scope:
+                async with anyio.create_task_group() as group:
+
+                    async def cancel_when_both_sent() -> None:
+                        while len(fake_provider.requests) < 2:
+                            await anyio.sleep(0.005)
+                        scope.cancel()
+
+                    group.start_soon(cancel_when_both_sent)
+                    await session.client.chat.completions.create(
+                        model="gpt-4o-mini", messages=MESSAGES, max_tokens=50, stream=True
+                    )
+            assert scope.cancelled_caught, "the call ended before it could be cancelled"
+
+        session.run_async(run)
+        deadline = time.monotonic() + 5  # a shared store lets go in the background
+        while session.spend()[0].reserved_usd and time.monotonic() < deadline:
+            time.sleep(0.01)
+        [status] = session.spend()
+    assert len(fake_provider.requests) == 2
+    assert status.reserved_usd == 0
+    assert status.spent_usd == 0

@@ -416,7 +416,6 @@ class Engine:
                 backup = yield from hedge_partner(
                     guards,
                     call,
-                    request,
                     deployment,
                     latencies=self.latencies,
                     prepare=partial(

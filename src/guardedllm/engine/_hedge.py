@@ -87,7 +87,6 @@ class LatencyWindow(Mapping[str, float]):
 def hedge_partner(
     guards: Guards,
     call: Call,
-    request: ChatRequest,
     primary: Deployment,
     *,
     latencies: LatencyWindow,
