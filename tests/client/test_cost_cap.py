@@ -4,6 +4,8 @@ beyond its worst case is noted (``guard.decisions``, ``guardedllm.cost.overshoot
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -120,8 +122,37 @@ def test_an_answer_billed_beyond_its_worst_case_is_noted_and_counted(
     assert response.guard.cost_usd == pytest.approx(cost)
     [note] = [d for d in response.guard.decisions if d.startswith("cost overshoot")]
     assert note.startswith(f"cost overshoot: gpt-4o-mini cost ${cost:.6f}, $")
+    points = overshoots(reader)
+    assert len(points) == 1
+    assert points[0].attributes == {"guardedllm.deployment": "gpt-4o-mini"}
+    assert 0 < points[0].value < cost
+
+
+def test_a_stream_billed_beyond_its_worst_case_is_counted(
+    registry: Registry, fake_provider: FakeProvider
+) -> None:
+    fake_provider.script(model=OPENAI_ID, usage={"prompt_tokens": 10, "completion_tokens": 5000})
+    reader = InMemoryMetricReader()
+    telemetry = Telemetry(meter_provider=MeterProvider(metric_readers=[reader]))
+    with Client(registry, environ=ENVIRON, telemetry=telemetry) as client:
+        stream = client.chat.completions.create(
+            model="support", messages=MESSAGES, max_tokens=10, stream=True
+        )
+        with stream:
+            list(stream)
+    assert stream.completed
+    billed = Usage(prompt_tokens=10, completion_tokens=5000, total_tokens=5010)
+    cost = usage_cost(registry.deployment("gpt-4o-mini"), billed)
+    assert stream.guard.cost_usd == pytest.approx(cost)
+    points = overshoots(reader)
+    assert len(points) == 1
+    assert 0 < points[0].value < cost
+
+
+def overshoots(reader: InMemoryMetricReader) -> list[Any]:
+    """The data points of ``guardedllm.cost.overshoot``."""
     data = reader.get_metrics_data()
-    points = [
+    return [
         point
         for resource in (data.resource_metrics if data else ())
         for scope in resource.scope_metrics
@@ -129,6 +160,3 @@ def test_an_answer_billed_beyond_its_worst_case_is_noted_and_counted(
         if metric.name == "guardedllm.cost.overshoot"
         for point in metric.data.data_points
     ]
-    assert len(points) == 1
-    assert points[0].attributes == {"guardedllm.deployment": "gpt-4o-mini"}
-    assert 0 < points[0].value < cost

@@ -68,6 +68,9 @@ def start_stream(
         else:
             cost, pending = settle_guards(), None
         own = cost
+        worst = attempt.estimate.cost_usd_max
+        if own is not None and own > worst:  # billed beyond its worst case: counted
+            call.span.cost_overshoot(attempt.deployment.name, own - worst)
         if cost is not None and billed_before is not None:
             cost += billed_before
         if how == "completed":
