@@ -190,7 +190,13 @@ def race(
     now = clock()
     partner = backup.deployment
     if not raced.launched:  # the primary answered (or failed) first: the hedge never went
-        yield from run_phase(guards, _withdraw(guards, backup, primary.deployment))
+        if isinstance(raced.outcomes[0], StreamStarted):
+            # No step before the stream's tracker (below): all the hedge holds goes back off
+            # the call's path, from a turn of its own.
+            gone = _detached(backup)
+            later(guards, _withdrawn(guards, gone, primary.deployment))
+        else:
+            yield from run_phase(guards, _withdraw(guards, backup, primary.deployment))
         return primary, raced.outcomes[0], raced.latencies[0], primary_span
     call.span.event(
         EVENT_HEDGE,
@@ -248,6 +254,20 @@ def _withdraw(guards: Guards, backup: Turn, primary: Deployment) -> Flow[None]:
     )
 
 
+def _detached(turn: Turn) -> Turn:
+    """A copy of ``turn`` that takes over all it holds: ``turn`` holds nothing afterwards, so
+    what the copy holds is let go of once, wherever its flow runs."""
+    gone = attrs.evolve(turn)
+    turn.permit, turn.grant, turn.reservation, turn.handed_over = None, None, None, True
+    return gone
+
+
+def _withdrawn(guards: Guards, backup: Turn, primary: Deployment) -> Flow[None]:
+    """All a hedge that never went holds: its retry and its grant, then the rest."""
+    yield from _withdraw(guards, backup, primary)
+    yield from _close(guards, backup)
+
+
 def _settle_loser(
     guards: Guards,
     call: Call,
@@ -263,8 +283,7 @@ def _settle_loser(
     caller's). The call learns it now (its attempts, its cost, the span); the returned flow is
     the guards' part, on a copy of the turn that takes over all it holds (``turn`` holds
     nothing once this returns), so it may run now or off the call's path."""
-    gone = attrs.evolve(turn)
-    turn.permit, turn.grant, turn.reservation, turn.handed_over = None, None, None, True
+    gone = _detached(turn)
     if outcome is None or succeeded(outcome):
         # Cancelled, or answered after the winner: it was sent, so the vendor may bill it;
         # settle its reservation to what it reported, else to its worst case, and the call
