@@ -4,7 +4,7 @@
     python benchmarks/run.py --quick    # under ~2 minutes
     python benchmarks/run.py --only overhead,stream   # some of: overhead loopback stream
                                                      # import estimate telemetry routing memory
-                                                     # soak state simulate
+                                                     # soak state simulate tail
     nox -s bench -- --quick
 
 Everything is offline: mock transports in process, and a loopback server (127.0.0.1) in a child
@@ -39,6 +39,7 @@ MEASUREMENTS = {
     "soak": "bench_soak",
     "state": "bench_state",
     "simulate": "bench_simulate",
+    "tail": "bench_tail",
 }
 
 

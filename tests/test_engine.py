@@ -18,6 +18,8 @@ from guardedllm.engine import (
     Answered,
     Engine,
     Failed,
+    Race,
+    Raced,
     Send,
     Sleep,
     Stated,
@@ -542,3 +544,50 @@ def test_a_flow_closed_on_a_shared_backend_lets_go_through_the_background_runner
         "ratelimit:first:tokens", 0, capacity=1000, refill_per_s=1000 / 60, now=state.clock()
     )
     assert tokens.remaining == 1000
+
+
+@pytest.mark.parametrize("won_by", ["primary", "hedge"])
+def test_a_hedged_stream_is_handed_over_with_no_step_after_its_first_chunk(won_by: str) -> None:
+    # A step between a stream's first chunk and its tracker could be the last: a flow closed
+    # there leaves the open response to nobody. What the other side holds goes back through
+    # the background runner instead, exactly once.
+    clock = VirtualClock()
+    state = SharedMemory(clock)
+    engine_ = shared_engine(clock, state)
+    later: list[Any] = []
+    engine_.run_later = later.append
+    streamed = chat_request(
+        model="both", messages=[{"role": "user", "content": "hi"}], max_tokens=10, stream=True
+    )
+    flow = engine_.run(streamed, Policy(hedge_after_s=0.5))
+    step = next(flow)
+    while isinstance(step, StateStep):
+        step = flow.send(Stated(value=step.run()))
+    assert isinstance(step, Race)
+    side = step.first if won_by == "primary" else step.second
+    assert side.decoder is not None
+    started = StreamStarted(
+        first_chunks=tuple(side.decoder.feed(CHUNK_EVENT)), handle=None, decoder=side.decoder
+    )
+    raced = Raced(
+        outcomes=(started, None) if won_by == "primary" else (None, started),
+        latencies=(0.1, 0.1),
+        winner=0 if won_by == "primary" else 1,
+        launched=won_by == "hedge",
+    )
+    with pytest.raises(StopIteration) as done:
+        flow.send(raced)
+    start = done.value.value
+    assert isinstance(start, StreamStart)
+    assert start.tracker.guard.deployment == ("first" if won_by == "primary" else "second")
+    (status,) = engine_.guards.ledger.statuses(wall_now=state.clock())
+    both = status.reserved_usd
+    for run in later:
+        run()
+    (status,) = engine_.guards.ledger.statuses(wall_now=state.clock())
+    if won_by == "primary":  # the hedge never went: its reservation is released
+        assert status.reserved_usd == pytest.approx(both / 2)
+        assert status.spent_usd == 0
+    else:  # the primary was sent: it settles at its worst case
+        assert status.reserved_usd == pytest.approx(both / 2)
+        assert status.spent_usd == pytest.approx(both / 2)

@@ -452,33 +452,44 @@ class AsyncClient(ClientBase):
         return result
 
     async def _race(self, race: Race) -> Raced:
-        """Run a hedged attempt as two tasks; the first success cancels the other."""
+        """Run a hedged attempt as two tasks; the first success cancels the other. A losing
+        stream that started all the same (both sides answered at once) is closed before any
+        of its chunks reaches the caller, and so is every started stream when the race itself
+        is cancelled."""
         outcomes: list[Answered | StreamStarted | Failed | None] = [None, None]
         latencies = [0.0, 0.0]
         winner: int | None = None
         launched = False
         first_done = anyio.Event()
 
-        async with anyio.create_task_group() as group:
+        try:
+            async with anyio.create_task_group() as group:
 
-            async def attempt(index: int, step: Send) -> None:
-                nonlocal winner
-                started = time.monotonic()
-                outcome = await self._send(step)
-                outcomes[index] = outcome
-                latencies[index] = time.monotonic() - started
-                if index == 0:
-                    first_done.set()
-                if winner is None and succeeded(outcome):
-                    winner = index
-                    group.cancel_scope.cancel()
+                async def attempt(index: int, step: Send) -> None:
+                    nonlocal winner
+                    started = time.monotonic()
+                    outcome = await self._send(step)
+                    outcomes[index] = outcome
+                    latencies[index] = time.monotonic() - started
+                    if index == 0:
+                        first_done.set()
+                    if winner is None and succeeded(outcome):
+                        winner = index
+                        group.cancel_scope.cancel()
 
-            group.start_soon(attempt, 0, race.first)
-            with anyio.move_on_after(race.delay_s):
-                await first_done.wait()
-            if not first_done.is_set():
-                group.start_soon(attempt, 1, race.second)
-                launched = True
+                group.start_soon(attempt, 0, race.first)
+                with anyio.move_on_after(race.delay_s):
+                    await first_done.wait()
+                if not first_done.is_set():
+                    group.start_soon(attempt, 1, race.second)
+                    launched = True
+        except BaseException:
+            winner = None
+            raise
+        finally:
+            for index, outcome in enumerate(outcomes):
+                if index != winner:
+                    await _aclose_started(outcome)
         return Raced(
             outcomes=(outcomes[0], outcomes[1]),
             latencies=(latencies[0], latencies[1]),
@@ -559,3 +570,11 @@ class AsyncClient(ClientBase):
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+async def _aclose_started(outcome: object) -> None:
+    """Close the response of a stream that lost a hedged race (its chunks go to no one)."""
+    if isinstance(outcome, StreamStarted):
+        response, body = cast("tuple[httpx.Response, AsyncIterator[bytes]]", outcome.handle)
+        with anyio.CancelScope(shield=True):
+            await afinish_body(response, body)

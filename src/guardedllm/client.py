@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import random as _random
+import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -442,25 +443,37 @@ class Client(ClientBase):
     def _race(self, race: Race) -> Raced:
         """Run a hedged attempt on two threads. A loser still in flight when the winner
         answers finishes in the background and is discarded (a blocking read cannot be
-        cancelled); its connection goes back to the pool when it ends."""
+        cancelled); its connection goes back to the pool when it ends. A losing stream is
+        closed as soon as it has started, so none of its chunks reaches the caller."""
         outcomes: list[Answered | StreamStarted | Failed | None] = [None, None]
         latencies = [0.0, 0.0]
+        lock = threading.Lock()
+        kept: list[int | None] = []  # once decided: the side kept (None: neither)
 
         def attempt(index: int, step: Send) -> int:
             started = time.monotonic()
-            outcomes[index] = self._send(step)
-            latencies[index] = time.monotonic() - started
+            outcome = self._send(step)
+            with lock:
+                outcomes[index] = outcome
+                latencies[index] = time.monotonic() - started
+                if kept and kept[0] != index:  # the race is over: this side lost it
+                    _close_started(outcome)
             return index
 
         launched = False
 
         def raced(winner: int | None) -> Raced:
-            return Raced(
-                outcomes=(outcomes[0], outcomes[1]),
-                latencies=(latencies[0], latencies[1]),
-                winner=winner,
-                launched=launched,
-            )
+            with lock:
+                kept.append(winner)
+                for index, outcome in enumerate(outcomes):
+                    if index != winner:
+                        _close_started(outcome)
+                return Raced(
+                    outcomes=(outcomes[0], outcomes[1]),
+                    latencies=(latencies[0], latencies[1]),
+                    winner=winner,
+                    launched=launched,
+                )
 
         pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="guardedllm-hedge")
         try:
@@ -477,6 +490,11 @@ class Client(ClientBase):
                     return raced(None)
                 done, running = wait(running, return_when=FIRST_COMPLETED)
         finally:
+            with lock:  # interrupted: no side is kept, and a stream started is closed
+                if not kept:
+                    kept.append(None)
+                    for outcome in outcomes:
+                        _close_started(outcome)
             pool.shutdown(wait=False, cancel_futures=True)
 
     def _send(self, step: Send) -> Answered | StreamStarted | Failed:
@@ -559,3 +577,10 @@ class Client(ClientBase):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _close_started(outcome: object) -> None:
+    """Close the response of a stream that lost a hedged race (its chunks go to no one)."""
+    if isinstance(outcome, StreamStarted):
+        response, _ = cast("tuple[httpx.Response, Iterator[bytes]]", outcome.handle)
+        response.close()

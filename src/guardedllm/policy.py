@@ -110,17 +110,19 @@ def _callable(_: Any, attribute: attrs.Attribute[Any], value: object) -> None:
 @attrs.frozen(kw_only=True)
 class Policy:
     """Guard settings. ``deadline_s`` bounds the whole call (every attempt, backoff and
-    fallback); ``max_cost_usd`` refuses, before sending, a deployment whose worst-case cost is
-    higher; ``max_attempts`` is per deployment; ``timeout_s`` bounds one HTTP attempt;
-    ``fallback`` replaces the route's ordered plan with these model or alias names;
+    fallback); ``max_cost_usd`` caps the whole call: it refuses, before sending, a deployment
+    (a fallback, an escalation, a hedge) whose worst-case cost is higher than what the call's
+    other attempts left of it; ``max_attempts`` is per deployment; ``timeout_s`` bounds one
+    HTTP attempt; ``fallback`` replaces the route's ordered plan with these model or alias names;
     ``exact_tokens`` asks vendors whose tokenizer we only stand in for (Anthropic, Gemini) to
     count the input themselves, one extra request per call, before the guards decide;
     ``budget_key`` names who the call is for (a tenant, a user) for per-key spend budgets;
     ``first_chunk_timeout_s`` bounds how long a stream may take to deliver its first chunk: a
     stream that is slower fails that attempt, which is retried or falls back like any failure;
-    ``hedge_after_s`` sends a slow first attempt to the next deployment of the plan as well,
-    after that delay or the deployment's recent p95 latency ("p95"); the first answer wins and
-    the other is cancelled. Hedges draw on the retry budget; streams are not hedged.
+    ``hedge_after_s`` sends a slow first attempt to the next deployment of the plan as well
+    (to the same deployment again when none follows it), after that delay or the deployment's
+    recent p95 latency ("p95"); the first answer (a stream's first chunk) wins and the other is
+    cancelled. Hedges draw on the retry budget and on ``max_cost_usd``.
 
     Routing: ``allowed_deployments`` restricts the plan to these model or alias names (the
     others are left out, and say so in ``resp.guard.plan``); ``split_arm`` assigns every split

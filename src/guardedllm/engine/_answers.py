@@ -66,7 +66,8 @@ def answered(
         attempt_span.end_ok(
             None, status=status or 200, usage=result.billed(), cost_usd=cost, now=now
         )
-    call.bill(cost)
+    call.settled(attempt, cost)
+    call.bill(cost, worst_usd=attempt.estimate.cost_usd_max)
     return result  # its guard info is added once the call is over (``finished``)
 
 

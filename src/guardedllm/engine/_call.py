@@ -103,6 +103,10 @@ class Call:
         self.escalated = False
         self.decisions: list[str] = []  # escalation and shadow decisions, with their reasons
         self.billed: float | None = None  # what the call's answered attempts cost
+        # What the call has spent of ``max_cost_usd``: every answered or hedged attempt's
+        # settled cost, its worst case where the vendor reported no usage (as the budgets
+        # were charged). A deployment's pre-flight check compares with what is left.
+        self.committed_usd = 0.0
         self.answered: Turn | None = None  # the turn whose answer the call returns
         self.first_chunk_at: float | None = None  # a stream's: when its first chunk came
         self.draft: Draft | None = None  # the call's record, begun, if it is recorded
@@ -138,10 +142,26 @@ class Call:
         self.last_error = None
         self.first_refusal = None
 
-    def bill(self, cost: float | None) -> None:
-        """Add an answered attempt's cost (None: unknown, which leaves a known total)."""
+    def bill(self, cost: float | None, *, worst_usd: float) -> None:
+        """Add an answered attempt's cost (None: unknown, which leaves a known total); the cap
+        counts its worst case ``worst_usd`` then, as the budgets do."""
         if cost is not None:
             self.billed = cost if self.billed is None else self.billed + cost
+        self.committed_usd += cost if cost is not None else worst_usd
+
+    def settled(self, turn: Turn, cost: float | None) -> None:
+        """Note an attempt settled at ``cost`` above the worst case reserved for it (the
+        vendor billed more than the estimate allowed): a decision in ``guard.decisions`` and
+        the ``guardedllm.cost.overshoot`` metric. The budgets and the cap were charged the
+        actual cost; this overshoot is the most either can be overspent by."""
+        worst = turn.estimate.cost_usd_max
+        if cost is None or not cost > worst:
+            return
+        self.decide(
+            f"cost overshoot: {turn.deployment.name} cost ${cost:.6f}, "
+            f"${cost - worst:.6f} over its ${worst:.6f} worst case"
+        )
+        self.span.cost_overshoot(turn.deployment.name, cost - worst)
 
     def skip(self, deployment: Deployment, refusal: GuardedLLMError) -> None:
         self.attempts.append(

@@ -436,10 +436,17 @@ class Engine:
                 backup = yield from hedge_partner(
                     guards,
                     call,
-                    request,
                     deployment,
                     latencies=self.latencies,
-                    prepare=partial(prepare, self, call, request, quiet=True, count=False),
+                    prepare=partial(
+                        prepare,
+                        self,
+                        call,
+                        request,
+                        quiet=True,
+                        count=False,
+                        in_flight_usd=attempt.estimate.cost_usd_max,
+                    ),
                 )
                 if backup is not None:
                     turns.append(backup)

@@ -92,11 +92,27 @@ def note_failure(
 ) -> Flow[RetryAfter | None]:
     """What every guard learns from a failed attempt, side by side. Returns the vendor's
     Retry-After as the guards honour it (None: the vendor asked for no wait). Part of a phase
-    of guard operations: ``now`` is the guards' clock."""
+    of guard operations: ``now`` is the guards' clock. The call records the failure when this
+    is called, not when the flow runs (a hedge's loser beside a stream is settled off the
+    call's path: ``_hedge.race``)."""
+    call.record(attempt.target, number, status=status, latency=latency, error=error)
+    retry_after = vendor_wait(call, attempt.deployment.name, error, cap_s=max_retry_after_s)
+    return _failure_learned(
+        guards, call, attempt, error=error, retry_after=retry_after, latency=latency
+    )
+
+
+def _failure_learned(
+    guards: Guards,
+    call: Call,
+    attempt: Turn,
+    *,
+    error: GuardedLLMError,
+    retry_after: RetryAfter | None,
+    latency: float,
+) -> Flow[RetryAfter | None]:
     now = guards.now()
     name = attempt.deployment.name
-    call.record(attempt.target, number, status=status, latency=latency, error=error)
-    retry_after = vendor_wait(call, name, error, cap_s=max_retry_after_s)
     flows: list[Flow[object]] = [
         attempt.record_permit(guards, breaker_outcome(error), latency, now, call.span),
         attempt.settle_grant(guards, now),

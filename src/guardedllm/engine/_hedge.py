@@ -1,11 +1,14 @@
 """Hedging: when a deployment's first attempt is slow, send the call to the next deployment of
-the plan as well, and keep whichever answers first (Dean and Barroso, "The Tail at Scale").
+the plan as well (to the same deployment, on a second connection, when none follows it: a
+one-deployment plan), and keep whichever answers first (Dean and Barroso, "The Tail at Scale").
 
 Opt-in per policy (``Policy(hedge_after_s=...)``): after a fixed delay, or after the
 deployment's recent p95 latency. A hedge is a retry in disguise, so it draws on the hedged
 deployment's retry budget, and it goes only where the guards would let a first attempt go
 (no unavailable mark, breaker admitting, pre-flight and spend checks passing, rate limit free
-now). Streams are not hedged: their commit point is the first chunk, not the answer.
+now); its worst case and its primary's must both fit in what is left of ``max_cost_usd``.
+A stream is hedged on its time to first chunk, its commit point: the first side to deliver a
+chunk wins, and the driver closes the other before any of its chunks reaches the caller.
 """
 
 from __future__ import annotations
@@ -24,14 +27,14 @@ from guardedllm.engine._attempt import attempt_send, start_attempt_span
 from guardedllm.engine._call import Call, Turn
 from guardedllm.engine._failures import note_failure
 from guardedllm.engine._guards import report_transition
-from guardedllm.engine._outcomes import account, learn, settle
+from guardedllm.engine._outcomes import account, learn, settle, stream_cost
 from guardedllm.engine._phases import acquire, admit, later, run_phase
-from guardedllm.engine._steps import Outcome, Race, Raced, Step, succeeded
+from guardedllm.engine._steps import Outcome, Race, Raced, Step, StreamStarted, succeeded
 from guardedllm.registry import Deployment
 from guardedllm.state.flow import Flow, lockstep
 from guardedllm.telemetry import EVENT_HEDGE, AttemptSpan
 from guardedllm.telemetry import _semconv as sc
-from guardedllm.types import ChatCompletion, ChatRequest
+from guardedllm.types import ChatCompletion, ChatRequest, Usage
 
 if TYPE_CHECKING:
     from guardedllm.engine._guards import Guards
@@ -84,7 +87,6 @@ class LatencyWindow(Mapping[str, float]):
 def hedge_partner(
     guards: Guards,
     call: Call,
-    request: ChatRequest,
     primary: Deployment,
     *,
     latencies: LatencyWindow,
@@ -95,15 +97,18 @@ def hedge_partner(
     the p95 delay; ``prepare`` readies the hedge's turn as a first attempt's (quietly, with no
     exact count: it would delay the primary, which has not gone yet). What the hedge holds (a
     breaker permit, a spend reservation, a rate-limit grant, a retry) is given back by
-    ``race`` if it is never sent, or by the returned turn's ``close``."""
+    ``race`` if it is never sent, or by the returned turn's ``close``. The last deployment of
+    the plan (the only one, in a one-deployment plan) is hedged by itself: a second attempt,
+    which the driver sends on a connection of its own."""
     setting = call.settings.hedge_after_s
-    plan = call.trying  # the plan, or the escalation target once escalated
-    if setting is None or request.stream or plan.index(primary) + 1 >= len(plan):
+    if setting is None:
         return None
     delay = latencies.p95(primary.name) if setting == "p95" else setting
     if delay is None:
         return None
-    partner = plan[plan.index(primary) + 1]
+    plan = call.trying  # the plan, or the escalation target once escalated
+    following = plan.index(primary) + 1
+    partner = plan[following] if following < len(plan) else primary
     turn = Turn(deployment=partner, permit=None, hedge_delay_s=delay)
     try:
         mark, _, permit = yield from run_phase(guards, admit(guards, turn), call)
@@ -185,7 +190,13 @@ def race(
     now = clock()
     partner = backup.deployment
     if not raced.launched:  # the primary answered (or failed) first: the hedge never went
-        yield from run_phase(guards, _withdraw(guards, backup, primary.deployment))
+        if isinstance(raced.outcomes[0], StreamStarted):
+            # No step before the stream's tracker (below): all the hedge holds goes back off
+            # the call's path, from a turn of its own.
+            gone = _detached(backup)
+            later(guards, _withdrawn(guards, gone, primary.deployment))
+        else:
+            yield from run_phase(guards, _withdraw(guards, backup, primary.deployment))
         return primary, raced.outcomes[0], raced.latencies[0], primary_span
     call.span.event(
         EVENT_HEDGE,
@@ -200,19 +211,24 @@ def race(
     keep = raced.winner if raced.winner is not None else 0
     index = 1 - keep
     turn, span = sides[index]
-    yield from run_phase(
+    settlement = _settle_loser(
         guards,
-        _settle_loser(
-            guards,
-            call,
-            turn,
-            span,
-            raced.outcomes[index],
-            latency=raced.latencies[index],
-            now=now,
-            settings=settings,
-        ),
+        call,
+        turn,
+        span,
+        raced.outcomes[index],
+        latency=raced.latencies[index],
+        now=now,
+        settings=settings,
     )
+    if isinstance(raced.outcomes[keep], StreamStarted):
+        # No step may come between a stream's first chunk and its tracker (a flow closed
+        # there would leave the open response to nobody: ``_answers.stream_started``), so the
+        # loser's guard operations run off the call's path, on a turn of their own: the
+        # loser's turn holds nothing from here, and nothing is let go of twice.
+        later(guards, settlement)
+    else:
+        yield from run_phase(guards, settlement)
     chosen, chosen_span = sides[keep]
     return chosen, raced.outcomes[keep], raced.latencies[keep], chosen_span
 
@@ -238,6 +254,20 @@ def _withdraw(guards: Guards, backup: Turn, primary: Deployment) -> Flow[None]:
     )
 
 
+def _detached(turn: Turn) -> Turn:
+    """A copy of ``turn`` that takes over all it holds: ``turn`` holds nothing afterwards, so
+    what the copy holds is let go of once, wherever its flow runs."""
+    gone = attrs.evolve(turn)
+    turn.permit, turn.grant, turn.reservation, turn.handed_over = None, None, None, True
+    return gone
+
+
+def _withdrawn(guards: Guards, backup: Turn, primary: Deployment) -> Flow[None]:
+    """All a hedge that never went holds: its retry and its grant, then the rest."""
+    yield from _withdraw(guards, backup, primary)
+    yield from _close(guards, backup)
+
+
 def _settle_loser(
     guards: Guards,
     call: Call,
@@ -249,47 +279,71 @@ def _settle_loser(
     now: float,
     settings: RaceSettings,
 ) -> Flow[None]:
-    """What the guards learn from the side not kept (the kept one is the caller's)."""
-    guard_now = guards.now()
+    """What the call and the guards learn from the side not kept (the kept one is the
+    caller's). The call learns it now (its attempts, its cost, the span); the returned flow is
+    the guards' part, on a copy of the turn that takes over all it holds (``turn`` holds
+    nothing once this returns), so it may run now or off the call's path."""
+    gone = _detached(turn)
     if outcome is None or succeeded(outcome):
         # Cancelled, or answered after the winner: it was sent, so the vendor may bill it;
-        # settle its reservation to what it reported, else to its worst case. Its rate-limit
-        # tokens are corrected to its usage, or, cancelled before an answer, given back as any
-        # abandoned attempt's are (``Turn.close``).
+        # settle its reservation to what it reported, else to its worst case, and the call
+        # counts that much (``guard.cost_usd``, the cap). Its rate-limit tokens are corrected
+        # to its usage, or, cancelled before an answer, given back as any abandoned attempt's
+        # are (``Turn.close``).
         span.cancel(now=now)
         result = (
             None
             if outcome is None
-            else settle(outcome, turn.wire, turn.target, wall_clock=settings.wall_clock)[0]
+            else settle(outcome, gone.wire, gone.target, wall_clock=settings.wall_clock)[0]
         )
         # Embeddings are never hedged (``_embeddings.check_kinds``): a chat answer or none.
         usage = result.usage if isinstance(result, ChatCompletion) else None
-        flows: list[Flow[object]] = [turn.release_permit(guards, guard_now)]
-        if outcome is None:  # started before ``account``, which takes the grant off the turn
-            flows.append(turn.settle_grant(guards, guard_now))
-        flows.append(account(guards, settings.calibrator, turn, usage))
-        # The vendor's headers first, as when the two ran one after the other.
-        learning = learn(guards, turn, outcome)
-        if learning is not None:
-            yield from learning
-        *_, cost = yield lockstep(*flows)
-        call.bill(cost)
-        turn.handed_over = True
-        call.note_cancelled(turn.target, latency=latency)
-        return
-    _, error, status = settle(outcome, turn.wire, turn.target, wall_clock=settings.wall_clock)
+        cost = stream_cost(gone.deployment, usage)
+        call.settled(gone, cost)
+        worst = gone.estimate.cost_usd_max
+        call.bill(cost if cost is not None else worst, worst_usd=worst)
+        call.note_cancelled(gone.target, latency=latency)
+        return _cancelled(guards, gone, outcome, usage, settings.calibrator)
+    _, error, status = settle(outcome, gone.wire, gone.target, wall_clock=settings.wall_clock)
     assert error is not None  # not a success, so settling it finds the failure
     span.end_error(error, status=status, now=now)
-    learning = learn(guards, turn, outcome)
-    if learning is not None:
-        yield from learning
-    yield from note_failure(
+    noted = note_failure(
         guards,
         call,
-        turn,
+        gone,
         number=1,
         error=error,
         status=status,
         latency=latency,
         max_retry_after_s=settings.max_retry_after_s,
     )
+    return _failed(guards, gone, outcome, noted)
+
+
+def _cancelled(
+    guards: Guards,
+    turn: Turn,
+    outcome: Outcome | None,
+    usage: Usage | None,
+    calibrator: Calibrator,
+) -> Flow[None]:
+    guard_now = guards.now()
+    flows: list[Flow[object]] = [turn.release_permit(guards, guard_now)]
+    if outcome is None:  # started before ``account``, which takes the grant off the turn
+        flows.append(turn.settle_grant(guards, guard_now))
+    flows.append(account(guards, calibrator, turn, usage))
+    # The vendor's headers first, as when the two ran one after the other.
+    learning = learn(guards, turn, outcome)
+    if learning is not None:
+        yield from learning
+    yield lockstep(*flows)
+    turn.handed_over = True
+
+
+def _failed(guards: Guards, turn: Turn, outcome: Outcome | None, noted: Flow[object]) -> Flow[None]:
+    learning = learn(guards, turn, outcome)
+    if learning is not None:
+        yield from learning
+    yield from noted
+    # Its spend reservation: nothing was billed for a failure (``Turn.close``).
+    yield from turn.close(guards, now=guards.now(), wall_now=guards.wall_now())

@@ -48,11 +48,13 @@ def prepare(
     quiet: bool = False,
     count: bool = True,
     deposit: bool = False,
+    in_flight_usd: float = 0.0,
 ) -> Generator[Step, Outcome | None, bool]:
     """Everything decided before the first send: target, estimate (counted by the vendor
     if asked), pre-flight checks, the HTTP request, the spend reservation (and, with
     ``deposit``, the request's deposit in the retry budget, in the same state step). False
-    when the deployment is refused (recorded on ``call``)."""
+    when the deployment is refused (recorded on ``call``). ``in_flight_usd`` is the worst case
+    of the attempt this one would run beside (a hedge's primary): it draws on the cap too."""
     deployment = attempt.deployment
     try:
         attempt.target = engine.target(deployment)
@@ -98,6 +100,7 @@ def prepare(
             clamp_max_tokens=call.settings.clamp_max_tokens,
             refuse_inexact=call.settings.refuse_inexact,
             outgrown_window=call.outgrown_window,
+            committed_usd=call.committed_usd + in_flight_usd,
         )
         sent = (  # clamped to the deployment's limit (the policy said so, or it is refused)
             request

@@ -152,11 +152,14 @@ def check_preflight(
     clamp_max_tokens: bool = False,
     refuse_inexact: bool = False,
     outgrown_window: int = 0,
+    committed_usd: float = 0.0,
 ) -> None:
     """Refuse a deployment the request cannot fit or afford, or whose ``max_tokens`` its
     vendor would refuse, or (``refuse_inexact``) whose estimate is not exact, before anything is
     sent. ``outgrown_window`` is the largest window a vendor already said the prompt does not
-    fit: a deployment whose window is no larger is refused too."""
+    fit: a deployment whose window is no larger is refused too. ``max_cost_usd`` caps the
+    whole call: the worst case must fit in what ``committed_usd`` (what the call spent, and
+    the worst case of what it has in flight) leaves of it."""
     if outgrown_window and deployment.context_window <= outgrown_window:
         raise ContextWindowExceededError(
             f"{deployment.name}: its {deployment.context_window}-token context window is no "
@@ -193,13 +196,22 @@ def check_preflight(
             deployment=deployment.name,
         )
     cap = max_cost_usd
-    if cap is not None and estimate.cost_usd_max > cap:
+    if cap is None:
+        return
+    left = cap - committed_usd
+    if estimate.cost_usd_max > left:
+        what = (
+            f"${left:.6f} left of the call's ${cap:.6f} cap (max_cost_usd; "
+            f"${committed_usd:.6f} already spent or in flight on its other attempts)"
+            if committed_usd > 0
+            else f"${cap:.6f} cap (max_cost_usd)"
+        )
         raise BudgetExceededError(
             f"{deployment.name}: worst-case cost ${estimate.cost_usd_max:.6f} is over the "
-            f"${cap:.6f} cap (max_cost_usd). Lower max_tokens, shorten the input, raise "
-            "the cap, or route to a cheaper model.",
+            f"{what}. Lower max_tokens, shorten the input, raise the cap, or route to a "
+            "cheaper model.",
             cost_usd=estimate.cost_usd_max,
-            limit_usd=cap,
+            limit_usd=left,
         )
 
 

@@ -40,7 +40,9 @@ def start_stream(
     """The committed stream's tracker, whose settlement (called once, however the stream
     ends) accounts the usage (teaching ``calibrator``), ends the attempt's and the call's
     spans (on ``clock``) and, with ``record`` (``_recording.record_call`` for the engine),
-    records the call."""
+    records the call. The call's cost is the stream's plus what the call was billed before
+    it (a hedge's loser, at its worst case unless it reported usage)."""
+    billed_before = call.billed
 
     def settle(
         how: StreamEnd,
@@ -65,8 +67,14 @@ def start_stream(
             pending: Callable[[], None] | None = partial(run_logged, settle_guards)
         else:
             cost, pending = settle_guards(), None
+        own = cost
+        worst = attempt.estimate.cost_usd_max
+        if own is not None and own > worst:  # billed beyond its worst case: counted
+            call.span.cost_overshoot(attempt.deployment.name, own - worst)
+        if cost is not None and billed_before is not None:
+            cost += billed_before
         if how == "completed":
-            attempt_span.end_stream(received, usage=usage, cost_usd=cost, now=now)
+            attempt_span.end_stream(received, usage=usage, cost_usd=own, now=now)
             call.span.end_ok(attrs.evolve(info, cost_usd=cost), now=now)
         elif how == "interrupted" and error is not None:
             attempt_span.end_error(error, status=200, now=now)

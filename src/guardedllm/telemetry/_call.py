@@ -140,6 +140,12 @@ class CallSpan:
         if self._instruments is not None:
             self._instruments.retry_after_capped.add(1, {sc.GUARDEDLLM_DEPLOYMENT: deployment})
 
+    def cost_overshoot(self, deployment: str, usd: float) -> None:
+        """An answer from ``deployment`` cost ``usd`` more than the worst case reserved for it
+        (``guardedllm.cost.overshoot``)."""
+        if self._instruments is not None:
+            self._instruments.cost_overshoot.add(usd, {sc.GUARDEDLLM_DEPLOYMENT: deployment})
+
     def mark_shadow(self, route: str) -> None:
         """Mark this call as a shadow copy of a call to ``route`` (``guardedllm.shadow.of``)."""
         if not self._ended and self._span.is_recording():

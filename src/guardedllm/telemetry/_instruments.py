@@ -99,6 +99,12 @@ class Instruments:
             description="Call records the traffic recorder dropped instead of writing, by "
             "reason: its queue was full, the file could not be written, or the client closed.",
         )
+        self.cost_overshoot = meter.create_counter(
+            sc.METRIC_COST_OVERSHOOT,
+            unit=sc.UNIT_USD,
+            description="What vendors billed beyond the worst case reserved for an attempt, in "
+            "USD: the most a spend budget or max_cost_usd can be overspent by.",
+        )
         self._breakers: list[BreakerSource] = []
         self._retry_budgets: list[BudgetSource] = []
         self._spend_budgets: list[BudgetSource] = []

@@ -122,6 +122,7 @@ METRIC_SPEND_BUDGET: Final = "guardedllm.spend_budget.remaining"
 METRIC_RETRY_AFTER_CAPPED: Final = "guardedllm.retry_after.capped"
 METRIC_STATE_ERRORS: Final = "guardedllm.state.errors"
 METRIC_RECORD_DROPPED: Final = "guardedllm.record.dropped"
+METRIC_COST_OVERSHOOT: Final = "guardedllm.cost.overshoot"
 
 # Currency is not a UCUM unit; the OpenTelemetry unit rules put such units in curly braces.
 UNIT_USD: Final = "{USD}"
