@@ -351,14 +351,23 @@ class Engine:
         self, call: Call, request: ChatRequest, deployments: tuple[Deployment, ...]
     ) -> Flow:
         call.trying = deployments
+        call.refused_open = []
         for deployment in deployments:
             result = yield from self._on_deployment(call, request, deployment)
+            if result is not None:
+                return result
+        if len(call.refused_open) == len(deployments):
+            # Every deployment refused the call as open: Envoy's panic mode, bounded. The least
+            # bad one (half-open, else the soonest to probe) gets its breaker's panic share.
+            deployment, _ = min(call.refused_open, key=lambda refused: refused[1].retry_in_s or 0)
+            call.reason = "panic"
+            result = yield from self._on_deployment(call, request, deployment, panic=True)
             if result is not None:
                 return result
         raise call.final_error()
 
     def _on_deployment(
-        self, call: Call, request: ChatRequest, deployment: Deployment
+        self, call: Call, request: ChatRequest, deployment: Deployment, *, panic: bool = False
     ) -> Generator[Step, Outcome | None, ChatCompletion | StreamStart | None]:
         """Try one deployment: the result, or None to move on (the reason is on ``call``).
 
@@ -370,7 +379,7 @@ class Engine:
         turns = [Turn(deployment=deployment, permit=None)]
         guards = self.guards
         try:
-            result = yield from self._turns(call, request, turns)
+            result = yield from self._turns(call, request, turns, panic=panic)
         except Exception:
             if call.late is not None:
                 call.late.then(partial(guards.run, close_turns(guards, turns)))
@@ -386,17 +395,17 @@ class Engine:
         return result
 
     def _turns(
-        self, call: Call, request: ChatRequest, turns: list[Turn]
+        self, call: Call, request: ChatRequest, turns: list[Turn], *, panic: bool
     ) -> Generator[Step, Outcome | None, ChatCompletion | StreamStart | None]:
         attempt = turns[0]
         deployment = attempt.deployment
         guards = self.guards
         admission = (
-            guards.run(admit(guards, attempt))
+            guards.run(admit(guards, attempt, panic=panic))
             if self.inline  # in process: no generator for the step (the hot path)
-            else (yield from run_phase(guards, admit(guards, attempt), call))
+            else (yield from run_phase(guards, admit(guards, attempt, panic=panic), call))
         )
-        if not admitted(call, attempt, *admission):
+        if not admitted(call, attempt, *admission, panic=panic):
             return None
         prepared = yield from self.prepare(call, request, attempt, deposit=True)
         if not prepared:
