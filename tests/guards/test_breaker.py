@@ -80,6 +80,8 @@ def test_defaults_come_from_defaults_module() -> None:
     assert config.window_s == defaults.BREAKER_WINDOW_S
     assert config.minimum_calls == defaults.BREAKER_MINIMUM_CALLS
     assert config.probe_timeout_s == defaults.BREAKER_PROBE_TIMEOUT_S
+    assert config.throttle_k == defaults.BREAKER_THROTTLE_K
+    assert config.panic_every == defaults.BREAKER_PANIC_EVERY
 
 
 @pytest.mark.parametrize(
@@ -93,6 +95,9 @@ def test_defaults_come_from_defaults_module() -> None:
         ("max_open_s", 1.0, "finite and >= open_s"),
         ("open_jitter", 1.0, "a fraction"),
         ("half_open_probes", 0, ">= 1"),
+        ("throttle_k", 0.5, "a number >= 1"),
+        ("throttle_k", float("nan"), "a number >= 1"),
+        ("panic_every", 0, ">= 1"),
     ],
 )
 def test_config_rejects_nonsense(field: str, value: float, rule: str) -> None:
