@@ -491,8 +491,9 @@ def test_a_shared_backend_gets_a_call_s_guard_operations_as_a_few_steps() -> Non
 
 
 def test_a_shared_backend_s_clock_is_every_guard_s_clock() -> None:
-    # The engine's clock is near 0; the store's is a million seconds on. A 404's mark is
-    # dated on the store's clock, so every process reading the store sees when it ends.
+    # The engine's clock is near 0; the store's is a million seconds on. A 404's mark (from
+    # the second: defaults.UNAVAILABLE_STRIKES) is dated on the store's clock, so every
+    # process reading the store sees when it ends.
     clock = VirtualClock()
     state = SharedMemory(clock)
     engine_ = shared_engine(clock, state)
@@ -500,7 +501,8 @@ def test_a_shared_backend_s_clock_is_every_guard_s_clock() -> None:
         {"error": {"message": "The model `m1` does not exist", "code": "model_not_found"}}
     ).encode()
     gone = Answered(status=404, headers=httpx.Headers(), body=body)
-    drive_shared(engine_.run(request()), lambda _: gone, clock)
+    for _ in range(defaults.UNAVAILABLE_STRIKES):
+        drive_shared(engine_.run(request()), lambda _: gone, clock)
     mark = engine_.guards.marks.unavailable("first", state.clock())
     assert mark is not None
     assert mark.until == pytest.approx(state.clock() + defaults.UNAVAILABLE_S, abs=1.0)

@@ -139,11 +139,33 @@ BREAKER_HALF_OPEN_SUCCESSES = 3
 # No attempt outlives its call's deadline, so a probe slot held longer than that belongs to a
 # caller that crashed or vanished; it is freed so the breaker cannot stay half-open forever.
 BREAKER_PROBE_TIMEOUT_S = DEADLINE_S
+# While open, a call is refused with probability max(0, (calls - K * accepted) / (calls + 1))
+# over the window (Google SRE's client-side throttling, K = 2): the deployment is offered about
+# twice what it answers, so a brownout that answers half or more is hardly refused, while a full
+# outage (nothing accepted) is refused all but 1 in calls + 1.
+BREAKER_THROTTLE_K = 2.0
+# A deployment failing this share of the calls in its breaker window (of at least 5: half the
+# breaker's minimum, since the cost of a wrong judgement is only a fallback tried before a retry)
+# is browning out: a call whose plan has more than one deployment does not retry there (it moves
+# on, or ends on the last), since a retry is no likelier to answer than the fallback's first
+# attempt, which adds no load to the struggling upstream. A plan of one deployment still retries.
+BROWNOUT_FAILURE_RATE = 0.25
+BROWNOUT_MINIMUM_CALLS = 5
+# Envoy's panic mode, bounded: when every deployment of a plan refuses a call as open, one such
+# call in 20 is sent anyway (5 %), so a plan never answers nothing for a whole open interval
+# while a full outage costs at most 1.05 attempts per call.
+BREAKER_PANIC_EVERY = 20
 
 # A 404 model-not-found marks the deployment unavailable this long: calls fail or fall back
 # locally instead of repeating the 404, and a fixed alias or registry is picked up within a
 # minute.
 UNAVAILABLE_S = 60.0
+# ... but only once this many 404s came within that time, outnumbering every other answer in
+# the deployment's breaker window: a stray 404 among answers (vendors send them in incidents and
+# region roll-outs) is noise, not a missing model. Three, so that a burst of concurrent first
+# calls meeting two strays is not a minute's outage; a persistent 404 costs two requests more,
+# never a retry.
+UNAVAILABLE_STRIKES = 3
 
 # A vendor's rate limit learned from response headers (used when config sets no rpm/tpm) is
 # forgotten this long after the last response that reported it: every response refreshes it,

@@ -321,12 +321,27 @@ class BudgetExceededError(GuardedLLMError):
 
 
 class CircuitOpenError(GuardedLLMError):
-    """The deployment's circuit breaker is open; the call failed without touching the network."""
+    """The deployment's circuit breaker is open; the call failed without touching the network.
+    ``cause`` names what opened it ("failure_rate", "slow_call_rate", "probe_failed",
+    "probes_slow"; None when not known), with the measured ``rate`` and its ``threshold`` where
+    one was measured."""
 
-    def __init__(self, message: str, *, deployment: str, retry_in_s: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        deployment: str,
+        retry_in_s: float | None = None,
+        cause: str | None = None,
+        rate: float | None = None,
+        threshold: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.deployment = deployment
         self.retry_in_s = retry_in_s
+        self.cause = cause
+        self.rate = rate
+        self.threshold = threshold
 
 
 class DeadlineExceededError(GuardedLLMError):

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from guardedllm import Client, Registry
+from guardedllm import Client, Registry, defaults
 from guardedllm.testing import FakeProvider
 from redis_server import RedisServer
 from support import ENVIRON, config_text
@@ -141,13 +141,19 @@ def test_a_breaker_and_a_404_mark_set_by_one_process_hold_the_others_back(
 ) -> None:
     fake_provider.script(model=OPENAI_ID, status=500)  # always: the breaker opens
     fake_provider.script(model=CLAUDE_ID, not_found=True)  # always: marked unavailable
-    first = fleet.run(1, models=["gpt-4o-mini", "claude-haiku"], calls=2)
+    strikes = defaults.UNAVAILABLE_STRIKES
+    first = fleet.run(1, models=["gpt-4o-mini", "claude-haiku"], calls=strikes + 1)
     sent = len(fake_provider.requests)
     others = fleet.run(PROCESSES - 1, models=["gpt-4o-mini", "claude-haiku"], calls=2)
 
-    # The first process saw the failures (two 500s a call, then its breaker open; one 404).
-    assert outcomes(first, "gpt-4o-mini") == ["AllRoutesFailedError", "CircuitOpenError"]
-    assert outcomes(first, "claude-haiku") == ["AllRoutesFailedError", "ModelNotFoundError"]
+    # The first process saw the failures (two 500s a call, then its breaker open; 404s, the
+    # last of which marks the deployment: nothing else answered from it).
+    assert (
+        outcomes(first, "gpt-4o-mini") == ["AllRoutesFailedError"] + ["CircuitOpenError"] * strikes
+    )
+    assert outcomes(first, "claude-haiku") == ["AllRoutesFailedError"] * strikes + [
+        "ModelNotFoundError"
+    ]
     # The others never sent to either: the open breaker and the mark are the fleet's.
     assert set(outcomes(others, "gpt-4o-mini")) == {"CircuitOpenError"}
     assert set(outcomes(others, "claude-haiku")) == {"ModelNotFoundError"}

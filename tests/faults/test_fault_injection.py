@@ -111,20 +111,29 @@ def test_a_full_outage_costs_about_one_attempt_per_call_and_opens_the_breaker(
     attempts = len(fake_provider.requests)
     floor = budget_floor(budget, duration)
     assert all(not o.ok for o in outcomes)
+    assert attempts <= 1.1 * OUTAGE_CALLS
     assert attempts <= 1.1 * OUTAGE_CALLS + floor
-    # While open, only probes reach the upstream: at most half_open_probes each time an open
-    # interval ends (the batch that finds it ended), and nothing in the batches in between.
+    # While open, the throttle refuses every call (nothing is accepted), so only probes and
+    # the panic share reach the upstream: at most half_open_probes each time an open interval
+    # ends, and one call in panic_every of those the breaker refused (this plan has one
+    # deployment, so every refusal is the whole plan's).
     half_opened = [t for t in session.transitions if t.to_state == "half_open"]
-    probes = attempts - attempts_to_open
-    assert max(per_batch) <= OUTAGE_BREAKER.half_open_probes
+    panicked = [o for o in outcomes if o.sent and o.attempts[0].outcome == "skipped"]
+    refused = [o for o in outcomes if isinstance(o.error, CircuitOpenError)]
+    assert len(panicked) == (len(refused) + len(panicked)) // OUTAGE_BREAKER.panic_every
+    assert all(o.sent == 1 for o in panicked)  # a panic send is one attempt, never retried
+    probes = attempts - attempts_to_open - len(panicked)
+    assert max(per_batch) <= OUTAGE_BREAKER.half_open_probes + 1
     assert probes <= OUTAGE_BREAKER.half_open_probes * len(half_opened)
-    assert sum(1 for n in per_batch if n > 0) == len(half_opened)
     # ... and the breaker does probe: once per open interval that ended during the run.
     longest = OUTAGE_BREAKER.open_interval(1, 0.0)
     assert len(half_opened) >= int((duration - calls_to_open * STEP_S) / (longest + BATCH_STEP_S))
-    refused = [o for o in outcomes if isinstance(o.error, CircuitOpenError)]
     assert all(o.sent == 0 for o in refused)
-    assert len(refused) >= OUTAGE_CALLS - calls_to_open - probes
+    assert len(refused) >= OUTAGE_CALLS - calls_to_open - probes - len(panicked)
+    # The refusal names what opened the breaker: its failure rate, then failed probes.
+    causes = {(o.error.cause, o.error.rate, o.error.threshold) for o in refused}
+    assert causes == {("failure_rate", 1.0, 0.5), ("probe_failed", None, None)}
+    assert all("failure rate" in str(o.error) or "probe" in str(o.error) for o in refused)
     figures(
         calls=OUTAGE_CALLS,
         attempts=attempts,
@@ -134,6 +143,7 @@ def test_a_full_outage_costs_about_one_attempt_per_call_and_opens_the_breaker(
         attempts_to_open=attempts_to_open,
         half_open_episodes=len(half_opened),
         probes=probes,
+        panic_sends=len(panicked),
         max_requests_per_batch_while_open=max(per_batch),
         engine_duration_s=duration,
     )
@@ -220,11 +230,12 @@ def test_a_missing_model_in_a_route_is_passed_over_without_sending(
 ) -> None:
     fake_provider.script(model=OPENAI_ID, not_found=True)
     session = sessions()
-    first = session.call(model="support", messages=MESSAGES)
+    # A 404 marks the deployment once it is no stray (``defaults.UNAVAILABLE_STRIKES``).
+    first = [session.call(model="support", messages=MESSAGES) for _ in range(3)]
     later = session.gather(10, concurrency=5, model="support", messages=MESSAGES)
-    assert first.ok
+    assert all(o.ok for o in first)
     assert all(o.ok for o in later)
-    assert len(fake_provider.requests_for(model=OPENAI_ID)) == 1
+    assert len(fake_provider.requests_for(model=OPENAI_ID)) == defaults.UNAVAILABLE_STRIKES
     assert all(o.deployment == "claude-haiku" for o in later)
     assert all(a.outcome == "skipped" for o in later for a in o.attempts[:1])
     assert session.sleeps == []
@@ -352,10 +363,16 @@ def test_a_recovered_upstream_closes_the_breaker_within_its_open_interval(
     slack = step + probing + 1e-6  # the first call after the interval, then the probes
     assert closed_at <= snapshot.open_until + slack
     assert time_to_close <= breaker.open_interval(snapshot.trips, 0.0) + slack
-    # Before the interval ended nothing was sent; then exactly the probes that closed it.
-    waited = [o for o in outcomes if isinstance(o.error, CircuitOpenError)]
+    # Before the interval ended only the panic share was sent (one refused call in
+    # panic_every, answered now that the upstream is back); then exactly the probes that
+    # closed it.
+    panicked = [o for o in outcomes if o.sent and o.attempts[0].outcome == "skipped"]
+    plain = [o for o in outcomes if not (o.sent and o.attempts[0].outcome == "skipped")]
+    waited = [o for o in plain if isinstance(o.error, CircuitOpenError)]
+    assert all(o.ok for o in panicked)
+    assert len(panicked) == (len(waited) + len(panicked)) // breaker.panic_every
     assert all(o.sent == 0 for o in waited)
-    assert [o.ok for o in outcomes[len(waited) :]] == [True] * breaker.half_open_successes
+    assert [o.ok for o in plain[len(waited) :]] == [True] * breaker.half_open_successes
     assert [(t.to_state, t.reason) for t in session.transitions][-2:] == [
         ("half_open", "open_elapsed"),
         ("closed", "probes_succeeded"),

@@ -14,7 +14,8 @@ import attrs
 import pytest
 
 from guardedllm import defaults
-from guardedllm.guards import BreakerConfig, CircuitBreaker, Permit, Transition
+from guardedllm.guards import BreakerConfig, Cause, CircuitBreaker, Permit, Transition
+from guardedllm.guards.breaker import throttle_refusal
 from guardedllm.state import StateBackend
 
 # Small numbers keep scenarios short: 10 s window of 1 s slices, 4 calls to judge, half
@@ -79,6 +80,8 @@ def test_defaults_come_from_defaults_module() -> None:
     assert config.window_s == defaults.BREAKER_WINDOW_S
     assert config.minimum_calls == defaults.BREAKER_MINIMUM_CALLS
     assert config.probe_timeout_s == defaults.BREAKER_PROBE_TIMEOUT_S
+    assert config.throttle_k == defaults.BREAKER_THROTTLE_K
+    assert config.panic_every == defaults.BREAKER_PANIC_EVERY
 
 
 @pytest.mark.parametrize(
@@ -92,6 +95,9 @@ def test_defaults_come_from_defaults_module() -> None:
         ("max_open_s", 1.0, "finite and >= open_s"),
         ("open_jitter", 1.0, "a fraction"),
         ("half_open_probes", 0, ">= 1"),
+        ("throttle_k", 0.5, "a number >= 1"),
+        ("throttle_k", float("nan"), "a number >= 1"),
+        ("panic_every", 0, ">= 1"),
     ],
 )
 def test_config_rejects_nonsense(field: str, value: float, rule: str) -> None:
@@ -353,6 +359,109 @@ def test_an_unreadable_state_value_is_a_fresh_closed_breaker(
     assert b.acquire("d", 0.0).allowed
     trip(b, 0.0)
     assert not b.acquire("d", 1.0).allowed
+
+
+# --------------------------------------------------------------------------- throttle
+
+
+def test_open_lets_calls_through_while_the_deployment_answers_enough(
+    new_backend: Callable[[], StateBackend],
+) -> None:
+    """SRE's throttle: refused with probability max(0, (calls - 2 accepted) / (calls + 1))."""
+    b, _ = breaker(new_backend, random=0.5)
+    # Half of 4 calls failed: it opens; the fifth still goes, (4 - 2 * 2) / 5 = 0 refused.
+    for outcome in ("success", "success", "failure", "failure", "failure"):
+        call(b, 0.0, outcome)
+    assert b.snapshot("d", 0.0).state == "open"
+    # (5 - 2 * 2) / 6 = 1/6 < 0.5: the draw admits it, as a plain call counted in the window.
+    admitted = b.acquire("d", 1.0)
+    assert (admitted.allowed, admitted.probe, admitted.state) == (True, False, "open")
+    assert b.record("d", admitted, "failure", 0.1, 1.0) is None
+    assert b.snapshot("d", 1.0).calls == 6
+    # Three more failures: (9 - 4) / 10 = 0.5, which the draw of 0.5 still meets; one more
+    # and (10 - 4) / 11 is beyond it.
+    for _ in range(3):
+        call(b, 1.0)
+    assert b.acquire("d", 1.0).allowed
+    call(b, 1.0)
+    refused = b.acquire("d", 1.0)
+    assert (refused.allowed, refused.retry_in_s) == (False, 9.0)
+
+
+def test_a_full_outage_lets_one_in_calls_plus_one_through_and_an_empty_window_none(
+    new_backend: Callable[[], StateBackend],
+) -> None:
+    b, _ = breaker(new_backend, random=0.75)
+    trip(b, 0.0)  # nothing accepted: 4 / 5 = 0.8 refused
+    assert not b.acquire("d", 0.0).allowed
+    b2, _ = breaker(new_backend, random=0.85)
+    trip(b2, 0.0)
+    assert b2.acquire("d", 0.0).allowed
+    # Once the window aged out while open, only the probes judge.
+    b3, _ = breaker(new_backend, attrs.evolve(CONFIG, open_s=20.0, max_open_s=40.0), 0.999)
+    trip(b3, 0.0)
+    assert not b3.acquire("d", 15.0).allowed
+
+
+def test_throttle_refusal_is_sres_formula() -> None:
+    assert throttle_refusal(0, 0, 0, 2.0) == 1.0  # no evidence: refused (probes judge)
+    assert throttle_refusal(10, 10, 0, 2.0) == 10 / 11
+    assert throttle_refusal(10, 5, 0, 2.0) == 0.0
+    assert throttle_refusal(10, 6, 0, 2.0) == 2 / 11
+    assert throttle_refusal(10, 0, 10, 2.0) == 10 / 11  # slow calls are not accepted
+
+
+def test_panic_lets_one_call_in_panic_every_through(
+    new_backend: Callable[[], StateBackend],
+) -> None:
+    b, _ = breaker(new_backend, attrs.evolve(CONFIG, panic_every=5))
+    trip(b, 0.0)
+    permits = [b.panic("d", 1.0) for _ in range(12)]
+    assert [p.allowed for p in permits] == [False, False, False, False, True] * 2 + [False] * 2
+    through = permits[4]
+    assert (through.probe, through.state) == (False, "open")
+    assert b.record("d", through, "failure", 0.1, 1.0) is None  # counted, no transition
+    assert b.snapshot("d", 1.0).calls == CONFIG.minimum_calls + 1
+
+
+# --------------------------------------------------------------------------- cause
+
+
+def test_the_stored_state_keeps_what_opened_the_breaker(
+    new_backend: Callable[[], StateBackend],
+) -> None:
+    b, _ = breaker(new_backend)
+    trip(b, 0.0)
+    refused = b.acquire("d", 1.0)
+    cause = Cause.decode(refused.cause)
+    assert cause == Cause(reason="failure_rate", rate=1.0, threshold=0.5)
+    assert cause.describe() == (
+        "its failure rate (100% of the calls in its window failed, at or above the 50% threshold)"
+    )
+    assert b.snapshot("d", 1.0).cause == cause
+    # A failed probe re-opens it: the cause says so, with no rate.
+    probe = b.acquire("d", 10.0)
+    b.record("d", probe, "failure", 0.1, 10.0)
+    assert b.snapshot("d", 10.0).cause == Cause(reason="probe_failed")
+    assert Cause.decode(b.acquire("d", 10.0).cause) == Cause(reason="probe_failed")
+
+
+def test_a_state_stored_before_causes_were_kept_still_decodes(
+    new_backend: Callable[[], StateBackend],
+) -> None:
+    backend = new_backend()
+    backend.value_cas("breaker:d", None, "open 1 0 1 30.0", now=0.0)
+    b = CircuitBreaker(backend, CONFIG, random=lambda: 0.0)
+    refused = b.acquire("d", 1.0)
+    assert (refused.allowed, refused.state, refused.retry_in_s, refused.cause) == (
+        False,
+        "open",
+        29.0,
+        "",
+    )
+    assert b.snapshot("d", 1.0).cause is None
+    assert Cause.decode("") is None
+    assert Cause.decode("failure_rate:x:0.5") is None
 
 
 class InterleavingBackend:

@@ -131,14 +131,23 @@ class BreakerModel(RuleBasedStateMachine):
             self.episode += 1
             self.probe_ok = self.probe_slow = 0
         assert permit.transition == expected_transition
-        if self.state == "open":
-            assert not permit.allowed
-            assert permit.retry_in_s == self.until - self.now
-        elif self.state == "half_open":
-            may_probe = self._live_probes() < CONFIG.half_open_probes
-            assert (permit.allowed, permit.probe) == (may_probe, may_probe)
-            if may_probe:
-                self.held.append(Held(permit, self.episode, self.now))
+        if self.state == "half_open" and self._live_probes() < CONFIG.half_open_probes:
+            assert (permit.allowed, permit.probe) == (True, True)
+            self.held.append(Held(permit, self.episode, self.now))
+        elif self.state != "closed":
+            # The adaptive throttle: refused with SRE's probability (the draw is RANDOM).
+            calls, failures, slow_calls = self._window()
+            accepted = max(0, calls - failures - slow_calls)
+            refusal = (calls - CONFIG.throttle_k * accepted) / (calls + 1) if calls else 1.0
+            throttled = refusal <= RANDOM
+            assert (permit.allowed, permit.probe) == (throttled, False)
+            if throttled:
+                assert permit.retry_in_s is None
+                self.held.append(Held(permit, self.closes, self.now))
+            elif self.state == "open":
+                assert permit.retry_in_s == self.until - self.now
+            else:
+                assert permit.retry_in_s is None
         else:
             assert (permit.allowed, permit.probe) == (True, False)
             self.held.append(Held(permit, self.closes, self.now))

@@ -10,6 +10,7 @@ import pytest
 from guardedllm import defaults
 from guardedllm.guards import Mark, UnavailableMarks
 from guardedllm.state import StateBackend
+from guardedllm.state.flow import run
 
 
 def test_a_mark_holds_until_its_end(new_backend: Callable[[], StateBackend]) -> None:
@@ -20,6 +21,20 @@ def test_a_mark_holds_until_its_end(new_backend: Callable[[], StateBackend]) -> 
     assert marks.unavailable("d", 59.9) == mark
     assert marks.unavailable("d", 60.0) is None
     assert marks.unavailable("other", 1.0) is None
+
+
+def test_404s_are_counted_until_a_minute_after_the_last(
+    new_backend: Callable[[], StateBackend],
+) -> None:
+    marks = UnavailableMarks(new_backend())
+    strike = marks.strike_flow
+    assert run(marks.backend, strike("d", expires_at=60.0, now=0.0)) == 1
+    assert run(marks.backend, strike("d", expires_at=100.0, now=40.0)) == 2
+    assert run(marks.backend, strike("other", expires_at=100.0, now=40.0)) == 1
+    assert run(marks.backend, strike("d", expires_at=159.0, now=99.0)) == 3
+    # Counting is not marking: the engine decides (engine/_failures.py).
+    assert marks.unavailable("d", 99.0) is None
+    assert run(marks.backend, strike("d", expires_at=300.0, now=200.0)) == 1  # expired
 
 
 def test_a_later_mark_extends_an_earlier_one_never_shortens_it(

@@ -70,6 +70,13 @@ def start_attempt_span(
     requested = call.plan.requested
     if reason is None or reason == "escalation":  # an escalation is logged as it is decided
         logger.debug("call to %s: attempt %d on %s", requested, number, target.deployment)
+    elif reason == "panic":
+        logger.info(
+            "call to %s: every deployment of the plan is open; sending to %s anyway (the panic "
+            "share)",
+            requested,
+            target.deployment,
+        )
     elif number > 1:
         logger.debug(
             "call to %s: retrying %s (attempt %d) after %s",

@@ -101,6 +101,9 @@ class Call:
         self.outgrown_window = 0
         self.trying: tuple[Deployment, ...] = plan.deployments  # the plan, or the escalation
         self.escalated = False
+        # The deployments of the pass through ``trying`` that refused the call as open, with
+        # their refusals: when every one did, the call may panic (``Engine._through``).
+        self.refused_open: list[tuple[Deployment, Permit]] = []
         self.decisions: list[str] = []  # escalation and shadow decisions, with their reasons
         self.billed: float | None = None  # what the call's answered attempts cost
         # What the call has spent of ``max_cost_usd``: every answered or hedged attempt's

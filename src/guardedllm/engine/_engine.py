@@ -101,8 +101,7 @@ from guardedllm.registry import Deployment, Registry
 from guardedllm.routing import Plan, RouteFeatures, plan_route
 from guardedllm.state import StateBackend
 from guardedllm.state.failover import OnError
-from guardedllm.telemetry import EVENT_LOCAL_STATE, CallSpan, Telemetry
-from guardedllm.telemetry import _semconv as sc
+from guardedllm.telemetry import Telemetry
 from guardedllm.types import ChatCompletion, ChatRequest, CreateEmbeddingResponse
 
 if TYPE_CHECKING:
@@ -298,7 +297,7 @@ class Engine:
             )
             result = yield from self._route(call, request, validator)
             if not self.inline:
-                self._note_local_state(span, local_ops)
+                self.guards.note_local_state(span, local_ops)
             # No shadow copy is made of an embeddings call (``check_kinds``).
             if job is not None and not isinstance(result, CreateEmbeddingResponse):
                 self._hand_over(call, job, result)
@@ -312,7 +311,7 @@ class Engine:
             return result
         except GuardedLLMError as exc:
             if not self.inline:
-                self._note_local_state(span, local_ops)
+                self.guards.note_local_state(span, local_ops)
             if call is not None:
                 if not exc.attempts:
                     exc.attempts = tuple(call.attempts)
@@ -332,12 +331,6 @@ class Engine:
     ) -> None:
         now = self._clock()
         hand_over_shadow(call, job, result, shadows=self.shadows, spawn=self.spawn_shadow, now=now)
-
-    def _note_local_state(self, span: CallSpan, local_ops: int) -> None:
-        """A span event when some of the call's guard operations ran on this process's own
-        state (the shared store failed meanwhile: ``FailoverBackend``)."""
-        if self.guards.local_ops() != local_ops:
-            span.event(EVENT_LOCAL_STATE, {sc.GUARDEDLLM_STATE_ON_ERROR: self.guards.on_error})
 
     def _route(
         self,
@@ -375,13 +368,24 @@ class Engine:
         self, call: Call, request: ChatRequest, deployments: tuple[Deployment, ...]
     ) -> Flow:
         call.trying = deployments
+        call.refused_open = []
         for deployment in deployments:
             result = yield from self._on_deployment(call, request, deployment)
             if result is not None:
                 return result
+        if len(call.refused_open) == len(deployments):
+            # Every deployment refused the call as open: Envoy's panic mode, bounded. The least
+            # bad one (half-open, else the soonest to probe) gets its breaker's panic share.
+            deployment, _ = min(call.refused_open, key=lambda refused: refused[1].retry_in_s or 0)
+            call.reason = "panic"
+            result = yield from self._on_deployment(call, request, deployment, panic=True)
+            if result is not None:
+                return result
         raise call.final_error()
 
-    def _on_deployment(self, call: Call, request: ChatRequest, deployment: Deployment) -> Turned:
+    def _on_deployment(
+        self, call: Call, request: ChatRequest, deployment: Deployment, *, panic: bool = False
+    ) -> Turned:
         """Try one deployment: the result, or None to move on (the reason is on ``call``).
 
         The turns (the attempt, and a hedge once there is one) are let go of here whatever
@@ -392,7 +396,7 @@ class Engine:
         turns = [Turn(deployment=deployment, permit=None)]
         guards = self.guards
         try:
-            result = yield from self._turns(call, request, turns)
+            result = yield from self._turns(call, request, turns, panic=panic)
         except Exception:
             if call.late is not None:
                 call.late.then(partial(guards.run, close_turns(guards, turns)))
@@ -407,16 +411,16 @@ class Engine:
             yield from run_phase(guards, close_turns(guards, turns))
         return result
 
-    def _turns(self, call: Call, request: ChatRequest, turns: list[Turn]) -> Turned:
+    def _turns(self, call: Call, request: ChatRequest, turns: list[Turn], *, panic: bool) -> Turned:
         attempt = turns[0]
         deployment = attempt.deployment
         guards = self.guards
         admission = (
-            guards.run(admit(guards, attempt))
+            guards.run(admit(guards, attempt, panic=panic))
             if self.inline  # in process: no generator for the step (the hot path)
-            else (yield from run_phase(guards, admit(guards, attempt), call))
+            else (yield from run_phase(guards, admit(guards, attempt, panic=panic), call))
         )
-        if not admitted(call, attempt, *admission):
+        if not admitted(call, attempt, *admission, panic=panic):
             return None
         prepared = yield from prepare(self, call, request, attempt, deposit=True)
         if not prepared:

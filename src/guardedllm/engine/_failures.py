@@ -69,6 +69,9 @@ def failed(
         raise call.deadline_error()
     if verdict == "fallback" or number == call.settings.max_attempts:
         return None
+    if len(call.trying) > 1 and (yield from _browning(guards, attempt)):
+        call.reason = "brownout"
+        return None  # the next deployment's first attempt, free of this one's retry budget
     wait = backoff(random, number, retry_after)
     if wait < remaining:
         return wait
@@ -118,15 +121,38 @@ def _failure_learned(
         attempt.settle_grant(guards, now),
     ]
     if isinstance(error, ModelNotFoundError):
-        flows.append(
-            guards.marks.mark_flow(
-                name, until=now + defaults.UNAVAILABLE_S, reason=str(error), now=now
-            )
-        )
+        flows.append(_missing(guards, name, error, now))
     if isinstance(error, RateLimitedError) and retry_after is not None and retry_after.wait_s:
         flows.append(guards.limiter.pause_flow(name, retry_after, now=now))
     yield lockstep(*flows)
     return retry_after
+
+
+def _browning(guards: Guards, attempt: Turn) -> Flow[bool]:
+    """Whether ``attempt``'s deployment fails so large a share of its calls
+    (``defaults.BROWNOUT_FAILURE_RATE`` of at least ``defaults.BROWNOUT_MINIMUM_CALLS`` in
+    its breaker's window) that a call with more than one deployment should not retry there:
+    a retry is no likelier to answer than the next deployment's first attempt, which adds no
+    load to the struggling upstream and costs its retry budget nothing; and a call that
+    already had that second chance on another upstream has had its share. A plan of one
+    deployment still retries (its retry budget bounds it): the retry is its only second
+    chance."""
+    snapshot = yield from guards.breaker.snapshot_flow(attempt.deployment.name, guards.now())
+    enough = snapshot.calls >= defaults.BROWNOUT_MINIMUM_CALLS
+    return enough and snapshot.failure_rate >= defaults.BROWNOUT_FAILURE_RATE
+
+
+def _missing(guards: Guards, name: str, error: ModelNotFoundError, now: float) -> Flow[None]:
+    """A 404 model-not-found from ``name``: marked unavailable once it is not a stray (see
+    ``guards.marks``): ``defaults.UNAVAILABLE_STRIKES`` of them within
+    ``defaults.UNAVAILABLE_S``, outnumbering every other answer in its breaker's window."""
+    until = now + defaults.UNAVAILABLE_S
+    strikes = yield from guards.marks.strike_flow(name, expires_at=until, now=now)
+    if strikes < defaults.UNAVAILABLE_STRIKES:
+        return
+    if (yield from guards.breaker.snapshot_flow(name, now)).calls >= strikes:
+        return  # it answers more than it 404s: flaky, not missing
+    yield from guards.marks.mark_flow(name, until=until, reason=str(error), now=now)
 
 
 def vendor_wait(

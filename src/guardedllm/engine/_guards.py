@@ -34,7 +34,7 @@ from guardedllm.guards import (
 from guardedllm.state import MemoryBackend, StateBackend
 from guardedllm.state.failover import ON_ERROR, FailoverBackend, OnError
 from guardedllm.state.flow import Flow, runner
-from guardedllm.telemetry import EVENT_BREAKER_TRANSITION, CallSpan, Telemetry
+from guardedllm.telemetry import EVENT_BREAKER_TRANSITION, EVENT_LOCAL_STATE, CallSpan, Telemetry
 from guardedllm.telemetry import _semconv as sc
 
 __all__ = ["Guards", "report_transition"]
@@ -113,6 +113,13 @@ class Guards:
         shared store failed (0 without a shared store)."""
         state = self.state
         return state.local_ops if isinstance(state, FailoverBackend) else 0
+
+    def note_local_state(self, span: CallSpan, local_ops: int) -> None:
+        """A span event when some of a call's guard operations ran on this process's own state
+        (the shared store failed meanwhile: ``FailoverBackend``); ``local_ops`` is what
+        ``local_ops()`` said when the call began."""
+        if self.local_ops() != local_ops:
+            span.event(EVENT_LOCAL_STATE, {sc.GUARDEDLLM_STATE_ON_ERROR: self.on_error})
 
     def health(self) -> dict[str, DeploymentHealth]:
         """Every deployment's breaker, retry budget, unavailable mark and vendor Retry-After,

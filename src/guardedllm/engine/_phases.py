@@ -109,16 +109,20 @@ def held(turn: Turn, permit_flow: Flow[Permit]) -> Flow[Permit]:
     return permit
 
 
-def admit(guards: Guards, turn: Turn) -> Flow[tuple[Mark | None, float, Permit | None]]:
+def admit(
+    guards: Guards, turn: Turn, *, panic: bool = False
+) -> Flow[tuple[Mark | None, float, Permit | None]]:
     """A first attempt's admission: the deployment's unavailable mark (then no permit), else
     the breaker's permit, held on ``turn`` when allowed; and the guards' ``now``. The two are
     asked side by side; a permit given to a deployment found marked goes back unused (for a
-    closed breaker that costs nothing: its permit holds no state)."""
+    closed breaker that costs nothing: its permit holds no state). With ``panic`` (every
+    deployment of the plan refused the call as open), the permit is the breaker's panic
+    share (``CircuitBreaker.panic_flow``)."""
     now = guards.now()
     name = turn.deployment.name
-    mark, permit = yield lockstep(
-        guards.marks.unavailable_flow(name, now), held(turn, guards.breaker.acquire_flow(name, now))
-    )
+    breaker = guards.breaker
+    permit_flow = breaker.panic_flow(name, now) if panic else breaker.acquire_flow(name, now)
+    mark, permit = yield lockstep(guards.marks.unavailable_flow(name, now), held(turn, permit_flow))
     if mark is not None:
         yield from turn.release_permit(guards, now)
         return mark, now, None

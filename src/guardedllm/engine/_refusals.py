@@ -22,7 +22,7 @@ from guardedllm.errors import (
     RateLimitedError,
 )
 from guardedllm.estimate import Estimate
-from guardedllm.guards import Mark, Permit, Reservation, RetryAfter
+from guardedllm.guards import Cause, Mark, Permit, Reservation, RetryAfter
 from guardedllm.registry import Deployment
 from guardedllm.state.flow import Flow, lockstep
 
@@ -91,11 +91,17 @@ def _deposited(guards: Guards, name: str, deposited: list[float]) -> Flow[None]:
 
 
 def admitted(
-    call: Call, attempt: Turn, mark: Mark | None, now: float, permit: Permit | None
+    call: Call,
+    attempt: Turn,
+    mark: Mark | None,
+    now: float,
+    permit: Permit | None,
+    *,
+    panic: bool = False,
 ) -> bool:
     """Whether a first attempt may go, after its admission phase (``_phases.admit``): not
     marked unavailable, and the breaker allowing it. Skipped (recorded on ``call``)
-    otherwise."""
+    otherwise; a panic send refused was skipped already, as open."""
     deployment = attempt.deployment
     if mark is not None:
         call.skip(deployment, unavailable(deployment, mark.until - now, mark.reason))
@@ -103,7 +109,9 @@ def admitted(
     assert permit is not None
     report_transition(permit.transition, call.span)
     if not permit.allowed:
-        call.skip(deployment, circuit_open(deployment, permit))
+        if not panic:
+            call.skip(deployment, circuit_open(deployment, permit))
+            call.refused_open.append((deployment, permit))
         return False
     return True
 
@@ -226,12 +234,18 @@ def unavailable(deployment: Deployment, left_s: float, reason: str) -> ModelNotF
 
 def circuit_open(deployment: Deployment, permit: Permit) -> CircuitOpenError:
     when = f" in {permit.retry_in_s:.1f} s" if permit.retry_in_s is not None else " soon"
+    cause = Cause.decode(permit.cause) if permit.cause else None
+    why = f"opened by {cause.describe()}" if cause is not None else "after repeated failures"
     return CircuitOpenError(
-        f"{deployment.name}: the circuit breaker is {permit.state.replace('_', '-')} after "
-        f"repeated failures; it lets a probe through{when}. Nothing was sent. Add a fallback "
-        "deployment on another provider to keep answering meanwhile.",
+        f"{deployment.name}: the circuit breaker is {permit.state.replace('_', '-')}, {why}, "
+        "and the deployment answers too few of the calls it is sent for this one to go; it "
+        f"lets a probe through{when}. Nothing was sent. Add a fallback deployment on another "
+        "provider to keep answering meanwhile.",
         deployment=deployment.name,
         retry_in_s=permit.retry_in_s,
+        cause=cause.reason if cause is not None else None,
+        rate=cause.rate if cause is not None else None,
+        threshold=cause.threshold if cause is not None else None,
     )
 
 

@@ -1,4 +1,5 @@
-"""``CircuitBreaker``: stop sending to a deployment that is failing, then probe it back.
+"""``CircuitBreaker``: stop sending to a deployment that is failing, then probe it back, and
+never turn a brownout into an outage.
 
 One breaker state per deployment key, with resilience4j's ``CircuitBreakerStateMachine``
 semantics over a time-based sliding window (``SlidingTimeWindowMetrics``) and Envoy's growing
@@ -11,6 +12,36 @@ ejection time::
 
 (Probe successes are forgotten once none has arrived for ``window_s``, like any old evidence.)
 
+What each source gave, and why:
+- resilience4j: the states, the time-based window with ``minimum_calls``, the failure and
+  slow-call thresholds, half-open with a few permitted calls. Alone, its open state refuses
+  every call for the whole interval: under 45 % random faults the window's noise crosses 50 %
+  often, and a plan whose deployments all tripped answered nothing for 30 s — worse than no
+  guard (55 % answered).
+- Google SRE, "Handling Overload", client-side adaptive throttling: while open (and half-open
+  past the probe slots) a call is refused with probability
+  ``max(0, (calls - K * accepted) / (calls + 1))`` over the window, K = ``throttle_k`` (2), a
+  call let through being sent and counted like any other. A deployment is thus offered about K
+  times what it accepts: one answering half its calls or more is hardly refused (the brownout
+  passes through), one answering nothing is refused all but 1 in ``calls + 1``. Unlike the
+  book, refused calls are not counted as requests: counting them is what lets SRE's client
+  adapt without a breaker, whereas here the open state already holds the outage and the probes
+  bring it back; and not counting them costs a refusal no write. An empty window (the evidence
+  aged out while open) refuses: the probes judge then.
+- Envoy's panic threshold and ``max_ejection_percent``: when too few hosts are healthy Envoy
+  ignores ejection, since ejecting them all guarantees failure. Here, when every deployment of
+  a call's plan refused it as open, the engine sends it to the least bad one anyway, but
+  bounded: one such call in ``panic_every`` (``panic``: a counter per key, atomic on every
+  backend), as one attempt. A full outage then costs ~1/``panic_every`` extra attempts per call,
+  and a plan never answers nothing for a whole interval.
+- Envoy's ejection time: the open interval grows on consecutive trips, capped, jittered.
+- Finagle's ``RetryBudget`` and Envoy's retry budget, kept per upstream (``retry_budget.py``):
+  a fallback's first attempt is a first attempt on its own deployment, never paid from the
+  failing one's budget; and the engine does not retry a browning-out deployment when the plan
+  has another (``engine/_failures.py``).
+- The cause of opening (which threshold, the rate and the threshold) is stored with the
+  state, so a refusal anywhere in a fleet can name it (``Cause``).
+
 Rules the code keeps:
 - The state is one backend value, changed only by ``value_cas``. It carries an ``epoch`` that
   grows on every transition, so a transition decided on a stale read never applies, and a
@@ -22,6 +53,11 @@ Rules the code keeps:
 - A half-open probe holds one of ``half_open_probes`` slot values, taken by a CAS from absent
   and expiring after ``probe_timeout_s``: a caller that crashed or abandoned its call cannot
   wedge the breaker half-open. A probe's result counts only if it still held its slot.
+- A permit the throttle or the panic share gave while open is a plain permit of the window's
+  generation: its record counts in the window (so the throttle adapts) and never moves the
+  state (only a record in the closed state trips the breaker).
+- The stored state is one line of text; its sixth field, the cause, is optional, so a state
+  written before causes were kept decodes (without one).
 - ``record(..., "ignored")`` counts nothing but frees a probe slot: for outcomes that say
   nothing about the deployment's health (429 belongs to the rate limiter, a 4xx is the
   caller's fault, a call abandoned by its deadline or cancelled).
@@ -51,11 +87,13 @@ __all__ = [
     "BreakerConfig",
     "BreakerSnapshot",
     "BreakerState",
+    "Cause",
     "CircuitBreaker",
     "Outcome",
     "Permit",
     "Transition",
     "TransitionReason",
+    "throttle_refusal",
 ]
 
 BreakerState = Literal["closed", "open", "half_open"]
@@ -131,6 +169,15 @@ class BreakerConfig:
     probe_timeout_s: float = attrs.field(
         default=defaults.BREAKER_PROBE_TIMEOUT_S, validator=_positive
     )
+    throttle_k: float = attrs.field(default=defaults.BREAKER_THROTTLE_K)
+    panic_every: int = attrs.field(default=defaults.BREAKER_PANIC_EVERY, validator=_at_least_one)
+
+    @throttle_k.validator
+    def _check_k(self, _: attrs.Attribute[float], value: float) -> None:
+        require_number("BreakerConfig", "throttle_k", value)
+        _check(
+            1 <= value <= math.inf, "throttle_k", "a number >= 1 (math.inf: never refuse)", value
+        )
 
     @backoff_multiplier.validator
     def _check_multiplier(self, _: attrs.Attribute[float], value: float) -> None:
@@ -163,6 +210,62 @@ class BreakerConfig:
 # --------------------------------------------------------------------------- values
 
 
+_CAUSE_WORDS: dict[str, str] = {
+    "failure_rate": "its failure rate",
+    "slow_call_rate": "its slow-call rate",
+    "probe_failed": "a failed half-open probe",
+    "probes_slow": "slow half-open probes",
+}
+
+
+@attrs.frozen(kw_only=True)
+class Cause:
+    """Which threshold opened a breaker: ``reason`` is the opening transition's reason, with
+    the measured ``rate`` and its ``threshold`` where one was measured (not for a failed
+    probe). Stored with the state, so every process's refusal can name it."""
+
+    reason: TransitionReason
+    rate: float | None = None
+    threshold: float | None = None
+
+    def encode(self) -> str:
+        if self.rate is None or self.threshold is None:
+            return self.reason
+        return f"{self.reason}:{self.rate!r}:{self.threshold!r}"
+
+    @classmethod
+    def decode(cls, raw: str) -> Cause | None:
+        """The cause ``encode`` wrote; None for "" (no cause stored) or anything unreadable."""
+        reason, *numbers = raw.split(":")
+        if reason not in _CAUSE_WORDS or len(numbers) not in (0, 2):
+            return None
+        try:
+            rate, threshold = (float(n) for n in numbers) if numbers else (None, None)
+        except ValueError:
+            return None
+        return cls(reason=_REASONS[reason], rate=rate, threshold=threshold)
+
+    def describe(self) -> str:
+        """For an error message: "its failure rate (62 % of the calls in its window, at or
+        above the 50 % threshold)"."""
+        words = _CAUSE_WORDS[self.reason]
+        if self.rate is None or self.threshold is None:
+            return words
+        what = "failed" if self.reason == "failure_rate" else "were slow"
+        return (
+            f"{words} ({self.rate:.0%} of the calls in its window {what}, at or above the "
+            f"{self.threshold:.0%} threshold)"
+        )
+
+
+_REASONS: dict[str, TransitionReason] = {
+    "failure_rate": "failure_rate",
+    "slow_call_rate": "slow_call_rate",
+    "probe_failed": "probe_failed",
+    "probes_slow": "probes_slow",
+}
+
+
 @attrs.frozen(kw_only=True)
 class Transition:
     """A change of a breaker's state, for span events, metrics and logs."""
@@ -193,6 +296,8 @@ class Permit:
     window: int = attrs.field(default=0, repr=False)
     slot: str | None = attrs.field(default=None, repr=False)
     token: str | None = attrs.field(default=None, repr=False)
+    # Why the breaker last opened (``Cause.encode``; "" when closed or unknown).
+    cause: str = attrs.field(default="", repr=False)
 
 
 @attrs.frozen(kw_only=True)
@@ -207,6 +312,7 @@ class BreakerSnapshot:
     slow_calls: int
     open_until: float | None
     trips: int
+    cause: Cause | None = None  # why it last opened, while open or half-open
 
     @property
     def failure_rate(self) -> float:
@@ -228,22 +334,26 @@ class _State:
     window: int
     trips: int
     until: float
+    cause: str = ""  # why it last opened (``Cause.encode``), kept through half-open
 
     def encode(self) -> str:
-        return f"{self.name} {self.epoch} {self.window} {self.trips} {self.until!r}"
+        head = f"{self.name} {self.epoch} {self.window} {self.trips} {self.until!r}"
+        return f"{head} {self.cause}" if self.cause else head
 
     @classmethod
     def decode(cls, raw: str | None) -> _State:
         if raw is not None:
             try:
-                name, epoch, window, trips, until = raw.split(" ")
-                if name in _STATES:
+                # Five fields before the cause was stored: such a state decodes without one.
+                name, epoch, window, trips, until, *cause = raw.split(" ")
+                if name in _STATES and len(cause) <= 1:
                     return cls(
                         name=_STATES[name],
                         epoch=int(epoch),
                         window=int(window),
                         trips=int(trips),
                         until=float(until),
+                        cause=cause[0] if cause else "",
                     )
             except ValueError:
                 pass
@@ -263,6 +373,17 @@ def _state_key(key: str) -> str:
 
 
 # --------------------------------------------------------------------------- the breaker
+
+
+def throttle_refusal(calls: float, failures: float, slow_calls: float, k: float) -> float:
+    """The chance an open breaker refuses a call, from its window: Google SRE's client-side
+    throttling, ``max(0, (calls - k * accepted) / (calls + 1))``, where a call is accepted
+    when it neither failed nor was slow (a slow failure counts twice, which errs towards
+    refusing). An empty window (the evidence aged out while open) refuses: probes judge then."""
+    if calls < 1:
+        return 1.0
+    accepted = max(0.0, calls - failures - slow_calls)
+    return max(0.0, (calls - k * accepted) / (calls + 1))
 
 
 class CircuitBreaker:
@@ -308,14 +429,7 @@ class CircuitBreaker:
                 )
             if state.name == "open":
                 if now < state.until:
-                    return Permit(
-                        key=key,
-                        allowed=False,
-                        probe=False,
-                        state="open",
-                        retry_in_s=state.until - now,
-                        epoch=state.epoch,
-                    )
+                    return (yield from self._throttle(key, state, now, state.until - now))
                 half_open = attrs.evolve(state, name="half_open", epoch=state.epoch + 1)
                 transition = yield from self._move(
                     key, raw, state, half_open, reason="open_elapsed", now=now
@@ -352,18 +466,60 @@ class CircuitBreaker:
                     window=state.window,
                     slot=slot,
                     token=token,
+                    cause=state.cause,
                 )
             yield ops.value_cas(slot, token, None, now=now)
             return None
         if (yield from self._read(key, now))[1] != state:
             return None
+        permit = yield from self._throttle(key, state, now, None)
+        return attrs.evolve(permit, transition=transition)
+
+    def _throttle(
+        self, key: str, state: _State, now: float, retry_in_s: float | None
+    ) -> Flow[Permit]:
+        """The adaptive throttle of an open breaker (or a half-open one with every probe slot
+        held): a call is refused with probability ``throttle_refusal`` of the window (see the
+        module docstring), else it goes, counted like any closed-state call."""
+        calls, failures, slow_calls = yield self._window(key, state.window, now)
+        allowed = self._random() >= throttle_refusal(
+            calls, failures, slow_calls, self.config.throttle_k
+        )
         return Permit(
             key=key,
-            allowed=False,
+            allowed=allowed,
             probe=False,
-            state="half_open",
-            transition=transition,
+            state=state.name,
+            retry_in_s=None if allowed else retry_in_s,
             epoch=state.epoch,
+            window=state.window,
+            cause=state.cause,
+        )
+
+    def panic(self, key: str, now: float) -> Permit:
+        """A call whose every deployment refused it as open (see the module docstring)."""
+        return run(self.backend, self.panic_flow(key, now))
+
+    def panic_flow(self, key: str, now: float) -> Flow[Permit]:
+        """``panic`` as a flow of backend operations: one in ``panic_every`` such calls is
+        let through to ``key`` anyway, as one plain attempt counted in the window."""
+        counter = f"breaker:{key}:panic"
+        (_, count), raw = yield [
+            ops.counter_add(
+                counter, 1.0, limit=None, expires_at=now + self.config.window_s, now=now
+            ),
+            ops.value_get(_state_key(key), now=now),
+        ]
+        state = _decoded(raw)
+        allowed = round(count) % self.config.panic_every == 0
+        return Permit(
+            key=key,
+            allowed=allowed,
+            probe=False,
+            state=state.name,
+            epoch=state.epoch,
+            window=state.window,
+            cause=state.cause,
         )
 
     # ---------------------------------------------------------------- record
@@ -410,16 +566,17 @@ class CircuitBreaker:
             return None  # already tripped, or a permit from an earlier closed period
         if calls < self.config.minimum_calls:
             return None
-        reason: TransitionReason
+        cause: Cause
         if failures / calls >= self.config.failure_rate_threshold:
-            reason = "failure_rate"
+            rate, threshold = failures / calls, self.config.failure_rate_threshold
+            cause = Cause(reason="failure_rate", rate=rate, threshold=threshold)
         elif slow_calls / calls >= self.config.slow_call_rate_threshold:
-            reason = "slow_call_rate"
+            rate, threshold = slow_calls / calls, self.config.slow_call_rate_threshold
+            cause = Cause(reason="slow_call_rate", rate=rate, threshold=threshold)
         else:
             return None
-        return (
-            yield from self._move(key, raw, state, self._opened(state, now), reason=reason, now=now)
-        )
+        opened = self._opened(state, now, cause)
+        return (yield from self._move(key, raw, state, opened, reason=cause.reason, now=now))
 
     def _record_probe(
         self, key: str, permit: Permit, outcome: Outcome, latency_s: float, now: float
@@ -437,7 +594,12 @@ class CircuitBreaker:
         if outcome == "failure":
             return (
                 yield from self._move(
-                    key, raw, state, self._opened(state, now), reason="probe_failed", now=now
+                    key,
+                    raw,
+                    state,
+                    self._opened(state, now, Cause(reason="probe_failed")),
+                    reason="probe_failed",
+                    now=now,
                 )
             )
         # Probe results are evidence while recent: both counters expire window_s after the
@@ -456,11 +618,13 @@ class CircuitBreaker:
             return None
         slow = (yield ops.counters_get([slow_key], now=now)).get(slow_key, 0.0)
         if slow / succeeded >= self.config.slow_call_rate_threshold:
-            return (
-                yield from self._move(
-                    key, raw, state, self._opened(state, now), reason="probes_slow", now=now
-                )
+            cause = Cause(
+                reason="probes_slow",
+                rate=slow / succeeded,
+                threshold=self.config.slow_call_rate_threshold,
             )
+            opened = self._opened(state, now, cause)
+            return (yield from self._move(key, raw, state, opened, reason="probes_slow", now=now))
         closed = _State(
             name="closed", epoch=state.epoch + 1, window=state.epoch + 1, trips=0, until=0.0
         )
@@ -472,6 +636,10 @@ class CircuitBreaker:
         """``key``'s breaker as the next ``acquire`` would find it (an open breaker whose
         interval has ended shows as half-open), without changing anything."""
         return run(self.backend, self._snapshot(key, now))
+
+    def snapshot_flow(self, key: str, now: float) -> Flow[BreakerSnapshot]:
+        """``snapshot`` as a flow of backend operations (``guardedllm.state.flow``)."""
+        return self._snapshot(key, now)
 
     def _snapshot(self, key: str, now: float) -> Flow[BreakerSnapshot]:
         _, state = yield from self._read(key, now)
@@ -487,6 +655,7 @@ class CircuitBreaker:
             slow_calls=round(slow_calls),
             open_until=state.until if state.name != "closed" else None,
             trips=state.trips,
+            cause=Cause.decode(state.cause) if state.cause else None,
         )
 
     # ---------------------------------------------------------------- pieces
@@ -509,10 +678,17 @@ class CircuitBreaker:
             now=now,
         )
 
-    def _opened(self, state: _State, now: float) -> _State:
+    def _opened(self, state: _State, now: float, cause: Cause) -> _State:
         trips = state.trips + 1
         until = now + self.config.open_interval(trips, self._random())
-        return attrs.evolve(state, name="open", epoch=state.epoch + 1, trips=trips, until=until)
+        return attrs.evolve(
+            state,
+            name="open",
+            epoch=state.epoch + 1,
+            trips=trips,
+            until=until,
+            cause=cause.encode(),
+        )
 
     def _read(self, key: str, now: float) -> Flow[tuple[str | None, _State]]:
         raw = yield ops.value_get(_state_key(key), now=now)

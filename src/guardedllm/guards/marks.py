@@ -6,6 +6,13 @@ retries, turns one mistake into a storm; so the engine marks the deployment unav
 ``defaults.UNAVAILABLE_S`` and routes around it without touching the network until the mark
 expires. A mark is one backend value (``unavailable:<key>``) expiring at its ``until``; a newer
 mark only ever extends an existing one, so concurrent marks settle on the latest end.
+
+A single 404 is not proof, though: vendors answer a stray 404 in an incident or while a model
+rolls out across regions, and a minute's mark for it turns one bad answer into an outage. So
+the engine counts 404s (``strike``: a backend counter ``unavailable:<key>:404s`` expiring
+``defaults.UNAVAILABLE_S`` after the last one) and marks only from the
+``defaults.UNAVAILABLE_STRIKES``-th, and only while nothing answered from the deployment in its
+breaker's window. A 404 is never retried either way.
 """
 
 from __future__ import annotations
@@ -72,6 +79,15 @@ class UnavailableMarks:
             ):
                 return wanted
         return (yield from self.unavailable_flow(key, now)) or wanted
+
+    def strike_flow(self, key: str, *, expires_at: float, now: float) -> Flow[int]:
+        """Count one 404 from ``key``; the 404s counted until ``expires_at`` after the last
+        one, this one included. A flow of backend operations."""
+        total: float
+        _, total = yield ops.counter_add(
+            f"{self._key(key)}:404s", 1.0, limit=None, expires_at=expires_at, now=now
+        )
+        return round(total)
 
     def unavailable(self, key: str, now: float) -> Mark | None:
         """The mark on ``key`` if one is in force at ``now``."""
