@@ -24,7 +24,8 @@ ENVIRON = {
     "TEST_GEMINI_KEY": "AIzaTestGeminiKey0123456789abcdef",
 }
 
-CONFIG = """
+# The defaults and every vendor's provider, pointed at a FakeProvider by ``.format``.
+PROVIDERS = """
 [defaults]
 deadline_s = 10
 max_attempts = 2
@@ -55,6 +56,11 @@ kind = "gemini"
 base_url = "{gemini}"
 api_key_env = "TEST_GEMINI_KEY"
 
+"""
+
+CONFIG = (
+    PROVIDERS
+    + """
 [models.gpt-4o-mini]
 provider = "openai"
 model = "gpt-4o-mini-2024-07-18"
@@ -112,6 +118,7 @@ chat = "gpt-4o-mini"
 [routes.support]
 fallback = ["gpt-4o-mini", "claude-haiku", "gemini-flash"]
 """
+)
 
 DEPLOYMENTS = ["gpt-4o-mini", "azure-4o", "llama", "claude-haiku", "gemini-flash"]
 

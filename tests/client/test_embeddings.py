@@ -32,34 +32,11 @@ from guardedllm.estimate import get_encoding
 from guardedllm.guards import BreakerConfig, SpendBudget
 from guardedllm.testing import FakeProvider
 from guardedllm.types import CreateEmbeddingResponse
-from support import ENVIRON
+from support import ENVIRON, PROVIDERS
 
-CONFIG = """
-[defaults]
-deadline_s = 10
-max_attempts = 2
-timeout_s = 5
-
-[providers.openai]
-kind = "openai"
-base_url = "{openai}"
-api_key_env = "TEST_OPENAI_KEY"
-
-[providers.azure]
-kind = "azure-openai"
-base_url = "{azure}"
-api_key_env = "TEST_AZURE_KEY"
-api_version = "2024-10-21"
-
-[providers.local]
-kind = "openai-compatible"
-base_url = "{openai}"
-
-[providers.gemini]
-kind = "gemini"
-base_url = "{gemini}"
-api_key_env = "TEST_GEMINI_KEY"
-
+CONFIG = (
+    PROVIDERS
+    + """
 [models.small]                     # everything else from the model catalog
 provider = "openai"
 model = "text-embedding-3-small"
@@ -96,6 +73,7 @@ model = "gpt-4o-mini"
 [routes.vectors]
 fallback = ["small", "azure-small"]
 """
+)
 
 SMALL_ID = "text-embedding-3-small"
 TEXTS = ["Where is my parcel?", "Refund, please.", "Opening hours"]
@@ -107,6 +85,7 @@ def registry(fake_provider: FakeProvider) -> Registry:
         CONFIG.format(
             openai=fake_provider.openai_base_url,
             azure=fake_provider.azure_base_url,
+            anthropic=fake_provider.anthropic_base_url,
             gemini=fake_provider.gemini_base_url,
         ),
         source="test-config",
@@ -378,6 +357,7 @@ def test_rate_limit_applies(driver: str, registry: Registry, fake_provider: Fake
         CONFIG.format(
             openai=fake_provider.openai_base_url,
             azure=fake_provider.azure_base_url,
+            anthropic=fake_provider.anthropic_base_url,
             gemini=fake_provider.gemini_base_url,
         ).replace(
             "dimensions = 1536\n\n[models.azure", "dimensions = 1536\nrpm = 1\n\n[models.azure", 1
