@@ -56,11 +56,12 @@ error born of a vendor's answer has the attempt's own key masked, see ``redact``
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 import attrs
+
+from guardedllm._secrets import masked, scrub_secrets
 
 if TYPE_CHECKING:
     from guardedllm.types import Attempt, ChatCompletionChunk
@@ -117,22 +118,6 @@ __all__ = [
 # enough that a huge HTML error page does not flood logs.
 BODY_EXCERPT_CHARS = 500
 
-# Shapes of API keys we know (OpenAI sk-..., Anthropic sk-ant-..., Google AIza...) and bearer
-# headers. Anything in a vendor body or a message that looks like one is masked.
-_SECRET_PATTERNS = re.compile(
-    r"(sk-[A-Za-z0-9_\-]{8,}|AIza[0-9A-Za-z_\-]{20,}|(?i:bearer)\s+[A-Za-z0-9._\-]{8,})"
-)
-
-
-def scrub_secrets(text: str) -> str:
-    """Mask anything in ``text`` that looks like an API key."""
-    return _SECRET_PATTERNS.sub("[redacted]", text)
-
-
-# A key's leading part this long is masked too, wherever it stands: a body excerpt cut short
-# may end inside a key, and most of a key is nearly as good as all of it.
-_KEY_HEAD_CHARS = 8
-
 _E = TypeVar("_E", bound="GuardedLLMError")
 
 
@@ -154,34 +139,14 @@ def redact(error: _E, secret: str | None) -> _E:
         if not isinstance(current, GuardedLLMError) or id(current) in seen:
             continue
         seen.add(id(current))
-        current.args = tuple(_masked(a, secret) if isinstance(a, str) else a for a in current.args)
+        current.args = tuple(masked(a, secret) if isinstance(a, str) else a for a in current.args)
         for name, value in list(vars(current).items()):
             if isinstance(value, str):
-                setattr(current, name, _masked(value, secret))
+                setattr(current, name, masked(value, secret))
         if current.__suppress_context__ and not isinstance(current.__context__, GuardedLLMError):
             current.__context__ = None
         pending += (current.__cause__, current.__context__)
     return error
-
-
-def _masked(text: str, secret: str) -> str:
-    """``text`` with each run that starts like ``secret`` (its first ``_KEY_HEAD_CHARS``, or
-    all of a shorter one) and follows it as far as it goes replaced by ``[redacted]``."""
-    head = secret[:_KEY_HEAD_CHARS]
-    start = text.find(head)
-    if start == -1:
-        return text
-    parts: list[str] = []
-    done = 0
-    while start != -1:
-        end = start + len(head)
-        while end < len(text) and end - start < len(secret) and text[end] == secret[end - start]:
-            end += 1
-        parts += (text[done:start], "[redacted]")
-        done = end
-        start = text.find(head, end)
-    parts.append(text[done:])
-    return "".join(parts)
 
 
 class GuardedLLMError(Exception):
