@@ -34,6 +34,7 @@ from guardedllm._transport import (
     aiter_body,
     aopen_direct,
     aopen_through,
+    attempt_bound,
     client_headers,
     ensure_open,
     strip_keys_on_redirect,
@@ -504,8 +505,7 @@ class AsyncClient(ClientBase):
         body: AsyncIterator[bytes] | None = None
         keep_open = False
         try:
-            # anyio.fail_after, without its two generator-based context managers per call.
-            with anyio.CancelScope(deadline=anyio.current_time() + step.timeout_s):
+            async with attempt_bound(step.timeout_s):
                 response = await self._open(step.request, streaming=step.decoder is not None)
                 body = aiter_body(response)
                 if step.decoder is not None and response.status_code < 300:
@@ -529,7 +529,7 @@ class AsyncClient(ClientBase):
                 )
             # Every way through the block returns or raises: here, the deadline cancelled it.
             return Failed(error=too_slow(step))
-        except builtins.TimeoutError:  # one raised inside the attempt (an OS-level timeout)
+        except builtins.TimeoutError:  # the bound's, or one raised inside (an OS-level timeout)
             return Failed(error=too_slow(step))
         except (httpx.TransportError, httpx.DecodingError) as exc:
             return Failed(error=transport_error(exc, step.target))
