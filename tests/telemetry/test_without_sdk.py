@@ -143,3 +143,58 @@ def test_guardedllm_and_telemetry_work_where_the_sdk_cannot_be_imported() -> Non
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+# A Telemetry made before the application installs its SDK, through the API's globals.
+_INSTALLED_LATER = textwrap.dedent(
+    """
+    from opentelemetry import metrics, trace
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from guardedllm.telemetry import Telemetry
+    from guardedllm.types import ChatRequest
+
+    request = ChatRequest(model="support", messages=({"role": "user", "content": "hi"},))
+    telemetry = Telemetry()
+    before = telemetry.start_call(requested="before", request=request)
+    assert not before.is_recording
+    before.end_ok()
+
+    exporter = InMemorySpanExporter()
+    tracers = TracerProvider()
+    tracers.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(tracers)
+    reader = InMemoryMetricReader()
+    metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+
+    for name in ("after", "again"):  # the second once the client has seen the SDK
+        call = telemetry.start_call(requested=name, request=request)
+        assert call.is_recording
+        call.end_ok()
+    print(sorted(span.name for span in exporter.get_finished_spans()))
+    data = reader.get_metrics_data()
+    names = {
+        metric.name
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+    }
+    print("gen_ai.client.operation.duration" in names)
+    """
+)
+
+
+def test_an_sdk_installed_after_the_client_is_made_records_from_then_on() -> None:
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", _INSTALLED_LATER],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["['chat after', 'chat again']", "True"]

@@ -9,6 +9,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
+from opentelemetry.metrics import _internal as _metrics_api
 from opentelemetry.trace import TracerProvider
 
 from guardedllm._version import __version__
@@ -27,6 +28,29 @@ try:
     from opentelemetry.metrics._internal import _ProxyMeterProvider as _PROXY_METER_PROVIDER
 except ImportError:  # pragma: no cover - depends on the installed opentelemetry-api
     _PROXY_METER_PROVIDER = None  # type: ignore[assignment,misc]
+
+# Where the API keeps the global providers it has (None until one is set, by code or from the
+# environment on the first ``get_*_provider()``, which ``Telemetry`` makes when it is created).
+# Read there rather than through ``get_tracer_provider()`` and ``get_meter_provider()``, which
+# look the environment up on every call: both cost about 8 us per guarded call while no SDK is
+# installed (``benchmarks/run.py --only overhead``). An API that keeps them elsewhere is asked.
+_UNKNOWN = object()
+
+
+def _tracer_provider_set() -> bool:
+    provider = getattr(trace, "_TRACER_PROVIDER", _UNKNOWN)
+    if provider is _UNKNOWN:  # pragma: no cover - depends on the installed opentelemetry-api
+        provider = trace.get_tracer_provider()
+    return provider is not None and not isinstance(provider, trace.ProxyTracerProvider)
+
+
+def _meter_provider_set() -> bool:
+    if _PROXY_METER_PROVIDER is None:  # pragma: no cover - see above
+        return True
+    provider = getattr(_metrics_api, "_METER_PROVIDER", _UNKNOWN)
+    if provider is _UNKNOWN:  # pragma: no cover - see above
+        provider = metrics.get_meter_provider()
+    return provider is not None and not isinstance(provider, _PROXY_METER_PROVIDER)
 
 
 class Telemetry:
@@ -117,16 +141,23 @@ class Telemetry:
             span.set_attributes(call._base_attributes())
         return call
 
+    # A global provider once installed stays (the API refuses to replace it): a client that
+    # has seen one stops looking, as for a provider it was given.
+
     def _tracing_installed(self) -> bool:
         if self._global_tracing:
-            return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+            if not _tracer_provider_set():
+                return False
+            self._global_tracing, self._tracing = False, True
         return self._tracing
 
     def _metrics_installed(self) -> bool:
         if self._instruments is None:
             return False
-        if self._global_metrics and _PROXY_METER_PROVIDER is not None:
-            return not isinstance(metrics.get_meter_provider(), _PROXY_METER_PROVIDER)
+        if self._global_metrics:
+            if not _meter_provider_set():
+                return False
+            self._global_metrics, self._metrics = False, True
         return self._metrics
 
     def state_error(self, store: str, on_error: str) -> None:
