@@ -29,13 +29,13 @@ from guardedllm._request import chat_request, embedding_request
 from guardedllm._shadows import TaskShadows
 from guardedllm._transport import (
     ACCEPT_ENCODING,
+    ClientDefaults,
     DefaultAsyncTransport,
     afinish_body,
     aiter_body,
     aopen_direct,
     aopen_through,
     attempt_bound,
-    client_headers,
     ensure_open,
     strip_keys_on_redirect,
 )
@@ -371,7 +371,7 @@ class AsyncClient(ClientBase):
             follow_redirects=False,
         )
         # Our own client's defaults, for sending straight to its transport (see _transport.py).
-        self._direct = client_headers(self._http) if self._owns_http else None
+        self._direct = ClientDefaults(self._http) if self._owns_http else None
         if http_client is not None:  # ours never follows a redirect
             strip_keys_on_redirect(http_client)
         self._sleep = sleep

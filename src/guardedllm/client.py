@@ -20,8 +20,8 @@ from guardedllm._request import chat_request, embedding_request
 from guardedllm._shadows import ThreadShadows
 from guardedllm._transport import (
     ACCEPT_ENCODING,
+    ClientDefaults,
     attempt_ends_at,
-    client_headers,
     ensure_open,
     iter_body,
     open_direct,
@@ -365,7 +365,7 @@ class Client(ClientBase):
             follow_redirects=False,
         )
         # Our own client's defaults, for sending straight to its transport (see _transport.py).
-        self._direct = client_headers(self._http) if self._owns_http else None
+        self._direct = ClientDefaults(self._http) if self._owns_http else None
         if http_client is not None:  # ours never follows a redirect
             strip_keys_on_redirect(http_client)
         from guardedllm._capped import cap_pools  # httpcore is loaded by now, with the pool

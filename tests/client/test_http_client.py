@@ -15,6 +15,7 @@ import anyio
 import httpx
 import pytest
 
+import guardedllm._transport
 from guardedllm import AsyncClient, Client, Policy, Registry
 from guardedllm._transport import ACCEPT_ENCODING, _strip_keys
 from guardedllm._version import USER_AGENT
@@ -172,7 +173,12 @@ def _sent_headers(registry: Registry, driver: str, *, own: bool) -> list[tuple[s
     return request.headers.multi_items()
 
 
-def test_our_own_client_sends_what_httpx_client_send_would(registry: Registry, driver: str) -> None:
+@pytest.mark.parametrize("rows", ["httpx's rows", "public interface"])
+def test_our_own_client_sends_what_httpx_client_send_would(
+    registry: Registry, driver: str, rows: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if rows == "public interface":  # as where httpx keeps its header rows otherwise
+        monkeypatch.setattr(guardedllm._transport, "_rows_known", lambda: False)
     direct = _sent_headers(registry, driver, own=True)
     assert direct == _sent_headers(registry, driver, own=False)
     assert ("user-agent", USER_AGENT) in direct
