@@ -19,6 +19,7 @@ as the plain text it is (the API treats it so) instead of raising.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
@@ -112,8 +113,8 @@ def count_chat_tokens(
 
     Raises ``InvalidRequestError`` for a message that is not an OpenAI chat message.
     """
-    rates = _Rates(image_rates, media_rates)
-    counter = _Counter.direct(encoding)
+    rates = _rates(image_rates, media_rates)
+    counter = _direct_counter(encoding)
     if counter is not None:
         try:
             return _count(messages, counter, encoding.name, tools, rates)
@@ -170,6 +171,12 @@ class _Counter:
     def wrapped(encoding: tiktoken.Encoding) -> _Counter:
         """Through tiktoken's wrapper, one call per text: it repairs what its encoder refuses."""
         return _Counter(encoding.encode_ordinary, _one_by_one(encoding.encode_ordinary))
+
+
+# A count's counter and rates, made once per encoding and pair of rates (about 2 us a count
+# otherwise). Bounded: a caller may pass encodings and rates of its own.
+_direct_counter = functools.lru_cache(maxsize=32)(_Counter.direct)
+_rates = functools.lru_cache(maxsize=64)(_Rates)
 
 
 def _one_by_one(encode: _Encode) -> Callable[[list[str]], int]:

@@ -39,7 +39,7 @@ _SHORT_SIDE: Final = 768  # second scale-down: the shortest side at most 768 px
 _TILE: Final = 512  # the tiles counted
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, cache_hash=True)  # a key of per-call caches
 class ImageTokenRates:
     """The two constants of the tile formula for one model family."""
 

@@ -42,7 +42,7 @@ __all__ = [
 _positive = attrs.validators.gt(0)
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, cache_hash=True)  # a key of per-call caches
 class MediaTokenRates:
     """One vendor's input tokens per second of audio and of video, and per PDF page."""
 
