@@ -508,3 +508,18 @@ def test_an_encoded_stream_left_early_is_not_inflated_further(
         return None
 
     assert anyio.run(main, backend=backend) == "hi"
+
+
+def test_a_rotated_key_goes_out_from_the_next_call_on(
+    registry: Registry, fake_provider: FakeProvider
+) -> None:
+    environ = dict(ENVIRON)
+    with Client(registry, environ=environ) as client:
+        client.chat.completions.create(model="chat", messages=MESSAGES)
+        environ["TEST_OPENAI_KEY"] = "sk-test-rotated-9876543210"
+        client.chat.completions.create(model="chat", messages=MESSAGES)
+        environ["TEST_OPENAI_KEY"] = "sk-test-rotated-9876543210\n"  # checked again, refused
+        with pytest.raises(GuardedLLMError, match="whitespace or control"):
+            client.chat.completions.create(model="chat", messages=MESSAGES)
+    sent = [request.headers["authorization"] for request in fake_provider.requests]
+    assert sent == [f"Bearer {ENVIRON['TEST_OPENAI_KEY']}", "Bearer sk-test-rotated-9876543210"]

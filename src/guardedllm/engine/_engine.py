@@ -87,7 +87,7 @@ from guardedllm.engine._routing import (
     sample_shadow_job,
 )
 from guardedllm.engine._steps import Outcome, Sleep, Step, StreamStart, StreamStarted
-from guardedllm.engine._targets import target_for
+from guardedllm.engine._targets import Targets
 from guardedllm.errors import (
     GuardedLLMError,
 )
@@ -144,6 +144,7 @@ class Engine:
         self.registry = registry
         self.policy = policy
         self._environ = environ
+        self._targets = Targets(registry, environ)
         self._clock = self.clock = clock
         self._wall_clock = self.wall_clock = wall_clock
         self.latencies = LatencyWindow()
@@ -215,7 +216,7 @@ class Engine:
 
     def target(self, deployment: Deployment) -> Target:
         """Where an attempt on ``deployment`` goes, with the API key read now."""
-        return target_for(self.registry, deployment, self._environ)
+        return self._targets.of(deployment)
 
     def wire(self, kind: str) -> WireFormat:
         wire = self._wires.get(kind)

@@ -8,7 +8,31 @@ from guardedllm.errors import AuthenticationError
 from guardedllm.providers.base import Target
 from guardedllm.registry import Deployment, Registry
 
-__all__ = ["target_for"]
+__all__ = ["Targets", "target_for"]
+
+
+class Targets:
+    """``target_for`` each deployment, kept while its key stays the same: the key is read on
+    every attempt (a rotated key goes out from the next attempt on), and a target is made
+    and its key checked again only when the key changed."""
+
+    __slots__ = ("_environ", "_made", "_registry")
+
+    def __init__(self, registry: Registry, environ: Mapping[str, str] | None) -> None:
+        self._registry = registry
+        self._environ = environ
+        self._made: dict[str, tuple[Deployment, Target]] = {}
+
+    def of(self, deployment: Deployment) -> Target:
+        provider = self._registry.provider_of(deployment)
+        environ = self._environ
+        api_key = provider.api_key() if environ is None else provider.api_key(environ)
+        made = self._made.get(deployment.name)
+        if made is not None and made[0] is deployment and made[1].api_key == api_key:
+            return made[1]
+        target = target_for(self._registry, deployment, environ)
+        self._made[deployment.name] = (deployment, target)
+        return target
 
 
 def target_for(
