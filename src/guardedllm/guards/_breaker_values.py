@@ -24,6 +24,7 @@ __all__ = [
     "State",
     "Transition",
     "TransitionReason",
+    "closed_permit",
     "decoded",
     "state_key",
 ]
@@ -292,6 +293,12 @@ class State:
 # Every call reads the state; the few values a breaker goes through decode once (states are
 # frozen, so one may be shared).
 decoded = functools.lru_cache(maxsize=256)(State.decode)
+
+
+@functools.lru_cache(maxsize=1024)
+def closed_permit(key: str, epoch: int, window: int) -> Permit:
+    """A closed breaker's permit: the same value for every call of one window, made once."""
+    return Permit(key=key, allowed=True, probe=False, state="closed", epoch=epoch, window=window)
 
 
 @functools.lru_cache(maxsize=1024)

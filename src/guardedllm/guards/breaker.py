@@ -84,6 +84,7 @@ from guardedllm.guards._breaker_values import (
     State,
     Transition,
     TransitionReason,
+    closed_permit,
     decoded,
     state_key,
 )
@@ -157,14 +158,7 @@ class CircuitBreaker:
             raw = yield ops.value_get(state_key(key), now=now)
             state = decoded(raw)
             if state.name == "closed":
-                return Permit(
-                    key=key,
-                    allowed=True,
-                    probe=False,
-                    state="closed",
-                    epoch=state.epoch,
-                    window=state.window,
-                )
+                return closed_permit(key, state.epoch, state.window)
             if state.name == "open":
                 if now < state.until:
                     return (yield from self._throttle(key, state, now, state.until - now))
