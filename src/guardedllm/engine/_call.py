@@ -53,7 +53,20 @@ class Settings:
 
     @classmethod
     def of(cls, policy: Policy, plan: Plan, defaults: Defaults) -> Settings:
-        """The call's settings: the policy's, else the route's, else ``[defaults]``."""
+        """The call's settings: the policy's, else the route's, else ``[defaults]``. Most calls
+        of a client share their policy and route: their settings are made once (``_made``)."""
+        key = (id(policy), plan.deadline_s, plan.max_attempts, plan.max_cost_usd, id(defaults))
+        made = _made.get(key)
+        if made is not None and made[0] is policy and made[1] is defaults:
+            return made[2]
+        settings = cls._of(policy, plan, defaults)
+        if len(_made) >= _MADE_MAX:  # a policy per call (per-call overrides): start afresh
+            _made.clear()
+        _made[key] = (policy, defaults, settings)
+        return settings
+
+    @classmethod
+    def _of(cls, policy: Policy, plan: Plan, defaults: Defaults) -> Settings:
         return cls(
             deadline_s=policy.deadline_s or plan.deadline_s or defaults.deadline_s,
             max_attempts=policy.max_attempts or plan.max_attempts or defaults.max_attempts,
@@ -71,6 +84,14 @@ class Settings:
     def attempt_timeout(self, provider_timeout_s: float | None, defaults: Defaults) -> float:
         """One attempt's timeout: the policy's, else the provider's, else ``[defaults]``."""
         return self.timeout_s or provider_timeout_s or defaults.timeout_s
+
+
+# Settings by what they are made of: the policy and defaults (by identity, held here so their
+# ids stay theirs) and the route's own settings. Unlocked: a racing write stores an equal value.
+_made: dict[
+    tuple[int, float | None, int | None, float | None, int], tuple[Policy, Defaults, Settings]
+] = {}
+_MADE_MAX = 256
 
 
 class Call:
