@@ -15,7 +15,13 @@ from guardedllm.errors import GuardedLLMError
 from guardedllm.estimate import Estimate
 from guardedllm.policy import Policy, policy_scope
 from guardedllm.registry import Registry
-from guardedllm.types import ChatCompletion, ChatCompletionChunk, GuardInfo, Usage
+from guardedllm.types import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    CreateEmbeddingResponse,
+    GuardInfo,
+    Usage,
+)
 
 # A library adds no handler of its own but this one: without it, Python's last-resort handler
 # prints the guards' warnings (a breaker opening) to stderr in an application that configured no
@@ -28,6 +34,7 @@ __all__ = [
     "ChatCompletion",
     "ChatCompletionChunk",
     "Client",
+    "CreateEmbeddingResponse",
     "Estimate",
     "GuardInfo",
     "GuardedLLMError",

@@ -10,6 +10,7 @@ from guardedllm import (
     ChatCompletion,
     ChatCompletionChunk,
     Client,
+    CreateEmbeddingResponse,
     Estimate,
     Stream,
 )
@@ -64,6 +65,9 @@ def sync(client: Client, flag: bool) -> None:
     either = client.chat.completions.create(model="m", messages=MESSAGES, stream=flag)
     assert_type(either, ChatCompletion | Stream[ChatCompletionChunk])
     assert_type(client.estimate(model="m", messages=MESSAGES, max_tokens=5), Estimate)
+    vectors = client.embeddings.create(model="e", input=["a", "b"], dimensions=256)
+    assert_type(vectors, CreateEmbeddingResponse)
+    assert_type(vectors.data[0].embedding, list[float] | str)
 
 
 async def asynchronous(client: AsyncClient) -> None:
@@ -76,3 +80,5 @@ async def asynchronous(client: AsyncClient) -> None:
     async with stream as chunks:
         async for chunk in chunks:
             assert_type(chunk, ChatCompletionChunk)
+    vectors = await client.embeddings.create(model="e", input="a", encoding_format="base64")
+    assert_type(vectors, CreateEmbeddingResponse)
