@@ -282,10 +282,14 @@ _AUTO_HEADERS = frozenset({"host", "content-length", "transfer-encoding"})
 
 
 @functools.lru_cache(maxsize=256)
-def _parsed_url(base_url: str, path: str, params: tuple[tuple[str, str], ...] | None) -> httpx.URL:
-    # A deployment's endpoint is the same on every call: parse it once (httpx.URL is immutable).
+def _parsed_url(
+    base_url: str, path: str, params: tuple[tuple[str, str], ...] | None
+) -> tuple[httpx.URL, tuple[tuple[str, str], ...]]:
+    # A deployment's endpoint is the same on every call: parse it once (httpx.URL is immutable),
+    # with the Host header httpx.Request would make of it (none for a URL without a host).
     url = base_url.rstrip("/") + "/" + path.lstrip("/")
-    return httpx.URL(url) if params is None else httpx.URL(url, params=dict(params))
+    parsed = httpx.URL(url) if params is None else httpx.URL(url, params=dict(params))
+    return parsed, ((("Host", parsed.netloc.decode("ascii")),) if parsed.host else ())
 
 
 def post_request(
@@ -298,13 +302,14 @@ def post_request(
 ) -> httpx.Request:
     """``httpx.Request("POST", target.url(path), params=..., headers=..., content=...)``,
     header for header and byte for byte, without re-parsing the endpoint on every call."""
-    url = _parsed_url(target.base_url, path, None if params is None else tuple(params.items()))
+    url, host = _parsed_url(
+        target.base_url, path, None if params is None else tuple(params.items())
+    )
     if any(name.lower() in _AUTO_HEADERS for name, _ in headers):
         request = httpx.Request("POST", url, headers=headers, content=content)
     else:
         # What httpx.Request(content=...) adds, in its order: Host first, Content-Length last.
-        raw = [("Host", url.netloc.decode("ascii"))] if url.host else []
-        raw.extend(headers)
+        raw = [*host, *headers]
         raw.append(("Content-Length", str(len(content))))
         request = httpx.Request("POST", url, headers=raw, stream=httpx.ByteStream(content))
         request.read()  # as with content=...: the body is known, and request.content works
