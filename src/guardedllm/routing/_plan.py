@@ -144,9 +144,7 @@ class Plan:
         self.split = split
         # Each deployment considered, in the plan or not, with why (one line per deployment
         # saying ``reason`` when none is given).
-        self.explanation = explanation or tuple(
-            PlanEntry(deployment=d.name, included=True, reason=reason) for d in deployments
-        )
+        self.explanation = explanation or _included(tuple(d.name for d in deployments), reason)
         self.escalation = escalation
         self.shadow = shadow
         self.calibrator = calibrator
@@ -173,6 +171,12 @@ class Plan:
     def remember(self, estimate: Estimate) -> None:
         """Keep a better estimate (a vendor's exact count) for the rest of the call."""
         self._estimates[estimate.deployment] = estimate
+
+
+@functools.lru_cache(maxsize=1024)
+def _included(names: tuple[str, ...], reason: str) -> tuple[PlanEntry, ...]:
+    """Each of ``names`` in the plan for ``reason``: the same few values on every call."""
+    return tuple(PlanEntry(deployment=name, included=True, reason=reason) for name in names)
 
 
 def plan_route(
