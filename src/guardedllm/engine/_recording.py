@@ -4,9 +4,9 @@ A call is sampled once, before it is planned (``draft_for``); only a sampled cal
 ``Draft`` and is recorded. Every way a call ends passes here exactly once, alongside its span:
 an answer (``Engine._finish``), a failure or a cancellation (``Engine.run``), a stream's end
 (``_streaming.settle``), and a shadow copy's pair (``_routing.shadow_flow``). The record is
-built here, on the call's thread, from values the call already holds; serializing and writing
-it are the writer thread's. Nothing here raises into the call: a record that cannot be built
-(a bug) is logged and left out.
+written here, straight into its JSON line (``record._build``), on the call's thread, from
+values the call already holds; the writer thread only writes it. Nothing here raises into the
+call: a record that cannot be built (a bug) is logged and left out.
 """
 
 from __future__ import annotations
@@ -15,14 +15,15 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from guardedllm.record._build import body_of, call_record, finish_reason_of, shadow_record
-from guardedllm.types import ChatCompletion, ChatCompletionChunk, ChatRequest, Usage
+from guardedllm.record._build import body_of, call_line, finish_reason_of, shadow_line
+from guardedllm.types import Attempt, ChatCompletion, ChatCompletionChunk, ChatRequest, Usage
 
 if TYPE_CHECKING:
     from guardedllm.engine._call import Call
     from guardedllm.engine._engine import Engine
     from guardedllm.engine._routing import ShadowResult
     from guardedllm.estimate import TokenCount
+    from guardedllm.registry import Deployment
     from guardedllm.routing import RouteFeatures
     from guardedllm.telemetry import CallSpan
 
@@ -74,33 +75,45 @@ def record_call(
     recorder = engine.recorder
     assert recorder is not None
     try:
-        plan = call.plan if call is not None else None
-        deployment = call.answered.deployment if answered and call and call.answered else None
-        first_chunk_s = None
-        if call is not None and call.first_chunk_at is not None:
-            first_chunk_s = call.first_chunk_at - call.started
-        record = call_record(
-            id=draft.id,
-            time=draft.time,
-            env=engine.registry.env,
-            request=request,
-            counts=_counts(call),
-            route=plan.route if plan is not None else None,
-            split=plan.split if plan is not None else None,
-            shadow_of=draft.shadow_of,
-            deployment=deployment.name if deployment is not None else None,
-            vendor_model=deployment.model if deployment is not None else None,
-            status=status,
-            error_type=type(error).__name__ if error is not None else None,
-            attempts=call.attempts if call is not None else (),
-            escalated=call.escalated if call is not None else False,
-            latency_s=latency_s,
-            first_chunk_s=first_chunk_s,
-            usage=usage if usage is not None else (completion.usage if completion else None),
-            cost_usd=cost_usd,
-            finish_reason=finish_reason_of(completion, chunks),
+        route: str | None = None
+        split: tuple[str, str] | None = None
+        deployment: Deployment | None = None
+        counts: dict[str, TokenCount] = {}
+        attempts: Sequence[Attempt] = ()
+        escalated = False
+        first_chunk_s: float | None = None
+        if call is not None:  # else it failed before it had a plan
+            plan = call.plan
+            route, split, counts = plan.route, plan.split, _counts(call)
+            if answered and call.answered is not None:
+                deployment = call.answered.deployment
+            attempts, escalated = call.attempts, call.escalated
+            if call.first_chunk_at is not None:
+                first_chunk_s = call.first_chunk_at - call.started
+        if usage is None and completion is not None:
+            usage = completion.usage
+        # In the record's order (call_line's arguments are positional).
+        line = call_line(
+            draft.id,
+            draft.time,
+            engine.registry.env,
+            request,
+            route,
+            split,
+            draft.shadow_of,
+            deployment,
+            counts,
+            body_of(request) if recorder.full else None,
+            status,
+            type(error).__name__ if error is not None else None,
+            attempts,
+            escalated,
+            latency_s,
+            first_chunk_s,
+            usage,
+            cost_usd,
+            finish_reason_of(completion, chunks),
         )
-        body = body_of(request) if recorder.full else None
     except Exception:  # a bug here must not fail the call it records
         _log.warning(
             "guardedllm record: could not build the record of a call to %r; it is left out. "
@@ -109,7 +122,7 @@ def record_call(
             exc_info=True,
         )
         return
-    recorder.submit(record, body)
+    recorder.submit(line)
 
 
 def _counts(call: Call | None) -> dict[str, TokenCount]:
@@ -133,20 +146,20 @@ def record_shadow(engine: Engine, record_id: str, result: ShadowResult) -> None:
     recorder = engine.recorder
     assert recorder is not None
     recorder.submit(
-        shadow_record(
-            id=record_id,
-            time=engine.wall_clock(),
-            route=result.route,
-            candidate=result.candidate,
-            primary_deployment=result.primary_deployment,
-            primary_ok=result.primary_ok,
-            primary_latency_s=result.primary_latency_s,
-            primary_cost_usd=result.primary_cost_usd,
-            ok=result.ok,
-            error_type=result.error_type,
-            latency_s=result.latency_s,
-            cost_usd=result.cost_usd,
-            same_content=result.same_content,
+        shadow_line(
+            record_id,
+            engine.wall_clock(),
+            result.route,
+            result.candidate,
+            result.primary_deployment,
+            result.primary_ok,
+            result.primary_latency_s,
+            result.primary_cost_usd,
+            result.ok,
+            result.error_type,
+            result.latency_s,
+            result.cost_usd,
+            result.same_content,
         )
     )
 

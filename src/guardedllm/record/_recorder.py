@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import random as _random
 from collections.abc import Callable
-from typing import IO, Any
+from typing import IO
 
 from guardedllm import defaults
 from guardedllm.record._writer import DropReason, Writer, open_new
@@ -84,9 +84,10 @@ class Recorder:
     def new_id() -> str:
         return f"{_ids.getrandbits(64):016x}"
 
-    def submit(self, record: dict[str, Any], body: str | None = None) -> None:
-        """Hand ``record`` (and its serialized ``body``) to the writer; never waits."""
-        self._writer.put((record, body))
+    def submit(self, line: str) -> None:
+        """Hand a record, as its JSON line ending in a newline (``record._build``), to the
+        writer; never waits."""
+        self._writer.put(line)
 
     def flush(self, timeout: float = defaults.RECORD_CLOSE_WAIT_S) -> bool:
         """Write what is queued now (the writer otherwise writes every

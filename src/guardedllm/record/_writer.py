@@ -1,5 +1,6 @@
 """The writer: a daemon thread that takes records off a bounded queue and appends them, one JSON
-line each, to size-rotated files.
+line each, to size-rotated files. A record comes as its line, built on the call's thread
+(``_build``): the writer only encodes it to UTF-8, joins and writes.
 
 Rules it keeps, so that recording never touches a call:
 
@@ -21,7 +22,6 @@ Rules it keeps, so that recording never touches a call:
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import os
 import queue
@@ -29,7 +29,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import IO, Any
+from typing import IO
 
 from guardedllm import defaults
 
@@ -39,8 +39,8 @@ _log = logging.getLogger("guardedllm.record")
 
 DropReason = str  # "queue_full", "write_error" or "closed"
 
-# A queued item: a record, with its body already serialized (content="full") or None.
-Item = tuple[dict[str, Any], str | None]
+# A queued item: a record as its JSON line, ending in a newline.
+Item = str
 
 # Numbers the files of this process, whichever writer opens them: two clients writing to one
 # directory in the same second never pick the same name.
@@ -81,20 +81,6 @@ def _forget_after_fork(writer: Writer) -> None:
 def _begin_in_child() -> None:
     for writer in list(_WRITERS):
         writer._begin()
-
-
-# One encoder for every record: ``json.dumps`` with any option builds a new one per call. A
-# value JSON has no form for (a caller's object among the parameters) is written as its repr.
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=repr)
-
-
-def encode(item: Item) -> bytes:
-    """One record as a JSON line; a pre-serialized body goes in as it is."""
-    record, body = item
-    text = _ENCODER.encode(record)
-    if body is not None:  # the record's "body" is null: replace it (its last field but one)
-        text = text.replace('"body":null,"outcome"', f'"body":{body},"outcome"', 1)
-    return (text + "\n").encode("utf-8", "surrogatepass")
 
 
 class Writer:
@@ -241,7 +227,7 @@ class Writer:
                 self._wake.wait(defaults.RECORD_FLUSH_S)
                 self._wake.clear()
                 stopping = self._stop.is_set()
-                items: list[Any] = []
+                items: list[Item] = []
                 while True:
                     try:
                         items.append(self._queue.get_nowait())
@@ -256,34 +242,39 @@ class Writer:
         finally:
             self._close_file()
 
-    def _write(self, items: list[Any]) -> None:
-        lines: list[bytes] = []
-        for item in items:
-            try:
-                lines.append(encode(item))
-            except Exception as exc:  # a value json cannot take (a cycle): that record only
-                self._failed(exc, 1)
+    def _write(self, items: list[Item]) -> None:
+        # "surrogatepass": a lone surrogate in a caller's text (JSON's escaper leaves it as
+        # it is) is written as its bytes rather than failing the line.
+        whole = "".join(items).encode("utf-8", "surrogatepass")
+        pieces: list[tuple[bytes, int]]  # bytes to write, and how many records they hold
+        if self._file is not None and self._size + len(whole) <= self.max_bytes:
+            pieces = [(whole, len(items))]  # the common case: it all fits the file begun
+        else:
+            pieces = [(item.encode("utf-8", "surrogatepass"), 1) for item in items]
         pending: list[bytes] = []
+        held = 0  # the records in pending
         size = self._size  # the file's, with what is pending
         done = 0
         try:
-            for line in lines:
+            for piece, records in pieces:
                 if self._abandoned:
                     return
-                if self._file is None or (size and size + len(line) > self.max_bytes):
-                    done += self._flush(pending)
-                    pending = []
+                if self._file is None or (size and size + len(piece) > self.max_bytes):
+                    done += self._flush(pending, held)
+                    pending, held = [], 0
                     self._rotate()
                     size = 0
-                pending.append(line)
-                size += len(line)
-            done += self._flush(pending)
+                pending.append(piece)
+                held += records
+                size += len(piece)
+            done += self._flush(pending, held)
         except OSError as exc:
-            self._failed(exc, len(lines) - done)
+            self._failed(exc, len(items) - done)
             self._close_file()
 
-    def _flush(self, pending: list[bytes]) -> int:
-        """Write ``pending`` to the file; how many lines (none once the writer is given up)."""
+    def _flush(self, pending: list[bytes], records: int) -> int:
+        """Write ``pending`` (``records`` lines) to the file; how many records it wrote (none
+        once the writer is given up)."""
         if not pending or self._abandoned:
             return 0
         assert self._file is not None
@@ -291,8 +282,8 @@ class Writer:
         self._file.write(data)
         self._file.flush()
         self._size += len(data)
-        self.written += len(pending)
-        return len(pending)
+        self.written += records
+        return records
 
     def _rotate(self) -> None:
         self._close_file()
