@@ -1,8 +1,9 @@
-"""A record is written as its JSON line by one template per kind (``record._build``): each line
-is exactly what the recorder wrote before, a nested dict through ``json.dumps`` (the reference
-builder below, kept here as it was), for every kind of value a field may hold: text that needs
-escaping, None beside 0, floats json writes in full or as exponents, non-finite ones, a split,
-parameters of a caller's own types, a body; and ``json.loads`` of a line is the record."""
+"""A record is written as its JSON line by one template per kind (``record._build``), from the
+values the engine hands the recorder: each line is exactly what the recorder wrote before, a
+nested dict through ``json.dumps`` (the reference builder below, kept here as it was), for
+every kind of value a field may hold: text that needs escaping, None beside 0, floats json
+writes in full or as exponents, non-finite ones, a split, parameters of a caller's own types,
+a body; and ``json.loads`` of a line is the record."""
 
 from __future__ import annotations
 
@@ -244,10 +245,42 @@ def call_args(**changes: Any) -> dict[str, Any]:
     return args
 
 
+def line_of(
+    id: str,
+    time: float,
+    env: str | None,
+    request: ChatRequest,
+    route: str | None,
+    split: tuple[str, str] | None,
+    shadow_of: str | None,
+    deployment: Deployment | None,
+    counts: Mapping[str, TokenCount],
+    body: str | None,
+    status: str,
+    error_type: str | None,
+    attempts: Sequence[Attempt],
+    escalated: bool,
+    latency_s: float,
+    first_chunk_s: float | None,
+    usage: Usage | None,
+    cost_usd: float | None,
+    finish_reason: str | None,
+) -> str:
+    """The line ``call_line`` writes from what the engine hands it for these facts."""
+    return call_line(
+        id, time, env, request.model, route, split, shadow_of, deployment,
+        len(request.messages), counts, len(request.tools) if request.tools else 0,
+        request.max_tokens, request.stream, params_of(request), body,
+        status, error_type, tuple(attempts), escalated, latency_s, first_chunk_s,
+        usage.prompt_tokens if usage is not None else None,
+        usage.completion_tokens if usage is not None else None,
+        cost_usd, finish_reason,
+    )  # fmt: skip
+
+
 def both(args: dict[str, Any]) -> tuple[str, str]:
     """The line ``call_line`` writes and the reference's, for ``args``."""
-    values = list(args.values())
-    return call_line(*values), reference_call_line(*values)
+    return line_of(**args), reference_call_line(**args)
 
 
 # ------------------------------------------------------------------ tests
@@ -261,7 +294,7 @@ def test_a_line_reads_back_as_the_record_format_says() -> None:
         Attempt(deployment="c", provider="x", number=1, outcome="ok", retry_reason="fallback"),
         Attempt(deployment="c", provider="x", number=1, outcome="cancelled", retry_reason="hedge"),
     ]
-    line = call_line(*call_args(split=("gpt5-trial", "candidate"), attempts=attempts).values())
+    line = line_of(**call_args(split=("gpt5-trial", "candidate"), attempts=attempts))
     assert line.endswith("}\n")
     assert line.count("\n") == 1
     assert json.loads(line) == {
@@ -349,7 +382,7 @@ def test_null_and_zero_are_told_apart() -> None:
     for args in (nothing, zeros):
         line, reference = both(args)
         assert line == reference
-    empty, zero = json.loads(call_line(*nothing.values())), json.loads(call_line(*zeros.values()))
+    empty, zero = json.loads(line_of(**nothing)), json.loads(line_of(**zeros))
     assert empty["request"]["tokens"] == empty["request"]["exact"] == {}
     assert empty["outcome"]["input_tokens"] is None
     assert zero["outcome"]["input_tokens"] == 0
@@ -544,7 +577,7 @@ def test_every_call_line_is_the_references(
         status, error_type, attempts, escalated, latency_s, first_chunk_s, usage, cost_usd,
         finish_reason,
     )  # fmt: skip
-    assert call_line(*values) == reference_call_line(*values)
+    assert line_of(*values) == reference_call_line(*values)
 
 
 @given(

@@ -46,8 +46,8 @@ class BlockedOpener:
         self._go.set()
 
 
-def line(**record: Any) -> str:
-    """A record as the recorder hands it to its writer: its JSON line."""
+def json_line(record: dict[str, Any]) -> str:
+    """A template for the writer: ``record``'s JSON line, as the recorder writes it."""
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
@@ -139,7 +139,7 @@ def test_files_rotate_before_they_pass_max_file_mb(registry: Registry, tmp_path:
 def test_a_record_larger_than_a_file_goes_alone_in_a_new_one(tmp_path: Path) -> None:
     recorder = Recorder(RecordConfig(path=str(tmp_path), max_file_mb=100 / (1024 * 1024)))
     for size in (10, 500, 10):
-        recorder.submit(line(v=1, kind="call", pad="x" * size))
+        recorder.submit(json_line, {"v": 1, "kind": "call", "pad": "x" * size})
     recorder.close()
     assert recorder.written == 3
     sizes = sorted(len(Path(p).read_bytes().splitlines()) for p in recorder.paths)
@@ -151,13 +151,13 @@ def test_closing_waits_for_a_stuck_writer_only_so_long(tmp_path: Path) -> None:
     recorder = Recorder(RecordConfig(path=str(tmp_path)), opener=opener)
     try:
         for _ in range(5):
-            recorder.submit(line(v=1, kind="call"))
+            recorder.submit(json_line, {"v": 1, "kind": "call"})
         assert opener.entered.wait(10)
         started = time.monotonic()
         recorder.close(timeout=0.2)
         assert time.monotonic() - started < 5
         assert recorder.dropped == {"closed": 5}  # given up, the one it holds included
-        recorder.submit(line(v=1, kind="call"))  # after close: dropped, counted
+        recorder.submit(json_line, {"v": 1, "kind": "call"})  # after close: dropped, counted
         assert recorder.dropped == {"closed": 6}
     finally:
         opener.release()
@@ -168,12 +168,22 @@ def test_closing_waits_for_a_stuck_writer_only_so_long(tmp_path: Path) -> None:
     assert [p.read_bytes() for p in tmp_path.iterdir()] in ([], [b""])
 
 
+def test_a_record_json_cannot_hold_is_dropped_alone(tmp_path: Path) -> None:
+    recorder = Recorder(RecordConfig(path=str(tmp_path)))
+    looped: dict[str, Any] = {"v": 1}
+    looped["self"] = looped
+    recorder.submit(json_line, looped)
+    recorder.submit(json_line, {"v": 1, "kind": "call"})
+    recorder.close()
+    assert (recorder.written, recorder.dropped) == (1, {"write_error": 1})
+
+
 def test_a_line_with_a_lone_surrogate_is_written_as_its_bytes(tmp_path: Path) -> None:
     # JSON's escaper leaves a lone surrogate (from a caller's text) as it is, which UTF-8 has
     # no form for: the writer writes its bytes rather than failing the line, or its batch.
     recorder = Recorder(RecordConfig(path=str(tmp_path)))
-    recorder.submit(line(v=1, kind="call", text="lone \ud800"))
-    recorder.submit(line(v=1, kind="call"))
+    recorder.submit(json_line, {"v": 1, "kind": "call", "text": "lone \ud800"})
+    recorder.submit(json_line, {"v": 1, "kind": "call"})
     recorder.close()
     assert (recorder.written, recorder.dropped) == (2, {})
     (path,) = recorder.paths
@@ -193,7 +203,7 @@ def test_flush_writes_what_is_queued_before_the_writer_would(tmp_path: Path) -> 
     recorder = Recorder(RecordConfig(path=str(tmp_path)))
     assert recorder.flush()  # nothing queued, no writer yet
     for n in range(3):
-        recorder.submit(line(v=1, kind="call", n=n))
+        recorder.submit(json_line, {"v": 1, "kind": "call", "n": n})
     assert recorder.flush(timeout=10)
     (path,) = recorder.paths
     assert len(Path(path).read_bytes().splitlines()) == 3  # on disk, the file still open
@@ -207,13 +217,13 @@ def test_a_forked_child_writes_a_file_of_its_own(tmp_path: Path) -> None:
     # A preforking server makes its clients, then forks workers: each must record, to files
     # named after its own pid, not queue records for the parent's writer thread it lacks.
     recorder = Recorder(RecordConfig(path=str(tmp_path)))
-    recorder.submit(line(v=1, kind="call", who="parent"))
+    recorder.submit(json_line, {"v": 1, "kind": "call", "who": "parent"})
     assert recorder.flush(timeout=10)  # the parent's writer is running
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child reports through its exit code
         code = 1
         try:
-            recorder.submit(line(v=1, kind="call", who="child"))
+            recorder.submit(json_line, {"v": 1, "kind": "call", "who": "child"})
             code = 0 if recorder.flush(timeout=10) else 2
             recorder.close()
         finally:

@@ -3,10 +3,12 @@
 A call is sampled once, before it is planned (``draft_for``); only a sampled call carries a
 ``Draft`` and is recorded. Every way a call ends passes here exactly once, alongside its span:
 an answer (``Engine._finish``), a failure or a cancellation (``Engine.run``), a stream's end
-(``_streaming.settle``), and a shadow copy's pair (``_routing.shadow_flow``). The record is
-written here, straight into its JSON line (``record._build``), on the call's thread, from
-values the call already holds; the writer thread only writes it. Nothing here raises into the
-call: a record that cannot be built (a bug) is logged and left out.
+(``_streaming.settle``), and a shadow copy's pair (``_routing.shadow_flow``). Here, on the
+call's thread, the record's values are taken from what the call already holds, none that can
+change later (a ``content="full"`` body is serialized here: its messages are the caller's
+dicts); writing its line (``record._build``'s template) and the file are the writer thread's.
+Nothing here raises into the call: a record that cannot be built (a bug) is logged and left
+out.
 """
 
 from __future__ import annotations
@@ -15,7 +17,13 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from guardedllm.record._build import body_of, call_line, finish_reason_of, shadow_line
+from guardedllm.record._build import (
+    body_of,
+    call_line,
+    finish_reason_of,
+    params_of,
+    shadow_line,
+)
 from guardedllm.types import Attempt, ChatCompletion, ChatCompletionChunk, ChatRequest, Usage
 
 if TYPE_CHECKING:
@@ -79,7 +87,7 @@ def record_call(
         split: tuple[str, str] | None = None
         deployment: Deployment | None = None
         counts: dict[str, TokenCount] = {}
-        attempts: Sequence[Attempt] = ()
+        attempts: tuple[Attempt, ...] = ()
         escalated = False
         first_chunk_s: float | None = None
         if call is not None:  # else it failed before it had a plan
@@ -87,22 +95,29 @@ def record_call(
             route, split, counts = plan.route, plan.split, _counts(call)
             if answered and call.answered is not None:
                 deployment = call.answered.deployment
-            attempts, escalated = call.attempts, call.escalated
+            # A copy: the line is written later, from the attempts the call had as it ended.
+            attempts, escalated = tuple(call.attempts), call.escalated
             if call.first_chunk_at is not None:
                 first_chunk_s = call.first_chunk_at - call.started
         if usage is None and completion is not None:
             usage = completion.usage
-        # In the record's order (call_line's arguments are positional).
-        line = call_line(
+        # call_line's arguments are positional, in the record's order.
+        recorder.submit(
+            call_line,
             draft.id,
             draft.time,
             engine.registry.env,
-            request,
+            request.model,
             route,
             split,
             draft.shadow_of,
             deployment,
+            len(request.messages),
             counts,
+            len(request.tools) if request.tools else 0,
+            request.max_tokens,
+            request.stream,
+            params_of(request),
             body_of(request) if recorder.full else None,
             status,
             type(error).__name__ if error is not None else None,
@@ -110,7 +125,8 @@ def record_call(
             escalated,
             latency_s,
             first_chunk_s,
-            usage,
+            usage.prompt_tokens if usage is not None else None,
+            usage.completion_tokens if usage is not None else None,
             cost_usd,
             finish_reason_of(completion, chunks),
         )
@@ -121,8 +137,6 @@ def record_call(
             request.model,
             exc_info=True,
         )
-        return
-    recorder.submit(line)
 
 
 def _counts(call: Call | None) -> dict[str, TokenCount]:
@@ -146,21 +160,20 @@ def record_shadow(engine: Engine, record_id: str, result: ShadowResult) -> None:
     recorder = engine.recorder
     assert recorder is not None
     recorder.submit(
-        shadow_line(
-            record_id,
-            engine.wall_clock(),
-            result.route,
-            result.candidate,
-            result.primary_deployment,
-            result.primary_ok,
-            result.primary_latency_s,
-            result.primary_cost_usd,
-            result.ok,
-            result.error_type,
-            result.latency_s,
-            result.cost_usd,
-            result.same_content,
-        )
+        shadow_line,
+        record_id,
+        engine.wall_clock(),
+        result.route,
+        result.candidate,
+        result.primary_deployment,
+        result.primary_ok,
+        result.primary_latency_s,
+        result.primary_cost_usd,
+        result.ok,
+        result.error_type,
+        result.latency_s,
+        result.cost_usd,
+        result.same_content,
     )
 
 

@@ -12,14 +12,15 @@ What a record may hold is decided here, once, for every caller:
   caller's thread: its messages are the caller's own dicts, which the caller may change once the
   call returns.
 
-A record is written straight into its JSON line, on the call's thread, by one template per
-kind (``call_line``, ``shadow_line``: the format in field order), rather than built as a nested
-dict that the writer thread then walked with a JSON encoder: that cost a recorded call about
-twice what writing the line does. The line is exactly what ``json.dumps(record,
-ensure_ascii=False, separators=(",", ":"), default=repr)`` writes for the record's dict (what
-the recorder wrote before): strings through the json module's own escaper, numbers as it writes
-them (a float's repr; ``NaN`` and ``Infinity`` as it spells them), and a value of any other type
-(a caller's number subclass) through its encoder. ``json.loads(line)`` is the record's dict.
+A record is written into its JSON line by one template per kind (``call_line``,
+``shadow_line``: the format in field order), on the writer thread, from the call's values taken
+as it ended (``engine._recording``): writing lines one after another there costs a recorded
+call about half what the same writing did in the midst of the call, and no nested dict is
+built for an encoder to walk. The line is exactly what ``json.dumps(record, ensure_ascii=False,
+separators=(",", ":"), default=repr)`` writes for the record's dict (what the recorder wrote
+before): strings through the json module's own escaper, numbers as it writes them (a float's
+repr; ``NaN`` and ``Infinity`` as it spells them), and a value of any other type (a caller's
+number subclass) through its encoder. ``json.loads(line)`` is the record's dict.
 """
 
 from __future__ import annotations
@@ -31,13 +32,7 @@ from typing import Any, Final
 
 from guardedllm.estimate import TokenCount
 from guardedllm.registry import Deployment
-from guardedllm.types import (
-    Attempt,
-    ChatCompletion,
-    ChatCompletionChunk,
-    ChatRequest,
-    Usage,
-)
+from guardedllm.types import Attempt, ChatCompletion, ChatCompletionChunk, ChatRequest
 
 __all__ = [
     "FORMAT_VERSION",
@@ -164,12 +159,17 @@ def call_line(  # noqa: PLR0917 - positional, in the record's order: see the doc
     id: str,
     time: float,
     env: str | None,
-    request: ChatRequest,
+    requested: str,
     route: str | None,
     split: tuple[str, str] | None,
     shadow_of: str | None,
     deployment: Deployment | None,
+    messages: int,
     counts: Mapping[str, TokenCount],
+    tools: int,
+    max_tokens: int | None,
+    stream: bool,
+    params: Mapping[str, Any],
     body: str | None,
     status: str,
     error_type: str | None,
@@ -177,17 +177,20 @@ def call_line(  # noqa: PLR0917 - positional, in the record's order: see the doc
     escalated: bool,
     latency_s: float,
     first_chunk_s: float | None,
-    usage: Usage | None,
+    input_tokens: int | None,
+    output_tokens: int | None,
     cost_usd: float | None,
     finish_reason: str | None,
     /,
 ) -> str:
     """One ``"kind": "call"`` record (docs/record-format.md) as its line, newline included.
 
-    ``deployment`` is the one that answered; ``counts`` the prompt's token counts by tokenizer;
-    ``body`` the request's, serialized (``body_of``), with ``content="full"``; ``attempts``
-    the call's, skips included (they are not counted). The arguments are positional, in the
-    record's order: binding twenty keywords took a tenth of what writing the line takes.
+    ``deployment`` is the one that answered; ``messages`` and ``tools`` how many the request
+    has; ``counts`` the prompt's token counts by tokenizer; ``params`` the request's
+    (``params_of``); ``body`` the request's, serialized (``body_of``), with
+    ``content="full"``; ``attempts`` the call's, skips included (they are not counted). The
+    arguments are positional, in the record's order: binding twenty-five keywords took a
+    tenth of what writing the line takes.
 
     Values of ours are of the types they are declared: names (the registry's, a record id, an
     error's class) go to the escaper as they are, counts and flags are written as they are;
@@ -206,12 +209,11 @@ def call_line(  # noqa: PLR0917 - positional, in the record's order: see the doc
         key = _quote(name)
         tokens += f",{key}:{count.tokens}"
         exact += f",{key}:{'true' if count.exact else 'false'}"
-    params = params_of(request)
     return (
         f'{{"v":{FORMAT_VERSION},"kind":"call",'
         f'"id":{_quote(id)},"time":{_rounded(time, 3)},'
         f'"env":{"null" if env is None else _quote(env)},'
-        f'"requested":{_value(request.model)},'
+        f'"requested":{_value(requested)},'
         f'"route":{"null" if route is None else _quote(route)},'
         f'"split":{"null" if split is None else _quote(split[0])},'
         f'"arm":{"null" if split is None else _quote(split[1])},'
@@ -219,11 +221,11 @@ def call_line(  # noqa: PLR0917 - positional, in the record's order: see the doc
         f'"deployment":{"null" if deployment is None else _quote(deployment.name)},'
         f'"vendor_model":{"null" if deployment is None else _quote(deployment.model)},'
         '"request":{'
-        f'"messages":{len(request.messages)},'
+        f'"messages":{messages},'
         f'"tokens":{{{tokens[1:]}}},"exact":{{{exact[1:]}}},'
-        f'"tools":{len(request.tools) if request.tools else 0},'
-        f'"max_tokens":{_value(request.max_tokens)},'
-        f'"stream":{_value(request.stream)},'
+        f'"tools":{tools},'
+        f'"max_tokens":{_value(max_tokens)},'
+        f'"stream":{_value(stream)},'
         f'"params":{_encode(params) if params else "{}"}'
         "},"
         f'"body":{"null" if body is None else body},'
@@ -234,8 +236,8 @@ def call_line(  # noqa: PLR0917 - positional, in the record's order: see the doc
         f'"escalated":{"true" if escalated else "false"},'
         f'"latency_s":{_rounded(latency_s, 6)},'
         f'"first_chunk_s":{"null" if first_chunk_s is None else _rounded(first_chunk_s, 6)},'
-        f'"input_tokens":{"null" if usage is None else _value(usage.prompt_tokens)},'
-        f'"output_tokens":{"null" if usage is None else _value(usage.completion_tokens)},'
+        f'"input_tokens":{_value(input_tokens)},'
+        f'"output_tokens":{_value(output_tokens)},'
         f'"cost_usd":{_value(cost_usd)},'
         f'"finish_reason":{_value(finish_reason)}'
         "}}\n"

@@ -1,6 +1,8 @@
 """The writer: a daemon thread that takes records off a bounded queue and appends them, one JSON
-line each, to size-rotated files. A record comes as its line, built on the call's thread
-(``_build``): the writer only encodes it to UTF-8, joins and writes.
+line each, to size-rotated files. A record comes as its template (``_build``) and the call's
+values: the writer writes the lines of all it took in one go, which costs about half what
+writing each line in the midst of its call did (the interpreter's caches then hold the call's
+own work, not the template's).
 
 Rules it keeps, so that recording never touches a call:
 
@@ -13,7 +15,7 @@ Rules it keeps, so that recording never touches a call:
   over (a line larger than a whole file goes alone in a new one).
 - A write that fails (disk full, no permission, a path that is a file) drops the lines it was
   writing, counted (``write_error``) and logged once per writer, never raised; the next batch
-  tries a new file.
+  tries a new file. A record its template cannot write (a bug) is dropped alone, the same way.
 - ``close`` writes what is queued and closes the file, waiting at most its ``timeout``: a hung
   disk cannot hang the application's shutdown: what it had not written by then is given up
   (never written later) and counted as ``closed``.
@@ -29,7 +31,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import IO
+from typing import IO, Any
 
 from guardedllm import defaults
 
@@ -39,8 +41,9 @@ _log = logging.getLogger("guardedllm.record")
 
 DropReason = str  # "queue_full", "write_error" or "closed"
 
-# A queued item: a record as its JSON line, ending in a newline.
-Item = str
+# A queued item: a record's template, and the values (positional, then by name) it writes the
+# record's JSON line from, newline included.
+Item = tuple[Callable[..., str], tuple[Any, ...], dict[str, Any]]
 
 # Numbers the files of this process, whichever writer opens them: two clients writing to one
 # directory in the same second never pick the same name.
@@ -243,14 +246,20 @@ class Writer:
             self._close_file()
 
     def _write(self, items: list[Item]) -> None:
+        lines: list[str] = []
+        for template, args, kwargs in items:
+            try:
+                lines.append(template(*args, **kwargs))
+            except Exception as exc:  # a value its template cannot write (a bug): that record only
+                self._failed(exc, 1)
         # "surrogatepass": a lone surrogate in a caller's text (JSON's escaper leaves it as
         # it is) is written as its bytes rather than failing the line.
-        whole = "".join(items).encode("utf-8", "surrogatepass")
+        whole = "".join(lines).encode("utf-8", "surrogatepass")
         pieces: list[tuple[bytes, int]]  # bytes to write, and how many records they hold
         if self._file is not None and self._size + len(whole) <= self.max_bytes:
-            pieces = [(whole, len(items))]  # the common case: it all fits the file begun
+            pieces = [(whole, len(lines))]  # the common case: it all fits the file begun
         else:
-            pieces = [(item.encode("utf-8", "surrogatepass"), 1) for item in items]
+            pieces = [(line.encode("utf-8", "surrogatepass"), 1) for line in lines]
         pending: list[bytes] = []
         held = 0  # the records in pending
         size = self._size  # the file's, with what is pending
@@ -269,7 +278,7 @@ class Writer:
                 size += len(piece)
             done += self._flush(pending, held)
         except OSError as exc:
-            self._failed(exc, len(items) - done)
+            self._failed(exc, len(lines) - done)
             self._close_file()
 
     def _flush(self, pending: list[bytes], records: int) -> int:
