@@ -21,6 +21,7 @@ from guardedllm.estimate import TokenCount
 from guardedllm.record._build import (
     _rounded,
     _value,
+    attempt_counts,
     body_of,
     call_line,
     params_of,
@@ -268,10 +269,14 @@ def line_of(
 ) -> str:
     """The line ``call_line`` writes from what the engine hands it for these facts."""
     return call_line(
-        id, time, env, request.model, route, split, shadow_of, deployment,
-        len(request.messages), counts, len(request.tools) if request.tools else 0,
-        request.max_tokens, request.stream, params_of(request), body,
-        status, error_type, tuple(attempts), escalated, latency_s, first_chunk_s,
+        id, time, env, request.model, route, split, shadow_of,
+        deployment.name if deployment is not None else None,
+        deployment.model if deployment is not None else None,
+        len(request.messages),
+        tuple((name, count.tokens, count.exact) for name, count in counts.items()),
+        len(request.tools) if request.tools else 0,
+        request.max_tokens, request.stream, tuple(params_of(request).items()), body,
+        status, error_type, *attempt_counts(attempts), escalated, latency_s, first_chunk_s,
         usage.prompt_tokens if usage is not None else None,
         usage.completion_tokens if usage is not None else None,
         cost_usd, finish_reason,

@@ -4,12 +4,14 @@ and closing waits for the writer only so long. Through every driver where a call
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -190,6 +192,48 @@ def test_a_line_with_a_lone_surrogate_is_written_as_its_bytes(tmp_path: Path) ->
     first, second = Path(path).read_bytes().splitlines()
     assert json.loads(first.decode("utf-8", "surrogatepass"))["text"] == "lone \ud800"
     assert second == b'{"v":1,"kind":"call"}'
+
+
+class HandedOver(Recorder):
+    """A recorder that also keeps what each record was handed over with."""
+
+    def __init__(self, config: RecordConfig) -> None:
+        super().__init__(config)
+        self.handed: list[tuple[Any, ...]] = []
+
+    def submit(self, template: Callable[..., str], /, *args: Any, **kwargs: Any) -> None:
+        self.handed.append(args)
+        super().submit(template, *args, **kwargs)
+
+
+def test_a_waiting_record_holds_nothing_the_garbage_collector_keeps_tracking(
+    registry: Registry, tmp_path: Path
+) -> None:
+    # Records wait for the writer up to RECORD_FLUSH_S, thousands of them at a high rate:
+    # were they tracked, collections would move them to older generations, and bring full
+    # collections sooner, a cost on every call.
+    recorder = HandedOver(RecordConfig(path=str(tmp_path)))
+    with Client(registry, environ=ENVIRON, record=recorder) as client:
+        client.chat.completions.create(
+            model="chat",
+            messages=MESSAGES,
+            temperature=0.2,
+            stop=["x"],
+            response_format={"type": "json_object"},
+            presence_penalty=0.5,
+        )
+        (values,) = recorder.handed
+        for _ in range(3):  # a tuple is let go of once each thing it holds has been
+            gc.collect()
+        assert not gc.is_tracked(values)
+    (path,) = recorder.paths
+    record = json.loads(Path(path).read_bytes())
+    assert record["request"]["params"] == {
+        "temperature": 0.2,
+        "stop": 1,
+        "response_format": "json_object",
+        "presence_penalty": 0.5,
+    }
 
 
 def test_a_client_that_records_nothing_opens_no_file(registry: Registry, tmp_path: Path) -> None:

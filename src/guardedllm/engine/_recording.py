@@ -4,11 +4,11 @@ A call is sampled once, before it is planned (``draft_for``); only a sampled cal
 ``Draft`` and is recorded. Every way a call ends passes here exactly once, alongside its span:
 an answer (``Engine._finish``), a failure or a cancellation (``Engine.run``), a stream's end
 (``_streaming.settle``), and a shadow copy's pair (``_routing.shadow_flow``). Here, on the
-call's thread, the record's values are taken from what the call already holds, none that can
-change later (a ``content="full"`` body is serialized here: its messages are the caller's
-dicts); writing its line (``record._build``'s template) and the file are the writer thread's.
-Nothing here raises into the call: a record that cannot be built (a bug) is logged and left
-out.
+call's thread, the record's values are taken from what the call already holds: names and
+numbers, and tuples of them, nothing that changes later or that the garbage collector keeps
+tracking (a ``content="full"`` body is serialized here: its messages are the caller's dicts).
+Writing its line (``record._build``'s template) and the file are the writer thread's. Nothing
+here raises into the call: a record that cannot be built (a bug) is logged and left out.
 """
 
 from __future__ import annotations
@@ -18,19 +18,19 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from guardedllm.record._build import (
+    attempt_counts,
     body_of,
     call_line,
     finish_reason_of,
     params_of,
     shadow_line,
 )
-from guardedllm.types import Attempt, ChatCompletion, ChatCompletionChunk, ChatRequest, Usage
+from guardedllm.types import ChatCompletion, ChatCompletionChunk, ChatRequest, Usage
 
 if TYPE_CHECKING:
     from guardedllm.engine._call import Call
     from guardedllm.engine._engine import Engine
     from guardedllm.engine._routing import ShadowResult
-    from guardedllm.estimate import TokenCount
     from guardedllm.registry import Deployment
     from guardedllm.routing import RouteFeatures
     from guardedllm.telemetry import CallSpan
@@ -86,8 +86,8 @@ def record_call(
         route: str | None = None
         split: tuple[str, str] | None = None
         deployment: Deployment | None = None
-        counts: dict[str, TokenCount] = {}
-        attempts: tuple[Attempt, ...] = ()
+        counts: tuple[tuple[str, int, bool], ...] = ()
+        sent = retries = fallbacks = 0
         escalated = False
         first_chunk_s: float | None = None
         if call is not None:  # else it failed before it had a plan
@@ -95,8 +95,8 @@ def record_call(
             route, split, counts = plan.route, plan.split, _counts(call)
             if answered and call.answered is not None:
                 deployment = call.answered.deployment
-            # A copy: the line is written later, from the attempts the call had as it ended.
-            attempts, escalated = tuple(call.attempts), call.escalated
+            sent, retries, fallbacks = attempt_counts(call.attempts)
+            escalated = call.escalated
             if call.first_chunk_at is not None:
                 first_chunk_s = call.first_chunk_at - call.started
         if usage is None and completion is not None:
@@ -111,17 +111,20 @@ def record_call(
             route,
             split,
             draft.shadow_of,
-            deployment,
+            deployment.name if deployment is not None else None,
+            deployment.model if deployment is not None else None,
             len(request.messages),
             counts,
             len(request.tools) if request.tools else 0,
             request.max_tokens,
             request.stream,
-            params_of(request),
+            tuple(params_of(request).items()),
             body_of(request) if recorder.full else None,
             status,
             type(error).__name__ if error is not None else None,
-            attempts,
+            sent,
+            retries,
+            fallbacks,
             escalated,
             latency_s,
             first_chunk_s,
@@ -139,11 +142,10 @@ def record_call(
         )
 
 
-def _counts(call: Call | None) -> dict[str, TokenCount]:
-    """The prompt's counts the plan made, with the answering (else the first) deployment's
-    tokenizer counted if the plan had not counted it (a call refused before any estimate)."""
-    if call is None:
-        return {}
+def _counts(call: Call) -> tuple[tuple[str, int, bool], ...]:
+    """The prompt's counts the plan made, (tokenizer, tokens, exact) each, with the answering
+    (else the first) deployment's tokenizer counted if the plan had not counted it (a call
+    refused before any estimate)."""
     plan = call.plan
     counted = plan.counts.counted()
     deployment = call.answered.deployment if call.answered is not None else plan.deployments[0]
@@ -152,7 +154,7 @@ def _counts(call: Call | None) -> dict[str, TokenCount]:
             counted[deployment.tokenizer] = plan.counts.of(deployment.tokenizer)
         except Exception:  # a prompt that cannot be counted is refused elsewhere: no count
             _log.debug("guardedllm record: the prompt could not be counted", exc_info=True)
-    return counted
+    return tuple([(name, count.tokens, count.exact) for name, count in counted.items()])
 
 
 def record_shadow(engine: Engine, record_id: str, result: ShadowResult) -> None:

@@ -26,16 +26,15 @@ number subclass) through its encoder. ``json.loads(line)`` is the record's dict.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from json.encoder import encode_basestring
 from typing import Any, Final
 
-from guardedllm.estimate import TokenCount
-from guardedllm.registry import Deployment
 from guardedllm.types import Attempt, ChatCompletion, ChatCompletionChunk, ChatRequest
 
 __all__ = [
     "FORMAT_VERSION",
+    "attempt_counts",
     "body_of",
     "call_line",
     "finish_reason_of",
@@ -155,6 +154,22 @@ def finish_reason_of(
     return None
 
 
+def attempt_counts(attempts: Sequence[Attempt]) -> tuple[int, int, int]:
+    """A record's ``attempts``, ``retries`` and ``fallbacks``: the attempts sent (a skip is
+    not), those that retried the same deployment, and the moves to another one (a hedge's
+    second attempt is neither)."""
+    sent = retries = fallbacks = 0
+    for attempt in attempts:
+        if attempt.outcome == "skipped":
+            continue
+        sent += 1
+        if attempt.number > 1:
+            retries += 1
+        elif attempt.retry_reason is not None and attempt.retry_reason != "hedge":
+            fallbacks += 1
+    return sent, retries, fallbacks
+
+
 def call_line(  # noqa: PLR0917 - positional, in the record's order: see the docstring
     id: str,
     time: float,
@@ -163,17 +178,20 @@ def call_line(  # noqa: PLR0917 - positional, in the record's order: see the doc
     route: str | None,
     split: tuple[str, str] | None,
     shadow_of: str | None,
-    deployment: Deployment | None,
+    deployment: str | None,
+    vendor_model: str | None,
     messages: int,
-    counts: Mapping[str, TokenCount],
+    counts: Sequence[tuple[str, int, bool]],
     tools: int,
     max_tokens: int | None,
     stream: bool,
-    params: Mapping[str, Any],
+    params: Sequence[tuple[str, Any]],
     body: str | None,
     status: str,
     error_type: str | None,
-    attempts: Sequence[Attempt],
+    attempts: int,
+    retries: int,
+    fallbacks: int,
     escalated: bool,
     latency_s: float,
     first_chunk_s: float | None,
@@ -185,30 +203,23 @@ def call_line(  # noqa: PLR0917 - positional, in the record's order: see the doc
 ) -> str:
     """One ``"kind": "call"`` record (docs/record-format.md) as its line, newline included.
 
-    ``deployment`` is the one that answered; ``messages`` and ``tools`` how many the request
-    has; ``counts`` the prompt's token counts by tokenizer; ``params`` the request's
-    (``params_of``); ``body`` the request's, serialized (``body_of``), with
-    ``content="full"``; ``attempts`` the call's, skips included (they are not counted). The
-    arguments are positional, in the record's order: binding twenty-five keywords took a
-    tenth of what writing the line takes.
+    The arguments are the record's fields, in its order: ``split`` is (split, arm);
+    ``counts`` the prompt's token counts, (tokenizer, tokens, exact) each; ``params`` the
+    request's (``params_of``), (name, value) each; ``body`` the request's, serialized
+    (``body_of``), with ``content="full"``; ``attempts``, ``retries`` and ``fallbacks`` from
+    ``attempt_counts``. They are positional: binding so many keywords took a tenth of what
+    writing the line takes. They are names and numbers, and tuples of them: nothing the
+    garbage collector keeps tracking once it has seen it (a dict, even of numbers, it does),
+    so records waiting for the writer never burden its collections.
 
     Values of ours are of the types they are declared: names (the registry's, a record id, an
     error's class) go to the escaper as they are, counts and flags are written as they are;
     the caller's and the vendor's values go through ``_value``."""
-    sent = retries = fallbacks = 0
-    for attempt in attempts:
-        if attempt.outcome == "skipped":
-            continue
-        sent += 1
-        if attempt.number > 1:
-            retries += 1
-        elif attempt.retry_reason is not None and attempt.retry_reason != "hedge":
-            fallbacks += 1
     tokens = exact = ""
-    for name, count in counts.items():
+    for name, number, whole in counts:
         key = _quote(name)
-        tokens += f",{key}:{count.tokens}"
-        exact += f",{key}:{'true' if count.exact else 'false'}"
+        tokens += f",{key}:{number}"
+        exact += f",{key}:{'true' if whole else 'false'}"
     return (
         f'{{"v":{FORMAT_VERSION},"kind":"call",'
         f'"id":{_quote(id)},"time":{_rounded(time, 3)},'
@@ -218,21 +229,21 @@ def call_line(  # noqa: PLR0917 - positional, in the record's order: see the doc
         f'"split":{"null" if split is None else _quote(split[0])},'
         f'"arm":{"null" if split is None else _quote(split[1])},'
         f'"shadow_of":{"null" if shadow_of is None else _quote(shadow_of)},'
-        f'"deployment":{"null" if deployment is None else _quote(deployment.name)},'
-        f'"vendor_model":{"null" if deployment is None else _quote(deployment.model)},'
+        f'"deployment":{"null" if deployment is None else _quote(deployment)},'
+        f'"vendor_model":{"null" if vendor_model is None else _quote(vendor_model)},'
         '"request":{'
         f'"messages":{messages},'
         f'"tokens":{{{tokens[1:]}}},"exact":{{{exact[1:]}}},'
         f'"tools":{tools},'
         f'"max_tokens":{_value(max_tokens)},'
         f'"stream":{_value(stream)},'
-        f'"params":{_encode(params) if params else "{}"}'
+        f'"params":{_encode(dict(params)) if params else "{}"}'
         "},"
         f'"body":{"null" if body is None else body},'
         '"outcome":{'
         f'"status":{_quote(status)},'
         f'"error_type":{"null" if error_type is None else _quote(error_type)},'
-        f'"attempts":{sent},"retries":{retries},"fallbacks":{fallbacks},'
+        f'"attempts":{attempts},"retries":{retries},"fallbacks":{fallbacks},'
         f'"escalated":{"true" if escalated else "false"},'
         f'"latency_s":{_rounded(latency_s, 6)},'
         f'"first_chunk_s":{"null" if first_chunk_s is None else _rounded(first_chunk_s, 6)},'

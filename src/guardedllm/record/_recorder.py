@@ -90,8 +90,9 @@ class Recorder:
         """Hand a record to the writer, which writes ``template(*args, **kwargs)`` (the
         record's JSON line, newline included: ``record._build``'s ``call_line`` or
         ``shadow_line``) with the lines that came in with it; never waits. The values must not
-        change once handed over."""
-        self._writer.put((template, args, kwargs))
+        change once handed over; names and numbers, and tuples of them, wait for the writer
+        without the garbage collector tracking them."""
+        self._writer.put(template, args, kwargs)
 
     def flush(self, timeout: float = defaults.RECORD_CLOSE_WAIT_S) -> bool:
         """Write what is queued now (the writer otherwise writes every

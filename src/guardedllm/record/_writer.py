@@ -34,6 +34,7 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from guardedllm import defaults
+from guardedllm.record._build import call_line, shadow_line
 
 __all__ = ["DropReason", "Writer", "file_name", "open_new"]
 
@@ -41,9 +42,17 @@ _log = logging.getLogger("guardedllm.record")
 
 DropReason = str  # "queue_full", "write_error" or "closed"
 
-# A queued item: a record's template, and the values (positional, then by name) it writes the
-# record's JSON line from, newline included.
-Item = tuple[Callable[..., str], tuple[Any, ...], dict[str, Any]]
+# A queued item: a record's template (one of ``_TEMPLATES`` by its number), and the values
+# (positional, then by name) it writes the record's JSON line from, newline included.
+Template = Callable[..., str]
+Item = tuple[int | Template, tuple[Any, ...], dict[str, Any]]
+
+# The templates of record._build, queued by number rather than as the functions they are: an
+# item then holds nothing the garbage collector keeps tracking once it has seen it (the engine
+# hands over names, numbers and tuples of them), so records waiting for the writer are never
+# moved to older generations, nor make full collections come sooner.
+_TEMPLATES: tuple[Template, ...] = (call_line, shadow_line)
+_NUMBERS: dict[Template, int] = {template: n for n, template in enumerate(_TEMPLATES)}
 
 # Numbers the files of this process, whichever writer opens them: two clients writing to one
 # directory in the same second never pick the same name.
@@ -136,8 +145,9 @@ class Writer:
 
     # ---------------------------------------------------------------- the caller's side
 
-    def put(self, item: Item) -> None:
-        """Queue ``item`` for writing, or drop it (counted); never waits, never raises."""
+    def put(self, template: Template, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Queue a record, ``template(*args, **kwargs)``, for writing, or drop it (counted);
+        never waits, never raises."""
         if self._closed:
             self._drop("closed", 1)
             return
@@ -147,7 +157,7 @@ class Writer:
         if self._queue.qsize() >= self._queue_size:
             self._drop("queue_full", 1)
             return
-        self._queue.put_nowait(item)
+        self._queue.put_nowait((_NUMBERS.get(template, template), args, kwargs))
 
     def close(self, timeout: float = defaults.RECORD_CLOSE_WAIT_S) -> None:
         """Write what is queued and close the file, waiting at most ``timeout`` seconds."""
@@ -249,7 +259,8 @@ class Writer:
         lines: list[str] = []
         for template, args, kwargs in items:
             try:
-                lines.append(template(*args, **kwargs))
+                write = _TEMPLATES[template] if isinstance(template, int) else template
+                lines.append(write(*args, **kwargs))
             except Exception as exc:  # a value its template cannot write (a bug): that record only
                 self._failed(exc, 1)
         # "surrogatepass": a lone surrogate in a caller's text (JSON's escaper leaves it as
