@@ -3,10 +3,12 @@
 A call is sampled once, before it is planned (``draft_for``); only a sampled call carries a
 ``Draft`` and is recorded. Every way a call ends passes here exactly once, alongside its span:
 an answer (``Engine._finish``), a failure or a cancellation (``Engine.run``), a stream's end
-(``_streaming.settle``), and a shadow copy's pair (``_routing.shadow_flow``). The record is
-built here, on the call's thread, from values the call already holds; serializing and writing
-it are the writer thread's. Nothing here raises into the call: a record that cannot be built
-(a bug) is logged and left out.
+(``_streaming.settle``), and a shadow copy's pair (``_routing.shadow_flow``). Here, on the
+call's thread, the record's values are taken from what the call already holds: names and
+numbers, and tuples of them, nothing that changes later or that the garbage collector keeps
+tracking (a ``content="full"`` body is serialized here: its messages are the caller's dicts).
+Writing its line (``record._build``'s template) and the file are the writer thread's. Nothing
+here raises into the call: a record that cannot be built (a bug) is logged and left out.
 """
 
 from __future__ import annotations
@@ -15,14 +17,21 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from guardedllm.record._build import body_of, call_record, finish_reason_of, shadow_record
+from guardedllm.record._build import (
+    attempt_counts,
+    body_of,
+    call_line,
+    finish_reason_of,
+    params_of,
+    shadow_line,
+)
 from guardedllm.types import ChatCompletion, ChatCompletionChunk, ChatRequest, Usage
 
 if TYPE_CHECKING:
     from guardedllm.engine._call import Call
     from guardedllm.engine._engine import Engine
     from guardedllm.engine._routing import ShadowResult
-    from guardedllm.estimate import TokenCount
+    from guardedllm.registry import Deployment
     from guardedllm.routing import RouteFeatures
     from guardedllm.telemetry import CallSpan
 
@@ -74,33 +83,56 @@ def record_call(
     recorder = engine.recorder
     assert recorder is not None
     try:
-        plan = call.plan if call is not None else None
-        deployment = call.answered.deployment if answered and call and call.answered else None
-        first_chunk_s = None
-        if call is not None and call.first_chunk_at is not None:
-            first_chunk_s = call.first_chunk_at - call.started
-        record = call_record(
-            id=draft.id,
-            time=draft.time,
-            env=engine.registry.env,
-            request=request,
-            counts=_counts(call),
-            route=plan.route if plan is not None else None,
-            split=plan.split if plan is not None else None,
-            shadow_of=draft.shadow_of,
-            deployment=deployment.name if deployment is not None else None,
-            vendor_model=deployment.model if deployment is not None else None,
-            status=status,
-            error_type=type(error).__name__ if error is not None else None,
-            attempts=call.attempts if call is not None else (),
-            escalated=call.escalated if call is not None else False,
-            latency_s=latency_s,
-            first_chunk_s=first_chunk_s,
-            usage=usage if usage is not None else (completion.usage if completion else None),
-            cost_usd=cost_usd,
-            finish_reason=finish_reason_of(completion, chunks),
+        route: str | None = None
+        split: tuple[str, str] | None = None
+        deployment: Deployment | None = None
+        counts: tuple[tuple[str, int, bool], ...] = ()
+        sent = retries = fallbacks = 0
+        escalated = False
+        first_chunk_s: float | None = None
+        if call is not None:  # else it failed before it had a plan
+            plan = call.plan
+            route, split, counts = plan.route, plan.split, _counts(call)
+            if answered and call.answered is not None:
+                deployment = call.answered.deployment
+            sent, retries, fallbacks = attempt_counts(call.attempts)
+            escalated = call.escalated
+            if call.first_chunk_at is not None:
+                first_chunk_s = call.first_chunk_at - call.started
+        if usage is None and completion is not None:
+            usage = completion.usage
+        # call_line's arguments are positional, in the record's order.
+        recorder.submit(
+            call_line,
+            draft.id,
+            draft.time,
+            engine.registry.env,
+            request.model,
+            route,
+            split,
+            draft.shadow_of,
+            deployment.name if deployment is not None else None,
+            deployment.model if deployment is not None else None,
+            len(request.messages),
+            counts,
+            len(request.tools) if request.tools else 0,
+            request.max_tokens,
+            request.stream,
+            tuple(params_of(request).items()),
+            body_of(request) if recorder.full else None,
+            status,
+            type(error).__name__ if error is not None else None,
+            sent,
+            retries,
+            fallbacks,
+            escalated,
+            latency_s,
+            first_chunk_s,
+            usage.prompt_tokens if usage is not None else None,
+            usage.completion_tokens if usage is not None else None,
+            cost_usd,
+            finish_reason_of(completion, chunks),
         )
-        body = body_of(request) if recorder.full else None
     except Exception:  # a bug here must not fail the call it records
         _log.warning(
             "guardedllm record: could not build the record of a call to %r; it is left out. "
@@ -108,15 +140,12 @@ def record_call(
             request.model,
             exc_info=True,
         )
-        return
-    recorder.submit(record, body)
 
 
-def _counts(call: Call | None) -> dict[str, TokenCount]:
-    """The prompt's counts the plan made, with the answering (else the first) deployment's
-    tokenizer counted if the plan had not counted it (a call refused before any estimate)."""
-    if call is None:
-        return {}
+def _counts(call: Call) -> tuple[tuple[str, int, bool], ...]:
+    """The prompt's counts the plan made, (tokenizer, tokens, exact) each, with the answering
+    (else the first) deployment's tokenizer counted if the plan had not counted it (a call
+    refused before any estimate)."""
     plan = call.plan
     counted = plan.counts.counted()
     deployment = call.answered.deployment if call.answered is not None else plan.deployments[0]
@@ -125,7 +154,7 @@ def _counts(call: Call | None) -> dict[str, TokenCount]:
             counted[deployment.tokenizer] = plan.counts.of(deployment.tokenizer)
         except Exception:  # a prompt that cannot be counted is refused elsewhere: no count
             _log.debug("guardedllm record: the prompt could not be counted", exc_info=True)
-    return counted
+    return tuple([(name, count.tokens, count.exact) for name, count in counted.items()])
 
 
 def record_shadow(engine: Engine, record_id: str, result: ShadowResult) -> None:
@@ -133,21 +162,20 @@ def record_shadow(engine: Engine, record_id: str, result: ShadowResult) -> None:
     recorder = engine.recorder
     assert recorder is not None
     recorder.submit(
-        shadow_record(
-            id=record_id,
-            time=engine.wall_clock(),
-            route=result.route,
-            candidate=result.candidate,
-            primary_deployment=result.primary_deployment,
-            primary_ok=result.primary_ok,
-            primary_latency_s=result.primary_latency_s,
-            primary_cost_usd=result.primary_cost_usd,
-            ok=result.ok,
-            error_type=result.error_type,
-            latency_s=result.latency_s,
-            cost_usd=result.cost_usd,
-            same_content=result.same_content,
-        )
+        shadow_line,
+        record_id,
+        engine.wall_clock(),
+        result.route,
+        result.candidate,
+        result.primary_deployment,
+        result.primary_ok,
+        result.primary_latency_s,
+        result.primary_cost_usd,
+        result.ok,
+        result.error_type,
+        result.latency_s,
+        result.cost_usd,
+        result.same_content,
     )
 
 

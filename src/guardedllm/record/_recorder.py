@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import random as _random
 from collections.abc import Callable
-from typing import IO, Any
+from typing import IO, ParamSpec
 
 from guardedllm import defaults
 from guardedllm.record._writer import DropReason, Writer, open_new
@@ -32,6 +32,8 @@ from guardedllm.routing._sticky import position
 __all__ = ["Recorder"]
 
 _SALT = "record"
+
+_P = ParamSpec("_P")
 
 # Record ids need no secrecy, only to be unique: 64 random bits from a generator seeded by the
 # OS, not the engine's random source (which tests pin, and which would then repeat ids).
@@ -84,9 +86,13 @@ class Recorder:
     def new_id() -> str:
         return f"{_ids.getrandbits(64):016x}"
 
-    def submit(self, record: dict[str, Any], body: str | None = None) -> None:
-        """Hand ``record`` (and its serialized ``body``) to the writer; never waits."""
-        self._writer.put((record, body))
+    def submit(self, template: Callable[_P, str], /, *args: _P.args, **kwargs: _P.kwargs) -> None:
+        """Hand a record to the writer, which writes ``template(*args, **kwargs)`` (the
+        record's JSON line, newline included: ``record._build``'s ``call_line`` or
+        ``shadow_line``) with the lines that came in with it; never waits. The values must not
+        change once handed over; names and numbers, and tuples of them, wait for the writer
+        without the garbage collector tracking them."""
+        self._writer.put(template, args, kwargs)
 
     def flush(self, timeout: float = defaults.RECORD_CLOSE_WAIT_S) -> bool:
         """Write what is queued now (the writer otherwise writes every
