@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 
 import attrs
+import httpx
 
 __all__ = ["VendorLimit", "VendorLimits", "parse_go_duration", "parse_rfc3339", "read_limits"]
 
@@ -168,7 +169,11 @@ _NONE = VendorLimits()
 def read_limits(headers: Mapping[str, str], *, wall_now: float) -> VendorLimits:
     """The rate limits a response's ``headers`` report, OpenAI's or Anthropic's (any case).
     ``wall_now`` is the Unix time, for Anthropic's absolute reset times."""
-    # Most answers carry no rate-limit header at all: only those are looked at twice.
+    # Most answers carry no rate-limit header at all: their names alone are looked at (httpx's
+    # keys() gives them lowercased without decoding the values), and only such headers twice.
+    names = headers.keys()
+    if isinstance(headers, httpx.Headers) and not any(name.startswith(_PREFIXES) for name in names):
+        return _NONE
     lower = {
         name: value
         for name, value in ((name.lower(), value) for name, value in headers.items())
