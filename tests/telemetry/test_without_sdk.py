@@ -133,16 +133,21 @@ _WITHOUT_SDK = textwrap.dedent(
 )
 
 
-def test_guardedllm_and_telemetry_work_where_the_sdk_cannot_be_imported() -> None:
+def _python(code: str) -> str:
+    """What ``code`` prints, run in a Python of its own (warnings as errors); it must succeed."""
     done = subprocess.run(
-        [sys.executable, "-W", "error", "-c", _WITHOUT_SDK],
+        [sys.executable, "-W", "error", "-c", code],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "ok"
+    return done.stdout
+
+
+def test_guardedllm_and_telemetry_work_where_the_sdk_cannot_be_imported() -> None:
+    assert _python(_WITHOUT_SDK).strip() == "ok"
 
 
 # A Telemetry made before the application installs its SDK, through the API's globals.
@@ -189,12 +194,5 @@ _INSTALLED_LATER = textwrap.dedent(
 
 
 def test_an_sdk_installed_after_the_client_is_made_records_from_then_on() -> None:
-    done = subprocess.run(
-        [sys.executable, "-W", "error", "-c", _INSTALLED_LATER],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split("\n")[:2] == ["['chat after', 'chat again']", "True"]
+    printed = _python(_INSTALLED_LATER)
+    assert printed.split("\n")[:2] == ["['chat after', 'chat again']", "True"]
