@@ -30,17 +30,15 @@ class Targets:
         made = self._made.get(deployment.name)
         if made is not None and made[0] is deployment and made[1].api_key == api_key:
             return made[1]
-        target = target_for(self._registry, deployment, environ)
+        target = target_for(self._registry, deployment, api_key)
         self._made[deployment.name] = (deployment, target)
         return target
 
 
-def target_for(
-    registry: Registry, deployment: Deployment, environ: Mapping[str, str] | None
-) -> Target:
-    """Where an attempt on ``deployment`` goes, with the API key read now."""
+def target_for(registry: Registry, deployment: Deployment, api_key: str | None) -> Target:
+    """Where an attempt on ``deployment`` goes, with ``api_key`` (its provider's, read now)
+    checked first."""
     provider = registry.provider_of(deployment)
-    api_key = provider.api_key() if environ is None else provider.api_key(environ)
     if api_key is None and provider.api_key_env is not None:
         raise AuthenticationError(
             f"{deployment.name}: environment variable {provider.api_key_env} (api_key_env "
